@@ -1,0 +1,369 @@
+"""Transformer stacks (Vaswani et al. 2017), composed from attnlab.attention: no new maths here.
+
+    post-norm (the paper, section 3.1):  x = LN(x + Sublayer(x))
+    pre-norm  (Xiong et al. 2020):       x = x + Sublayer(LN(x)), one more LN after the stack
+
+EncoderLayer     self-attention + feed-forward (a causal stack of them is a decoder-only LM)
+DecoderLayer     causal self-attention + cross-attention to the encoder + feed-forward
+Encoder/Decoder  stacks of those; EncoderDecoder and DecoderLM add embeddings, positions and a head.
+
+Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records the
+per-head weights of every layer ("self" and "cross").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.attention.multihead import KVCache, MultiHeadAttention
+from attnlab.attention.positions import POSITIONS, Positions, build_positions
+from attnlab.core import key_mask
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int = 256  # source vocabulary (and target, unless tgt_vocab_size is set)
+    tgt_vocab_size: int | None = None  # target vocabulary of an encoder-decoder; None = vocab_size
+    embed_dim: int = 128  # d, the model dim
+    num_heads: int = 4  # h, attention heads
+    num_kv_heads: int | None = None  # hk, key/value heads for grouped-query attention; None = h
+    num_layers: int = 2  # encoder layers (decoder layers of a decoder-only LM)
+    num_decoder_layers: int | None = None  # decoder layers of an encoder-decoder; None = num_layers
+    ff_dim: int = 512  # hidden width of the feed-forward sublayer
+    dropout: float = 0.1  # on attention weights, sublayer outputs and embeddings
+    activation: str = "gelu"  # feed-forward nonlinearity: relu or gelu
+    norm_first: bool = True  # pre-norm (True) or the paper's post-norm (False)
+    positions: str = "sinusoidal"  # positional scheme, a name in attnlab.attention.POSITIONS
+    max_len: int = 1024  # longest sequence the positional scheme prepares for
+    bias: bool = True  # biases in the projections and feed-forward
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon
+    tie_embeddings: bool = True  # output head shares the (target) embedding matrix
+    pad_id: int = 0  # token id of padding: never attended, never a target
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"TransformerConfig.activation: {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"TransformerConfig.positions: {self.positions!r} is not one of {sorted(POSITIONS)}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"TransformerConfig.embed_dim: {self.embed_dim} is not divisible by num_heads {self.num_heads}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TransformerConfig.dropout: must be in [0, 1); got {self.dropout}")
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward: linear2(dropout(act(linear1(x)))), (b, t, d) -> (b, t, d)."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.linear1 = nn.Linear(cfg.embed_dim, cfg.ff_dim, bias=cfg.bias)
+        self.linear2 = nn.Linear(cfg.ff_dim, cfg.embed_dim, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.act = ACTIVATIONS[cfg.activation]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear2(self.dropout(self.act(self.linear1(x))))  # (b, t, d)
+
+
+def _attention(cfg: TransformerConfig) -> MultiHeadAttention:
+    return MultiHeadAttention(
+        cfg.embed_dim, cfg.num_heads, num_kv_heads=cfg.num_kv_heads, bias=cfg.bias, dropout=cfg.dropout
+    )
+
+
+class _Sublayers(nn.Module):
+    """Residual wiring shared by both layer kinds: pre-norm or post-norm around each sublayer."""
+
+    def __init__(self, cfg: TransformerConfig, count: int):
+        super().__init__()
+        self.norm_first = cfg.norm_first
+        self.norms = nn.ModuleList(nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps) for _ in range(count))
+        self.drops = nn.ModuleList(nn.Dropout(cfg.dropout) for _ in range(count))
+
+    def residual(self, n: int, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
+        if self.norm_first:
+            return x + self.drops[n](sublayer(self.norms[n](x)))
+        return self.norms[n](x + self.drops[n](sublayer(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then feed-forward. With causal=True, a decoder-only LM block."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.attn = _attention(cfg)
+        self.ff = FeedForward(cfg)
+        self.sub = _Sublayers(cfg, 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        bias: Tensor | None = None,
+        causal: bool = False,
+        positions: Positions | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """x (b, t, d) -> (b, t, d); mask, bias, causal, positions and cache as in MultiHeadAttention."""
+        x = self.sub.residual(
+            0, x, lambda y: self.attn(y, mask=mask, bias=bias, causal=causal, positions=positions, cache=cache)
+        )
+        return self.sub.residual(1, x, self.ff)
+
+
+@dataclass
+class DecoderCache:
+    """A decoder layer's caches: its own keys/values, and the encoder's projected once."""
+
+    self_attn: KVCache = field(default_factory=KVCache)
+    cross_attn: KVCache = field(default_factory=lambda: KVCache(static=True))
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention to the encoder output, feed-forward."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.self_attn = _attention(cfg)
+        self.cross_attn = _attention(cfg)
+        self.ff = FeedForward(cfg)
+        self.sub = _Sublayers(cfg, 3)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        *,
+        self_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        bias: Tensor | None = None,
+        positions: Positions | None = None,
+        cache: DecoderCache | None = None,
+    ) -> Tensor:
+        """x (b, t, d), memory (b, s, d) -> (b, t, d). memory_mask broadcasts to (b, h, t, s)."""
+        self_cache, cross_cache = (None, None) if cache is None else (cache.self_attn, cache.cross_attn)
+        x = self.sub.residual(
+            0,
+            x,
+            lambda y: self.self_attn(
+                y, mask=self_mask, bias=bias, causal=True, positions=positions, cache=self_cache
+            ),
+        )
+        x = self.sub.residual(1, x, lambda y: self.cross_attn(y, memory, mask=memory_mask, cache=cross_cache))
+        return self.sub.residual(2, x, self.ff)
+
+
+class Encoder(nn.Module):
+    """A stack of EncoderLayers; the positional bias is computed once for all layers."""
+
+    def __init__(self, cfg: TransformerConfig, num_layers: int | None = None):
+        super().__init__()
+        n = cfg.num_layers if num_layers is None else num_layers
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(n))
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps) if cfg.norm_first else nn.Identity()
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        positions: Positions | None = None,
+        caches: list[KVCache] | None = None,
+    ) -> Tensor:
+        """x (b, t, d) already embedded -> (b, t, d). `caches`: one KVCache per layer, for decoding."""
+        i = x.shape[1]
+        offset = 0 if caches is None else caches[0].length
+        bias = None if positions is None else positions.bias(i, i + offset)  # (h, i, j) or None
+        for n, layer in enumerate(self.layers):
+            cache = None if caches is None else caches[n]
+            x = layer(x, mask=mask, bias=bias, causal=causal, positions=positions, cache=cache)
+        return self.norm(x)
+
+
+class Decoder(nn.Module):
+    """A stack of DecoderLayers."""
+
+    def __init__(self, cfg: TransformerConfig, num_layers: int | None = None):
+        super().__init__()
+        n = cfg.num_layers if num_layers is None else num_layers
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(n))
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps) if cfg.norm_first else nn.Identity()
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        *,
+        self_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        positions: Positions | None = None,
+        caches: list[DecoderCache] | None = None,
+    ) -> Tensor:
+        """x (b, t, d) embedded targets, memory (b, s, d) -> (b, t, d)."""
+        i = x.shape[1]
+        offset = 0 if caches is None else caches[0].self_attn.length
+        bias = None if positions is None else positions.bias(i, i + offset)  # (h, i, j) or None
+        for n, layer in enumerate(self.layers):
+            cache = None if caches is None else caches[n]
+            x = layer(
+                x, memory, self_mask=self_mask, memory_mask=memory_mask, bias=bias, positions=positions, cache=cache
+            )
+        return self.norm(x)
+
+
+def _init_weights(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def _loss(logits: Tensor, targets: Tensor | None, pad_id: int) -> Tensor | None:
+    if targets is None:
+        return None
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
+
+
+def _next_token(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
+    """Pick the next token from (b, V) logits: argmax when temperature == 0, else sample.
+
+    Sampling uses the Gumbel-max trick: argmax(logits / T + Gumbel noise) is distributed as the
+    softmax of logits / T, without forming the probabilities.
+    """
+    if temperature == 0:
+        return logits.argmax(-1)  # (b,)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (b, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(min=1e-20)  # (b, V)
+    return (logits - torch.log(-torch.log(u))).argmax(-1)  # (b,)
+
+
+class DecoderLM(nn.Module):
+    """Decoder-only language model: a causal stack of EncoderLayers with a tied output head."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
+        self.positions = build_positions(
+            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=cfg.max_len
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = Encoder(cfg)
+        self.head = nn.Linear(cfg.embed_dim, cfg.vocab_size, bias=False)
+        _init_weights(self)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, *, caches: list[KVCache] | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx (b, t) token ids -> (logits (b, t, V), loss or None). targets (b, t), pad_id ignored."""
+        offset = 0 if caches is None else caches[0].length
+        x = self.drop(self.positions.embed(self.embed(idx), offset))  # (b, t, d)
+        x = self.blocks(x, causal=True, positions=self.positions, caches=caches)  # (b, t, d)
+        logits = self.head(x)  # (b, t, V)
+        return logits, _loss(logits, targets, self.config.pad_id)
+
+    def new_caches(self) -> list[KVCache]:
+        return [KVCache() for _ in self.blocks.layers]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue the prompts idx (b, t) by max_new_tokens tokens -> (b, t + max_new_tokens).
+
+        temperature 0 is greedy. With use_cache, the prompt is run once and each step feeds only
+        the newest token, reusing every layer's cached keys and values.
+        """
+        caches = self.new_caches() if use_cache else None
+        logits, _ = self(idx, caches=caches)  # (b, t, V)
+        for _ in range(max_new_tokens):
+            nxt = _next_token(logits[:, -1], temperature, top_k, generator)  # (b,)
+            idx = torch.cat([idx, nxt[:, None]], dim=1)  # (b, t + 1)
+            logits, _ = self(nxt[:, None], caches=caches) if use_cache else self(idx)
+        return idx
+
+
+class EncoderDecoder(nn.Module):
+    """The original transformer: encoder over the source, decoder with cross-attention over it."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        tgt_vocab = cfg.tgt_vocab_size or cfg.vocab_size
+        self.src_embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
+        self.tgt_embed = nn.Embedding(tgt_vocab, cfg.embed_dim)
+        kw = dict(embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=cfg.max_len)
+        self.src_positions = build_positions(cfg.positions, **kw)
+        self.tgt_positions = build_positions(cfg.positions, **kw)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, cfg.num_decoder_layers)
+        self.head = nn.Linear(cfg.embed_dim, tgt_vocab, bias=False)
+        _init_weights(self)
+        if cfg.tie_embeddings:
+            self.head.weight = self.tgt_embed.weight
+
+    def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        """src (b, s) -> (memory (b, s, d), memory mask (b, 1, 1, s), True for non-pad tokens)."""
+        mask = key_mask(src != self.config.pad_id)  # (b, 1, 1, s)
+        x = self.drop(self.src_positions.embed(self.src_embed(src)))  # (b, s, d)
+        return self.encoder(x, mask=mask, positions=self.src_positions), mask
+
+    def decode(
+        self, tgt: Tensor, memory: Tensor, memory_mask: Tensor, caches: list[DecoderCache] | None = None
+    ) -> Tensor:
+        """tgt (b, t) target ids so far -> logits (b, t, V_tgt)."""
+        offset = 0 if caches is None else caches[0].self_attn.length
+        x = self.drop(self.tgt_positions.embed(self.tgt_embed(tgt), offset))  # (b, t, d)
+        x = self.decoder(x, memory, memory_mask=memory_mask, positions=self.tgt_positions, caches=caches)
+        return self.head(x)  # (b, t, V_tgt)
+
+    def forward(self, src: Tensor, tgt: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: src (b, s), tgt (b, t) decoder inputs, targets (b, t) -> (logits, loss)."""
+        memory, mask = self.encode(src)
+        logits = self.decode(tgt, memory, mask)
+        return logits, _loss(logits, targets, self.config.pad_id)
+
+    @torch.no_grad()
+    def generate(self, src: Tensor, *, bos_id: int, eos_id: int, max_len: int, use_cache: bool = True) -> Tensor:
+        """Greedy decoding from src (b, s) -> (b, <= max_len + 1) target ids starting with bos_id.
+
+        A finished sentence (eos produced) is padded with pad_id; decoding stops when all are finished.
+        """
+        memory, mask = self.encode(src)
+        out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
+        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+        caches = [DecoderCache() for _ in self.decoder.layers] if use_cache else None
+        for _ in range(max_len):
+            step_in = out[:, -1:] if use_cache else out
+            logits = self.decode(step_in, memory, mask, caches)  # (b, t, V)
+            nxt = logits[:, -1].argmax(-1).masked_fill(done, self.config.pad_id)  # (b,)
+            out = torch.cat([out, nxt[:, None]], dim=1)  # (b, t + 1)
+            done |= nxt == eos_id
+            if bool(done.all()):
+                break
+        return out

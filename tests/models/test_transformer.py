@@ -1,0 +1,159 @@
+"""Transformer stacks against PyTorch's layers (copied weights), KV-cache decoding, capture, overfitting."""
+
+import pytest
+import torch
+from torch import nn
+
+from attnlab.attention import POSITIONS
+from attnlab.attention.multihead import MultiHeadAttention
+from attnlab.core import capture, causal_mask, from_torch_mask, key_mask
+from attnlab.models import DecoderLayer, DecoderLM, EncoderDecoder, EncoderLayer, TransformerConfig
+
+
+def copy_linear(dst: nn.Linear, src: nn.Linear):
+    dst.weight.data.copy_(src.weight.data)
+    dst.bias.data.copy_(src.bias.data)
+
+
+def copy_attention(dst: MultiHeadAttention, src: nn.MultiheadAttention):
+    dst.load_state_dict(MultiHeadAttention.from_torch(src).state_dict())
+
+
+def perturbed(module: nn.Module) -> nn.Module:
+    with torch.no_grad():  # LayerNorm starts at (1, 0): perturb so that copying them is tested
+        for p in module.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return module.double().eval()
+
+
+CFG = dict(embed_dim=16, num_heads=4, ff_dim=24, dropout=0.0, activation="relu")
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_equals_torch(norm_first):
+    torch.manual_seed(0)
+    ref = perturbed(nn.TransformerEncoderLayer(16, 4, 24, dropout=0.0, batch_first=True, norm_first=norm_first))
+    ours = EncoderLayer(TransformerConfig(**CFG, norm_first=norm_first)).double().eval()
+    copy_attention(ours.attn, ref.self_attn)
+    copy_linear(ours.ff.linear1, ref.linear1)
+    copy_linear(ours.ff.linear2, ref.linear2)
+    for n, norm in enumerate((ref.norm1, ref.norm2)):
+        ours.sub.norms[n].load_state_dict(norm.state_dict())
+    x = torch.randn(3, 6, 16, dtype=torch.float64)
+    pad = torch.tensor([[False] * 6, [False] * 3 + [True] * 3, [False] * 5 + [True]])  # torch: True = pad
+    want = ref(x, src_key_padding_mask=pad)
+    got = ours(x, mask=key_mask(~pad))
+    keep = ~pad  # torch's fast path zeroes padded positions' outputs; compare real tokens only
+    torch.testing.assert_close(got[keep], want[keep])
+    want_causal = ref(x, src_mask=~causal_mask(6), is_causal=True)
+    torch.testing.assert_close(ours(x, causal=True), want_causal)
+
+
+def test_decoder_layer_equals_torch():
+    torch.manual_seed(0)
+    ref = perturbed(nn.TransformerDecoderLayer(16, 4, 24, dropout=0.0, batch_first=True))
+    ours = DecoderLayer(TransformerConfig(**CFG, norm_first=False)).double().eval()
+    copy_attention(ours.self_attn, ref.self_attn)
+    copy_attention(ours.cross_attn, ref.multihead_attn)
+    copy_linear(ours.ff.linear1, ref.linear1)
+    copy_linear(ours.ff.linear2, ref.linear2)
+    for n, norm in enumerate((ref.norm1, ref.norm2, ref.norm3)):
+        ours.sub.norms[n].load_state_dict(norm.state_dict())
+    x, memory = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
+    mem_pad = torch.tensor([[False] * 7, [False] * 4 + [True] * 3])
+    want = ref(x, memory, tgt_mask=~causal_mask(5), memory_key_padding_mask=mem_pad)
+    got = ours(x, memory, memory_mask=key_mask(from_torch_mask(mem_pad)))
+    torch.testing.assert_close(got, want)
+
+
+def tiny(positions="sinusoidal", **kw):
+    base = dict(vocab_size=20, embed_dim=16, num_heads=4, num_layers=2, ff_dim=32, dropout=0.0, max_len=64)
+    base.update(kw)
+    return TransformerConfig(positions=positions, **base)
+
+
+@pytest.mark.parametrize("positions", sorted(POSITIONS))
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_lm_kv_cache_generation_equals_recompute(positions, norm_first):
+    torch.manual_seed(0)
+    lm = DecoderLM(tiny(positions, norm_first=norm_first, num_kv_heads=2)).double().eval()
+    prompt = torch.randint(1, 20, (3, 4))
+    cached = lm.generate(prompt, 12, temperature=0, use_cache=True)
+    plain = lm.generate(prompt, 12, temperature=0, use_cache=False)
+    assert torch.equal(cached, plain)
+    # the logits of the last cached step equal a full recompute over the whole sequence
+    caches = lm.new_caches()
+    lm(cached[:, :-1], caches=caches)
+    step_logits, _ = lm(cached[:, -1:], caches=caches)
+    full_logits, _ = lm(cached)
+    torch.testing.assert_close(step_logits[:, -1], full_logits[:, -1])
+
+
+def test_lm_sampling_is_seeded_and_respects_top_k():
+    torch.manual_seed(0)
+    lm = DecoderLM(tiny()).eval()
+    prompt = torch.randint(1, 20, (2, 3))
+    a = lm.generate(prompt, 8, top_k=3, generator=torch.Generator().manual_seed(1))
+    b = lm.generate(prompt, 8, top_k=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    logits, _ = lm(a[:, :-1])
+    top3 = logits.topk(3, dim=-1).indices[:, 2:]  # positions that predicted a generated token
+    assert (top3 == a[:, 3:, None]).any(-1).all()
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "rope", "t5"])
+def test_encoder_decoder_cached_generation_equals_recompute(positions):
+    torch.manual_seed(0)
+    model = EncoderDecoder(tiny(positions, num_decoder_layers=3)).double().eval()
+    src = torch.randint(3, 20, (3, 6))
+    src[1, 4:] = 0  # padding
+    cached = model.generate(src, bos_id=1, eos_id=2, max_len=10, use_cache=True)
+    plain = model.generate(src, bos_id=1, eos_id=2, max_len=10, use_cache=False)
+    assert torch.equal(cached, plain)
+    assert len(model.decoder.layers) == 3
+
+
+def test_capture_records_every_layer_and_head():
+    torch.manual_seed(0)
+    model = EncoderDecoder(tiny(num_layers=3))
+    src, tgt = torch.randint(3, 20, (2, 6)), torch.randint(3, 20, (2, 4))
+    src[0, 5] = 0
+    plain, _ = model(src, tgt)
+    with capture(model) as trace:
+        traced, _ = model(src, tgt)
+    torch.testing.assert_close(traced, plain)
+    kinds = [(r.path, r.kind) for r in trace]
+    assert kinds.count(("encoder.layers.2.attn", "self")) == 1
+    assert len(trace.select(kind="self")) == 6 and len(trace.select(kind="cross")) == 3
+    cross = trace.select(path="decoder.layers.0.cross_attn")[0].weights
+    assert cross.shape == (2, 4, 4, 6)
+    assert (cross[0, :, :, 5] == 0).all()  # padding gets no attention
+    dec_self = trace.select(path="decoder.layers.1.self_attn")[0].weights
+    assert (dec_self.triu(1) == 0).all()  # causal
+
+
+@pytest.mark.parametrize("model_cls", [DecoderLM, EncoderDecoder])
+def test_overfits_one_batch(model_cls):
+    torch.manual_seed(0)
+    model = model_cls(tiny("rope"))
+    src = torch.randint(3, 20, (4, 8))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        if model_cls is DecoderLM:
+            _, loss = model(src[:, :-1], src[:, 1:])
+        else:  # learn to reverse the source
+            tgt = torch.cat([torch.ones(4, 1, dtype=torch.long), src.flip(1)], dim=1)
+            _, loss = model(src, tgt[:, :-1], tgt[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"TransformerConfig.positions: 'rotary' is not one of"):
+        TransformerConfig(positions="rotary")
+    with pytest.raises(ValueError, match=r"TransformerConfig.activation"):
+        TransformerConfig(activation="swish")
+    with pytest.raises(ValueError, match=r"TransformerConfig.embed_dim: 10 is not divisible by num_heads 4"):
+        TransformerConfig(embed_dim=10)
