@@ -123,6 +123,17 @@ def test_bias_added_to_logits_on_both_paths():
         torch.testing.assert_close(attend(q, k, v, mask=mask, bias=bias, need_weights=weights).out, want)
 
 
+def test_bias_follows_query_dtype_and_mixed_dtypes_are_rejected():
+    q, k, v = qkv(dtype=torch.float64)
+    bias = torch.randn(4, 5, 7)  # float32, as positional tables are
+    for weights in (False, True):
+        out = attend(q, k, v, bias=bias, need_weights=weights).out
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, attend(q, k, v, bias=bias.double()).out)
+    with pytest.raises(ValueError, match="q, k and v must share a dtype"):
+        attend(q, k.float(), v)
+
+
 def test_fast_equals_eager_with_scale_and_dot():
     q, k, v = qkv(dtype=torch.float64)
     for score, args in (("scaled_dot", {"scale": 0.3}), ("dot", None)):

@@ -62,6 +62,8 @@ def attend(
     if name is not None and name not in SCORES:
         raise ValueError(f"attend: unknown score {score!r}; choose one of {sorted(SCORES)}")
     _check_inputs(q, k, v, mask, bias, name)
+    if bias is not None and bias.dtype != q.dtype:
+        bias = bias.to(q.dtype)  # positional tables are float32; follow the queries' precision
     args = {} if score_args is None else dict(score_args)
     i, j = q.shape[-2], k.shape[-2]
     if _fast_reason(name, args, need_weights) is None:
@@ -146,6 +148,8 @@ def _check_inputs(q, k, v, mask, bias, name) -> None:
     for arg, t, letters in (("q", q, "(b, h, i, e)"), ("k", k, "(b, hk, j, e)"), ("v", v, "(b, hk, j, f)")):
         if t.dim() != 4:
             raise ValueError(f"attend: {arg} must be 4-D {letters}; got shape {_shape(t)}")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"attend: q, k and v must share a dtype; got q {q.dtype}, k {k.dtype}, v {v.dtype}")
     b, h, i, e = q.shape
     if k.shape[0] != b:
         raise ValueError(f"attend: k must have q's batch size {b}; expected ({b}, hk, j, e), got {_shape(k)}")
