@@ -1,0 +1,13 @@
+"""Drawing attention: heatmaps of one matrix, grids of layers x heads, and traces turned into layers.
+
+    with capture(model) as trace:
+        model(x)
+    draw_heads(layers_from_trace(trace, kind="self"), tokens=tokens, path="runs/heads.png")
+
+Everything here reads tensors and traces only; figures are plain `matplotlib.figure.Figure`s
+(no pyplot state, no window).
+"""
+
+from attnlab.viz.heatmap import MAX_GRID_LABELS, draw_attention, draw_heads, layers_from_trace
+
+__all__ = ["MAX_GRID_LABELS", "draw_attention", "draw_heads", "layers_from_trace"]
