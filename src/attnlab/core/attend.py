@@ -128,13 +128,14 @@ def _eager(q, k, v, score_fn, args, mask, bias, dropout, need_weights) -> Attend
     logits = score_fn(q, k, **args)  # (b, h, i, j)
     if bias is not None:
         logits = logits + bias
-    if mask is not None:
+    blocked = None if mask is None else ~mask
+    if blocked is not None:
         # A finite fill keeps fully masked rows finite (uniform); zeroing the weights afterwards makes
         # them exactly zero, and the gradient through the fill is zero too.
-        logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+        logits = logits.masked_fill(blocked, torch.finfo(logits.dtype).min)
     weights = torch.softmax(logits, dim=-1)  # (b, h, i, j)
-    if mask is not None:
-        weights = weights.masked_fill(~mask, 0.0)
+    if blocked is not None:
+        weights = weights.masked_fill(blocked, 0.0)
     used = F.dropout(weights, p=dropout) if dropout > 0 else weights
     out = used @ v  # (b, h, i, f)
     return AttendOutput(out, weights if need_weights else None)
