@@ -11,7 +11,6 @@ $(PY):
 
 # torch first, pinned to the CPU build on this disk, so the range in pyproject installs nothing more.
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)

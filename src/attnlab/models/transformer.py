@@ -163,14 +163,27 @@ class DecoderLayer(nn.Module):
         return self.sub.residual(2, x, self.ff)
 
 
-class Encoder(nn.Module):
-    """A stack of EncoderLayers; the positional bias is computed once for all layers."""
+class _Stack(nn.Module):
+    """Layers of one kind, the final LayerNorm of a pre-norm stack, and the shared positional bias."""
+
+    layer_type: type[nn.Module]
 
     def __init__(self, cfg: TransformerConfig, num_layers: int | None = None):
         super().__init__()
         n = cfg.num_layers if num_layers is None else num_layers
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(n))
+        self.layers = nn.ModuleList(self.layer_type(cfg) for _ in range(n))
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps) if cfg.norm_first else nn.Identity()
+
+    @staticmethod
+    def _bias(positions: Positions | None, i: int, offset: int) -> Tensor | None:
+        """The positional bias of i new queries after `offset` cached positions, once for all layers."""
+        return None if positions is None else positions.bias(i, i + offset)  # (h, i, j) or None
+
+
+class Encoder(_Stack):
+    """A stack of EncoderLayers."""
+
+    layer_type = EncoderLayer
 
     def forward(
         self,
@@ -182,23 +195,17 @@ class Encoder(nn.Module):
         caches: list[KVCache] | None = None,
     ) -> Tensor:
         """x (b, t, d) already embedded -> (b, t, d). `caches`: one KVCache per layer, for decoding."""
-        i = x.shape[1]
-        offset = 0 if caches is None else caches[0].length
-        bias = None if positions is None else positions.bias(i, i + offset)  # (h, i, j) or None
+        bias = self._bias(positions, x.shape[1], 0 if caches is None else caches[0].length)
         for n, layer in enumerate(self.layers):
             cache = None if caches is None else caches[n]
             x = layer(x, mask=mask, bias=bias, causal=causal, positions=positions, cache=cache)
         return self.norm(x)
 
 
-class Decoder(nn.Module):
+class Decoder(_Stack):
     """A stack of DecoderLayers."""
 
-    def __init__(self, cfg: TransformerConfig, num_layers: int | None = None):
-        super().__init__()
-        n = cfg.num_layers if num_layers is None else num_layers
-        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(n))
-        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps) if cfg.norm_first else nn.Identity()
+    layer_type = DecoderLayer
 
     def forward(
         self,
@@ -211,9 +218,7 @@ class Decoder(nn.Module):
         caches: list[DecoderCache] | None = None,
     ) -> Tensor:
         """x (b, t, d) embedded targets, memory (b, s, d) -> (b, t, d)."""
-        i = x.shape[1]
-        offset = 0 if caches is None else caches[0].self_attn.length
-        bias = None if positions is None else positions.bias(i, i + offset)  # (h, i, j) or None
+        bias = self._bias(positions, x.shape[1], 0 if caches is None else caches[0].self_attn.length)
         for n, layer in enumerate(self.layers):
             cache = None if caches is None else caches[n]
             x = layer(
