@@ -96,7 +96,7 @@ def train_copy(out: Path, *, steps: int, length: int, seed: int) -> dict:
     return {
         "steps": steps,
         "train_seconds": round(seconds, 1),
-        "final_loss": round(sum(losses[-20:]) / 20, 4),
+        "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
         "copy_accuracy": round(accuracy, 4),
         "copy_head": {
             "layer": layer,

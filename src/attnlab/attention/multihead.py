@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from attnlab.core import Traced, attend, from_torch_mask
+from attnlab.core import Traced, attend, combine_masks, from_torch_mask, key_mask
 
 
 @dataclass
@@ -202,9 +202,5 @@ def torch_masks_to_attend(
     attn_mask: Tensor | None, key_padding_mask: Tensor | None
 ) -> Tensor | None:
     """nn.MultiheadAttention's (attn_mask (i, j), key_padding_mask (b, j)), True = masked, as one attend mask."""
-    mask = from_torch_mask(attn_mask)
-    keep = from_torch_mask(key_padding_mask)
-    if keep is not None:
-        keep = keep[:, None, None, :]  # (b, 1, 1, j)
-        mask = keep if mask is None else mask & keep
-    return mask
+    keep = from_torch_mask(key_padding_mask)  # (b, j)
+    return combine_masks(from_torch_mask(attn_mask), None if keep is None else key_mask(keep))

@@ -106,11 +106,12 @@ def _check_embed_input(scheme: Positions, x: Tensor, offset: int) -> None:
         )
 
 
-def _query_positions(i: int, j: int, offset: int | None, device) -> tuple[Tensor, Tensor]:
+def _relative_positions(i: int, j: int, offset: int | None, device) -> Tensor:
+    """key_pos - query_pos for queries at offset..offset+i-1 (default offset j - i) and keys at 0..j-1."""
     offset = j - i if offset is None else offset
     query_pos = torch.arange(offset, offset + i, device=device)  # (i,)
     key_pos = torch.arange(j, device=device)  # (j,)
-    return query_pos, key_pos
+    return key_pos[None, :] - query_pos[:, None]  # (i, j)
 
 
 class SinusoidalPositions(Positions):
@@ -251,8 +252,7 @@ class AlibiPositions(Positions):
         self.register_buffer("slopes", torch.tensor(alibi_slopes(num_heads)), persistent=False)  # (h,)
 
     def bias(self, i: int, j: int, offset: int | None = None) -> Tensor:
-        query_pos, key_pos = _query_positions(i, j, offset, self.slopes.device)
-        distance = (key_pos[None, :] - query_pos[:, None]).abs().to(self.slopes.dtype)  # (i, j)
+        distance = _relative_positions(i, j, offset, self.slopes.device).abs().to(self.slopes.dtype)  # (i, j)
         return -self.slopes[:, None, None] * distance  # (h, i, j)
 
 
@@ -334,8 +334,7 @@ class T5Positions(Positions):
 
     def buckets(self, i: int, j: int, offset: int | None = None) -> Tensor:
         """The bucket of each (query, key) pair; (i, j) long. Arguments as in `bias`."""
-        query_pos, key_pos = _query_positions(i, j, offset, self.table.weight.device)
-        relative = key_pos[None, :] - query_pos[:, None]  # (i, j)
+        relative = _relative_positions(i, j, offset, self.table.weight.device)  # (i, j)
         return t5_bucket(
             relative, num_buckets=self.num_buckets, max_distance=self.max_distance, bidirectional=self.bidirectional
         )  # (i, j)
