@@ -1,5 +1,11 @@
-"""Models composed from attnlab.attention and attnlab.memory: composition only, no new maths."""
+"""Models composed from attnlab.attention and attnlab.memory: composition only, no new maths.
 
+Importing this package registers every family in MODELS; build one with `build_model(name, config, spec)`.
+"""
+
+from attnlab.models import baselines, sequence  # noqa: F401  (registers the families)
+from attnlab.models.baselines import AnswerHead, InputEmbedding
+from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec, build_model
 from attnlab.models.transformer import (
     Decoder,
     DecoderLayer,
@@ -10,4 +16,19 @@ from attnlab.models.transformer import (
     TransformerConfig,
 )
 
-__all__ = ["Decoder", "DecoderLM", "DecoderLayer", "Encoder", "EncoderDecoder", "EncoderLayer", "TransformerConfig"]
+__all__ = [
+    "MODELS",
+    "PAD",
+    "AnswerHead",
+    "Decoder",
+    "DecoderLM",
+    "DecoderLayer",
+    "Encoder",
+    "EncoderDecoder",
+    "EncoderLayer",
+    "InputEmbedding",
+    "TaskModel",
+    "TaskSpec",
+    "TransformerConfig",
+    "build_model",
+]

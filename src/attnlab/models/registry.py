@@ -1,0 +1,64 @@
+"""Model families by registry name, all behind one interface to the tasks.
+
+A family is built from its own frozen `Config` and the task's `TaskSpec`, and maps a batch's
+inputs to logits for its answers: `model(inputs, targets=None) -> (b, n, num_outputs)`.
+Families that decode (`seq2seq = True`) use `targets` for teacher forcing while training and
+decode greedily in eval mode; the others ignore `targets`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from attnlab.config import Registry, build
+
+PAD = 0  # padding token id in every token task
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The shapes a model must fit: each task builds one from its config."""
+
+    seq_len: int  # t, the input length of every batch (shorter examples are left-padded with PAD)
+    answer_len: int  # n, answers are predicted at the last n input positions
+    vocab_size: int = 0  # input token ids lie in [0, vocab_size); 0 for float inputs
+    input_features: int = 0  # f > 0: inputs are floats (b, t, f) instead of token ids
+    num_outputs: int = 0  # classes per answer (vocab_size for token answers); 1 for regression
+
+    @property
+    def tokens(self) -> bool:
+        """True when inputs and answers are token ids."""
+        return self.input_features == 0
+
+    @property
+    def regression(self) -> bool:
+        """True when each answer is one real number (num_outputs == 1)."""
+        return self.num_outputs == 1
+
+
+class TaskModel(nn.Module):
+    """Base of every registered family."""
+
+    Config: ClassVar[type]
+    seq2seq: ClassVar[bool] = False  # True: decodes its answers, reads targets for teacher forcing
+
+    def __init__(self, config, spec: TaskSpec):
+        super().__init__()
+        self.config = config
+        self.spec = spec
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
+        """inputs (b, t) token ids or (b, t, f) floats -> logits (b, n, num_outputs)."""
+        raise NotImplementedError
+
+
+MODELS: Registry[type[TaskModel]] = Registry("model")
+
+
+def build_model(name: str, config: dict | None, spec: TaskSpec) -> TaskModel:
+    """A family by registry name, its config values checked against its Config."""
+    cls = MODELS.get(name)
+    return cls(build(cls.Config, config, where="model"), spec)

@@ -1,0 +1,188 @@
+"""Transformer families (Vaswani et al. 2017, "Attention Is All You Need"), composed from
+attnlab.models.transformer: no new maths here.
+
+    "transformer"  a bidirectional encoder (section 3.1, the encoder half) that tags: the answers
+                   are read at the last n positions, like BERT's token classifiers (Devlin et al. 2019)
+    "encdec"       the full encoder-decoder: the decoder writes the n answers after a BOS token,
+                   p(y_k | y_<k, x), teacher-forced while training and greedy (with a KV cache) in eval
+    "lm"           a decoder-only language model (Radford et al. 2018, GPT) over `inputs ++ answers`:
+                   p(y_k | x, y_<k) read at positions t - 1 .. t + n - 2
+
+The tagging family uses the shared InputEmbedding and AnswerHead of attnlab.models.baselines;
+encdec uses the shared InputEmbedding for its source; the LM keeps DecoderLM's embedding, which
+is tied to its output head over the one vocabulary of inputs and answers.
+
+Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records them all.
+Defaults are sized for about 1e5 parameters on a small task, like the baselines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.attention.positions import POSITIONS, build_positions
+from attnlab.core import key_mask
+from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers, check_at_least, check_dropout
+from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
+from attnlab.models.transformer import DecoderCache, DecoderLM, Encoder, EncoderDecoder, TransformerConfig
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    embed_dim: int = 64  # d, the model dim
+    num_heads: int = 4  # h, attention heads (divides embed_dim)
+    num_layers: int = 2  # layers of the stack
+    ff_dim: int = 256  # hidden width of each feed-forward sublayer
+    dropout: float = 0.0  # on attention weights, sublayer outputs and embeddings
+    positions: str = "sinusoidal"  # positional scheme, a name in attnlab.attention.POSITIONS
+    norm_first: bool = True  # pre-norm (True) or the paper's post-norm (False)
+
+    def __post_init__(self):
+        name = type(self).__name__
+        for field in ("embed_dim", "num_heads", "num_layers", "ff_dim"):
+            check_at_least(self, field, 1)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"{name}.embed_dim: {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        check_dropout(self)
+        if self.positions not in POSITIONS:
+            raise ValueError(f"{name}.positions: {self.positions!r} is not one of {', '.join(sorted(POSITIONS))}")
+
+    def transformer_config(self, **sizes) -> TransformerConfig:
+        """The TransformerConfig of the stack, with the task's vocabularies and lengths in `sizes`."""
+        return TransformerConfig(
+            embed_dim=self.embed_dim,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+            ff_dim=self.ff_dim,
+            dropout=self.dropout,
+            positions=self.positions,
+            norm_first=self.norm_first,
+            pad_id=PAD,
+            **sizes,
+        )
+
+
+@dataclass(frozen=True)
+class TransformerModelConfig(StackConfig):
+    """The encoder's sizes; every field is StackConfig's."""
+
+
+@dataclass(frozen=True)
+class EncDecConfig(StackConfig):
+    num_layers: int = 1  # encoder layers, and as many decoder layers (about 1e5 parameters at d = 64)
+
+
+@dataclass(frozen=True)
+class LMConfig(StackConfig):
+    """The decoder's sizes; every field is StackConfig's."""
+
+
+def _require_token_answers(model: str, spec: TaskSpec, same_vocab: bool) -> None:
+    """One-line ValueErrors for a task a decoding family cannot read or write."""
+    prefix = f"model {model!r} needs token inputs and answers; this task has"
+    if not spec.tokens:
+        raise ValueError(f"{prefix} float inputs")
+    if spec.regression:
+        raise ValueError(f"{prefix} regression answers")
+    if same_vocab and spec.num_outputs != spec.vocab_size:
+        raise ValueError(
+            f"{prefix} {spec.num_outputs} answer classes but {spec.vocab_size} input ids (they must be one vocabulary)"
+        )
+    if spec.vocab_size < 2:
+        raise ValueError(f"TaskSpec.vocab_size: token inputs need >= 2 ids (PAD, one); got {spec.vocab_size}")
+    check_answers(spec)
+
+
+@MODELS.register("transformer")
+class TransformerModel(TaskModel):
+    """Transformer encoder (bidirectional, PAD keys masked), answers read at the last n positions."""
+
+    Config = TransformerModelConfig
+
+    def __init__(self, config: TransformerModelConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        check_answers(spec)  # before the positions, which would only say that max_len is 0
+        cfg = config.transformer_config(vocab_size=max(spec.vocab_size, 1), max_len=spec.seq_len)
+        self.embed = InputEmbedding(spec, config.embed_dim)
+        self.positions = build_positions(
+            config.positions, embed_dim=config.embed_dim, num_heads=config.num_heads, max_len=spec.seq_len
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.encoder = Encoder(cfg)
+        self.head = AnswerHead(spec, config.embed_dim)
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
+        """inputs (b, t) ids or (b, t, f) floats -> logits (b, n, o)."""
+        mask = key_mask(inputs != PAD) if self.spec.tokens else None  # (b, 1, 1, t)
+        x = self.drop(self.positions.embed(self.embed(inputs)))  # (b, t, d)
+        x = self.encoder(x, mask=mask, positions=self.positions)  # (b, t, d)
+        return self.head(x)  # (b, n, o)
+
+
+@MODELS.register("encdec")
+class EncoderDecoderModel(TaskModel):
+    """Transformer encoder-decoder: decodes the n answers after BOS (greedy, KV-cached, in eval)."""
+
+    Config = EncDecConfig
+    seq2seq: ClassVar[bool] = True
+
+    def __init__(self, config: EncDecConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        _require_token_answers("encdec", spec, same_vocab=False)
+        self.bos_id = spec.num_outputs  # one id past the answers: never an answer itself
+        cfg = config.transformer_config(
+            vocab_size=spec.vocab_size, tgt_vocab_size=spec.num_outputs + 1, max_len=max(spec.seq_len, spec.answer_len)
+        )
+        self.net = EncoderDecoder(cfg)
+        # The shared input layer in place of the net's own: same size, and the PAD row stays zero.
+        self.net.src_embed = InputEmbedding(spec, config.embed_dim)
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
+        """inputs (b, t) ids, targets (b, n) ids (read only while training) -> logits (b, n, o)."""
+        o = self.spec.num_outputs
+        if self.training and targets is not None:
+            bos = targets.new_full((targets.shape[0], 1), self.bos_id)  # (b, 1)
+            logits, _ = self.net(inputs, torch.cat([bos, targets[:, :-1]], dim=1))  # (b, n, o + 1)
+            return logits[..., :o]  # (b, n, o)
+        memory, mask = self.net.encode(inputs)  # (b, t, d), (b, 1, 1, t)
+        caches = [DecoderCache() for _ in self.net.decoder.layers]
+        token = inputs.new_full((inputs.shape[0], 1), self.bos_id)  # (b, 1)
+        steps = []
+        for _ in range(self.spec.answer_len):
+            logits = self.net.decode(token, memory, mask, caches)[:, -1, :o]  # (b, o)
+            steps.append(logits)
+            token = logits.argmax(-1, keepdim=True)  # (b, 1)
+        return torch.stack(steps, dim=1)  # (b, n, o)
+
+
+@MODELS.register("lm")
+class LanguageModel(TaskModel):
+    """Decoder-only transformer over inputs ++ answers (greedy, KV-cached, in eval)."""
+
+    Config = LMConfig
+    seq2seq: ClassVar[bool] = True
+
+    def __init__(self, config: LMConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        _require_token_answers("lm", spec, same_vocab=True)
+        cfg = config.transformer_config(vocab_size=spec.vocab_size, max_len=spec.seq_len + spec.answer_len)
+        self.net = DecoderLM(cfg)
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
+        """inputs (b, t) ids, targets (b, n) ids (read only while training) -> logits (b, n, vocab)."""
+        t = inputs.shape[1]
+        if self.training and targets is not None:
+            logits, _ = self.net(torch.cat([inputs, targets[:, :-1]], dim=1))  # (b, t + n - 1, V)
+            return logits[:, t - 1 :]  # (b, n, V)
+        caches = self.net.new_caches()
+        logits = self.net(inputs, caches=caches)[0][:, -1]  # (b, V)
+        steps = [logits]
+        for _ in range(self.spec.answer_len - 1):
+            token = logits.argmax(-1, keepdim=True)  # (b, 1)
+            logits = self.net(token, caches=caches)[0][:, -1]  # (b, V)
+            steps.append(logits)
+        return torch.stack(steps, dim=1)  # (b, n, V)

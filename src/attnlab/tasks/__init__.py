@@ -1,0 +1,13 @@
+"""Tasks by registry name: every module is imported here so that `TASKS` lists them all.
+
+Families: copy/reverse/sort (sequences), associative recall, induction heads and selective
+copying (recall), the adding problem (adding), a long-range dependency of set distance
+(long_range) and ListOps from the Long Range Arena (listops).
+"""
+
+from attnlab.models.registry import PAD, TaskSpec
+from attnlab.tasks import adding, listops, long_range, recall, sequences  # noqa: F401  (fill TASKS)
+from attnlab.tasks import pronouns  # noqa: F401  (Winograd-style twins, attnlab.tasks.pronouns)
+from attnlab.tasks.base import TASKS, Batch, Task, build_task
+
+__all__ = ["PAD", "TASKS", "Batch", "Task", "TaskSpec", "build_task"]

@@ -1,0 +1,114 @@
+"""What every task gives the models and the training loop.
+
+Every task is framed the same way so that every model family trains on it through one loop:
+a batch of input sequences (b, t), and answers for the last n positions of each sequence (b, n).
+Token tasks share one vocabulary between inputs and answers (id 0 is padding, shorter examples
+are padded on the left), so a decoder-only LM can read `inputs ++ answers` and an encoder-decoder
+can decode the answers from the inputs, while taggers predict them at the last n positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from attnlab.config import Registry
+from attnlab.models.registry import PAD, TaskSpec
+
+@dataclass
+class Batch:
+    """Inputs and answers of b examples."""
+
+    inputs: Tensor  # (b, t) long token ids, or (b, t, f) float
+    targets: Tensor  # (b, n) long answer ids, or (b, n) float for regression
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.inputs.to(device), self.targets.to(device))
+
+    def rows(self, index: slice | Tensor) -> Batch:
+        """The examples at index (a slice or a long tensor of row numbers)."""
+        return Batch(self.inputs[index], self.targets[index])
+
+    @staticmethod
+    def cat(batches: list[Batch]) -> Batch:
+        return Batch(torch.cat([b.inputs for b in batches]), torch.cat([b.targets for b in batches]))
+
+
+class Task:
+    """A problem that generates its data from a seed and owns its loss, metrics and rendering.
+
+    Subclasses set `Config` (a frozen dataclass of sizes) and implement `spec`, `sample` and
+    `token_names`; classification tasks inherit cross-entropy and accuracy.
+    """
+
+    Config: ClassVar[type]
+    metric: ClassVar[str] = "accuracy"  # the metric early stopping and comparisons use
+    maximize: ClassVar[bool] = True  # whether a larger `metric` is better
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else self.Config()
+
+    @property
+    def spec(self) -> TaskSpec:
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """batch_size fresh examples drawn with generator (the same generator state, the same batch)."""
+        raise NotImplementedError
+
+    def eval_set(self, size: int, split: str = "val") -> Batch:
+        """A fixed set of examples, the same for every run and model: split 'val' or 'test'."""
+        seeds = {"val": 2**31 - 2, "test": 2**31 - 3}
+        if split not in seeds:
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        return self.sample(size, torch.Generator().manual_seed(seeds[split]))
+
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        """logits (b, n, num_outputs) -> mean cross-entropy over the answers."""
+        return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+
+    def metrics(self, logits: Tensor, batch: Batch) -> dict[str, float]:
+        """accuracy per answer token and per whole answer (every token right)."""
+        right = logits.argmax(-1) == batch.targets  # (b, n)
+        return {
+            "accuracy": right.float().mean().item(),
+            "sequence_accuracy": right.all(-1).float().mean().item(),
+        }
+
+    def token_names(self) -> list[str]:
+        """A printable name for every token id (index = id)."""
+        raise NotImplementedError
+
+    def render(self, batch: Batch, index: int = 0, logits: Tensor | None = None) -> str:
+        """One example as text: its input, its answer and, given logits (b, n, o), the prediction."""
+        names = self.token_names()
+        row = batch.inputs[index]
+        shown = " ".join(names[int(t)] for t in row if int(t) != PAD)
+        answer = " ".join(names[int(t)] for t in batch.targets[index])
+        text = f"input: {shown}\nanswer: {answer}"
+        if logits is not None:
+            text += "\npredicted: " + " ".join(names[int(t)] for t in logits[index].argmax(-1))
+        return text
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+def build_task(name: str, config: dict | None = None) -> Task:
+    """A task by registry name with config values (plain data) checked against its Config."""
+    from attnlab.config import build
+
+    cls = TASKS.get(name)
+    return cls(build(cls.Config, config, where="task"))
+
+
+def task_config_dict(task: Task) -> dict:
+    return dataclasses.asdict(task.config)

@@ -1,0 +1,173 @@
+"""Probe tasks that need content-based lookup: associative recall, induction heads, selective copying.
+
+- Associative recall (Graves et al. 2014, section 4.3; Ba et al. 2016 "fast weights"): read N
+  key-value pairs, then a query key; answer its value. Attention does it in one step by matching
+  the query to the keys; an RNN must store every pair in its state.
+- Induction heads (Olsson et al. 2022): a trigger token appears once earlier, followed by v;
+  when the trigger appears again at the end, answer v ("[A][B] ... [A] -> [B]").
+- Selective copying (Gu & Dao 2023, "Mamba", section 3.1 and Table 1): a few data symbols sit at
+  random positions among noise tokens; after SEP, write the data symbols in order. Unlike plain
+  copying the spacing varies, so a time-invariant filter cannot solve it; the model must select
+  by content.
+
+Reported results for these probes: ../shared/REFERENCES.md, "Probe tasks that separate attention
+from recurrence".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from attnlab.models.registry import TaskSpec
+from attnlab.tasks.base import TASKS, Batch, Task
+from attnlab.tasks.sequences import letter_names
+
+
+def _distinct(batch_size: int, high: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """count distinct integers in [0, high) per row, in random order: (b, count)."""
+    scores = torch.rand(batch_size, high, generator=generator)  # (b, high)
+    return scores.argsort(dim=-1)[:, :count]  # (b, count)
+
+
+@dataclass(frozen=True)
+class RecallConfig:
+    num_pairs: int = 8  # N, key-value pairs per example
+    num_keys: int = 16  # distinct key tokens (>= num_pairs: the keys of an example are distinct)
+    num_values: int = 16  # distinct value tokens
+    num_queries: int = 1  # keys asked after "?" (distinct; > 1 is multi-query recall, Arora et al. 2023)
+
+    def __post_init__(self):
+        for name in ("num_pairs", "num_keys", "num_values", "num_queries"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.num_keys < self.num_pairs:
+            raise ValueError(f"num_keys must be >= num_pairs ({self.num_pairs}), got {self.num_keys}")
+        if self.num_queries > self.num_pairs:
+            raise ValueError(f"num_queries must be <= num_pairs ({self.num_pairs}), got {self.num_queries}")
+
+
+@TASKS.register("associative_recall")
+class AssociativeRecall(Task):
+    """Associative recall: read key-value pairs, then a key; answer its value."""
+
+    # tokens: 0 PAD "_", 1 "?", keys 2 .. 2+K-1 ("a", "b", ...), then values ("0", "1", ...)
+    Config = RecallConfig
+    QUERY = 1
+    FIRST_KEY = 2
+
+    @property
+    def first_value(self) -> int:
+        return self.FIRST_KEY + self.config.num_keys
+
+    @property
+    def spec(self) -> TaskSpec:
+        cfg = self.config
+        vocab = self.first_value + cfg.num_values
+        return TaskSpec(
+            seq_len=2 * cfg.num_pairs + 1 + cfg.num_queries, answer_len=cfg.num_queries, vocab_size=vocab,
+            num_outputs=vocab,
+        )
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        cfg = self.config
+        keys = self.FIRST_KEY + _distinct(batch_size, cfg.num_keys, cfg.num_pairs, generator)  # (b, N)
+        values = torch.randint(
+            self.first_value, self.first_value + cfg.num_values, (batch_size, cfg.num_pairs), generator=generator
+        )  # (b, N)
+        asked = _distinct(batch_size, cfg.num_pairs, cfg.num_queries, generator)  # (b, m) pair indices
+        pairs = torch.stack([keys, values], dim=-1).flatten(1)  # (b, 2N): k1 v1 k2 v2 ...
+        query = torch.full((batch_size, 1), self.QUERY)  # (b, 1)
+        inputs = torch.cat([pairs, query, keys.gather(1, asked)], dim=1)  # (b, 2N + 1 + m)
+        return Batch(inputs, values.gather(1, asked))  # targets (b, m)
+
+    def token_names(self) -> list[str]:
+        values = [str(v) for v in range(self.config.num_values)]
+        return ["_", "?"] + letter_names(self.config.num_keys) + values
+
+
+@dataclass(frozen=True)
+class InductionConfig:
+    length: int = 64  # t, tokens per example (the trigger, its successor and the final trigger included)
+    symbols: int = 16  # distinct ordinary symbol tokens
+
+    def __post_init__(self):
+        if self.length < 3:
+            raise ValueError(f"length must be >= 3, got {self.length}")
+        if self.symbols < 1:
+            raise ValueError(f"symbols must be >= 1, got {self.symbols}")
+
+
+@TASKS.register("induction_heads")
+class InductionHeads(Task):
+    """Induction heads: after a trigger token reappears at the end, answer what followed it before."""
+
+    # tokens: 0 PAD "_", 1 the trigger "*", symbols 2 .. 2+S-1 ("a", "b", ...)
+    Config = InductionConfig
+    TRIGGER = 1
+    FIRST_SYMBOL = 2
+
+    @property
+    def spec(self) -> TaskSpec:
+        vocab = self.FIRST_SYMBOL + self.config.symbols
+        return TaskSpec(seq_len=self.config.length, answer_len=1, vocab_size=vocab, num_outputs=vocab)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        t, first = self.config.length, self.FIRST_SYMBOL
+        inputs = torch.randint(first, first + self.config.symbols, (batch_size, t), generator=generator)  # (b, t)
+        where = torch.randint(0, t - 2, (batch_size, 1), generator=generator)  # (b, 1): p in [0, t-3]
+        inputs.scatter_(1, where, self.TRIGGER)
+        inputs[:, -1] = self.TRIGGER
+        return Batch(inputs, inputs.gather(1, where + 1))  # targets (b, 1): the symbol after the trigger
+
+    def token_names(self) -> list[str]:
+        return ["_", "*"] + letter_names(self.config.symbols)
+
+
+@dataclass(frozen=True)
+class SelectiveCopyConfig:
+    length: int = 64  # positions of the noise region that holds the data symbols
+    num_tokens: int = 8  # data symbols to copy (at distinct positions of the region)
+    symbols: int = 8  # distinct data symbol tokens
+
+    def __post_init__(self):
+        for name in ("length", "num_tokens", "symbols"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.num_tokens > self.length:
+            raise ValueError(f"num_tokens must be <= length ({self.length}), got {self.num_tokens}")
+
+
+@TASKS.register("selective_copying")
+class SelectiveCopying(Task):
+    """Selective copying: write the data symbols scattered among noise, in order (Gu & Dao 2023)."""
+
+    # tokens: 0 PAD "_", 1 noise "~", 2 "SEP", 3 blank ".", symbols 4 .. 4+S-1 ("a", "b", ...)
+    Config = SelectiveCopyConfig
+    NOISE, SEP, BLANK, FIRST_SYMBOL = 1, 2, 3, 4
+
+    @property
+    def spec(self) -> TaskSpec:
+        cfg = self.config
+        vocab = self.FIRST_SYMBOL + cfg.symbols
+        return TaskSpec(
+            seq_len=cfg.length + 1 + cfg.num_tokens, answer_len=cfg.num_tokens, vocab_size=vocab, num_outputs=vocab
+        )
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        cfg, b = self.config, batch_size
+        where = _distinct(b, cfg.length, cfg.num_tokens, generator).sort(dim=-1).values  # (b, n), ascending
+        data = torch.randint(
+            self.FIRST_SYMBOL, self.FIRST_SYMBOL + cfg.symbols, (b, cfg.num_tokens), generator=generator
+        )  # (b, n)
+        region = torch.full((b, cfg.length), self.NOISE).scatter(1, where, data)  # (b, length)
+        sep = torch.full((b, 1), self.SEP)  # (b, 1)
+        blanks = torch.full((b, cfg.num_tokens), self.BLANK)  # (b, n)
+        inputs = torch.cat([region, sep, blanks], dim=1)  # (b, length + 1 + n)
+        return Batch(inputs, data)  # positions ascend, so data is already in order of appearance
+
+    def token_names(self) -> list[str]:
+        return ["_", "~", "SEP", "."] + letter_names(self.config.symbols)

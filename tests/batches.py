@@ -1,0 +1,23 @@
+"""Batches shared by the model tests: left-padded token ids and a copy-the-first-n-tokens task."""
+
+import torch
+
+from attnlab.models import PAD
+
+
+def left_padded(spec, b, seed, min_len=None):
+    """(b, t) ids in 1..vocab-1 with a random real length per row, PAD on the left."""
+    gen = torch.Generator().manual_seed(seed)
+    t = spec.seq_len
+    ids = torch.randint(1, spec.vocab_size, (b, t), generator=gen)
+    lengths = torch.randint(min_len or spec.answer_len, t + 1, (b,), generator=gen)
+    ids[torch.arange(t)[None, :] < (t - lengths)[:, None]] = PAD
+    return ids
+
+
+def copy_batch(spec, b=16, seed=0):
+    """Left-padded inputs; the answer is the first n real tokens of each row."""
+    inputs = left_padded(spec, b, seed)
+    first = (inputs != PAD).int().argmax(1)  # (b,) index of the first real token
+    targets = torch.stack([inputs[r, first[r] : first[r] + spec.answer_len] for r in range(b)])  # (b, n)
+    return inputs, targets

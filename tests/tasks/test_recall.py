@@ -1,0 +1,153 @@
+"""Associative recall, induction heads and selective copying: layout, answers by rule, metrics."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.tasks.recall import (
+    AssociativeRecall,
+    InductionConfig,
+    InductionHeads,
+    RecallConfig,
+    SelectiveCopyConfig,
+    SelectiveCopying,
+)
+
+SMALL = [
+    AssociativeRecall(RecallConfig(num_pairs=3, num_keys=5, num_values=4)),
+    InductionHeads(InductionConfig(length=8, symbols=3)),
+    SelectiveCopying(SelectiveCopyConfig(length=10, num_tokens=3, symbols=4)),
+]
+
+
+def draw(task, seed, size=16):
+    return task.sample(size, torch.Generator().manual_seed(seed))
+
+
+def confident(targets: torch.Tensor, classes: int) -> torch.Tensor:
+    return F.one_hot(targets, classes).float() * 50.0  # (b, n, classes)
+
+
+@pytest.mark.parametrize("task", SMALL, ids=lambda t: type(t).__name__)
+def test_same_seed_same_batch_other_seed_other_batch(task):
+    a, b, c = draw(task, 1), draw(task, 1), draw(task, 2)
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+    assert not torch.equal(a.inputs, c.inputs)
+
+
+@pytest.mark.parametrize("task", SMALL, ids=lambda t: type(t).__name__)
+def test_shapes_match_spec(task):
+    spec, batch = task.spec, draw(task, 0)
+    assert batch.inputs.shape == (16, spec.seq_len) and batch.targets.shape == (16, spec.answer_len)
+    assert batch.inputs.dtype == batch.targets.dtype == torch.long
+    assert batch.inputs.max() < spec.vocab_size and spec.num_outputs == spec.vocab_size
+    assert len(task.token_names()) == spec.vocab_size
+
+
+def test_default_sizes():
+    assert (AssociativeRecall().spec.seq_len, AssociativeRecall().spec.vocab_size) == (18, 34)
+    assert (InductionHeads().spec.seq_len, InductionHeads().spec.vocab_size) == (64, 18)
+    spec = SelectiveCopying().spec
+    assert (spec.seq_len, spec.answer_len, spec.vocab_size) == (73, 8, 12)
+
+
+def test_associative_recall_answers_the_value_of_the_queried_key():
+    task = SMALL[0]
+    keys, values = range(2, 7), range(7, 11)
+    batch = draw(task, 4, size=200)
+    asked = set()
+    for row, answer in zip(batch.inputs.tolist(), batch.targets.tolist()):
+        pair_keys, pair_values = row[0:6:2], row[1:6:2]
+        assert len(set(pair_keys)) == 3 and all(k in keys for k in pair_keys)
+        assert all(v in values for v in pair_values)
+        assert row[6] == task.QUERY and row[7] in pair_keys
+        position = pair_keys.index(row[7])
+        assert answer == [pair_values[position]]
+        asked.add(position)
+    assert asked == {0, 1, 2}  # every pair gets asked about
+
+
+def test_associative_recall_token_names_keep_keys_and_values_apart():
+    names = AssociativeRecall(RecallConfig(num_pairs=2, num_keys=2, num_values=3)).token_names()
+    assert names == ["_", "?", "a", "b", "0", "1", "2"]
+
+
+def test_induction_heads_answers_what_followed_the_trigger():
+    task = SMALL[1]
+    batch = draw(task, 5, size=300)
+    positions = set()
+    for row, answer in zip(batch.inputs.tolist(), batch.targets.tolist()):
+        where = [i for i, tok in enumerate(row) if tok == task.TRIGGER]
+        assert len(where) == 2 and where[1] == len(row) - 1  # once inside, once at the end
+        p = where[0]
+        assert p <= len(row) - 3 and answer == [row[p + 1]] and answer[0] != task.TRIGGER
+        positions.add(p)
+    assert positions == set(range(0, 6))  # every allowed position, 0 .. t - 3
+
+
+def test_selective_copying_answers_the_data_in_order():
+    task = SMALL[2]
+    batch = draw(task, 6, size=200)
+    for row, answer in zip(batch.inputs.tolist(), batch.targets.tolist()):
+        region = row[:10]
+        data = [tok for tok in region if tok != task.NOISE]
+        assert len(data) == 3 and all(task.FIRST_SYMBOL <= tok < task.FIRST_SYMBOL + 4 for tok in data)
+        assert answer == data
+        assert row[10] == task.SEP and row[11:] == [task.BLANK] * 3
+    gaps = {tuple(i for i, tok in enumerate(row[:10]) if tok != task.NOISE) for row in batch.inputs.tolist()}
+    assert len(gaps) > 50  # the data positions vary between examples
+
+
+def test_metrics_with_one_wrong_answer():
+    task = SMALL[0]
+    batch = draw(task, 0, size=4)
+    logits = confident(batch.targets, task.spec.num_outputs)
+    assert task.loss(logits, batch).item() < 1e-6 and task.metrics(logits, batch)["accuracy"] == 1.0
+    wrong = batch.targets.clone()
+    wrong[1, 0] = task.QUERY
+    metrics = task.metrics(confident(wrong, task.spec.num_outputs), batch)
+    assert metrics == {"accuracy": 0.75, "sequence_accuracy": 0.75}
+
+    copying = SMALL[2]
+    batch = draw(copying, 0, size=2)
+    wrong = batch.targets.clone()
+    wrong[0, 2] = copying.NOISE  # one of the 6 answers wrong
+    metrics = copying.metrics(confident(wrong, copying.spec.num_outputs), batch)
+    assert metrics["accuracy"] == pytest.approx(5 / 6) and metrics["sequence_accuracy"] == 0.5
+
+
+def test_render():
+    task = AssociativeRecall(RecallConfig(num_pairs=2, num_keys=2, num_values=3))
+    batch = draw(task, 0, size=1)
+    batch.inputs[0] = torch.tensor([3, 4, 2, 6, 1, 2])
+    batch.targets[0] = torch.tensor([6])
+    assert task.render(batch) == "input: b 0 a 2 ? a\nanswer: 2"
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: RecallConfig(num_pairs=0), "num_pairs must be >= 1, got 0"),
+        (lambda: RecallConfig(num_pairs=5, num_keys=4), r"num_keys must be >= num_pairs \(5\), got 4"),
+        (lambda: RecallConfig(num_values=0), "num_values must be >= 1, got 0"),
+        (lambda: InductionConfig(length=2), "length must be >= 3, got 2"),
+        (lambda: InductionConfig(symbols=0), "symbols must be >= 1, got 0"),
+        (lambda: SelectiveCopyConfig(num_tokens=0), "num_tokens must be >= 1, got 0"),
+        (lambda: SelectiveCopyConfig(length=4, num_tokens=5), r"num_tokens must be <= length \(4\), got 5"),
+    ],
+)
+def test_config_validation(build, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        build()
+
+
+def test_multi_query_recall_asks_distinct_keys_and_answers_each():
+    task = AssociativeRecall(RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=3))
+    assert (task.spec.seq_len, task.spec.answer_len) == (12, 3)
+    batch = task.sample(100, torch.Generator().manual_seed(5))
+    for row, answers in zip(batch.inputs.tolist(), batch.targets.tolist()):
+        table = dict(zip(row[0:8:2], row[1:8:2]))
+        assert row[8] == task.QUERY and len(set(row[9:])) == 3
+        assert answers == [table[k] for k in row[9:]]
+    with pytest.raises(ValueError, match=r"num_queries must be <= num_pairs \(4\), got 5"):
+        RecallConfig(num_pairs=4, num_queries=5)
