@@ -5,26 +5,103 @@ import pytest
 from attnlab import __version__
 from attnlab.cli import main
 
-
-def test_tour_runs_a_few_steps_into_a_folder(tmp_path, capsys):
-    assert main(["tour", "--out", str(tmp_path / "t"), "--steps", "3"]) == 0
-    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
-    assert metrics["copy"]["steps"] == 3
-    for name in ("report.html", "copy_head.png", "copy_heads.png"):
-        assert (tmp_path / "t" / name).stat().st_size > 1000
-    assert "report.html" in capsys.readouterr().out
+FEW = ["--train.steps=4", "--train.eval_every=2", "--train.eval_size=8", "--train.batch_size=8",
+       "--train.device=cpu", "--no-progress"]
 
 
-def test_bad_arguments_exit_2_with_one_line(capsys):
-    assert main(["tour", "--steps", "0"]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == "attnlab tour: --steps must be >= 1"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["nonsense"])
-    assert exit_info.value.code == 2
+def one_line_error(capsys, argv, expected):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert expected in lines[0], lines[0]
+
+
+def test_lists_tasks_and_models(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "long_range" in out and "listops" in out and "associative_recall" in out
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mlp", "cnn", "rnn", "gru", "lstm", "bilstm", "transformer", "encdec", "lm"):
+        assert f"\n{name} " in "\n" + out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "copy", "--model", "transformer", "--out", str(run), "--task.length=3",
+                 "--model.num_layers=1", *FEW]) == 0
+    return run
+
+
+def test_train_then_eval_and_viz(trained, capsys, tmp_path):
+    assert (trained / "model.safetensors").is_file() and (trained / "config.yaml").is_file()
+    assert main(["eval", str(trained), "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.splitlines()[0])
+    assert result["split"] == "test" and result["examples"] == 8 and 0 <= result["accuracy"] <= 1
+    assert "input:" in out and "predicted:" in out
+    assert main(["viz", str(trained), "--out", str(tmp_path / "v"), "--examples", "2"]) == 0
+    drawn = sorted(p.name for p in (tmp_path / "v").iterdir())
+    assert len([p for p in drawn if p.endswith(".png")]) == 2 and "examples.txt" in drawn
+
+
+def test_resume_extends_a_run(trained, capsys):
+    import shutil
+
+    copy = trained.parent / "resumed"
+    shutil.copytree(trained, copy)
+    assert main(["train", "--resume", str(copy), "--train.steps=6", "--no-progress"]) == 0
+    assert "test" in capsys.readouterr().out
+    records = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "val"] == [2, 4, 6]
+
+
+def test_bad_input_is_one_line_and_exit_2(trained, capsys, tmp_path):
+    one_line_error(capsys, ["train", "copi", "--model", "lstm"], "unknown task 'copi' (did you mean \"copy\"?)")
+    one_line_error(capsys, ["train", "copy", "--model", "lstn"], "unknown model 'lstn' (did you mean \"lstm\"?)")
+    one_line_error(capsys, ["train", "copy", "--model", "lstm", "--model.hiden_dim=3"],
+                   'unknown key model.hiden_dim (did you mean "hidden_dim"?)')
+    one_line_error(capsys, ["train", "copy", "--model", "lstm", "--train.steps=many"],
+                   "train.steps: expected int, got 'many'")
+    one_line_error(capsys, ["train", "copy"], "give a model")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("task: {name: copy\n")
+    one_line_error(capsys, ["train", "--config", str(bad_yaml), "--model", "lstm"], "bad.yaml: malformed YAML")
+    one_line_error(capsys, ["eval", str(tmp_path / "missing")], "no such run folder")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.yaml").write_text("name: something else\n")
+    one_line_error(capsys, ["viz", str(tmp_path / "other")], "not an attnlab run config")
+    one_line_error(capsys, ["train", "adding", "--model", "lm"], "needs token inputs")
+    one_line_error(capsys, ["compare", "copy", "--models", "lstm,cnx", "--seeds", "1"], "unknown model 'cnx'")
+    one_line_error(capsys, ["tour", "--bogus"], "unrecognized arguments: --bogus")
+
+
+def test_an_existing_run_is_never_overwritten(trained, capsys):
+    before = {p.name: p.read_bytes() for p in trained.iterdir()}
+    one_line_error(capsys, ["train", "copy", "--model", "lstm", "--out", str(trained), *FEW], "holds a run")
+    one_line_error(capsys, ["train", "--resume", str(trained), "--model.num_layers=2"], "train.* settings only")
+    assert before == {p.name: p.read_bytes() for p in trained.iterdir()}
+
+
+def test_corrupt_checkpoint_is_one_line(trained, capsys, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained, broken)
+    (broken / "model.safetensors").write_bytes(b"\x01\x02")
+    one_line_error(capsys, ["eval", str(broken)], "model.safetensors: cannot load weights")
+    (broken / "trainer.safetensors").write_bytes(b"\x01\x02")
+    one_line_error(capsys, ["train", "--resume", str(broken), "--no-progress"], "corrupt trainer state")
+
+
+def test_viz_of_a_run_without_attention(capsys, tmp_path):
+    run = tmp_path / "lstm"
+    assert main(["train", "copy", "--model", "lstm", "--out", str(run), "--task.length=3", *FEW]) == 0
+    one_line_error(capsys, ["viz", str(run)], "has no attention to draw")
 
 
 def test_version(capsys):
-    with pytest.raises(SystemExit):
-        main(["--version"])
+    assert main(["--version"]) == 0
     assert __version__ in capsys.readouterr().out

@@ -1,40 +1,230 @@
-"""The `attnlab` command."""
+"""The `attnlab` command.
+
+    attnlab tasks | models
+    attnlab train TASK --model NAME [--out DIR] [--config FILE] [--section.key=value ...]
+    attnlab train --resume DIR [--train.steps=N]
+    attnlab eval DIR [--split test]
+    attnlab compare TASK --models a,b,c --seeds N [--sweep task.distance=8,32] [--out DIR]
+    attnlab viz DIR [--out DIR]
+    attnlab attend "a sentence"
+    attnlab tour [--out DIR]
+
+Bad input (an unknown task, model or key, a malformed config, a missing or foreign run folder)
+prints one line naming what was wrong and exits with status 2; nothing in an existing run is
+overwritten.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from attnlab import __version__
+from attnlab.config import ConfigError, parse_overrides, read_yaml
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attnlab", description="Build, train and look inside attention models.")
+    parser = _Parser(prog="attnlab", description="Build, train, compare and look inside attention models.")
     parser.add_argument("--version", action="version", version=f"attnlab {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    tour = sub.add_parser("tour", help="the main job: a tour on generated data, written to a folder")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("tasks", help="list the tasks")
+    sub.add_parser("models", help="list the model families")
+
+    train = sub.add_parser("train", help="train a model on a task into a run folder")
+    train.add_argument("task", nargs="?", help="task name (see `attnlab tasks`)")
+    train.add_argument("--model", help="model family (see `attnlab models`)")
+    train.add_argument("--out", type=Path, help="run folder (default runs/TASK-MODEL-TIME)")
+    train.add_argument("--config", type=Path, help="YAML file with task/model/train sections")
+    train.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("eval", help="evaluate a trained run")
+    ev.add_argument("run", type=Path)
+    ev.add_argument("--split", choices=["val", "test"], default="test")
+    ev.add_argument("--size", type=int, help="examples (default: the run's train.eval_size)")
+    ev.add_argument("--examples", type=int, default=0, help="also print this many examples")
+
+    cmp = sub.add_parser("compare", help="train several families over seeds and tabulate them")
+    cmp.add_argument("task")
+    cmp.add_argument("--models", required=True, help="comma-separated families")
+    cmp.add_argument("--seeds", type=int, default=3)
+    cmp.add_argument("--sweep", help="one setting over values, e.g. task.distance=8,32,128")
+    cmp.add_argument("--out", type=Path, help="results folder (default compare/TASK)")
+    cmp.add_argument("--config", type=Path, help="YAML file with task/model/train sections")
+    cmp.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+
+    viz = sub.add_parser("viz", help="draw the attention of a trained run on a few examples")
+    viz.add_argument("run", type=Path)
+    viz.add_argument("--out", type=Path, help="folder for the figures (default RUN/viz)")
+    viz.add_argument("--examples", type=int, default=3)
+
+    tour = sub.add_parser("tour", help="the main job: train the families on generated tasks, write report.html")
     tour.add_argument("--out", type=Path, default=Path("tour"), help="folder for report.html and figures")
-    tour.add_argument("--steps", type=int, default=400, help="training steps of the copy task")
     tour.add_argument("--seed", type=int, default=0)
+    tour.add_argument("--quick", action="store_true", help="a few steps per run (a smoke test, not results)")
+
+    try:
+        from attnlab.probes.command import add_attend_parser
+    except ImportError:  # pragma: no cover - the probes need the optional pretrained model
+        pass
+    else:
+        add_attend_parser(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "tour":
-        if args.steps < 1:
-            print("attnlab tour: --steps must be >= 1", file=sys.stderr)
-            return 2
-        from attnlab.tour import run_tour
+def _sections(config_file: Path | None, extra: list[str]) -> tuple[dict, dict]:
+    data = read_yaml(config_file) if config_file else {}
+    return data, parse_overrides(extra)
 
-        metrics = run_tour(args.out, steps=args.steps, seed=args.seed)
-        copy = metrics["copy"]
-        print(
-            f"copy accuracy {copy['copy_accuracy']:.1%} after {copy['steps']} steps ({copy['train_seconds']} s); "
-            f"report: {args.out / 'report.html'}"
-        )
+
+def _cmd_list(kind: str) -> int:
+    from attnlab.models import MODELS
+    from attnlab.tasks import TASKS
+
+    registry = TASKS if kind == "tasks" else MODELS
+    width = max(len(n) for n in registry.names())
+    for name in registry.names():
+        print(f"{name:<{width}}  {registry.summary(name)}")
     return 0
+
+
+def _cmd_train(args, extra: list[str]) -> int:
+    from attnlab.train import checkpoint, resolve, train
+
+    data, overrides = _sections(args.config, extra)
+    if args.resume:
+        if args.task or args.model or args.config or args.out:
+            raise ConfigError("--resume DIR takes the run's own config; give only train.* overrides")
+        if set(overrides) - {"train"}:
+            raise ConfigError("--resume DIR may change train.* settings only")
+        config = resolve(checkpoint.load_config(args.resume), overrides)
+        folder = args.resume
+    else:
+        data = {**data, "task": {**(data.get("task") or {}), **({"name": args.task} if args.task else {})},
+                "model": {**(data.get("model") or {}), **({"name": args.model} if args.model else {})}}
+        if not data["task"].get("name"):
+            raise ConfigError("give a task: attnlab train TASK --model NAME (see `attnlab tasks`)")
+        if not data["model"].get("name"):
+            raise ConfigError("give a model: --model NAME (see `attnlab models`)")
+        config = resolve(data, overrides)
+        if args.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("give --out DIR under torchrun, so that every process writes to the same run")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = args.out or Path("runs") / f"{config.task}-{config.model}-{stamp}"
+    summary = train(config, folder, resume=bool(args.resume), progress=not args.no_progress)
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items() if k != "split"}
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{folder}: test {json.dumps(shown)}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from attnlab.train import evaluate, load_run
+
+    run = load_run(args.run)
+    size = args.size or run.config.train.eval_size
+    if size < 1:
+        raise ConfigError(f"--size must be >= 1, got {size}")
+    data = run.task.eval_set(size, args.split)
+    metrics = evaluate(run.model, run.task, data)
+    print(json.dumps({"run": str(args.run), "split": args.split, "examples": len(data), **metrics}))
+    if args.examples:
+        import torch
+
+        with torch.no_grad():
+            logits = run.model(data.inputs[: args.examples])
+        for i in range(min(args.examples, len(data))):
+            print(run.task.render(data, i, logits) + "\n")
+    return 0
+
+
+def _cmd_compare(args, extra: list[str]) -> int:
+    from attnlab.tasks import TASKS
+    from attnlab.train import compare
+
+    data, overrides = _sections(args.config, extra)
+    for section, values in data.items():
+        if section in ("task", "model"):
+            values = {k: v for k, v in (values or {}).items() if k != "name"}
+        overrides[section] = {**(values or {}), **overrides.get(section, {})}
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise ConfigError("--models needs at least one family")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    sweep = compare.Sweep.parse(args.sweep) if args.sweep else None
+    jobs = compare.plan(args.task, models, args.seeds, overrides, sweep)
+    out = args.out or Path("compare") / args.task
+    rows = compare.run_all(jobs, out, workers=args.jobs)
+    metric = TASKS.get(args.task).metric
+    summary = compare.summarise(rows, metric)
+    command = "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    files = compare.write_results(out, rows, summary, task=args.task, metric=metric, sweep=sweep, command=command)
+    print(compare.markdown_table(summary, metric, sweep))
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+def _cmd_viz(args) -> int:
+    from attnlab.train import load_run
+    from attnlab.viz.runs import draw_run
+
+    run = load_run(args.run)
+    if args.examples < 1:
+        raise ConfigError(f"--examples must be >= 1, got {args.examples}")
+    paths = draw_run(run, args.out or args.run / "viz", examples=args.examples)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_tour(args) -> int:
+    from attnlab.tour import run_tour
+
+    report = run_tour(args.out, seed=args.seed, quick=args.quick)
+    print(f"report: {report}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command not in ("train", "compare"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as done:  # --help, --version, or a usage error already printed in one line
+        return int(done.code or 0)
+    try:
+        if args.command in ("tasks", "models"):
+            return _cmd_list(args.command)
+        if args.command == "train":
+            return _cmd_train(args, extra)
+        if args.command == "compare":
+            return _cmd_compare(args, extra)
+        if args.command == "eval":
+            return _cmd_eval(args)
+        if args.command == "viz":
+            return _cmd_viz(args)
+        if args.command == "attend":
+            from attnlab.probes.command import run_attend
+
+            return run_attend(args)
+        return _cmd_tour(args)
+    except ConfigError as err:
+        print(f"attnlab {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"attnlab {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Drawing attention: heatmaps of one matrix, grids of layers x heads, and traces turned into layers.
+"""Drawing: attention heatmaps of one matrix, grids of layers x heads, traces turned into layers,
+and comparison curves.
 
     with capture(model) as trace:
         model(x)
@@ -8,6 +9,7 @@ Everything here reads tensors and traces only; figures are plain `matplotlib.fig
 (no pyplot state, no window).
 """
 
+from attnlab.viz.curves import draw_comparison
 from attnlab.viz.heatmap import MAX_GRID_LABELS, draw_attention, draw_heads, layers_from_trace
 
-__all__ = ["MAX_GRID_LABELS", "draw_attention", "draw_heads", "layers_from_trace"]
+__all__ = ["MAX_GRID_LABELS", "draw_attention", "draw_comparison", "draw_heads", "layers_from_trace"]

@@ -1,0 +1,179 @@
+"""Train several families on one task over seeds (and a swept setting), then tabulate and plot.
+
+    attnlab compare long_range --models lstm,transformer --seeds 3 --sweep task.distance=8,32,128
+
+Each (model, setting, seed) is an ordinary run folder under OUT/runs/, so any of them can be
+evaluated, drawn or resumed on its own; a finished run is reused, a killed one is resumed.
+The table gives the task's metric on the test split: mean, standard deviation, min and max over
+seeds, in results.csv (one row per run), summary.csv / summary.md and a plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from attnlab.config import ConfigError, closest
+from attnlab.models import MODELS
+from attnlab.tasks import TASKS
+from attnlab.train import checkpoint
+from attnlab.train.run import resolve
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """One setting varied across runs: section.key over values (strings, converted by type)."""
+
+    section: str
+    key: str
+    values: tuple[str, ...]
+
+    @staticmethod
+    def parse(text: str) -> Sweep:
+        lhs, sep, rhs = text.partition("=")
+        section, dot, key = lhs.partition(".")
+        values = tuple(v for v in rhs.split(",") if v)
+        if not (sep and dot and key and values):
+            raise ConfigError(f"--sweep expects section.key=v1,v2,..., got {text!r}")
+        return Sweep(section, key, values)
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+def _model_overrides(model: str, values: dict[str, Any], models: list[str]) -> dict[str, Any]:
+    """The model.* overrides that this family has; a key no listed family has is an error."""
+    own = {f.name for f in dataclasses.fields(MODELS.get(model).Config)}
+    for key in values:
+        if not any(key in {f.name for f in dataclasses.fields(MODELS.get(m).Config)} for m in models):
+            raise ConfigError(f"unknown key model.{key} for {', '.join(models)}{closest(key, sorted(own))}")
+    return {k: v for k, v in values.items() if k in own}
+
+
+def plan(task: str, models: list[str], seeds: int, overrides: dict, sweep: Sweep | None) -> list[dict]:
+    """Every run of the comparison: its label, folder name and resolved config (checked up front)."""
+    TASKS.get(task)
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    jobs = []
+    for value in sweep.values if sweep else [None]:
+        for model in models:
+            for seed in range(seeds):
+                over = {s: dict(v) for s, v in overrides.items() if s != "model"}
+                over["model"] = _model_overrides(model, overrides.get("model", {}), models)
+                if sweep:
+                    over.setdefault(sweep.section, {})[sweep.key] = value
+                over.setdefault("train", {})["seed"] = seed
+                config = resolve({"task": {"name": task}, "model": {"name": model}}, over)
+                name = f"{model}" + (f"-{sweep.key}{value}" if sweep else "") + f"-seed{seed}"
+                jobs.append({"model": model, "setting": value, "seed": seed, "name": name, "config": config})
+    return jobs
+
+
+def _run_one(job: dict, folder: str, threads: int) -> dict:
+    import torch
+
+    from attnlab.train.loop import train
+
+    torch.set_num_threads(threads)
+    run_dir = Path(folder)
+    done = [r for r in checkpoint.read_metrics(run_dir) if r.get("split") == "test"]
+    if done:
+        summary = done[-1]
+    elif (run_dir / checkpoint.TRAINER).is_file():
+        summary = train(job["config"], run_dir, resume=True, progress=False)
+    else:
+        if checkpoint.is_run(run_dir) and resolve(checkpoint.load_config(run_dir)) == job["config"]:
+            shutil.rmtree(run_dir)  # this comparison's own run, killed before its first checkpoint
+        summary = train(job["config"], run_dir, progress=False)
+    return {k: job[k] for k in ("model", "setting", "seed", "name")} | {
+        key: summary.get(key) for key in ("step", "seconds", "parameters", "best_val", "stopped_early")
+    } | {"test": {k: v for k, v in summary.items() if isinstance(v, float) and k not in ("seconds", "best_val")}}
+
+
+def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True) -> list[dict]:
+    """Train every job (workers processes at once), reusing finished runs; rows in job order."""
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if workers == 1:
+        rows = []
+        for n, job in enumerate(jobs, 1):
+            if progress:
+                print(f"[{n}/{len(jobs)}] {job['name']}", flush=True)
+            rows.append(_run_one(job, str(runs / job["name"]), threads))
+        return rows
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run_one, job, str(runs / job["name"]), threads) for job in jobs]
+        rows = []
+        for n, (job, future) in enumerate(zip(jobs, futures), 1):
+            rows.append(future.result())
+            if progress:
+                print(f"[{n}/{len(jobs)}] {job['name']}: {rows[-1]['test']}", flush=True)
+        return rows
+
+
+def summarise(rows: list[dict], metric: str) -> list[dict]:
+    """Mean, spread, min and max of the metric over seeds, per (setting, model)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["setting"], row["model"]), []).append(row)
+    out = []
+    for (setting, model), members in groups.items():
+        values = [m["test"][metric] for m in members]
+        out.append({
+            "model": model, "setting": setting, "seeds": len(values), "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "min": min(values), "max": max(values),
+            "seconds": statistics.fmean(m["seconds"] or 0.0 for m in members), "parameters": members[0]["parameters"],
+        })
+    return out
+
+
+def write_results(out: Path, rows: list[dict], summary: list[dict], *, task: str, metric: str,
+                  sweep: Sweep | None, command: str) -> dict[str, Path]:
+    """results.csv, summary.csv, summary.md, results.json and plot.png in out."""
+    from attnlab.viz.curves import draw_comparison
+
+    metrics = sorted({k for r in rows for k in r["test"]})
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", sweep.name if sweep else "setting", "seed", *metrics, "steps", "seconds", "parameters"])
+        for r in rows:
+            writer.writerow([r["model"], r["setting"], r["seed"], *[r["test"].get(m) for m in metrics],
+                             r["step"], r["seconds"], r["parameters"]])
+    with open(out / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
+        writer.writeheader()
+        writer.writerows(summary)
+    (out / "summary.md").write_text(markdown_table(summary, metric, sweep) + f"\n\nCommand: `{command}`\n")
+    (out / "results.json").write_text(json.dumps({"task": task, "metric": metric, "command": command,
+                                                  "sweep": sweep.name if sweep else None, "rows": rows,
+                                                  "summary": summary}, indent=1))
+    draw_comparison(summary, metric=metric, x_label=sweep.name if sweep else None, title=task, path=out / "plot.png")
+    return {name: out / name for name in ("results.csv", "summary.csv", "summary.md", "results.json", "plot.png")}
+
+
+def markdown_table(summary: list[dict], metric: str, sweep: Sweep | None) -> str:
+    """Models as rows, settings as columns, cells 'mean ± std (min-max)' of the metric."""
+    settings = list(dict.fromkeys(s["setting"] for s in summary))
+    models = list(dict.fromkeys(s["model"] for s in summary))
+    cell = {(s["model"], s["setting"]): s for s in summary}
+    head = ["model", *[f"{sweep.name}={v}" for v in settings]] if sweep else ["model", metric]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in models:
+        cells = []
+        for setting in settings:
+            s = cell.get((model, setting))
+            cells.append("" if s is None else f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f})")
+        lines.append("| " + " | ".join([model, *cells]) + " |")
+    note = f"{metric} on the test split: mean ± std (min–max) over {summary[0]['seeds']} seeds"
+    return note + "\n\n" + "\n".join(lines)

@@ -1,0 +1,90 @@
+"""More than one process: `torchrun --nproc_per_node=N -m attnlab.cli train ...`.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; we join a process group (gloo on CPU, nccl on
+GPU) and wrap the model in DistributedDataParallel. Every process draws the same global batch
+from the same generator and keeps its own rows (rank, rank + world, ...), so N processes see
+exactly the batch one process would, and DDP's gradient average equals the one-process gradient.
+Only rank 0 writes files or shows progress.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from attnlab.config import ConfigError
+from attnlab.tasks.base import Batch
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process stands among the processes of one run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when there is one; 'cpu', 'cuda', 'cuda:1' are taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {name!r} but this machine has no CUDA device")
+    return device
+
+
+def start(device: str = "auto") -> Processes:
+    """Join the process group when launched by torchrun; a single process otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Processes(device=resolve_device(device))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Processes(rank=rank, world_size=world_size, device=dev)
+
+
+def stop(procs: Processes) -> None:
+    if procs.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: nn.Module, procs: Processes) -> nn.Module:
+    """The model as this process should call it (DDP when distributed)."""
+    if not procs.distributed:
+        return model
+    ids = [procs.device.index] if procs.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def shard(batch: Batch, procs: Processes) -> Batch:
+    """This process's rows of the global batch."""
+    if not procs.distributed:
+        return batch
+    if len(batch) % procs.world_size:
+        raise ConfigError(f"train.batch_size {len(batch)} is not divisible by {procs.world_size} processes")
+    return batch.rows(slice(procs.rank, None, procs.world_size))
+
+
+def barrier(procs: Processes) -> None:
+    if procs.distributed:
+        dist.barrier()

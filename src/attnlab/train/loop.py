@@ -1,0 +1,234 @@
+"""The one training loop every model family and task goes through.
+
+AdamW with a linear warm-up and a cosine decay, gradient-norm clipping, evaluation and a
+checkpoint every `eval_every` steps, early stop at a target metric, a progress bar, and a
+record per evaluation in metrics.jsonl. The loop only needs `model(inputs, targets) -> logits`
+and the task's `loss` and `metrics`, so the families stay interchangeable.
+
+Deterministic on CPU: the same config gives the same weights, and a run resumed from its last
+checkpoint ends with the same weights as one never interrupted (the data generator, torch's
+RNG, the optimizer and the step are all in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from attnlab.models import TaskModel
+from attnlab.tasks.base import Batch, Task
+from attnlab.train import checkpoint, distributed
+from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based): linear warm-up, then cosine decay."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms or scalars)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    rest = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+@torch.no_grad()
+def evaluate(model: TaskModel, task: Task, data: Batch, chunk: int = 256) -> dict[str, float]:
+    """The task's loss and metrics on data, in eval mode (decoding families decode freely)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    logits = torch.cat([model(data.rows(slice(i, i + chunk)).inputs.to(device)) for i in range(0, len(data), chunk)])
+    data = data.to(device)
+    result = {"loss": task.loss(logits, data).item(), **task.metrics(logits, data)}
+    model.train(was_training)
+    return result
+
+
+def _unique_state(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict without the second name of tied tensors (safetensors stores each once)."""
+    seen, out = set(), {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tensor.shape, tensor.stride())
+        if key not in seen:
+            seen.add(key)
+            out[name] = tensor
+    return out
+
+
+def _trainer_state(
+    model: nn.Module, opt: torch.optim.Optimizer, data_gen: torch.Generator, state: dict[str, Any]
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    tensors = {f"model.{k}": v for k, v in _unique_state(model).items()}
+    opt_state = opt.state_dict()
+    for index, entries in opt_state["state"].items():
+        for name, value in entries.items():
+            tensors[f"optim.{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.data"] = data_gen.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    meta = {
+        **state,
+        "param_groups": opt_state["param_groups"],
+        "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
+        "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+    return tensors, meta
+
+
+def _restore(
+    folder: Path, model: nn.Module, opt: torch.optim.Optimizer, data_gen: torch.Generator
+) -> dict[str, Any]:
+    tensors, meta = checkpoint.load_trainer(folder)
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = set(missing) - (set(model.state_dict()) - set(_unique_state(model)))
+    if missing or unexpected:
+        raise checkpoint.RunError(f"{folder / checkpoint.TRAINER}: weights do not match the model")
+    opt_state: dict[str, Any] = {"state": {}, "param_groups": meta.pop("param_groups")}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            opt_state["state"].setdefault(int(index), {})[name] = value
+    opt.load_state_dict(opt_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    data_gen.set_state(tensors["rng.data"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    version, inner, gauss = meta.pop("rng_python")
+    random.setstate((version, tuple(inner), gauss))
+    name, keys, *rest = meta.pop("rng_numpy")
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    return meta
+
+
+def _reached(value: float, target: float | None, maximize: bool) -> bool:
+    if target is None:
+        return False
+    return value >= target if maximize else value <= target
+
+
+def _better(value: float, best: float | None, maximize: bool) -> bool:
+    return best is None or (value > best if maximize else value < best)
+
+
+def train(
+    config: RunConfig,
+    folder: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train config's model on its task into the run folder; returns the run's summary.
+
+    resume: continue the run in folder from its last checkpoint (its config.yaml wins, except
+    that train.steps may be raised). stop_after: end this call after that many steps (as if
+    killed), leaving the last checkpoint for a resume.
+    """
+    folder = Path(folder)
+    cfg = config.train
+    procs = distributed.start(cfg.device)
+    try:
+        if resume:
+            saved = resolve(checkpoint.load_config(folder))
+            if saved.to_dict() | {"train": {}} != config.to_dict() | {"train": {}}:
+                raise checkpoint.RunError(f"{folder}: --resume takes the run's own config (only train.* may change)")
+        elif procs.is_main:
+            checkpoint.check_new_run_dir(folder)
+        seed_everything(cfg.seed)
+        task, model = build_task_and_model(config)
+        model.to(procs.device)
+        opt = make_optimizer(model, cfg)
+        data_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        state: dict[str, Any] = {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False}
+        if resume:
+            state.update(_restore(folder, model, opt, data_gen))
+            if procs.is_main:
+                checkpoint.truncate_metrics(folder, state["step"])
+                checkpoint.save_config(folder, config.to_dict())
+        elif procs.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+            checkpoint.save_config(folder, config.to_dict())
+        distributed.barrier(procs)
+        return _loop(config, folder, task, model, opt, data_gen, state, procs, progress, stop_after)
+    finally:
+        distributed.stop(procs)
+
+
+def _loop(config, folder, task, model, opt, data_gen, state, procs, progress, stop_after) -> dict[str, Any]:
+    cfg: TrainConfig = config.train
+    step0 = state["step"]
+    net = distributed.wrap(model, procs)
+    val = task.eval_set(cfg.eval_size, "val")
+    bar = tqdm(total=cfg.steps, initial=step0, desc=f"{config.model} on {config.task}", unit="step",
+               disable=not (progress and procs.is_main), leave=False, dynamic_ncols=True)
+    losses: list[float] = []
+    started = time.perf_counter() - state["train_seconds"]
+    while state["step"] < cfg.steps and not state["stopped_early"]:
+        if stop_after is not None and state["step"] - step0 >= stop_after:
+            bar.close()
+            return {"step": state["step"], "interrupted": True}
+        for group in opt.param_groups:
+            group["lr"] = lr_at(state["step"], cfg)
+        batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
+        model.train()
+        loss = task.loss(net(batch.inputs, batch.targets), batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_norm > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        opt.step()
+        state["step"] += 1
+        losses.append(loss.item())
+        bar.update(1)
+        if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
+            metrics = evaluate(model, task, val)
+            value = metrics[task.metric]
+            if _better(value, state["best"], task.maximize):
+                state["best"] = value
+            state["stopped_early"] = _reached(value, cfg.target, task.maximize)
+            state["train_seconds"] = time.perf_counter() - started
+            record = {"step": state["step"], "split": "val", "lr": opt.param_groups[0]["lr"],
+                      "train_loss": sum(losses) / len(losses), **metrics,
+                      "seconds": round(state["train_seconds"], 3)}
+            losses.clear()
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", **{task.metric: f"{value:.3f}"})
+            if procs.is_main:
+                checkpoint.append_metrics(folder, record)
+                checkpoint.save_weights(folder, model)
+                checkpoint.save_trainer(folder, *_trainer_state(model, opt, data_gen, state))
+            distributed.barrier(procs)
+    bar.close()
+    test = evaluate(model, task, task.eval_set(cfg.eval_size, "test"))
+    summary = {"step": state["step"], "split": "test", **test, "best_val": state["best"],
+               "stopped_early": state["stopped_early"], "seconds": round(state["train_seconds"], 3),
+               "parameters": sum(p.numel() for p in model.parameters())}
+    if procs.is_main:
+        checkpoint.append_metrics(folder, summary)
+    return summary

@@ -1,0 +1,139 @@
+"""What a run is: a task, a model family and the training settings, and how to rebuild one.
+
+A run's config is plain data in three sections,
+
+    task:  {name: long_range, distance: 64, ...}   the task's registry name and Config fields
+    model: {name: lstm, hidden_dim: 128, ...}      the family's registry name and Config fields
+    train: {steps: 2000, lr: 0.001, ...}           TrainConfig fields
+
+built from defaults, then a YAML file, then dotted overrides (`--model.num_layers=2`), each
+checked against the dataclass it fills. `load_run(folder)` rebuilds the task and the model from
+a run's config.yaml and loads its weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnlab.config import ConfigError, build, closest, to_dict
+from attnlab.models import MODELS, TaskModel
+from attnlab.tasks import TASKS, Task
+from attnlab.train import checkpoint
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained; defaults suit the generated tasks on a CPU."""
+
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 64  # global batch: split over processes under torchrun
+    lr: float = 1e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.01  # AdamW decoupled weight decay, on matrices only
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    min_lr_ratio: float = 0.1  # the cosine decays from lr to lr * min_lr_ratio at the last step
+    clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
+    eval_every: int = 200  # evaluate on the validation set (and checkpoint) every this many steps
+    eval_size: int = 512  # validation and test examples
+    target: float | None = None  # stop early once the task's metric reaches this on validation
+    seed: int = 0  # seeds Python, numpy and torch: the model's init and the training data
+    device: str = "auto"  # cpu, cuda, cuda:N, or auto (cuda when present)
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "eval_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "clip_norm", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A task, a model family and training settings, each by name and checked config."""
+
+    task: str
+    model: str
+    task_config: Any = None  # the task's Config instance
+    model_config: Any = None  # the family's Config instance
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": {"name": self.task, **to_dict(self.task_config)},
+            "model": {"name": self.model, **to_dict(self.model_config)},
+            "train": to_dict(self.train),
+        }
+
+    def replace(self, section: str, **values) -> RunConfig:
+        """A copy with some fields of one section changed (checked like overrides)."""
+        data = self.to_dict()
+        data[section] = {**data[section], **values}
+        return resolve(data)
+
+
+SECTIONS = ("task", "model", "train")
+
+
+def resolve(data: dict[str, Any], overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """A RunConfig from plain data (as in config.yaml) with overrides applied on top."""
+    overrides = overrides or {}
+    for section in [*data, *overrides]:
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section {section!r}{closest(section, list(SECTIONS))}")
+    for section in SECTIONS:
+        if not isinstance(data.get(section) or {}, dict):
+            raise ConfigError(f"{section}: expected a mapping of keys to values, got {data[section]!r}")
+    merged = {s: {**(data.get(s) or {}), **overrides.get(s, {})} for s in SECTIONS}
+    task_name = merged["task"].pop("name", None)
+    model_name = merged["model"].pop("name", None)
+    if not task_name:
+        raise ConfigError("task.name is missing")
+    if not model_name:
+        raise ConfigError("model.name is missing")
+    task_cls, model_cls = TASKS.get(task_name), MODELS.get(model_name)
+    return RunConfig(
+        task=task_name,
+        model=model_name,
+        task_config=build(task_cls.Config, merged["task"], where="task"),
+        model_config=build(model_cls.Config, merged["model"], where="model"),
+        train=build(TrainConfig, merged["train"], where="train"),
+    )
+
+
+def build_task_and_model(config: RunConfig) -> tuple[Task, TaskModel]:
+    """The task and a freshly initialised model; a family that cannot do the task is a ConfigError."""
+    task = TASKS.get(config.task)(config.task_config)
+    try:
+        model = MODELS.get(config.model)(config.model_config, task.spec)
+    except ValueError as err:
+        raise ConfigError(f"model {config.model!r} on task {config.task!r}: {err}") from None
+    return task, model
+
+
+@dataclass
+class Run:
+    """A run rebuilt from its folder."""
+
+    folder: Path
+    config: RunConfig
+    task: Task
+    model: TaskModel
+    metrics: list[dict[str, Any]]
+
+
+def load_run(folder: str | Path) -> Run:
+    """Rebuild the task and model of a run from its config, then load its weights (eval mode)."""
+    folder = Path(folder)
+    data = checkpoint.load_config(folder)
+    try:
+        config = resolve(data)
+    except ConfigError as err:
+        raise checkpoint.RunError(f"{folder / checkpoint.CONFIG}: {err}") from None
+    task, model = build_task_and_model(config)
+    checkpoint.load_weights(folder, model)
+    model.eval()
+    return Run(folder, config, task, model, checkpoint.read_metrics(folder))

@@ -1,0 +1,65 @@
+"""Results drawn as curves and bars: a metric per model, against a swept setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def draw_comparison(
+    summary: list[dict], *, metric: str, x_label: str | None = None, title: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """A line per model of the metric's mean against the setting, with min-max bars.
+
+    Args:
+        summary: rows with keys model, setting, mean, min, max (as attnlab.train.compare makes).
+        metric: the metric's name for the y axis.
+        x_label: the swept setting's name; None (one setting) draws a bar per model instead.
+        title: the axes title.
+        path: save the figure here (".png" or ".svg").
+    """
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.add_subplot()
+    models = list(dict.fromkeys(s["model"] for s in summary))
+    if x_label is None:
+        rows = [next(s for s in summary if s["model"] == m) for m in models]
+        means = [r["mean"] for r in rows]
+        ax.bar(models, means, yerr=[[m - r["min"] for m, r in zip(means, rows)], [r["max"] - m for m, r in zip(means, rows)]],
+               capsize=3, color="#4c72b0")
+        ax.set_xlabel("model")
+    else:
+        settings = list(dict.fromkeys(s["setting"] for s in summary))
+        numeric = all(_number(v) is not None for v in settings)
+        xs = {v: (_number(v) if numeric else n) for n, v in enumerate(settings)}
+        for n, model in enumerate(models):
+            rows = [s for s in summary if s["model"] == model]
+            x = [xs[r["setting"]] for r in rows]
+            mean = [r["mean"] for r in rows]
+            err = [[m - r["min"] for m, r in zip(mean, rows)], [r["max"] - m for m, r in zip(mean, rows)]]
+            style = {"marker": MARKERS[n % len(MARKERS)], "linestyle": "-" if n % 2 == 0 else "--"}
+            ax.errorbar(x, mean, yerr=err, capsize=3, label=model, **style)  # distinct shapes: lines may overlap
+        if numeric and min(xs.values()) > 0 and max(xs.values()) / min(xs.values()) >= 8:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(list(xs.values()), [str(v) for v in settings])
+        ax.set_xlabel(x_label)
+        ax.legend(fontsize=8, ncol=2)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    return fig

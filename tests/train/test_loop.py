@@ -1,0 +1,94 @@
+import json
+import math
+
+import pytest
+import torch
+
+from attnlab.train import TrainConfig, load_run, lr_at, resolve, train
+from attnlab.train.loop import make_optimizer
+
+
+def tiny(model="transformer", steps=30, **train_values):
+    model_values = {"name": model, "dropout": 0.1} if model in ("transformer", "lstm") else {"name": model}
+    return resolve(
+        {"task": {"name": "copy", "length": 4, "symbols": 5}, "model": model_values},
+        {"train": {"steps": steps, "eval_every": 10, "eval_size": 32, "batch_size": 16, "warmup_steps": 5,
+                   "device": "cpu", **train_values}},
+    )
+
+
+def weights(folder):
+    return load_run(folder).model.state_dict()
+
+
+def test_lr_schedule_warms_up_linearly_then_follows_the_cosine():
+    cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert [lr_at(s, cfg) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+    assert lr_at(0, TrainConfig(warmup_steps=0, lr=2.0, steps=10)) == pytest.approx(2.0)
+
+
+def test_weight_decay_only_on_matrices():
+    config = tiny()
+    from attnlab.train import build_task_and_model
+
+    _, model = build_task_and_model(config)
+    decay, rest = make_optimizer(model, config.train).param_groups
+    assert decay["weight_decay"] == config.train.weight_decay and rest["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in rest["params"])
+
+
+def test_same_config_same_weights_and_a_learning_signal(tmp_path):
+    config = tiny(steps=40, lr=3e-3)
+    first = train(config, tmp_path / "a", progress=False)
+    train(config, tmp_path / "b", progress=False)
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30, 40, 40] and records[-1]["split"] == "test"
+    assert records[-1]["loss"] < math.log(config.task_config.symbols + 3)  # below a uniform guess
+    assert first["parameters"] == sum(p.numel() for p in load_run(tmp_path / "a").model.parameters())
+
+
+@pytest.mark.parametrize("model", ["transformer", "lstm"])
+def test_killed_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, model):
+    config = tiny(model)
+    train(config, tmp_path / "whole", progress=False)
+    assert train(config, tmp_path / "killed", progress=False, stop_after=17) == {"step": 17, "interrupted": True}
+    # steps 11..17 ran after the checkpoint at 10; the resume redoes them from the saved state
+    train(config, tmp_path / "killed", progress=False, resume=True)
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda folder: [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                            for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert strip(tmp_path / "whole") == strip(tmp_path / "killed")
+
+
+def test_resume_may_extend_steps_but_not_change_the_model(tmp_path):
+    config = tiny(steps=10)
+    train(config, tmp_path / "r", progress=False)
+    longer = config.replace("train", steps=20)
+    summary = train(longer, tmp_path / "r", progress=False, resume=True)
+    assert summary["step"] == 20
+    assert load_run(tmp_path / "r").config.train.steps == 20
+    from attnlab.train import RunError
+
+    with pytest.raises(RunError, match="only train"):
+        train(config.replace("model", num_layers=1), tmp_path / "r", progress=False, resume=True)
+
+
+def test_early_stop_at_the_target(tmp_path):
+    summary = train(tiny(model="mlp", steps=200, target=0.0), tmp_path / "e", progress=False)
+    assert summary["stopped_early"] and summary["step"] == 10
+
+
+def test_a_new_run_never_writes_into_an_existing_one(tmp_path):
+    from attnlab.train import RunError
+
+    train(tiny(steps=10), tmp_path / "r", progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    with pytest.raises(RunError, match="holds a run"):
+        train(tiny(steps=10), tmp_path / "r", progress=False)
+    assert before == {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}

@@ -1,0 +1,21 @@
+from attnlab.viz import draw_comparison
+
+
+def summary(settings):
+    return [{"model": m, "setting": s, "mean": 0.5 + 0.1 * i, "min": 0.4, "max": 0.9}
+            for i, m in enumerate(["lstm", "transformer"]) for s in settings]
+
+
+def test_one_line_per_model_against_the_setting(tmp_path):
+    fig = draw_comparison(summary(["8", "32", "128"]), metric="accuracy", x_label="task.distance",
+                          path=tmp_path / "c.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["lstm", "transformer"]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "task.distance"
+    assert (tmp_path / "c.png").stat().st_size > 5000
+
+
+def test_bars_without_a_sweep():
+    fig = draw_comparison(summary([None]), metric="accuracy")
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [0.5, 0.6]
