@@ -1,0 +1,1 @@
+"""Probes of what attention does on real language: pronoun antecedents and word senses."""
