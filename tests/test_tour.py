@@ -1,14 +1,7 @@
-import torch
+import json
+import re
 
-from attnlab.tour import SEP, copy_batch, core_section
-
-
-def test_copy_batch_is_deterministic_and_copies():
-    a = copy_batch(4, 5, 16, torch.Generator().manual_seed(3))
-    b = copy_batch(4, 5, 16, torch.Generator().manual_seed(3))
-    assert torch.equal(a, b) and a.shape == (4, 11)
-    assert (a[:, 5] == SEP).all() and torch.equal(a[:, :5], a[:, 6:])
-    assert a[:, :5].min() >= 2 and a.max() < 16
+from attnlab.tour import core_section, run_tour
 
 
 def test_core_section_reports_agreement():
@@ -17,3 +10,22 @@ def test_core_section_reports_agreement():
     assert core["weights_rows_sum_to_one"] and core["future_weight"] == 0.0
     assert core["why_not_fast_path"]["scaled_dot"] == "on the fast path"
     assert "need_weights" in core["why_not_fast_path"]["need_weights"]
+
+
+def test_quick_tour_writes_a_report_whose_images_exist(tmp_path):
+    report = run_tour(tmp_path / "t", quick=True)
+    page = report.read_text()
+    for heading in ("One attention core", "growing distance", "reverse a sequence", "learns to copy", "Self-attention on real language"):
+        assert heading in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 6
+    for src in images:
+        assert (tmp_path / "t" / src).stat().st_size > 1000, src
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert {s["model"] for s in metrics["families"]["long_range"]["summary"]} == {"mlp", "cnn", "rnn", "lstm", "transformer"}
+    assert (tmp_path / "t" / "long_range" / "summary.md").is_file()
+    # a second tour into the same folder reuses the finished runs instead of failing or retraining
+    weights = next((tmp_path / "t" / "copy" / "runs").iterdir()) / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    run_tour(tmp_path / "t", quick=True)
+    assert weights.stat().st_mtime_ns == stamp

@@ -1,6 +1,8 @@
-"""The tour: a few minutes on generated data that show the attention core and a transformer at work.
+"""The tour: the main job. On generated data, in minutes on a CPU, it shows the attention core,
+trains every family on the tasks that tell them apart, and looks inside the winners.
 
-Writes into one folder: report.html, metrics.json and the figures it shows.
+Writes into one folder: report.html, metrics.json, the figures the report shows, and every
+training run (runs/...), each of which `attnlab eval`, `attnlab viz` and `load_run` can open.
 """
 
 from __future__ import annotations
@@ -11,20 +13,16 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from attnlab.core import attend, capture, causal_mask, why_not_fast_path
-from attnlab.models import DecoderLM, TransformerConfig
-from attnlab.viz import draw_attention, draw_heads, layers_from_trace
+from attnlab.core import attend, causal_mask, why_not_fast_path
+from attnlab.core import capture
+from attnlab.train import compare, load_run
+from attnlab.viz import draw_attention
+from attnlab.viz.runs import draw_run, stacks_from_trace
 
-SEP = 1  # separator token of the copy task; 0 is padding, symbols start at 2
-
-
-def copy_batch(batch: int, length: int, vocab: int, generator: torch.Generator) -> torch.Tensor:
-    """Sequences `x SEP x` with x random symbols: (batch, 2 * length + 1)."""
-    x = torch.randint(2, vocab, (batch, length), generator=generator)  # (b, n)
-    sep = torch.full((batch, 1), SEP)
-    return torch.cat([x, sep, x], dim=1)  # (b, 2n + 1)
+DISTANCES = ("4", "16", "64")  # long_range settings: within, at and beyond a CNN's reach
+FAMILIES = ("mlp", "cnn", "rnn", "lstm", "transformer")
+SEQUENCE_FAMILIES = ("mlp", "cnn", "lstm", "bilstm", "transformer")
 
 
 def core_section() -> dict:
@@ -45,99 +43,146 @@ def core_section() -> dict:
     }
 
 
-def train_copy(out: Path, *, steps: int, length: int, seed: int) -> dict:
-    """Train a small decoder-only transformer to copy, then look at its attention."""
-    torch.manual_seed(seed)
-    vocab = 16
-    cfg = TransformerConfig(
-        vocab_size=vocab, embed_dim=64, num_heads=4, num_layers=2, ff_dim=128, dropout=0.0, positions="rope"
-    )
-    model = DecoderLM(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    losses = []
-    for _ in tqdm(range(steps), desc="copy task", unit="step"):
-        seq = copy_batch(32, length, vocab, g)
-        targets = seq[:, 1:].clone()
-        targets[:, :length] = cfg.pad_id  # only the copy is predictable, so only it is scored
-        _, loss = model(seq[:, :-1], targets)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    seconds = time.perf_counter() - start
+def _train_values(steps: int, quick: bool) -> dict:
+    if quick:
+        return {"steps": "4", "eval_every": "2", "eval_size": "16", "batch_size": "16"}
+    return {"steps": str(steps), "eval_every": "100", "eval_size": "256", "target": "0.99"}
 
-    model.eval()
-    test = copy_batch(256, length, vocab, torch.Generator().manual_seed(seed + 1))
-    prompt = test[:, : length + 1]
-    generated = model.generate(prompt, length, temperature=0)
-    accuracy = float((generated[:, length + 1 :] == test[:, length + 1 :]).float().mean())
 
-    example = test[:1, :-1]
-    with capture(model) as trace:
-        model(example)
-    layers = layers_from_trace(trace, kind="self")  # per layer (h, t, t)
-    tokens = [("|" if t == SEP else str(t)) for t in example[0].tolist()]
-    draw_heads(layers, tokens=tokens, path=out / "copy_heads.png", title="copy task: every layer and head")
-    # The copying head: the one whose queries in the copy send the most weight back to the source.
-    copy_rows = slice(length + 1, 2 * length)
-    back = torch.stack([w[:, copy_rows, :length].sum(-1).mean(-1) for w in layers])  # (layers, h)
+def families_section(out: Path, *, seed: int, quick: bool) -> dict:
+    """Every family on the long-range task at growing distance, and on reversing a sequence."""
+    result = {}
+    for name, task, models, sweep, steps in (
+        ("long_range", "long_range", FAMILIES, compare.Sweep("task", "distance", DISTANCES), 600),
+        ("reverse", "reverse", SEQUENCE_FAMILIES, None, 600),
+    ):
+        over = {"train": {**_train_values(steps, quick), "lr": "3e-3", "seed": str(seed)}}
+        jobs = compare.plan(task, list(models), 1, over, sweep)
+        folder = out / name
+        rows = compare.run_all(jobs, folder, workers=2, progress=False)
+        summary = compare.summarise(rows, "accuracy")
+        for entry, exact in zip(summary, compare.summarise(rows, "sequence_accuracy")):
+            entry["sequence_accuracy"] = exact["mean"]
+        compare.write_results(folder, rows, summary, task=task, metric="accuracy", sweep=sweep,
+                              command=f"attnlab tour (section {name})")
+        result[name] = {"summary": summary, "plot": f"{name}/plot.png", "runs": [f"{name}/runs/{j['name']}" for j in jobs]}
+    far = next(r for r in result["long_range"]["runs"] if "transformer" in r and r.split("distance")[1].startswith(DISTANCES[-1]))
+    drawn = draw_run(load_run(out / far), out / "long_range" / "viz", examples=1)
+    result["long_range"]["attention"] = [str(p.relative_to(out)) for p in drawn if p.suffix == ".png"]
+    reverse = next(r for r in result["reverse"]["runs"] if "transformer" in r)
+    drawn = draw_run(load_run(out / reverse), out / "reverse" / "viz", examples=1)
+    result["reverse"]["attention"] = [str(p.relative_to(out)) for p in drawn if p.suffix == ".png"]
+    return result
+
+
+def copy_section(out: Path, *, seed: int, quick: bool) -> dict:
+    """A decoder-only LM learns to copy; find the head that looks back at the source."""
+    over = {"task": {"length": "10", "symbols": "8"}, "model": {"positions": "rope"},
+            "train": {**_train_values(800, quick), "lr": "3e-3", "seed": str(seed)}}
+    (job,) = compare.plan("copy", ["lm"], 1, over, None)
+    (row,) = compare.run_all([job], out / "copy", progress=False)
+    run = load_run(out / "copy" / "runs" / job["name"])
+    data = run.task.eval_set(1, "test")
+    with torch.no_grad(), capture(run.model) as trace:
+        run.model(data.inputs)
+    (layers,) = stacks_from_trace(trace).values()  # L x (b, h, t + n - 1, t + n - 1)
+    length = run.config.task_config.length
+    t = run.task.spec.seq_len
+    answer_rows = slice(t - 1, t - 1 + length)  # the queries that predict the copy
+    back = torch.stack([w[0, :, answer_rows, :length].sum(-1).mean(-1) for w in layers])  # (L, h)
     layer, head = divmod(int(back.argmax()), back.shape[1])
-    picked = layers[layer][head][copy_rows]  # (n - 1, t)
-    distance = (torch.arange(length + 1, 2 * length) - picked.argmax(-1)).mode().values  # most common look-back
-    draw_attention(
-        layers[layer][head],
-        rows=tokens,
-        cols=tokens,
-        title=f"layer {layer} head {head}: the copy looks back into the source",
-        path=out / "copy_head.png",
-    )
-    return {
-        "steps": steps,
-        "train_seconds": round(seconds, 1),
-        "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
-        "copy_accuracy": round(accuracy, 4),
-        "copy_head": {
-            "layer": layer,
-            "head": head,
-            "weight_on_source": round(float(back.max()), 3),
-            "look_back": int(distance),
-        },
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
+    names = run.task.token_names()
+    tokens = [names[int(i)] for i in data.inputs[0]] + [names[int(i)] for i in data.targets[0][:-1]]
+    draw_attention(layers[layer][0, head], rows=tokens, cols=tokens, path=out / "copy" / "copy_head.png",
+                   title=f"layer {layer} head {head}: each copied symbol looks back at its source")
+    draw_run(run, out / "copy" / "viz", examples=1)
+    return {**row["test"], "steps": row["step"], "seconds": row["seconds"], "parameters": row["parameters"],
+            "copy_head": {"layer": layer, "head": head, "weight_on_source": round(float(back.max()), 3)}}
+
+
+def pretrained_part(out: Path, *, quick: bool = False) -> dict:
+    """The pretrained MiniLM section, or the reason it could not run."""
+    try:
+        from attnlab.probes.tour_section import pretrained_section
+    except ImportError as err:
+        return {"html": f"<h2>Self-attention on real language</h2><p>Skipped: {html.escape(str(err))}</p>"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 6-layer encoder on a few sentences: threads only add hand-offs
+    try:
+        # its figures sit beside report.html, as its fragment expects
+        return pretrained_section(out, own_steps=4 if quick else 800)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _table(summary: list[dict], sweep: bool, extra: str | None = None) -> str:
+    """Families as rows; the metric per setting (or once), and `extra`'s mean when given."""
+    settings = list(dict.fromkeys(s["setting"] for s in summary))
+    head = "".join(f"<th>{html.escape('distance ' + str(v) if sweep else 'accuracy')}</th>" for v in settings)
+    head += f"<th>{html.escape(extra)}</th>" if extra else ""
+    rows = []
+    for model in dict.fromkeys(s["model"] for s in summary):
+        mine = [s for v in settings for s in summary if s["model"] == model and s["setting"] == v]
+        cells = "".join(f"<td>{s['mean']:.1%}</td>" for s in mine)
+        cells += f"<td>{mine[0][extra]:.1%}</td>" if extra else ""
+        rows.append(f"<tr><td>{model}</td><td>{mine[0]['parameters']:,}</td>{cells}</tr>")
+    return f"<table><tr><th>family</th><th>parameters</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _images(paths: list[str]) -> str:
+    return "".join(f'<img src="{html.escape(p)}" alt="{html.escape(p)}">' for p in paths)
 
 
 def write_report(out: Path, metrics: dict) -> Path:
-    core, copy = metrics["core"], metrics["copy"]
-    reasons = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in core["why_not_fast_path"].items()
-    )
+    core, fam, copy = metrics["core"], metrics["families"], metrics["copy"]
+    reasons = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                      for k, v in core["why_not_fast_path"].items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>attnlab tour</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:2px 8px}}img{{max-width:100%}}</style>
-</head><body><h1>attnlab tour</h1>
+<style>body{{font-family:sans-serif;max-width:64em;margin:2em auto}}td,th{{padding:2px 8px;text-align:right}}
+img{{max-width:100%}}</style></head><body><h1>attnlab tour</h1>
+<p>Everything here was trained on generated data in this run ({metrics['seconds']:.0f} s on this machine); every
+run folder under <code>runs/</code> can be reopened with <code>attnlab eval</code> and <code>attnlab viz</code>.</p>
 <h2>One attention core</h2>
 <p>Fused kernel and eager path agree to {core['fast_vs_eager_max_abs_diff']:.2e} (max abs difference);
 weights sum to one: {core['weights_rows_sum_to_one']}; largest weight on a future key under the causal mask:
 {core['future_weight']}.</p>
 <table><tr><th>call</th><th>path</th></tr>{reasons}</table>
-<h2>A transformer learns to copy</h2>
-<p>A {copy['parameters']:,}-parameter decoder-only transformer (2 layers, 4 heads, rotary positions) trained
-{copy['steps']} steps in {copy['train_seconds']} s: loss {copy['final_loss']}, greedy copy accuracy
-{copy['copy_accuracy']:.1%} on 256 new sequences (KV-cache decoding).</p>
-<p>Layer {copy['copy_head']['layer']}, head {copy['copy_head']['head']} sends on average
-{copy['copy_head']['weight_on_source']:.0%} of the attention of the copy's positions back to the source sequence,
-most often {copy['copy_head']['look_back']} positions back: the head that does the copying.</p>
-<img src="copy_head.png" alt="the copying head"><img src="copy_heads.png" alt="all heads">
+<h2>Who reaches how far: a dependency at growing distance</h2>
+<p>The class token sits at least <i>distance</i> tokens before the query (task <code>long_range</code>).
+Test accuracy of each family (chance 25%), one seed, same loop, same budget, about 10<sup>5</sup> parameters each.
+The feed-forward net (MLP) sees every position but as unrelated features; the CNN sees only its receptive field
+(21 tokens here); recurrent nets must carry the token across the gap; attention looks it up in one step.</p>
+{_table(fam['long_range']['summary'], True)}
+<img src="{fam['long_range']['plot']}" alt="accuracy against distance">
+<p>Where the transformer's query looks, at the longest distance:</p>{_images(fam['long_range']['attention'])}
+<h2>Reading one way: reverse a sequence</h2>
+<p>Ten symbols, then write them last first (task <code>reverse</code>): accuracy per symbol and per whole
+sequence. A unidirectional recurrent net must hold all ten in its state and give the first one back last;
+attention reads each from its position.</p>
+{_table(fam['reverse']['summary'], False, extra='sequence_accuracy')}
+<img src="{fam['reverse']['plot']}" alt="reverse accuracy">
+<p>Where the transformer looks while writing each answer:</p>{_images(fam['reverse']['attention'])}
+<h2>A decoder-only transformer learns to copy</h2>
+<p>{copy['parameters']:,} parameters, {copy['steps']} steps in {copy['seconds']:.0f} s: greedy copy accuracy
+{copy['accuracy']:.1%} per symbol, {copy['sequence_accuracy']:.1%} per sequence (KV-cache decoding). Layer
+{copy['copy_head']['layer']}, head {copy['copy_head']['head']} puts {copy['copy_head']['weight_on_source']:.0%} of the
+copy positions' attention on the source sequence: the head that copies.</p>
+<img src="copy/copy_head.png" alt="the copying head">
+{metrics['pretrained'].get('html', '<h2>Self-attention on real language</h2><p>Skipped.</p>')}
 </body></html>"""
     path = out / "report.html"
     path.write_text(page)
     return path
 
 
-def run_tour(out: Path, *, steps: int = 400, seed: int = 0) -> dict:
+def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
+    """Run every section into out; returns the report's path."""
     out.mkdir(parents=True, exist_ok=True)
-    metrics = {"core": core_section(), "copy": train_copy(out, steps=steps, length=10, seed=seed)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_report(out, metrics)
-    return metrics
+    start = time.perf_counter()
+    metrics = {"core": core_section()}
+    metrics["families"] = families_section(out, seed=seed, quick=quick)
+    metrics["copy"] = copy_section(out, seed=seed, quick=quick)
+    metrics["pretrained"] = pretrained_part(out, quick=quick)
+    metrics["seconds"] = time.perf_counter() - start
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    return write_report(out, metrics)
