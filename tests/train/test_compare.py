@@ -69,3 +69,18 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
     checkpoint.save_config(folder, job["config"].to_dict())  # what a run writes before its first step
     (row,) = compare.run_all([job], tmp_path, progress=False)
     assert row["step"] == 4 and (folder / "model.safetensors").is_file()
+
+
+def test_a_finished_run_with_other_settings_is_continued_not_reused(tmp_path):
+    (job,) = compare.plan("copy", ["mlp"], 1, {"task": {"length": "3"}, **TRAIN}, None)
+    compare.run_all([job], tmp_path, progress=False)
+    longer = {"task": {"length": "3"}, "train": {**TRAIN["train"], "steps": "6"}}
+    (job6,) = compare.plan("copy", ["mlp"], 1, longer, None)
+    (row,) = compare.run_all([job6], tmp_path, progress=False)
+    assert row["step"] == 6
+    other_task = {"task": {"length": "4"}, **TRAIN}
+    (clash,) = compare.plan("copy", ["mlp"], 1, other_task, None)
+    from attnlab.train import RunError
+
+    with pytest.raises(RunError, match="only train"):
+        compare.run_all([clash], tmp_path, progress=False)

@@ -3,7 +3,8 @@
     attnlab compare long_range --models lstm,transformer --seeds 3 --sweep task.distance=8,32,128
 
 Each (model, setting, seed) is an ordinary run folder under OUT/runs/, so any of them can be
-evaluated, drawn or resumed on its own; a finished run is reused, a killed one is resumed.
+evaluated, drawn or resumed on its own; a finished run with the same config is reused, a killed
+one is resumed, and one whose train.* settings changed (say, more steps) is continued.
 The table gives the task's metric on the test split: mean, standard deviation, min and max over
 seeds, in results.csv (one row per run), summary.csv / summary.md and a plot.
 """
@@ -87,12 +88,13 @@ def _run_one(job: dict, folder: str, threads: int) -> dict:
     torch.set_num_threads(threads)
     run_dir = Path(folder)
     done = [r for r in checkpoint.read_metrics(run_dir) if r.get("split") == "test"]
-    if done:
+    same = checkpoint.is_run(run_dir) and resolve(checkpoint.load_config(run_dir)) == job["config"]
+    if done and same:
         summary = done[-1]
     elif (run_dir / checkpoint.TRAINER).is_file():
         summary = train(job["config"], run_dir, resume=True, progress=False)
     else:
-        if checkpoint.is_run(run_dir) and resolve(checkpoint.load_config(run_dir)) == job["config"]:
+        if same:
             shutil.rmtree(run_dir)  # this comparison's own run, killed before its first checkpoint
         summary = train(job["config"], run_dir, progress=False)
     return {k: job[k] for k in ("model", "setting", "seed", "name")} | {
