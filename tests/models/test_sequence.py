@@ -158,3 +158,21 @@ def test_encdec_source_pad_gets_no_cross_attention():
     for record in cross:
         assert float(record.weights.masked_select(pad).abs().sum()) == 0.0
     assert torch.equal(model.net.src_embed.proj.weight[PAD], torch.zeros(16))  # the shared input layer
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_lm_ignores_left_padding(training):
+    # with relative (rotary) positions and PAD keys masked, more left padding changes nothing
+    spec = token_spec(t=9, n=2)
+    model = tiny("lm", spec, positions="rope").train(training)
+    short = torch.randint(1, spec.vocab_size, (3, 6), generator=torch.Generator().manual_seed(8))  # (b, 6)
+    targets = torch.randint(1, spec.vocab_size, (3, 2), generator=torch.Generator().manual_seed(9))  # (b, n)
+    padded = torch.cat([torch.full((3, 3), PAD), short], dim=1)  # (b, 9)
+    shorter_spec = token_spec(t=6, n=2)
+    unpadded = tiny("lm", shorter_spec, positions="rope").train(training)
+    unpadded.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(padded, targets), unpadded(short, targets), rtol=1e-5, atol=1e-5)
+    with capture(model.eval()) as trace:
+        model(padded)
+    for record in trace.select(kind="self"):
+        assert float(record.weights[..., :3].abs().max()) == 0.0  # (b, h, i, j): no weight on the padding

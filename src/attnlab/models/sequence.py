@@ -161,7 +161,7 @@ class EncoderDecoderModel(TaskModel):
 
 @MODELS.register("lm")
 class LanguageModel(TaskModel):
-    """Decoder-only transformer over inputs ++ answers (greedy, KV-cached, in eval)."""
+    """Decoder-only transformer over inputs ++ answers, PAD masked (greedy, KV-cached, in eval)."""
 
     Config = LMConfig
     seq2seq: ClassVar[bool] = True
@@ -173,16 +173,23 @@ class LanguageModel(TaskModel):
         self.net = DecoderLM(cfg)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
-        """inputs (b, t) ids, targets (b, n) ids (read only while training) -> logits (b, n, vocab)."""
+        """inputs (b, t) ids, targets (b, n) ids (read only while training) -> logits (b, n, vocab).
+
+        Left padding is never attended: the prompt's PAD keys are masked, in training and decoding.
+        """
         t = inputs.shape[1]
+        real = inputs != PAD  # (b, t)
         if self.training and targets is not None:
-            logits, _ = self.net(torch.cat([inputs, targets[:, :-1]], dim=1))  # (b, t + n - 1, V)
+            seq = torch.cat([inputs, targets[:, :-1]], dim=1)  # (b, t + n - 1)
+            keep = torch.cat([real, torch.ones_like(targets[:, :-1], dtype=torch.bool)], dim=1)  # (b, t + n - 1)
+            logits, _ = self.net(seq, mask=key_mask(keep))  # (b, t + n - 1, V)
             return logits[:, t - 1 :]  # (b, n, V)
         caches = self.net.new_caches()
-        logits = self.net(inputs, caches=caches)[0][:, -1]  # (b, V)
+        logits = self.net(inputs, caches=caches, mask=key_mask(real))[0][:, -1]  # (b, V)
         steps = [logits]
         for _ in range(self.spec.answer_len - 1):
             token = logits.argmax(-1, keepdim=True)  # (b, 1)
-            logits = self.net(token, caches=caches)[0][:, -1]  # (b, V)
+            real = torch.cat([real, torch.ones_like(token, dtype=torch.bool)], dim=1)  # (b, j + 1)
+            logits = self.net(token, caches=caches, mask=key_mask(real))[0][:, -1]  # (b, V)
             steps.append(logits)
         return torch.stack(steps, dim=1)  # (b, n, V)

@@ -275,12 +275,21 @@ class DecoderLM(nn.Module):
             self.head.weight = self.embed.weight
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, *, caches: list[KVCache] | None = None
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        *,
+        caches: list[KVCache] | None = None,
+        mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """idx (b, t) token ids -> (logits (b, t, V), loss or None). targets (b, t), pad_id ignored."""
+        """idx (b, t) token ids -> (logits (b, t, V), loss or None). targets (b, t), pad_id ignored.
+
+        mask: (b, 1, 1, j) keys that may be attended on top of the causal mask (e.g. not left
+        padding), j counting the cached keys too.
+        """
         offset = 0 if caches is None else caches[0].length
         x = self.drop(self.positions.embed(self.embed(idx), offset))  # (b, t, d)
-        x = self.blocks(x, causal=True, positions=self.positions, caches=caches)  # (b, t, d)
+        x = self.blocks(x, mask=mask, causal=True, positions=self.positions, caches=caches)  # (b, t, d)
         logits = self.head(x)  # (b, t, V)
         return logits, _loss(logits, targets, self.config.pad_id)
 
