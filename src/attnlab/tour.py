@@ -59,7 +59,7 @@ def families_section(out: Path, *, seed: int, quick: bool) -> dict:
         over = {"train": {**_train_values(steps, quick), "lr": "3e-3", "seed": str(seed)}}
         jobs = compare.plan(task, list(models), 1, over, sweep)
         folder = out / name
-        rows = compare.run_all(jobs, folder, workers=2, progress=False)
+        rows = compare.run_all(jobs, folder, workers=2, progress=not quick)
         summary = compare.summarise(rows, "accuracy")
         for entry, exact in zip(summary, compare.summarise(rows, "sequence_accuracy")):
             entry["sequence_accuracy"] = exact["mean"]
@@ -80,7 +80,7 @@ def copy_section(out: Path, *, seed: int, quick: bool) -> dict:
     over = {"task": {"length": "10", "symbols": "8"}, "model": {"positions": "rope"},
             "train": {**_train_values(800, quick), "lr": "3e-3", "seed": str(seed)}}
     (job,) = compare.plan("copy", ["lm"], 1, over, None)
-    (row,) = compare.run_all([job], out / "copy", progress=False)
+    (row,) = compare.run_all([job], out / "copy", progress=not quick)
     run = load_run(out / "copy" / "runs" / job["name"])
     data = run.task.eval_set(1, "test")
     with torch.no_grad(), capture(run.model) as trace:

@@ -120,7 +120,8 @@ def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True
         for n, (job, future) in enumerate(zip(jobs, futures), 1):
             rows.append(future.result())
             if progress:
-                print(f"[{n}/{len(jobs)}] {job['name']}: {rows[-1]['test']}", flush=True)
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in rows[-1]["test"].items())
+                print(f"[{n}/{len(jobs)}] {job['name']}: {shown}", flush=True)
         return rows
 
 

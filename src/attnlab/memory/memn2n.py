@@ -1,0 +1,193 @@
+"""End-To-End Memory Networks (Sukhbaatar, Szlam, Weston, Fergus 2015, arXiv:1503.08895).
+
+The story's sentences x_i are written to memory twice, as keys m_i and values c_i; the question q
+becomes the controller state u; each of K hops reads memory and adds what it read to u:
+
+    m_i  = sum_j l_j * A x_ij + T_A(i)        eq. 1 with PE (sec. 4.1) and temporal encoding (sec. 4.1)
+    c_i  = sum_j l_j * C x_ij + T_C(i)        `values`
+    u^1  = sum_j l_j * B q_j                  `u`
+    p_i  = softmax over i of u^T m_i          eq. 1, `core.attend(score="dot")` (kind "memory")
+    o    = sum_i p_i c_i                      eq. 2
+    u^{k+1} = u^k + o^k                       eq. 5 (adjacent tying), or H u^k + o^k (layer-wise)
+    a    = softmax of W u^{K+1}               eq. 3; the model returns the logits W u^{K+1}
+
+    l_kj = (1 - j/J) - (k/d)(1 - 2j/J)        position encoding (PE); j, k count from 1, J words, d dims
+
+Tying (sec. 2.2): adjacent shares A^{k+1} = C^k, B = A^1, W^T = C^K, so K + 1 embedding tables
+serve K hops; layer-wise shares A^k = A and C^k = C across hops and adds the mapping H.
+Temporal encoding indexes sentences by age (0 = the most recent), so left or right padding of
+the story does not matter. Random noise (RN): while training, each sentence is preceded by an
+empty memory with probability `random_noise`, which ages all older sentences by one.
+Linear start (LS): with `linear_start` on, p_i = u^T m_i is used as is, with no softmax, as the
+paper's first training phase; this is a plain product `p @ c`, not attention, so it does not go
+through `core.attend`. Turn it off (`model.linear_start = False`) when the validation loss stalls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.core import Traced, attend
+
+ENCODINGS = ("bow", "position")
+TYINGS = ("adjacent", "layerwise")
+
+
+@dataclass(frozen=True)
+class MemN2NConfig:
+    """Sizes and options of an end-to-end memory network."""
+
+    vocab_size: int  # word ids lie in [0, vocab_size); 0 is padding; also the number of answers
+    embed_dim: int = 20  # d, the size of m_i, c_i and u
+    hops: int = 3  # K, memory reads per question
+    memory_size: int = 50  # sentences kept, the most recent; rows of the temporal tables
+    encoding: str = "position"  # sentence encoding: "bow" (sum of words) or "position" (PE)
+    temporal: bool = True  # add the learned T_A(i), T_C(i) by sentence age
+    random_noise: float = 0.0  # RN: training-time chance of an empty memory before each sentence
+    linear_start: bool = False  # LS: start with p = u^T m unnormalised (no softmax)
+    tying: str = "adjacent"  # weight tying across hops: "adjacent" or "layerwise"
+    init_std: float = 0.1  # std of the normal initialisation of every embedding
+
+    def __post_init__(self):
+        for name in ("vocab_size", "embed_dim", "hops", "memory_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.tying not in TYINGS:
+            raise ValueError(f"tying must be one of {TYINGS}, got {self.tying!r}")
+        if not 0.0 <= self.random_noise < 1.0:
+            raise ValueError(f"random_noise must be in [0, 1), got {self.random_noise}")
+        if self.init_std <= 0:
+            raise ValueError(f"init_std must be > 0, got {self.init_std}")
+
+
+def position_weights(tokens: Tensor, embed_dim: int) -> Tensor:
+    """The PE weights l_kj of every word of every sentence; zero at padding.
+
+    Words are counted from 1 among the sentence's non-padding tokens, and J is the sentence's own
+    number of words, so padding anywhere in the sentence changes nothing.
+
+    Args:
+        tokens: (..., s) word ids, 0 = padding.
+        embed_dim: d.
+    Returns:
+        (..., s, d) float weights.
+    """
+    present = (tokens != 0).float()  # (..., s)
+    j = present.cumsum(-1).unsqueeze(-1)  # (..., s, 1)
+    big_j = present.sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1)  # (..., 1, 1)
+    k = torch.arange(1, embed_dim + 1, dtype=torch.float32, device=tokens.device) / embed_dim  # (d,)
+    weights = (1 - j / big_j) - k * (1 - 2 * j / big_j)  # (..., s, d)
+    return weights * present.unsqueeze(-1)
+
+
+def encode_sentences(embedding: nn.Embedding, tokens: Tensor, encoding: str) -> Tensor:
+    """Sum of word embeddings, weighted by PE when encoding == "position".
+
+    Args:
+        embedding: word ids -> (d,) vectors; its padding row must be zero (padding_idx=0).
+        tokens: (..., s) word ids.
+        encoding: "bow" or "position".
+    Returns:
+        (..., d) sentence vectors.
+    """
+    words = embedding(tokens)  # (..., s, d)
+    if encoding == "position":
+        words = words * position_weights(tokens, words.shape[-1])
+    return words.sum(-2)  # (..., d)
+
+
+def sentence_ages(story_mask: Tensor, memory_size: int, noise: float = 0.0) -> Tensor:
+    """Each sentence's age: how many present sentences (and RN empty memories) come after it.
+
+    Args:
+        story_mask: (b, m) bool, True where a sentence is present.
+        memory_size: ages are clamped to memory_size - 1 (the last temporal row).
+        noise: chance of an empty memory before each sentence (RN); 0 outside training.
+    Returns:
+        (b, m) long ages, 0 = the most recent sentence.
+    """
+    slots = story_mask.long()
+    if noise > 0:
+        slots = slots + (torch.rand(story_mask.shape, device=story_mask.device) < noise).long() * slots
+    after = slots.flip(-1).cumsum(-1).flip(-1) - slots  # (b, m)
+    return after.clamp(max=memory_size - 1)
+
+
+class MemN2N(Traced, nn.Module):
+    """End-to-end memory network over a story of sentences; one answer word per question."""
+
+    Config = MemN2NConfig
+
+    def __init__(self, config: MemN2NConfig):
+        super().__init__()
+        self.config = config
+        self.linear_start = config.linear_start  # flipped off by the trainer after the LS phase
+        v, d, K = config.vocab_size, config.embed_dim, config.hops
+        tables = K + 1 if config.tying == "adjacent" else 3  # adjacent: E_0..E_K; layer-wise: A, C, B
+        self.embeddings = nn.ModuleList(nn.Embedding(v, d, padding_idx=0) for _ in range(tables))
+        rows = tables if config.tying == "adjacent" else 2  # one T per memory table: T_A, T_C
+        temporal = (nn.Parameter(torch.zeros(config.memory_size, d)) for _ in range(rows))
+        self.temporal = nn.ParameterList(temporal) if config.temporal else None
+        self.mapping = nn.Linear(d, d, bias=False) if config.tying == "layerwise" else None  # H
+        self.out = nn.Linear(d, v, bias=False) if config.tying == "layerwise" else None  # W
+        for p in self.parameters():
+            nn.init.normal_(p, std=config.init_std)
+        for e in self.embeddings:
+            with torch.no_grad():
+                e.weight[0].zero_()
+
+    def _memory(self, table: int, story: Tensor, ages: Tensor) -> Tensor:
+        vectors = encode_sentences(self.embeddings[table], story, self.config.encoding)  # (b, m, d)
+        if self.temporal is not None:
+            vectors = vectors + self.temporal[table][ages]  # (b, m, d)
+        return vectors
+
+    def forward(self, story: Tensor, question: Tensor, story_mask: Tensor | None = None) -> Tensor:
+        """Answer a question about a story.
+
+        Args:
+            story: (b, m, s) word ids of m sentences, oldest first; 0 = padding.
+            question: (b, q) word ids.
+            story_mask: (b, m) bool, True where a sentence is present; default: any word present.
+                Sentences older than the `memory_size` most recent are dropped.
+        Returns:
+            (b, vocab_size) answer logits W u^{K+1}.
+        """
+        cfg = self.config
+        mask = (story != 0).any(-1) if story_mask is None else story_mask  # (b, m)
+        exact = sentence_ages(mask, cfg.memory_size + 1)  # (b, m), ages past memory_size collapse
+        mask = mask & (exact < cfg.memory_size)
+        ages = sentence_ages(mask, cfg.memory_size, cfg.random_noise if self.training else 0.0)  # (b, m)
+        b_table = 0 if cfg.tying == "adjacent" else 2
+        u = encode_sentences(self.embeddings[b_table], question, cfg.encoding)  # (b, d)
+        if cfg.tying == "layerwise":
+            keys, values = self._memory(0, story, ages), self._memory(1, story, ages)  # (b, m, d) each
+        else:
+            values = self._memory(0, story, ages)  # (b, m, d), becomes A^1 below
+        for hop in range(cfg.hops):
+            if cfg.tying == "adjacent":
+                keys, values = values, self._memory(hop + 1, story, ages)  # A^{k+1} = C^k
+            o = self._read(u, keys, values, mask, hop)  # (b, d)
+            u = (u if self.mapping is None else self.mapping(u)) + o
+        if self.out is not None:
+            return self.out(u)  # (b, vocab_size)
+        return u @ self.embeddings[-1].weight.t()  # (b, vocab_size), W^T = C^K
+
+    def _read(self, u: Tensor, keys: Tensor, values: Tensor, mask: Tensor, hop: int) -> Tensor:
+        """One hop's read: o = sum_i p_i c_i. u (b, d), keys/values (b, m, d), mask (b, m) -> (b, d)."""
+        q = u[:, None, None, :]  # (b, 1, 1, d)
+        k, v = keys[:, None], values[:, None]  # (b, 1, m, d)
+        if self.linear_start:
+            p = (q @ k.transpose(-2, -1)).masked_fill(~mask[:, None, None, :], 0.0)  # (b, 1, 1, m)
+            out = p @ v  # (b, 1, 1, d): LS phase, weights left unnormalised
+        else:
+            need = self.tracing
+            out, p = attend(q, k, v, score="dot", mask=mask[:, None, None, :], need_weights=need)
+        if self.tracing:
+            self.record("memory", p, hop=hop, linear=self.linear_start)
+        return out[:, 0, 0]  # (b, d)
