@@ -1,0 +1,147 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.core import capture
+from attnlab.data.babi import Vocabulary, to_tensors
+from attnlab.data.babi_generator import generate_babi
+from attnlab.memory.memn2n import MemN2N, MemN2NConfig, position_weights, sentence_ages
+
+
+def test_position_weights_match_the_formula_by_loops():
+    tokens = torch.tensor([[4, 2, 7, 0, 0], [3, 0, 0, 0, 0], [5, 1, 1, 2, 9]])
+    d = 6
+    got = position_weights(tokens, d)
+    assert got.shape == (3, 5, d)
+    for row in range(3):
+        words = [w for w in tokens[row].tolist() if w != 0]
+        big_j = len(words)
+        for j in range(1, 6):
+            for k in range(1, d + 1):
+                want = (1 - j / big_j) - (k / d) * (1 - 2 * j / big_j) if j <= big_j else 0.0
+                assert got[row, j - 1, k - 1].item() == pytest.approx(want, abs=1e-6)
+
+
+def test_sentence_ages_count_later_sentences():
+    mask = torch.tensor([[True, True, False, True], [False, False, True, True]])
+    assert sentence_ages(mask, 10).tolist() == [[2, 1, 1, 0], [2, 2, 1, 0]]
+    assert sentence_ages(mask, 2).max().item() == 1
+    torch.manual_seed(0)
+    noisy = sentence_ages(mask.repeat(50, 1), 10, noise=0.5)
+    assert (noisy >= sentence_ages(mask, 10).repeat(50, 1)).all() and noisy[:, 0].max() > 2
+
+
+def planted_model(vocab_size=10, hops=1, **overrides):
+    cfg = MemN2NConfig(vocab_size, embed_dim=vocab_size, hops=hops, memory_size=8, encoding="bow", temporal=False, **overrides)
+    model = MemN2N(cfg)
+    with torch.no_grad():
+        for e in model.embeddings:
+            e.weight.copy_(10 * torch.eye(vocab_size))  # words one-hot: m_i . u counts shared words
+            e.weight[0].zero_()
+    return model
+
+
+def test_planted_sentence_with_the_question_words_gets_the_weight():
+    model = planted_model()
+    story = torch.tensor([[[3, 4, 0], [1, 2, 5], [6, 7, 0], [8, 0, 0]]])  # (1, 4, 3)
+    question = torch.tensor([[1, 2]])
+    with capture(model) as trace:
+        logits = model(story, question)
+    weights = trace[0].weights  # (1, 1, 1, 4)
+    assert weights.shape == (1, 1, 1, 4) and weights[0, 0, 0].argmax().item() == 1
+    assert weights[0, 0, 0, 1].item() > 0.99
+    assert logits.argmax(-1).item() in (1, 2)  # u + o is strongest on the question's own words
+
+
+def test_each_hop_is_traced_and_tracing_changes_nothing():
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=3, memory_size=5))
+    story = torch.randint(1, 12, (2, 4, 3))
+    story[1, :2] = 0  # two empty sentences in the second story
+    question = torch.randint(1, 12, (2, 3))
+    plain = model(story, question)
+    with capture(model) as trace:
+        traced = model(story, question)
+    torch.testing.assert_close(traced, plain)
+    assert [r.extra["hop"] for r in trace] == [0, 1, 2] and {r.kind for r in trace} == {"memory"}
+    for r in trace:
+        assert r.weights.shape == (2, 1, 1, 4)
+        torch.testing.assert_close(r.weights.sum(-1), torch.ones(2, 1, 1))
+        assert (r.weights[1, 0, 0, :2] == 0).all()
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
+def test_padding_side_and_empty_memories(tying):
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=2, memory_size=6, tying=tying))
+    sentences = torch.randint(1, 12, (1, 3, 4))
+    right = torch.cat([sentences, torch.zeros(1, 2, 4, dtype=torch.long)], 1)  # (1, 5, 4)
+    left = torch.cat([torch.zeros(1, 2, 4, dtype=torch.long), sentences], 1)  # (1, 5, 4)
+    question = torch.randint(1, 12, (1, 3))
+    torch.testing.assert_close(model(right, question), model(left, question))
+    empty = torch.zeros(2, 5, 4, dtype=torch.long)
+    logits = model(empty, question.repeat(2, 1))
+    assert logits.shape == (2, 12) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_only_the_most_recent_memory_size_sentences_are_read():
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=2, memory_size=3))
+    story = torch.randint(1, 12, (2, 6, 4))
+    question = torch.randint(1, 12, (2, 3))
+    torch.testing.assert_close(model(story, question), model(story[:, -3:], question))
+    assert not torch.allclose(model(story, question), model(story[:, -2:], question))
+
+
+def test_linear_start_uses_raw_scores_without_normalising():
+    model = planted_model(linear_start=True)
+    story = torch.tensor([[[3, 4, 0], [1, 2, 5], [0, 0, 0]]])
+    with capture(model) as trace:
+        model(story, torch.tensor([[1, 2]]))
+    torch.testing.assert_close(trace[0].weights[0, 0, 0], torch.tensor([0.0, 200.0, 0.0]))
+    assert trace[0].extra["linear"] is True
+    model.linear_start = False
+    with capture(model) as trace:
+        model(story, torch.tensor([[1, 2]]))
+    assert trace[0].weights.sum().item() == pytest.approx(1.0)
+
+
+def test_random_noise_acts_only_in_training():
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=2, memory_size=10, random_noise=0.5))
+    story, question = torch.randint(1, 12, (4, 6, 3)), torch.randint(1, 12, (4, 3))
+    model.eval()
+    torch.testing.assert_close(model(story, question), model(story, question))
+    model.train()
+    assert not torch.allclose(model(story, question), model(story, question))
+
+
+@pytest.mark.parametrize("tying, noise", [("adjacent", 0.0), ("layerwise", 0.1)])
+def test_overfits_a_few_generated_stories(tying, noise):
+    torch.manual_seed(0)
+    examples = generate_babi(2, num_stories=12, seed=0)
+    vocab = Vocabulary(examples)
+    data = to_tensors(examples, vocab, memory_size=10)
+    model = MemN2N(MemN2NConfig(len(vocab), embed_dim=24, hops=3, memory_size=10, tying=tying, random_noise=noise))
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(200):
+        loss = F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    accuracy = (model(data.story, data.question, data.story_mask).argmax(-1) == data.answer).float().mean()
+    assert accuracy.item() == 1.0
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("vocab_size", 0), ("embed_dim", 0), ("hops", 0), ("memory_size", 0), ("encoding", "cnn"),
+     ("tying", "none"), ("random_noise", 1.0), ("init_std", 0.0)],
+)
+def test_config_names_the_bad_field(field, value):
+    args = {"vocab_size": 5, field: value}
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        MemN2NConfig(**args)
