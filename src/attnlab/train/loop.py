@@ -147,8 +147,8 @@ def train(
 ) -> dict[str, Any]:
     """Train config's model on its task into the run folder; returns the run's summary.
 
-    resume: continue the run in folder from its last checkpoint (its config.yaml wins, except
-    that train.steps may be raised). stop_after: end this call after that many steps (as if
+    resume: continue the run in folder from its last checkpoint; config must equal the run's own
+    except in train.* (raising train.steps extends a run). stop_after: end this call after that many steps (as if
     killed), leaving the last checkpoint for a resume.
     """
     folder = Path(folder)
