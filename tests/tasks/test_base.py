@@ -9,7 +9,7 @@ from attnlab.tasks import PAD, TASKS, Batch, Task, build_task
 # small configs so that the contract runs quickly for every registered task
 SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}}
 EXPECTED = {
-    "adding", "associative_recall", "copy", "induction_heads", "listops",
+    "adding", "associative_recall", "babi", "copy", "induction_heads", "listops",
     "long_range", "pronouns", "reverse", "selective_copying", "sort",
 }
 

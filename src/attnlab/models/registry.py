@@ -27,6 +27,7 @@ class TaskSpec:
     vocab_size: int = 0  # input token ids lie in [0, vocab_size); 0 for float inputs
     input_features: int = 0  # f > 0: inputs are floats (b, t, f) instead of token ids
     num_outputs: int = 0  # classes per answer (vocab_size for token answers); 1 for regression
+    layout: tuple[int, ...] = ()  # flat input's structure: (m, s, q) = m sentences of s words, q question words; () plain
 
     @property
     def tokens(self) -> bool:

@@ -8,6 +8,7 @@ copying (recall), the adding problem (adding), a long-range dependency of set di
 from attnlab.models.registry import PAD, TaskSpec
 from attnlab.tasks import adding, listops, long_range, recall, sequences  # noqa: F401  (fill TASKS)
 from attnlab.tasks import pronouns  # noqa: F401  (Winograd-style twins, attnlab.tasks.pronouns)
+from attnlab.tasks import babi  # noqa: F401  (bAbI question answering, attnlab.tasks.babi)
 from attnlab.tasks.base import TASKS, Batch, Task, build_task
 
 __all__ = ["PAD", "TASKS", "Batch", "Task", "TaskSpec", "build_task"]
