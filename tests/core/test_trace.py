@@ -53,7 +53,7 @@ def test_steps_count_per_path_and_stack():
 
 
 def test_nothing_attached_outside_the_block():
-    net, x = Net(), torch.randn(1, 1, 2, 3)
+    net = Net()
     with capture(net):
         assert all(layer.tracing for layer in net.layers)
     assert not any(layer.tracing for layer in net.layers)
