@@ -9,7 +9,6 @@ can decode the answers from the inputs, while taggers predict them at the last n
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -109,6 +108,3 @@ def build_task(name: str, config: dict | None = None) -> Task:
     cls = TASKS.get(name)
     return cls(build(cls.Config, config, where="task"))
 
-
-def task_config_dict(task: Task) -> dict:
-    return dataclasses.asdict(task.config)
