@@ -1,4 +1,4 @@
-"""Batches shared by the model tests: left-padded token ids and a copy-the-first-n-tokens task."""
+"""Shared by the model tests: left-padded token ids, a copy-the-first-n-tokens task, a fitting loop."""
 
 import torch
 
@@ -21,3 +21,19 @@ def copy_batch(spec, b=16, seed=0):
     first = (inputs != PAD).int().argmax(1)  # (b,) index of the first real token
     targets = torch.stack([inputs[r, first[r] : first[r] + spec.answer_len] for r in range(b)])  # (b, n)
     return inputs, targets
+
+
+def fit(loss_fn, params, *, steps: int, lr: float, stop: float = 0.0, optimizer=torch.optim.AdamW) -> float:
+    """Minimise loss_fn() over params for at most `steps` steps, stopping once it is below `stop`.
+
+    Returns the last loss computed.
+    """
+    opt = optimizer(list(params), lr=lr)
+    for _ in range(steps):
+        loss = loss_fn()
+        if loss.item() < stop:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()

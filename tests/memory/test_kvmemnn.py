@@ -6,6 +6,7 @@ from attnlab.core import capture
 from attnlab.data.babi import Vocabulary, to_tensors
 from attnlab.data.babi_generator import generate_babi
 from attnlab.memory.kvmemnn import KVMemNN, KVMemNNConfig, last_words
+from batches import fit
 
 
 def test_last_words_match_a_loop():
@@ -69,12 +70,8 @@ def test_overfits_a_few_generated_stories():
     vocab = Vocabulary(examples)
     data = to_tensors(examples, vocab, memory_size=10)
     model = KVMemNN(KVMemNNConfig(len(vocab), embed_dim=24, hops=2, memory_size=10, values="last_word"))
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(200):
-        loss = F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(lambda: F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer),
+        model.parameters(), steps=200, lr=0.02, optimizer=torch.optim.Adam)
     accuracy = (model(data.story, data.question, data.story_mask).argmax(-1) == data.answer).float().mean()
     assert accuracy.item() == 1.0
 

@@ -6,6 +6,7 @@ from attnlab.core import capture
 from attnlab.data.babi import Vocabulary, to_tensors
 from attnlab.data.babi_generator import generate_babi
 from attnlab.memory.memn2n import MemN2N, MemN2NConfig, position_weights, sentence_ages
+from batches import fit
 
 
 def test_position_weights_match_the_formula_by_loops():
@@ -125,12 +126,8 @@ def test_overfits_a_few_generated_stories(tying, noise):
     vocab = Vocabulary(examples)
     data = to_tensors(examples, vocab, memory_size=10)
     model = MemN2N(MemN2NConfig(len(vocab), embed_dim=24, hops=3, memory_size=10, tying=tying, random_noise=noise))
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(200):
-        loss = F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(lambda: F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer),
+        model.parameters(), steps=200, lr=0.02, optimizer=torch.optim.Adam)
     model.eval()
     accuracy = (model(data.story, data.question, data.story_mask).argmax(-1) == data.answer).float().mean()
     assert accuracy.item() == 1.0

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from attnlab.models import PAD, AnswerHead, InputEmbedding, TaskSpec, build_model
 from attnlab.models.baselines import CNNConfig, MLPConfig, RecurrentConfig
-from batches import copy_batch, left_padded
+from batches import copy_batch, fit, left_padded
 
 TINY = {
     "mlp": dict(embed_dim=8, hidden_dim=32, num_layers=1),
@@ -49,15 +49,9 @@ def test_overfits_one_batch(name):
     spec = token_spec(t=8, n=3, vocab=10)
     inputs, targets = copy_batch(spec)
     model = tiny(name, spec).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(300):
-        loss = F.cross_entropy(model(inputs, targets).flatten(0, 1), targets.flatten())
-        if loss.item() < 0.05:
-            break
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.05
+    loss = fit(lambda: F.cross_entropy(model(inputs, targets).flatten(0, 1), targets.flatten()),
+               model.parameters(), steps=300, lr=1e-2, stop=0.05)
+    assert loss < 0.05
     model.eval()
     assert torch.equal(model(inputs).argmax(-1), targets)
 
