@@ -105,3 +105,23 @@ def test_viz_of_a_run_without_attention(capsys, tmp_path):
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert __version__ in capsys.readouterr().out
+
+
+def test_translate_prints_and_draws(tmp_path, capsys, trained):
+    run = tmp_path / "mt"
+    assert main(["train", "translate", "--model", "bahdanau", "--out", str(run), "--task.corpus=toy",
+                 "--task.toy_pairs=200", *FEW]) == 0
+    assert (run / "source.json").is_file() and (run / "target.json").is_file()
+    capsys.readouterr()
+    assert main(["translate", str(run), "the red cat sees the dog", "a dog runs", "--beam", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["translate", str(run), "the red cat sees the dog", "--draw", str(tmp_path / "d")]) == 0
+    assert "alignment-0.png" in capsys.readouterr().out
+    assert (tmp_path / "d" / "alignment-0.png").is_file()
+    one_line_error(capsys, ["translate", str(run), "a dog", "--beam", "0"], "--beam must be >= 1")
+    one_line_error(capsys, ["translate", str(trained), "a dog"], "not a translation run")
+
+
+def test_data_dir_flag_names_the_missing_folder(tmp_path, capsys):
+    one_line_error(capsys, ["train", "translate", "--model", "bahdanau", "--task.corpus=multi30k",
+                            "--data-dir", str(tmp_path / "nowhere"), *FEW], "nowhere")

@@ -6,12 +6,14 @@
     attnlab eval DIR [--split test]
     attnlab compare TASK --models a,b,c --seeds N [--sweep task.distance=8,32] [--out DIR]
     attnlab viz DIR [--out DIR]
+    attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR]
     attnlab attend "a sentence"
     attnlab tour [--out DIR]
 
 Bad input (an unknown task, model or key, a malformed config, a missing or foreign run folder)
 prints one line naming what was wrong and exits with status 2; nothing in an existing run is
-overwritten.
+overwritten. `--data-dir DIR` (on every command that reads data) names the folder holding the
+real datasets (babi/, multi30k/, ...), in place of the environment variable ATTNLAB_DATA.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from attnlab import __version__
 from attnlab.config import ConfigError, parse_overrides, read_yaml
+from attnlab.data.parallel import DataError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,10 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     viz.add_argument("--out", type=Path, help="folder for the figures (default RUN/viz)")
     viz.add_argument("--examples", type=int, default=3)
 
+    tr = sub.add_parser("translate", help="translate sentences with a trained translation run")
+    tr.add_argument("run", type=Path)
+    tr.add_argument("sentences", nargs="+", help="source sentences, one argument each")
+    tr.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    tr.add_argument("--draw", type=Path, metavar="DIR", help="draw each sentence's alignment matrix into DIR")
+
     tour = sub.add_parser("tour", help="the main job: train the families on generated tasks, write report.html")
     tour.add_argument("--out", type=Path, default=Path("tour"), help="folder for report.html and figures")
     tour.add_argument("--seed", type=int, default=0)
     tour.add_argument("--quick", action="store_true", help="a few steps per run (a smoke test, not results)")
+
+    for command in (train, ev, cmp, viz, tr, tour):
+        command.add_argument("--data-dir", type=Path, help="folder of the real datasets (default: env ATTNLAB_DATA)")
 
     try:
         from attnlab.probes.command import add_attend_parser
@@ -187,6 +199,29 @@ def _cmd_viz(args) -> int:
     return 0
 
 
+def _cmd_translate(args) -> int:
+    from attnlab.tasks.translation import TranslationTask
+    from attnlab.tasks.translation_eval import alignment, translate
+    from attnlab.train import load_run
+
+    if args.beam < 1:
+        raise ConfigError(f"--beam must be >= 1, got {args.beam}")
+    run = load_run(args.run)
+    if not isinstance(run.task, TranslationTask):
+        raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a translation run (task translate)")
+    if args.draw is None:
+        for line in translate(run.task, run.model, args.sentences, beam_size=args.beam):
+            print(line)
+        return 0
+    from attnlab.viz.translation import draw_alignment
+
+    for index, sentence in enumerate(args.sentences):
+        found = alignment(run.task, run.model, sentence, beam_size=args.beam)
+        path = draw_alignment(found, args.draw / f"alignment-{index}.png", title=f"{run.config.model}: {sentence}")
+        print(f"{found.translation}\t(alignment: {path})")
+    return 0
+
+
 def _cmd_tour(args) -> int:
     from attnlab.tour import run_tour
 
@@ -203,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as done:  # --help, --version, or a usage error already printed in one line
         return int(done.code or 0)
+    if getattr(args, "data_dir", None) is not None:
+        os.environ["ATTNLAB_DATA"] = str(args.data_dir)
     try:
         if args.command in ("tasks", "models"):
             return _cmd_list(args.command)
@@ -214,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_eval(args)
         if args.command == "viz":
             return _cmd_viz(args)
+        if args.command == "translate":
+            return _cmd_translate(args)
         if args.command == "attend":
             from attnlab.probes.command import run_attend
 
             return run_attend(args)
         return _cmd_tour(args)
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         print(f"attnlab {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -92,6 +92,34 @@ def test_static_cache_projects_memory_once():
     assert cache.k is k_first and a.shape == (1, 1, 8)
 
 
+def test_kv_cache_select_continues_like_the_selected_batch():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).double().eval()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    q = torch.randn(4, 1, 8, dtype=torch.float64)
+    index = torch.tensor([2, 0, 0, 1])
+    cache = KVCache()
+    mha(x, causal=True, cache=cache)
+    picked = cache.select(index)
+    assert picked.length == 4 and not picked.static and cache.k.shape[0] == 3  # the original is kept
+    want = mha(torch.cat([x[index], q], dim=1), causal=True)[:, -1:]  # (4, 1, d)
+    torch.testing.assert_close(mha(q, causal=True, cache=picked), want)
+
+
+def test_static_kv_cache_select_keeps_the_selected_memory():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).double().eval()
+    memory = torch.randn(3, 5, 8, dtype=torch.float64)
+    index = torch.tensor([1, 1, 0])
+    cache = KVCache(static=True)
+    mha(torch.randn(3, 1, 8, dtype=torch.float64), memory, cache=cache)
+    picked = cache.select(index)
+    assert picked.static
+    q = torch.randn(3, 1, 8, dtype=torch.float64)
+    torch.testing.assert_close(mha(q, torch.zeros_like(memory), cache=picked), mha(q, memory[index]))
+    assert KVCache(static=True).select(index).k is None
+
+
 def test_traced_equals_untraced_with_kinds_and_per_head_weights():
     torch.manual_seed(0)
     mha = MultiHeadAttention(16, 4)

@@ -8,6 +8,7 @@ from attnlab.attention import POSITIONS
 from attnlab.attention.multihead import MultiHeadAttention
 from attnlab.core import capture, causal_mask, from_torch_mask, key_mask
 from attnlab.models import DecoderLayer, DecoderLM, EncoderDecoder, EncoderLayer, TransformerConfig
+from attnlab.models.transformer import DecoderCache
 
 
 def copy_linear(dst: nn.Linear, src: nn.Linear):
@@ -111,6 +112,23 @@ def test_encoder_decoder_cached_generation_equals_recompute(positions):
     plain = model.generate(src, bos_id=1, eos_id=2, max_len=10, use_cache=False)
     assert torch.equal(cached, plain)
     assert len(model.decoder.layers) == 3
+
+
+def test_decoder_caches_select_rows_for_beams():
+    torch.manual_seed(0)
+    model = EncoderDecoder(tiny()).double().eval()
+    src = torch.randint(3, 20, (3, 6))
+    src[1, 4:] = 0  # padding
+    index = torch.tensor([1, 1, 2, 0])
+    memory, mask = model.encode(src)
+    caches = [DecoderCache() for _ in model.decoder.layers]
+    model.decode(torch.tensor([[1], [4], [5]]), memory, mask, caches)
+    picked = [c.select(index) for c in caches]
+    nxt = torch.tensor([[6], [7], [8], [9]])
+    got = model.decode(nxt, memory[index], mask[index], picked)  # (4, 1, V)
+    want = model.decode(torch.cat([torch.tensor([[1], [4], [5]])[index], nxt], 1), memory[index], mask[index])
+    torch.testing.assert_close(got[:, -1], want[:, -1])
+    assert picked[0].cross_attn.static and picked[0].self_attn.length == 2 and caches[0].self_attn.length == 1
 
 
 def test_capture_records_every_layer_and_head():

@@ -44,6 +44,12 @@ class KVCache:
             self.v = torch.cat([self.v, v], dim=2)  # (b, hk, j + t, e)
         return self.k, self.v
 
+    def select(self, index: Tensor) -> "KVCache":
+        """A new cache holding the rows `index` (b',) of this one: beams expanded or reordered."""
+        if self.k is None:
+            return KVCache(static=self.static)
+        return KVCache(self.k.index_select(0, index), self.v.index_select(0, index), self.static)  # (b', hk, j, e)
+
 
 class MultiHeadAttention(Traced, nn.Module):
     """Multi-head attention with separate q/k/v projections, batch first.

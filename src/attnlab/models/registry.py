@@ -28,6 +28,7 @@ class TaskSpec:
     input_features: int = 0  # f > 0: inputs are floats (b, t, f) instead of token ids
     num_outputs: int = 0  # classes per answer (vocab_size for token answers); 1 for regression
     layout: tuple[int, ...] = ()  # flat input's structure: (m, s, q) = m sentences of s words, q question words; () plain
+    eos_id: int | None = None  # answers of any length up to n end with this id, then PAD; None: always n answers
 
     @property
     def tokens(self) -> bool:

@@ -4,7 +4,8 @@ attnlab.models.transformer: no new maths here.
     "transformer"  a bidirectional encoder (section 3.1, the encoder half) that tags: the answers
                    are read at the last n positions, like BERT's token classifiers (Devlin et al. 2019)
     "encdec"       the full encoder-decoder: the decoder writes the n answers after a BOS token,
-                   p(y_k | y_<k, x), teacher-forced while training and greedy (with a KV cache) in eval
+                   p(y_k | y_<k, x), teacher-forced while training and greedy (with a KV cache) in eval;
+                   it implements the start / step interface of attnlab.models.decoding (beam search)
     "lm"           a decoder-only language model (Radford et al. 2018, GPT) over `inputs ++ answers`:
                    p(y_k | x, y_<k) read at positions t - 1 .. t + n - 2
 
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 from attnlab.attention.positions import POSITIONS, build_positions
 from attnlab.core import key_mask
 from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers, check_at_least, check_dropout
+from attnlab.models.decoding import greedy_logits
 from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
 from attnlab.models.transformer import DecoderCache, DecoderLM, Encoder, EncoderDecoder, TransformerConfig
 
@@ -81,7 +83,7 @@ class LMConfig(StackConfig):
     """The decoder's sizes; every field is StackConfig's."""
 
 
-def _require_token_answers(model: str, spec: TaskSpec, same_vocab: bool) -> None:
+def require_token_answers(model: str, spec: TaskSpec, same_vocab: bool) -> None:
     """One-line ValueErrors for a task a decoding family cannot read or write."""
     prefix = f"model {model!r} needs token inputs and answers; this task has"
     if not spec.tokens:
@@ -125,14 +127,17 @@ class TransformerModel(TaskModel):
 
 @MODELS.register("encdec")
 class EncoderDecoderModel(TaskModel):
-    """Transformer encoder-decoder: decodes the n answers after BOS (greedy, KV-cached, in eval)."""
+    """Transformer encoder-decoder: decodes the n answers after BOS (greedy, KV-cached, in eval).
+
+    Implements the incremental interface of attnlab.models.decoding (start / step / teacher_force).
+    """
 
     Config = EncDecConfig
     seq2seq: ClassVar[bool] = True
 
     def __init__(self, config: EncDecConfig, spec: TaskSpec):
         super().__init__(config, spec)
-        _require_token_answers("encdec", spec, same_vocab=False)
+        require_token_answers("encdec", spec, same_vocab=False)
         self.bos_id = spec.num_outputs  # one id past the answers: never an answer itself
         cfg = config.transformer_config(
             vocab_size=spec.vocab_size, tgt_vocab_size=spec.num_outputs + 1, max_len=max(spec.seq_len, spec.answer_len)
@@ -143,20 +148,25 @@ class EncoderDecoderModel(TaskModel):
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
         """inputs (b, t) ids, targets (b, n) ids (read only while training) -> logits (b, n, o)."""
-        o = self.spec.num_outputs
         if self.training and targets is not None:
-            bos = targets.new_full((targets.shape[0], 1), self.bos_id)  # (b, 1)
-            logits, _ = self.net(inputs, torch.cat([bos, targets[:, :-1]], dim=1))  # (b, n, o + 1)
-            return logits[..., :o]  # (b, n, o)
+            return self.teacher_force(inputs, targets)
+        return greedy_logits(self, inputs, self.spec.answer_len)  # (b, n, o)
+
+    def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """All n steps at once, each fed the previous target: inputs (b, t), targets (b, n) -> (b, n, o)."""
+        bos = targets.new_full((targets.shape[0], 1), self.bos_id)  # (b, 1)
+        logits, _ = self.net(inputs, torch.cat([bos, targets[:, :-1]], dim=1))  # (b, n, o + 1)
+        return logits[..., : self.spec.num_outputs]  # (b, n, o)
+
+    def start(self, inputs: Tensor) -> dict:
+        """Encode once: the memory, its PAD mask and an empty DecoderCache per layer (cross keys static)."""
         memory, mask = self.net.encode(inputs)  # (b, t, d), (b, 1, 1, t)
-        caches = [DecoderCache() for _ in self.net.decoder.layers]
-        token = inputs.new_full((inputs.shape[0], 1), self.bos_id)  # (b, 1)
-        steps = []
-        for _ in range(self.spec.answer_len):
-            logits = self.net.decode(token, memory, mask, caches)[:, -1, :o]  # (b, o)
-            steps.append(logits)
-            token = logits.argmax(-1, keepdim=True)  # (b, 1)
-        return torch.stack(steps, dim=1)  # (b, n, o)
+        return {"memory": memory, "mask": mask, "caches": [DecoderCache() for _ in self.net.decoder.layers]}
+
+    def step(self, tokens: Tensor, state: dict) -> tuple[Tensor, dict]:
+        """One decoding step: tokens (b,) -> logits (b, o); the state's caches grow in place."""
+        logits = self.net.decode(tokens[:, None], state["memory"], state["mask"], state["caches"])  # (b, 1, o + 1)
+        return logits[:, -1, : self.spec.num_outputs], state  # (b, o)
 
 
 @MODELS.register("lm")
@@ -168,7 +178,7 @@ class LanguageModel(TaskModel):
 
     def __init__(self, config: LMConfig, spec: TaskSpec):
         super().__init__(config, spec)
-        _require_token_answers("lm", spec, same_vocab=True)
+        require_token_answers("lm", spec, same_vocab=True)
         cfg = config.transformer_config(vocab_size=spec.vocab_size, max_len=spec.seq_len + spec.answer_len)
         self.net = DecoderLM(cfg)
 

@@ -128,6 +128,10 @@ class DecoderCache:
     self_attn: KVCache = field(default_factory=KVCache)
     cross_attn: KVCache = field(default_factory=lambda: KVCache(static=True))
 
+    def select(self, index: Tensor) -> "DecoderCache":
+        """A new cache holding the rows `index` (b',) of this one: beams expanded or reordered."""
+        return DecoderCache(self.self_attn.select(index), self.cross_attn.select(index))
+
 
 class DecoderLayer(nn.Module):
     """Causal self-attention, cross-attention to the encoder output, feed-forward."""

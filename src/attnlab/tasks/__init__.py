@@ -2,13 +2,15 @@
 
 Families: copy/reverse/sort (sequences), associative recall, induction heads and selective
 copying (recall), the adding problem (adding), a long-range dependency of set distance
-(long_range) and ListOps from the Long Range Arena (listops).
+(long_range), ListOps from the Long Range Arena (listops), bAbI question answering (babi) and
+translation (translate).
 """
 
 from attnlab.models.registry import PAD, TaskSpec
 from attnlab.tasks import adding, listops, long_range, recall, sequences  # noqa: F401  (fill TASKS)
 from attnlab.tasks import pronouns  # noqa: F401  (Winograd-style twins, attnlab.tasks.pronouns)
 from attnlab.tasks import babi  # noqa: F401  (bAbI question answering, attnlab.tasks.babi)
+from attnlab.tasks import translation  # noqa: F401  (translation, attnlab.tasks.translation)
 from attnlab.tasks.base import TASKS, Batch, Task, build_task
 
 __all__ = ["PAD", "TASKS", "Batch", "Task", "TaskSpec", "build_task"]

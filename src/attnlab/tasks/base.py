@@ -10,6 +10,7 @@ can decode the answers from the inputs, while taggers predict them at the last n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -81,6 +82,12 @@ class Task:
             "accuracy": right.float().mean().item(),
             "sequence_accuracy": right.all(-1).float().mean().item(),
         }
+
+    def save_assets(self, folder: str | Path) -> None:
+        """Write what the task derived from its data (a vocabulary) into a run folder; most have none."""
+
+    def load_assets(self, folder: str | Path) -> None:
+        """Take back what `save_assets` wrote, before `spec` is read; most tasks have none."""
 
     def token_names(self) -> list[str]:
         """A printable name for every token id (index = id)."""

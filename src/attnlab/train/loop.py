@@ -162,7 +162,7 @@ def train(
         elif procs.is_main:
             checkpoint.check_new_run_dir(folder)
         seed_everything(cfg.seed)
-        task, model = build_task_and_model(config)
+        task, model = build_task_and_model(config, folder if resume else None)
         model.to(procs.device)
         opt = make_optimizer(model, cfg)
         data_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -175,6 +175,7 @@ def train(
         elif procs.is_main:
             folder.mkdir(parents=True, exist_ok=True)
             checkpoint.save_config(folder, config.to_dict())
+            task.save_assets(folder)
         distributed.barrier(procs)
         return _loop(config, folder, task, model, opt, data_gen, state, procs, progress, stop_after)
     finally:

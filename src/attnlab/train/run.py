@@ -104,9 +104,14 @@ def resolve(data: dict[str, Any], overrides: dict[str, dict[str, Any]] | None = 
     )
 
 
-def build_task_and_model(config: RunConfig) -> tuple[Task, TaskModel]:
-    """The task and a freshly initialised model; a family that cannot do the task is a ConfigError."""
+def build_task_and_model(config: RunConfig, folder: str | Path | None = None) -> tuple[Task, TaskModel]:
+    """The task (with the assets saved in a run folder, if given) and a freshly initialised model.
+
+    A family that cannot do the task is a ConfigError.
+    """
     task = TASKS.get(config.task)(config.task_config)
+    if folder is not None:
+        task.load_assets(folder)
     try:
         model = MODELS.get(config.model)(config.model_config, task.spec)
     except ValueError as err:
@@ -133,7 +138,7 @@ def load_run(folder: str | Path) -> Run:
         config = resolve(data)
     except ConfigError as err:
         raise checkpoint.RunError(f"{folder / checkpoint.CONFIG}: {err}") from None
-    task, model = build_task_and_model(config)
+    task, model = build_task_and_model(config, folder)
     checkpoint.load_weights(folder, model)
     model.eval()
     return Run(folder, config, task, model, checkpoint.read_metrics(folder))

@@ -1,0 +1,188 @@
+"""Translation quality of the encoder-decoder families, trained through attnlab.train.
+
+    # Multi30k test2016 (needs ATTNLAB_DATA or --data-dir): one family, one direction
+    python benchmarks/translation.py multi30k --model encdec --source de --target en --steps 3000 \\
+        --model.embed_dim=256 --model.num_layers=3 --model.num_heads=8 --model.ff_dim=512 --model.dropout=0.1
+    python benchmarks/translation.py multi30k --model bahdanau --source de --target en --steps 1500 --beam 1
+    # the generated pair (no data): BLEU by length and alignment error rate of every family
+    python benchmarks/translation.py toy --steps 1500
+
+`multi30k` trains `--model` on task "translate" (corpus multi30k) into `--out` (resuming the run
+there if one was started), then decodes test2016 greedily and, with `--beam K`, with beam search,
+and prints BLEU (sacrebleu, detokenised and cased), chrF and the lowercased tokenised BLEU that
+the published Multi30k tables use, next to the published figure for that family and direction
+(../shared/REFERENCES.md), with BLEU by source length, the learning curve (validation BLEU
+against training time), the parameter count and the wall-clock time on this machine.
+
+`toy` trains seq2seq (no attention), bahdanau, luong (dot and general) and encdec on the
+generated language pair, and scores test BLEU by source length and the alignment error rate of
+each family's cross-attention against the pair's known word alignments.
+
+Results go to benchmarks/results/translation-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from attnlab.config import parse_overrides
+from attnlab.tasks.translation_eval import alignment_errors, score_split
+from attnlab.train import load_run, resolve, train
+
+RESULTS = Path(__file__).parent / "results"
+
+# Published test2016 BLEU (lowercased tokenised corpus BLEU), from ../shared/REFERENCES.md.
+PUBLISHED = {
+    ("seq2seq", "de", "en"): (13.76, "LSTM seq2seq without attention, greedy (bentrevett/pytorch-seq2seq 1)"),
+    ("bahdanau", "de", "en"): (28.30, "Bahdanau attention GRU, greedy (bentrevett/pytorch-seq2seq 3)"),
+    ("encdec", "de", "en"): (36.52, "small Transformer 3+3, d 256, greedy (bentrevett/pytorch-seq2seq legacy 6)"),
+    ("encdec", "en", "de"): (41.02, "Transformer-tiny 4+4, d 128, beam 5, checkpoint average (Revisit-MMT)"),
+    ("bahdanau", "en", "de"): (37.33, "attention GRU 100-d, beam 12 (LIUM nmtpy)"),
+}
+
+TOY_MODELS = {  # name in the results -> (family, model overrides)
+    "seq2seq": ("seq2seq", {}),
+    "bahdanau": ("bahdanau", {}),
+    "luong-dot": ("luong", {"method": "dot"}),
+    "luong-general": ("luong", {"method": "general"}),
+    "encdec": ("encdec", {"num_layers": 2}),
+}
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "threads": torch.get_num_threads()}
+
+
+def curve(folder: Path) -> list[dict]:
+    """Validation BLEU against training time, from the run's metrics.jsonl."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [{"step": r["step"], "seconds": r["seconds"], "bleu": r["bleu"], "train_loss": r["train_loss"]}
+            for r in rows if r.get("split") == "val"]
+
+
+def train_run(config: dict, folder: Path) -> None:
+    """Train into folder, resuming a run already there."""
+    run_config = resolve(config)
+    resume = (folder / "trainer.safetensors").exists()
+    train(run_config, folder, resume=resume, progress=sys.stderr.isatty())
+
+
+def multi30k(args, overrides: dict) -> dict:
+    config = {
+        "task": {"name": "translate", "corpus": "multi30k", "source": args.source, "target": args.target,
+                 "vocab_size": args.vocab_size, **overrides.get("task", {})},
+        "model": {"name": args.model, **overrides.get("model", {})},
+        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
+                  "eval_every": args.eval_every, "eval_size": 300, "clip_norm": 1.0, **overrides.get("train", {})},
+    }
+    folder = args.out or Path("runs") / f"mt-{args.model}-{args.source}-{args.target}"
+    train_run(config, folder)
+    run = load_run(folder)
+    scores = {"greedy": score_split(run.task, run.model, "test", beam_size=1)}
+    if args.beam > 1:
+        scores[f"beam{args.beam}"] = score_split(run.task, run.model, "test", beam_size=args.beam)
+    rows = curve(folder)
+    published = PUBLISHED.get((args.model, args.source, args.target))
+    return {
+        "benchmark": "translation-multi30k", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": run.config.to_dict(), "folder": str(folder),
+        "parameters": sum(p.numel() for p in run.model.parameters()),
+        "train_seconds": rows[-1]["seconds"] if rows else None, "steps": rows[-1]["step"] if rows else None,
+        "scores": scores, "curve": rows,
+        "published": {"bleu": published[0], "what": published[1],
+                      "scored_as": "lowercased tokenised corpus BLEU-4 (compare with tokenized_bleu)"} if published else None,
+        "machine": machine(),
+    }
+
+
+def toy(args, overrides: dict) -> dict:
+    results = {}
+    for name, (family, model_overrides) in TOY_MODELS.items():
+        folder = (args.out or Path("runs") / "mt-toy") / name
+        config = {
+            "task": {"name": "translate", "corpus": "toy", **overrides.get("task", {})},
+            "model": {"name": family, **model_overrides, **overrides.get("model", {})},
+            "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
+                      "eval_every": args.eval_every, "eval_size": 300, **overrides.get("train", {})},
+        }
+        train_run(config, folder)
+        run = load_run(folder)
+        entry = {"family": family, "parameters": sum(p.numel() for p in run.model.parameters()),
+                 "train_seconds": curve(folder)[-1]["seconds"], "test": score_split(run.task, run.model, "test")}
+        if family != "seq2seq":
+            entry["alignment_error_rate"] = alignment_errors(run.task, run.model)
+        results[name] = entry
+        print(f"{name:>14}: BLEU {entry['test']['bleu']:.2f}  AER {entry.get('alignment_error_rate')}", flush=True)
+    return {"benchmark": "translation-toy", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "steps": args.steps, "models": results, "machine": machine()}
+
+
+def report(result: dict) -> str:
+    lines = []
+    if result["benchmark"] == "translation-multi30k":
+        task = result["config"]["task"]
+        lines.append(f"{result['config']['model']['name']} {task['source']}->{task['target']}: "
+                     f"{result['parameters'] / 1e6:.1f}M parameters, {result['steps']} steps, "
+                     f"{result['train_seconds'] / 60:.1f} min")
+        for name, s in result["scores"].items():
+            lines.append(f"  test2016 {name}: BLEU {s['bleu']:.2f} (sacrebleu, cased, detokenised), "
+                         f"tokenised lowercased BLEU {s['tokenized_bleu']:.2f}, chrF {s['chrf']:.2f}")
+        if result["published"]:
+            lines.append(f"  published: {result['published']['bleu']} ({result['published']['what']})")
+        first = next(iter(result["scores"].values()))
+        lines.append("  BLEU by source length: " + ", ".join(
+            f"{b['bin']}: {b['bleu']:.1f} ({b['sentences']})" for b in first["bleu_by_length"]))
+    else:
+        for name, entry in result["models"].items():
+            aer = entry.get("alignment_error_rate")
+            best = min(v["argmax"] for v in aer.values()) if aer else None
+            lines.append(f"{name:>14}: test BLEU {entry['test']['bleu']:.2f}, best argmax AER "
+                         f"{'-' if best is None else f'{best:.3f}'}, {entry['parameters']} parameters")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", choices=["multi30k", "toy"])
+    parser.add_argument("--model", default="encdec", help="multi30k: the family")
+    parser.add_argument("--source", default="de")
+    parser.add_argument("--target", default="en")
+    parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--beam", type=int, default=1, help="also score beam search of this width")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", type=Path, help="run folder (toy: the parent of one folder per family)")
+    parser.add_argument("--data-dir", type=Path)
+    args, extra = parser.parse_known_args(argv)
+    overrides = parse_overrides(extra)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.data_dir:
+        os.environ["ATTNLAB_DATA"] = str(args.data_dir)
+    result = multi30k(args, overrides) if args.corpus == "multi30k" else toy(args, overrides)
+    print(report(result))
+    RESULTS.mkdir(exist_ok=True)
+    if args.corpus == "multi30k":
+        name = f"translation-multi30k-{args.model}-{args.source}-{args.target}.json"
+    else:
+        name = "translation-toy.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {RESULTS / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""Recurrent encoder-decoders, with and without attention: composition only, no new maths.
+
+    "seq2seq"   no attention (Cho et al. 2014, "Learning Phrase Representations using RNN
+                Encoder-Decoder"; Sutskever et al. 2014): the encoder's last state s_0 = h_T starts
+                the decoder, and the fixed context c = h_T (top layer) enters every step and the output:
+                    s_i = f([E y_{i-1}; c], s_{i-1})                 decoder (GRU or LSTM)
+                    logits_i = W_o [s_i; c; E y_{i-1}]               out
+    "bahdanau"  Bahdanau et al. 2015, "Neural Machine Translation by Jointly Learning to Align and
+                Translate": a bidirectional GRU encoder, annotations h_j = [h_fwd_j; h_bwd_j]:
+                    s_0 = tanh(W_s h_bwd_1)                          init
+                    c_i = sum_j alpha_ij h_j, e_ij = a(s_{i-1}, h_j) attention (AdditiveAttention;
+                                                                     U_a h_j projected once per sentence)
+                    s_i = GRU([E y_{i-1}; c_i], s_{i-1})             cell
+                    logits_i = W_o [s_i; c_i; E y_{i-1}]             out
+    "luong"     Luong et al. 2015, "Effective Approaches to Attention-based Neural Machine
+                Translation", global attention with input feeding (§3.1, §3.3):
+                    h_t = LSTM([E y_{t-1}; h~_{t-1}], h_{t-1})      decoder, h~_0 = 0
+                    c_t = sum_s a_t(s) hs_s, score "dot"/"general"   attention (LuongAttention)
+                    h~_t = tanh(W_c [c_t; h_t])                      combine
+                    logits_t = W_s h~_t                              out
+
+All three move each source row's real tokens to the front (stable, so left- and right-padded
+rows encode alike), run a packed RNN over them and mask PAD in the attention: padding never
+changes the logits. The decoder's start symbol is bos_id = num_outputs, an extra embedding row.
+
+Each family implements the incremental interface of attnlab.models.decoding (start / step /
+teacher_force / source_order); teacher forcing runs the same recurrence and computes the output
+layer once over all steps. Defaults are sized for about 1e5 parameters on a small task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from attnlab.attention.additive import LUONG_METHODS, AdditiveAttention, LuongAttention
+from attnlab.models.baselines import InputEmbedding, check_at_least, check_dropout
+from attnlab.models.decoding import greedy_logits
+from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
+from attnlab.models.sequence import require_token_answers
+
+CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def front_order(inputs: Tensor) -> Tensor:
+    """inputs (b, s) ids -> (b, s) the input column of each position once real tokens come first."""
+    return torch.argsort((inputs == PAD).to(torch.uint8), dim=1, stable=True)  # (b, s)
+
+
+class RecurrentEncoder(nn.Module):
+    """Source ids -> the states of a packed GRU/LSTM over each row's real tokens, moved to the front.
+
+    Args:
+        spec: the task's shapes (token inputs).
+        cell: "gru" or "lstm".
+        embed_dim, hidden_dim, num_layers, dropout: as nn.GRU / nn.LSTM (dropout also on the embeddings).
+        bidirectional: one RNN per direction, states concatenated.
+    """
+
+    def __init__(
+        self, spec: TaskSpec, cell: str, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,
+        bidirectional: bool = False,
+    ):
+        super().__init__()
+        self.embed = InputEmbedding(spec, embed_dim)
+        self.drop = nn.Dropout(dropout)
+        self.rnn = CELLS[cell](
+            embed_dim, hidden_dim, num_layers=num_layers, batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional,
+        )
+
+    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor | tuple[Tensor, Tensor]]:
+        """inputs (b, s) ids -> (states (b, j, dirs * H), mask (b, j) True = real, final state).
+
+        j is the longest row's real length; position p of row r is input column front_order[r, p].
+        The final state is nn.GRU's h_n (layers * dirs, b, H), or nn.LSTM's (h_n, c_n).
+        """
+        lengths = (inputs != PAD).sum(1)  # (b,)
+        j = max(int(lengths.max()), 1)
+        ids = inputs.gather(1, front_order(inputs))[:, :j]  # (b, j)
+        x = self.drop(self.embed(ids))  # (b, j, e)
+        if bool((lengths == j).all()):
+            states, final = self.rnn(x)  # (b, j, dirs * H)
+        else:
+            packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            states, final = self.rnn(packed)
+            states, _ = pad_packed_sequence(states, batch_first=True, total_length=j)  # (b, j, dirs * H)
+        return states, ids != PAD, final
+
+
+@dataclass(frozen=True)
+class RecurrentSeq2SeqConfig:
+    embed_dim: int = 64  # e, source and target embedding width
+    hidden_dim: int = 64  # H, recurrent state width
+    num_layers: int = 1  # stacked recurrent layers (encoder and decoder)
+    dropout: float = 0.0  # on embeddings, between stacked layers and before the output layer
+    output_dim: int = 0  # seq2seq, bahdanau: 0 = one Linear to the vocabulary; > 0 = a maxout layer this wide first
+
+    def __post_init__(self):
+        for name in ("embed_dim", "hidden_dim", "num_layers"):
+            check_at_least(self, name, 1)
+        check_at_least(self, "output_dim", 0)
+        check_dropout(self)
+
+
+class DeepOutput(nn.Module):
+    """The output layer over [s_i; c_i; E y_{i-1}] (Bahdanau et al. 2015, appendix A.2.2).
+
+    With width l > 0: t_i = max over pairs of (W [s; c; E y] + b), l units, then W_o t_i, the
+    paper's deep output with maxout, which keeps the large vocabulary product to l columns;
+    with l = 0 one Linear maps the features to the vocabulary.
+    """
+
+    def __init__(self, in_dim: int, width: int, vocab: int):
+        super().__init__()
+        self.width = width
+        self.maxout = nn.Linear(in_dim, 2 * width) if width else None
+        self.vocab = nn.Linear(width or in_dim, vocab)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features (..., in_dim) -> logits (..., vocab)."""
+        if self.maxout is not None:
+            pieces = self.maxout(features).unflatten(-1, (self.width, 2))  # (..., l, 2)
+            features = pieces.amax(-1)  # (..., l)
+        return self.vocab(features)
+
+
+class RecurrentSeq2Seq(TaskModel):
+    """Shared by the recurrent encoder-decoders: the target embedding, modes and the source order."""
+
+    Config: ClassVar[type] = RecurrentSeq2SeqConfig
+    seq2seq: ClassVar[bool] = True
+    name: ClassVar[str] = ""
+
+    def __init__(self, config: RecurrentSeq2SeqConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        require_token_answers(self.name, spec, same_vocab=False)
+        self.bos_id = spec.num_outputs  # one id past the answers: never an answer itself
+        self.tgt_embed = nn.Embedding(spec.num_outputs + 1, config.embed_dim)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
+        """inputs (b, s) ids, targets (b, n) ids (read only while training) -> logits (b, n, o)."""
+        if self.training and targets is not None:
+            return self.teacher_force(inputs, targets)
+        return greedy_logits(self, inputs, self.spec.answer_len)  # (b, n, o)
+
+    def source_order(self, inputs: Tensor) -> Tensor:
+        """(b, s): the input column of each encoded position (real tokens first)."""
+        return front_order(inputs)
+
+    def _previous(self, targets: Tensor) -> Tensor:
+        """The decoder's inputs y_{i-1}, embedded: targets (b, n) -> (b, n, e), BOS first."""
+        bos = targets.new_full((targets.shape[0], 1), self.bos_id)  # (b, 1)
+        return self.drop(self.tgt_embed(torch.cat([bos, targets[:, :-1]], dim=1)))  # (b, n, e)
+
+    def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def start(self, inputs: Tensor) -> dict:
+        raise NotImplementedError
+
+    def step(self, tokens: Tensor, state: dict) -> tuple[Tensor, dict]:
+        raise NotImplementedError
+
+
+def _batch_first(state):
+    """nn.RNN's (layers, b, H) state (or LSTM pair of them) -> (b, layers, H)."""
+    if isinstance(state, tuple):
+        return tuple(s.transpose(0, 1) for s in state)  # each (b, layers, H)
+    return state.transpose(0, 1)  # (b, layers, H)
+
+
+def _layers_first(state):
+    """(b, layers, H) (or a pair) -> nn.RNN's (layers, b, H)."""
+    if isinstance(state, tuple):
+        return tuple(s.transpose(0, 1).contiguous() for s in state)  # each (layers, b, H)
+    return state.transpose(0, 1).contiguous()  # (layers, b, H)
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig(RecurrentSeq2SeqConfig):
+    hidden_dim: int = 80  # H, encoder and decoder state width (equal: the encoder's state starts the decoder)
+    cell: str = "gru"  # "gru" or "lstm", in encoder and decoder
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.cell not in CELLS:
+            raise ValueError(f"Seq2SeqConfig.cell: {self.cell!r} is not one of {', '.join(CELLS)}")
+
+
+@MODELS.register("seq2seq")
+class Seq2Seq(RecurrentSeq2Seq):
+    """RNN encoder-decoder without attention: one fixed context vector for the whole output."""
+
+    Config = Seq2SeqConfig
+    name = "seq2seq"
+
+    def __init__(self, config: Seq2SeqConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        e, h, layers = config.embed_dim, config.hidden_dim, config.num_layers
+        self.encoder = RecurrentEncoder(spec, config.cell, e, h, layers, config.dropout)
+        self.decoder = CELLS[config.cell](
+            e + h, h, num_layers=layers, batch_first=True, dropout=config.dropout if layers > 1 else 0.0
+        )
+        self.out = DeepOutput(h + h + e, config.output_dim, spec.num_outputs)
+
+    def start(self, inputs: Tensor) -> dict:
+        """Encode once: {"hidden": the decoder state, batch first, "context": c (b, H)}."""
+        _, _, final = self.encoder(inputs)  # (layers, b, H) or a pair
+        top = final[0][-1] if isinstance(final, tuple) else final[-1]  # (b, H)
+        return {"hidden": _batch_first(final), "context": top}
+
+    def _decode(self, previous: Tensor, state: dict) -> tuple[Tensor, dict]:
+        """previous (b, n, e) embedded y_{i-1} -> logits (b, n, o); no attention, so one RNN call."""
+        b, n, _ = previous.shape
+        context = state["context"][:, None].expand(b, n, -1)  # (b, n, H)
+        x = torch.cat([previous, context], dim=-1)  # (b, n, e + H)
+        states, hidden = self.decoder(x, _layers_first(state["hidden"]))  # (b, n, H)
+        logits = self.out(self.drop(torch.cat([states, context, previous], dim=-1)))  # (b, n, o)
+        return logits, {"hidden": _batch_first(hidden), "context": state["context"]}
+
+    def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """inputs (b, s), targets (b, n) -> logits (b, n, o), each step fed the previous target."""
+        return self._decode(self._previous(targets), self.start(inputs))[0]  # (b, n, o)
+
+    def step(self, tokens: Tensor, state: dict) -> tuple[Tensor, dict]:
+        """tokens (b,) y_{i-1} -> (logits (b, o), the next state)."""
+        logits, state = self._decode(self.drop(self.tgt_embed(tokens))[:, None], state)  # (b, 1, o)
+        return logits[:, 0], state  # (b, o)
+
+
+@dataclass(frozen=True)
+class BahdanauConfig(RecurrentSeq2SeqConfig):
+    hidden_dim: int = 56  # H, decoder state width and each encoder direction's (annotations are 2H)
+    attn_dim: int = 56  # hidden size of the additive score
+    num_layers: int = 1  # stacked bidirectional encoder layers; the decoder is one GRU cell
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_at_least(self, "attn_dim", 1)
+
+
+@MODELS.register("bahdanau")
+class Bahdanau(RecurrentSeq2Seq):
+    """Bidirectional GRU encoder, GRU decoder with additive attention over the annotations."""
+
+    Config = BahdanauConfig
+    name = "bahdanau"
+
+    def __init__(self, config: BahdanauConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        e, h = config.embed_dim, config.hidden_dim
+        self.encoder = RecurrentEncoder(spec, "gru", e, h, config.num_layers, config.dropout, bidirectional=True)
+        self.init = nn.Linear(h, h)  # W_s
+        self.attention = AdditiveAttention(h, 2 * h, config.attn_dim)
+        self.cell = nn.GRUCell(e + 2 * h, h)
+        self.out = DeepOutput(h + 2 * h + e, config.output_dim, spec.num_outputs)
+
+    def start(self, inputs: Tensor) -> dict:
+        """Encode once: s_0, the annotations, U_a h_j and the PAD mask."""
+        annotations, mask, final = self.encoder(inputs)  # (b, j, 2H), (b, j), (layers * 2, b, H)
+        return {
+            "s": torch.tanh(self.init(final[-1])),  # (b, H) from the top layer's backward state at token 1
+            "annotations": annotations,
+            "keys": self.attention.project_keys(annotations),  # (b, j, attn_dim)
+            "mask": mask,
+        }
+
+    def _advance(self, previous: Tensor, state: dict) -> tuple[Tensor, Tensor]:
+        """previous (b, e) embedded y_{i-1} -> (s_i (b, H), c_i (b, 2H))."""
+        s, annotations = state["s"], state["annotations"]
+        c = self.attention(s, annotations, mask=state["mask"], projected_keys=state["keys"])  # (b, 2H)
+        return self.cell(torch.cat([previous, c], dim=-1), s), c  # (b, H)
+
+    def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """inputs (b, s), targets (b, n) -> logits (b, n, o), each step fed the previous target."""
+        state = self.start(inputs)
+        previous = self._previous(targets)  # (b, n, e)
+        s, c = [], []
+        for y in previous.unbind(1):  # unbind, not slicing: its backward is one stack, not n zero-filled copies
+            s_i, c_i = self._advance(y, state)
+            state["s"] = s_i
+            s.append(s_i)
+            c.append(c_i)
+        features = torch.cat([torch.stack(s, 1), torch.stack(c, 1), previous], dim=-1)  # (b, n, 3H + e)
+        return self.out(self.drop(features))  # (b, n, o)
+
+    def step(self, tokens: Tensor, state: dict) -> tuple[Tensor, dict]:
+        """tokens (b,) y_{i-1} -> (logits (b, o), the next state)."""
+        previous = self.drop(self.tgt_embed(tokens))  # (b, e)
+        s, c = self._advance(previous, state)  # (b, H), (b, 2H)
+        logits = self.out(self.drop(torch.cat([s, c, previous], dim=-1)))  # (b, o)
+        return logits, {**state, "s": s}
+
+
+@dataclass(frozen=True)
+class LuongConfig(RecurrentSeq2SeqConfig):
+    method: str = "general"  # the score: "dot" or "general"
+    bidirectional: bool = False  # encoder LSTM in both directions, hidden_dim / 2 each (hidden_dim even)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.method not in LUONG_METHODS[:2]:
+            raise ValueError(f"LuongConfig.method: {self.method!r} is not one of dot, general")
+        if self.output_dim:
+            raise ValueError("LuongConfig.output_dim: must be 0; the attentional layer h~ already precedes the output")
+        if self.bidirectional and self.hidden_dim % 2:
+            raise ValueError(f"LuongConfig.hidden_dim: must be even with bidirectional; got {self.hidden_dim}")
+
+
+@MODELS.register("luong")
+class Luong(RecurrentSeq2Seq):
+    """LSTM encoder-decoder with Luong's global attention and input feeding.
+
+    A bidirectional encoder has hidden_dim / 2 per direction, concatenated, so its states (and the
+    decoder's initial state, layer by layer) are hidden_dim wide and "dot" needs no projection.
+    """
+
+    Config = LuongConfig
+    name = "luong"
+
+    def __init__(self, config: LuongConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        e, h, layers = config.embed_dim, config.hidden_dim, config.num_layers
+        enc_dim = h // 2 if config.bidirectional else h
+        self.encoder = RecurrentEncoder(spec, "lstm", e, enc_dim, layers, config.dropout, config.bidirectional)
+        self.decoder = nn.LSTM(
+            e + h, h, num_layers=layers, batch_first=True, dropout=config.dropout if layers > 1 else 0.0
+        )
+        self.attention = LuongAttention(h, h, config.method)
+        self.combine = nn.Linear(2 * h, h, bias=False)  # W_c
+        self.out = nn.Linear(h, spec.num_outputs)  # W_s
+
+    def start(self, inputs: Tensor) -> dict:
+        """Encode once: the decoder state (h, c) batch first, h~_0 = 0, the encoder states and PAD mask."""
+        memory, mask, (h, c) = self.encoder(inputs)  # (b, j, H), (b, j), (layers * dirs, b, H / dirs)
+        if self.config.bidirectional:
+            layers, b = self.config.num_layers, h.shape[1]
+            # (layers * 2, b, H/2) -> (layers, b, H): each layer's forward and backward state side by side
+            h = h.view(layers, 2, b, -1).transpose(1, 2).reshape(layers, b, -1)  # (layers, b, H)
+            c = c.view(layers, 2, b, -1).transpose(1, 2).reshape(layers, b, -1)  # (layers, b, H)
+        feed = memory.new_zeros(memory.shape[0], self.config.hidden_dim)  # (b, H)
+        return {"hidden": _batch_first((h, c)), "feed": feed, "memory": memory, "mask": mask}
+
+    def _advance(self, previous: Tensor, feed: Tensor, hidden, state: dict):
+        """previous (b, e) embedded y_{t-1}, feed h~_{t-1} (b, H), hidden (layers, b, H) pair -> (h~_t, hidden)."""
+        h, hidden = self.decoder(torch.cat([previous, feed], dim=-1)[:, None], hidden)  # (b, 1, H)
+        c = self.attention(h[:, 0], state["memory"], mask=state["mask"])  # (b, H)
+        return torch.tanh(self.combine(torch.cat([c, h[:, 0]], dim=-1))), hidden  # (b, H)
+
+    def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """inputs (b, s), targets (b, n) -> logits (b, n, o), each step fed the previous target."""
+        state = self.start(inputs)
+        previous = self._previous(targets)  # (b, n, e)
+        feed, hidden = state["feed"], _layers_first(state["hidden"])
+        attentional = []
+        for y in previous.unbind(1):
+            feed, hidden = self._advance(y, feed, hidden, state)  # (b, H)
+            attentional.append(feed)
+        return self.out(self.drop(torch.stack(attentional, dim=1)))  # (b, n, o)
+
+    def step(self, tokens: Tensor, state: dict) -> tuple[Tensor, dict]:
+        """tokens (b,) y_{t-1} -> (logits (b, o), the next state)."""
+        previous = self.drop(self.tgt_embed(tokens))  # (b, e)
+        feed, hidden = self._advance(previous, state["feed"], _layers_first(state["hidden"]), state)  # (b, H)
+        return self.out(self.drop(feed)), {**state, "hidden": _batch_first(hidden), "feed": feed}  # (b, o)
