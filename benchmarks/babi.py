@@ -1,19 +1,27 @@
-"""bAbI per-task test error of a memory family trained through attnlab.train, over several seeds.
+"""bAbI per-task test error of a model family trained through attnlab.train, over several seeds.
 
     python benchmarks/babi.py --setting generated --tasks 1,2 --steps 300         # seconds, no data
     ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks 1 --steps 500
-    ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --steps 20000 --seeds 0 1 2 --device cuda
+    ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --steps 15000 --seeds 0 1 2 --eval-every 1000
+    ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --steps 6000 --linear-start --ls-patience 2
 
-Trains `--model` (memn2n or kvmemnn, from attnlab.models.memory) on the "babi" task
-(attnlab.tasks.babi) once per seed, each run in its own folder, then reads the per-task test error
-(`error_qa{N}` of the run's test summary) and prints a table: mean and best error over the seeds
-per task, the mean over tasks and the failed tasks (error > 5%), next to the joint-training
-figures of MemN2N PE LS RN (Sukhbaatar et al. 2015) in ../shared/REFERENCES.md. Those are
-20-task means only (no per-task figures there), so they compare with `--tasks all` alone.
-The training loop here has no linear-start phase (LS): `--linear-start` keeps it on for the whole run.
+docs/babi.md lists the exact commands behind its figures and what each measured.
+
+Trains `--model` (memn2n or kvmemnn from attnlab.models.memory, or the lstm and transformer
+readers of the flat rows) on the "babi" task (attnlab.tasks.babi) once per seed, each run in its
+own folder, then reads the per-task test error (`error_qa{N}` of the run's test summary) and
+prints a table: mean and best error over the seeds per task, the mean over tasks and the failed
+tasks (error > 5%), next to the joint-training figures of MemN2N PE LS RN (Sukhbaatar et al.
+2015) in ../shared/REFERENCES.md. Those are 20-task means only (no per-task figures there), so
+they compare with `--tasks all` alone. `--linear-start` runs memn2n's LS phase until the
+validation loss stalls for `--ls-patience` evaluations (or until step `--ls-steps`).
+
+For memn2n and kvmemnn it also scores the hop attention of each trained run on the test split:
+per task, the share of questions whose hop-k largest weight falls on a supporting fact
+(`Babi.support_attention`), for each hop and for any hop.
 
 Writes benchmarks/results/babi-{model}-{setting}-{tasks}.json (configuration, per-task errors per
-seed, summary, training seconds, machine).
+seed, supporting-fact attention, summary, training seconds, the step LS ended, machine).
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ from pathlib import Path
 import torch
 
 import attnlab.models.memory  # noqa: F401  (registers memn2n and kvmemnn)
-from attnlab.train import resolve, train
+from attnlab.core import capture
+from attnlab.memory import hop_weights
+from attnlab.train import checkpoint, load_run, resolve, train
 
 ROOT = Path(__file__).resolve().parents[1]
+MEMORY = ("memn2n", "kvmemnn")
 FAIL = 0.05  # a task fails above 5% test error (Weston et al. 2015)
 # ../shared/REFERENCES.md, "Memory networks on bAbI": MemN2N PE LS RN, joint training, 20 tasks
 PAPER = {
@@ -45,15 +56,52 @@ PAPER = {
 
 def run_config(args, seed: int) -> dict:
     """The plain-data run configuration of one seed."""
-    model = {"name": args.model, "embed_dim": args.embed_dim, "hops": args.hops}
+    model = {"name": args.model, "embed_dim": args.embed_dim}
+    if args.model in MEMORY:
+        model["hops"] = args.hops
     if args.model == "memn2n":
-        model.update(random_noise=args.random_noise, linear_start=args.linear_start)
+        model.update(random_noise=args.random_noise, linear_start=args.linear_start,
+                     linear_start_patience=args.ls_patience, linear_start_steps=args.ls_steps)
     task = {"name": "babi", "tasks": args.tasks, "setting": args.setting, "memory_size": args.memory_size}
     if args.data_dir:
         task["data_dir"] = args.data_dir
     train_cfg = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": seed,
-                 "eval_every": args.eval_every, "eval_size": 10**7, "device": args.device, "warmup_steps": 0}
+                 "eval_every": args.eval_every, "eval_size": 10**7, "device": args.device,
+                 "warmup_steps": args.warmup_steps, "clip_norm": args.clip_norm, "min_lr_ratio": args.min_lr_ratio}
     return {"task": task, "model": model, "train": train_cfg}
+
+
+@torch.no_grad()
+def support_attention(run, chunk: int = 500) -> dict[int, dict[str, float]]:
+    """Per task, how often each hop's largest weight on the test split is a supporting fact."""
+    test = run.task.eval_set(10**7, "test")
+    with capture(run.model) as trace:
+        for i in range(0, len(test), chunk):
+            run.model(test.inputs[i : i + chunk])
+    weights = hop_weights(trace)  # (r, K, m)
+    return run.task.support_attention(weights, run.task.support("test"), run.task.task_ids("test"))
+
+
+def ls_end(folder: Path) -> int | None:
+    """The step of the evaluation that ended memn2n's linear-start phase (None: never or no LS)."""
+    phase = None
+    for record in checkpoint.read_metrics(folder):
+        if phase == 1.0 and record.get("linear_start") == 0.0:
+            return record["step"]
+        phase = record.get("linear_start", phase)
+    return None
+
+
+def support_table(per_seed: dict[int, dict[int, dict[str, float]]]) -> str:
+    """Mean over seeds, per task, of the share of questions each hop's argmax is a supporting fact."""
+    first = next(iter(per_seed.values()))
+    keys = [k for k in next(iter(first.values())) if k != "questions"]
+    lines = ["supporting-fact attention (% of test questions whose largest weight is on a supporting fact)",
+             f"{'task':>6} " + " ".join(f"{k:>8}" for k in keys)]
+    for n in sorted(first):
+        means = [100 * statistics.mean(s[n][k] for s in per_seed.values()) for k in keys]
+        lines.append(f"{n:>6} " + " ".join(f"{v:>8.1f}" for v in means))
+    return "\n".join(lines)
 
 
 def summarise(per_seed: dict[int, dict[int, float]]) -> dict:
@@ -62,7 +110,12 @@ def summarise(per_seed: dict[int, dict[int, float]]) -> dict:
     mean = {n: statistics.mean(errors[n] for errors in per_seed.values()) for n in tasks}
     best = {n: min(errors[n] for errors in per_seed.values()) for n in tasks}
     seed_means = [statistics.mean(errors.values()) for errors in per_seed.values()]
+    seed_failed = [sum(e > FAIL for e in errors.values()) for errors in per_seed.values()]
     return {
+        "seed_mean_over_tasks": dict(zip(map(str, per_seed), seed_means)),
+        "seed_failed": dict(zip(map(str, per_seed), seed_failed)),
+        "spread_mean_over_tasks": [min(seed_means), max(seed_means)],
+        "std_mean_over_tasks": statistics.stdev(seed_means) if len(seed_means) > 1 else 0.0,
         "tasks": tasks,
         "mean_error": mean,
         "best_error": best,
@@ -82,6 +135,10 @@ def table(summary: dict, setting: str, all_tasks: bool) -> str:
     lines.append(f"{'mean':>6} {mean:>11.1f} {best:>11.1f}")
     lines.append(f"failed (> 5%): {len(summary['failed_mean'])} of {len(summary['tasks'])} by mean error, "
                  f"{summary['failed_best_seed']} for the best seed")
+    per_seed = ", ".join(f"seed {s}: {100 * m:.1f}% ({summary['seed_failed'][s]} failed)"
+                         for s, m in summary["seed_mean_over_tasks"].items())
+    low, high = (100 * v for v in summary["spread_mean_over_tasks"])
+    lines.append(f"per seed: {per_seed}; spread {low:.1f}-{high:.1f}%, std {100 * summary['std_mean_over_tasks']:.1f}")
     paper = PAPER.get(setting)
     if paper is not None:
         note = "" if all_tasks else " (20-task figures; this run has fewer tasks)"
@@ -92,7 +149,7 @@ def table(summary: dict, setting: str, all_tasks: bool) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["memn2n", "kvmemnn"], default="memn2n")
+    parser.add_argument("--model", choices=[*MEMORY, "lstm", "transformer"], default="memn2n")
     parser.add_argument("--tasks", default="1", help='comma-separated task numbers, or "all" (joint)')
     parser.add_argument("--setting", choices=["en", "en-10k", "generated"], default="en")
     parser.add_argument("--data-dir", default="", help="folder holding babi/ (default: env ATTNLAB_DATA)")
@@ -105,7 +162,12 @@ def main(argv=None) -> int:
     parser.add_argument("--hops", type=int, default=3)
     parser.add_argument("--memory-size", type=int, default=50)
     parser.add_argument("--random-noise", type=float, default=0.1, help="memn2n RN rate")
-    parser.add_argument("--linear-start", action="store_true", help="memn2n LS for the whole run")
+    parser.add_argument("--linear-start", action="store_true", help="memn2n: start in the LS phase")
+    parser.add_argument("--ls-patience", type=int, default=1, help="LS ends after this many stalled evaluations")
+    parser.add_argument("--ls-steps", type=int, default=0, help="LS ends at this step at the latest (0: no limit)")
+    parser.add_argument("--warmup-steps", type=int, default=0)
+    parser.add_argument("--clip-norm", type=float, default=40.0, help="gradient norm clipping (paper: 40)")
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, a fraction of lr")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
@@ -114,20 +176,32 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     name = f"babi-{args.model}-{args.setting}-{args.tasks.replace(',', '-').replace(' ', '')}"
     out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
-    per_seed, seconds, runs = {}, {}, {}
+    per_seed, seconds, runs, support, notes = {}, {}, {}, {}, {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         base = args.run_dir if args.run_dir is not None else Path(tmp)
         for seed in args.seeds:
             data = run_config(args, seed)
-            result = train(resolve(data), base / f"{name}-seed{seed}", progress=sys.stderr.isatty())
+            folder = base / f"{name}-seed{seed}"
+            result = train(resolve(data), folder, progress=sys.stderr.isatty())
             per_seed[seed] = {int(k.removeprefix("error_qa")): v for k, v in result.items() if k.startswith("error_qa")}
             seconds[seed] = result["seconds"]
             runs[seed] = {k: result[k] for k in ("accuracy", "best_val", "step", "parameters")}
-            print(f"seed {seed}: test accuracy {result['accuracy']:.3f} in {result['seconds']:.1f} s", flush=True)
+            runs[seed]["linear_start_ended_at"] = ls_end(folder)
+            run = load_run(folder)
+            run.task.data()
+            notes = {"trained_on_1k_file": run.task.fallbacks}
+            if args.model in MEMORY:
+                support[seed] = support_attention(run)
+            print(f"seed {seed}: test accuracy {result['accuracy']:.3f} in {result['seconds']:.1f} s"
+                  f" (LS ended at step {runs[seed]['linear_start_ended_at']})", flush=True)
     summary = summarise(per_seed)
     text = table(summary, args.setting, args.tasks.strip() == "all")
     print(text)
+    if support:
+        print(support_table(support))
+    if notes.get("trained_on_1k_file"):
+        print(f"tasks {notes['trained_on_1k_file']} lack their en-10k training file: trained on the 1k file")
     wall = time.perf_counter() - started
     print(f"training: {sum(seconds.values()):.1f} s over {len(seconds)} seed(s); wall {wall:.1f} s")
     record = {
@@ -136,6 +210,8 @@ def main(argv=None) -> int:
         "config": run_config(args, args.seeds[0]) | {"seeds": args.seeds},
         "per_seed_error": {str(s): {str(n): e for n, e in errors.items()} for s, errors in per_seed.items()},
         "runs": {str(s): r for s, r in runs.items()},
+        "support_attention": {str(s): {str(n): v for n, v in t.items()} for s, t in support.items()},
+        "notes": notes,
         "summary": {**summary, "mean_error": {str(n): e for n, e in summary["mean_error"].items()},
                     "best_error": {str(n): e for n, e in summary["best_error"].items()}},
         "paper": PAPER.get(args.setting),

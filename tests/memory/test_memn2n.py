@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from attnlab.core import capture
 from attnlab.data.babi import Vocabulary, to_tensors
 from attnlab.data.babi_generator import generate_babi
-from attnlab.memory.memn2n import MemN2N, MemN2NConfig, position_weights, sentence_ages
+from attnlab.memory.memn2n import MemN2N, MemN2NConfig, encode_sentences, position_weights, sentence_ages
 from batches import fit
 
 
@@ -21,6 +21,36 @@ def test_position_weights_match_the_formula_by_loops():
             for k in range(1, d + 1):
                 want = (1 - j / big_j) - (k / d) * (1 - 2 * j / big_j) if j <= big_j else 0.0
                 assert got[row, j - 1, k - 1].item() == pytest.approx(want, abs=1e-6)
+
+
+def test_position_encoded_sentences_are_the_formula_weighted_sums_of_their_words():
+    torch.manual_seed(0)
+    d = 5
+    embedding = torch.nn.Embedding(9, d, padding_idx=0)
+    tokens = torch.tensor([[[4, 2, 7, 0], [0, 3, 0, 8]], [[1, 0, 0, 0], [0, 0, 0, 0]]])  # (2, 2, 4), padding anywhere
+    got = encode_sentences(embedding, tokens, "position")
+    assert got.shape == (2, 2, d)
+    for b in range(2):
+        for i in range(2):
+            words = [w for w in tokens[b, i].tolist() if w != 0]
+            big_j = len(words)
+            want = torch.zeros(d)
+            for j, w in enumerate(words, start=1):
+                for k in range(1, d + 1):
+                    want[k - 1] += ((1 - j / big_j) - (k / d) * (1 - 2 * j / big_j)) * embedding.weight[w, k - 1].item()
+            torch.testing.assert_close(got[b, i], want, atol=1e-5, rtol=1e-5)
+    weighted = (embedding(tokens) * position_weights(tokens, d)).sum(-2)  # (2, 2, d)
+    torch.testing.assert_close(got, weighted, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(encode_sentences(embedding, tokens, "bow"), embedding(tokens).sum(-2))
+
+
+def test_linear_start_phase_is_part_of_the_state():
+    model = MemN2N(MemN2NConfig(10, embed_dim=4, linear_start=True))
+    assert model.state_dict()["linear_phase"].item() is True
+    model.linear_start = False
+    fresh = MemN2N(MemN2NConfig(10, embed_dim=4, linear_start=True))
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.linear_start is False
 
 
 def test_sentence_ages_count_later_sentences():

@@ -1,4 +1,5 @@
-"""The memory families: the (m, s, q) reshape, refusing specs without a layout, and overfitting bAbI rows."""
+"""The memory families: the (m, s, q) reshape, refusing specs without a layout, overfitting bAbI rows
+(every family, lstm and transformer too), and memn2n's linear start run by the training loop."""
 
 import pytest
 import torch
@@ -7,6 +8,9 @@ import attnlab.models.memory  # noqa: F401  (registers memn2n and kvmemnn)
 from attnlab.models.memory import KVMemNNFamilyConfig, MemN2NFamilyConfig, split_layout
 from attnlab.models.registry import MODELS, PAD, TaskSpec, build_model
 from attnlab.tasks import build_task
+from attnlab.train import load_run, resolve, train
+from attnlab.train.checkpoint import read_metrics
+from batches import fit
 
 SPEC = TaskSpec(seq_len=4 * 3 + 2, answer_len=1, vocab_size=9, num_outputs=9, layout=(4, 3, 2))
 
@@ -59,6 +63,8 @@ def test_family_configs_check_their_fields():
         MemN2NFamilyConfig(hops=0)
     with pytest.raises(ValueError, match="memory_size must be >= 0"):
         KVMemNNFamilyConfig(memory_size=-1)
+    with pytest.raises(ValueError, match="linear_start_patience must be >= 0, got -1"):
+        MemN2NFamilyConfig(linear_start_patience=-1)
     with pytest.raises(ValueError, match="values must be one of"):
         KVMemNNFamilyConfig(values="words")
     assert build_model("memn2n", {"memory_size": 2}, SPEC).memory.config.memory_size == 2
@@ -77,3 +83,72 @@ def test_memn2n_overfits_a_few_generated_questions_through_the_task():
         opt.step()
     model.eval()
     assert task.metrics(model(batch.inputs), batch)["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("name, values", [("kvmemnn", {"embed_dim": 32}),
+                                          ("lstm", {"embed_dim": 32, "hidden_dim": 64, "num_layers": 1}),
+                                          ("transformer", {"embed_dim": 32, "num_heads": 2, "num_layers": 1})])
+def test_other_families_overfit_a_few_generated_questions_through_the_task(name, values):
+    task = build_task("babi", {"tasks": "1,2", "generated_stories": 10, "memory_size": 6})
+    batch = task.sample(12, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = build_model(name, values, task.spec)
+    fit(lambda: task.loss(model(batch.inputs), batch), model.parameters(), steps=400, lr=3e-3, stop=0.01)
+    model.eval()
+    assert task.metrics(model(batch.inputs), batch)["accuracy"] == 1.0
+
+
+# -- linear start as a schedule of the training loop ----------------------------------------------
+
+
+def ls_config(**model):
+    return resolve({"task": {"name": "babi", "tasks": "1,2", "generated_stories": 10, "memory_size": 8},
+                    "model": {"name": "memn2n", "embed_dim": 8, "linear_start": True, **model},
+                    "train": {"steps": 8, "eval_every": 2, "eval_size": 32, "batch_size": 8, "device": "cpu"}})
+
+
+def test_linear_start_ends_when_the_val_loss_stalls():
+    model = build_model("memn2n", {"linear_start": True, "linear_start_patience": 2}, SPEC)
+    phases = [model.on_eval(step, {"loss": loss})["linear_start"]
+              for step, loss in zip(range(2, 12, 2), [1.0, 0.9, 0.95, 0.8, 0.85])]
+    assert phases == [1.0, 1.0, 1.0, 1.0, 1.0] and model.memory.linear_start  # each stall was followed by a new low
+    assert model.on_eval(12, {"loss": 0.81}) == {"linear_start": 0.0}  # second evaluation above 0.8 in a row
+    assert not model.memory.linear_start and model.on_eval(14, {"loss": 9.0}) == {"linear_start": 0.0}
+    never = build_model("memn2n", {"linear_start": True, "linear_start_patience": 0}, SPEC)
+    assert all(never.on_eval(s, {"loss": 1.0})["linear_start"] == 1.0 for s in range(2, 40, 2))
+    plain = build_model("memn2n", {}, SPEC)
+    assert plain.on_eval(2, {"loss": 1.0}) == {"linear_start": 0.0}
+
+
+def test_loop_runs_the_schedule_and_records_the_phase(tmp_path):
+    summary = train(ls_config(linear_start_steps=4, linear_start_patience=0), tmp_path / "run", progress=False)
+    phases = [(r["step"], r["linear_start"]) for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
+    assert phases == [(2, 1.0), (4, 0.0), (6, 0.0), (8, 0.0)] and summary["step"] == 8
+    run = load_run(tmp_path / "run")
+    assert run.model.memory.linear_start is False  # the saved weights carry the phase
+
+
+@pytest.mark.parametrize("stop_after", [2, 4, 6])  # before, at and after the end of the LS phase
+def test_resume_continues_the_schedule_exactly(tmp_path, stop_after):
+    config = ls_config(linear_start_steps=4, linear_start_patience=1)
+    train(config, tmp_path / "whole", progress=False)
+    train(config, tmp_path / "parts", progress=False, stop_after=stop_after)
+    train(config, tmp_path / "parts", resume=True, progress=False)
+    whole, parts = load_run(tmp_path / "whole").model.state_dict(), load_run(tmp_path / "parts").model.state_dict()
+    assert whole.keys() == parts.keys() and "memory.linear_phase" in whole and "ls_stalls" in whole
+    for key in whole:
+        torch.testing.assert_close(parts[key], whole[key], rtol=0, atol=0, msg=key)
+    records = [r for r in read_metrics(tmp_path / "parts") if r["split"] == "val"]
+    assert [r["linear_start"] for r in records] == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_a_resumed_run_that_forgot_the_phase_would_differ(tmp_path):
+    """The check above can fail: restarting in the LS phase after it ended changes the weights."""
+    config = ls_config(linear_start_steps=4, linear_start_patience=1)
+    train(config, tmp_path / "whole", progress=False)
+    train(config, tmp_path / "parts", progress=False, stop_after=4)
+    forget = ls_config(linear_start_steps=0, linear_start_patience=0)  # LS stays on for good
+    train(forget.replace("train", steps=4), tmp_path / "forget", progress=False)
+    train(forget, tmp_path / "forget", resume=True, progress=False)
+    whole, other = load_run(tmp_path / "whole").model, load_run(tmp_path / "forget").model
+    assert not torch.equal(whole.memory.embeddings[0].weight, other.memory.embeddings[0].weight)

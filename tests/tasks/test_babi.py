@@ -137,3 +137,52 @@ def test_generated_setting_needs_no_data_and_reports_error_per_task():
     assert task.per_task_accuracy(logits, test) == {1: 1.0, 6: 0.0}
     assert "error_qa1" not in task.metrics(logits[:8], batch)  # training rows carry no task ids
     assert "question: is " in task.render(test, 1) or "question: where is " in task.render(test, 1)
+
+
+def test_supporting_facts_follow_their_sentences_into_memory_slots(tmp_path):
+    root = write_task(tmp_path, 1, "single-supporting-fact", distinct_questions(10), TWO_STORIES)
+    task = build_task("babi", {"setting": "en", "data_dir": str(root), "memory_size": 2})
+    # question 1: fact 1 in slot 0 of 2; question 2: fact 1 was cut off (3 sentences > m = 2);
+    # question 3: a one-sentence story sits in the last slot, so its fact 1 is slot 1
+    assert task.support("test").tolist() == [[True, False], [False, False], [False, True]]
+    test = task.eval_set(3, "test")
+    m, s, _ = task.spec.layout
+    names = task.token_names()
+    row = test.inputs[2].tolist()
+    assert " ".join(names[i] for i in row[s : 2 * s] if i != PAD) == "sandra went to the office"
+    two_facts = "1 A went to the hallway.\n2 A took the milk.\n3 B went to the office.\n4 Where is the milk?\thallway\t2 1\n"
+    write_task(tmp_path, 2, "two-supporting-facts", two_facts * 10, two_facts)
+    task = build_task("babi", {"setting": "en", "data_dir": str(root), "tasks": "2", "memory_size": 4})
+    assert task.support("test").tolist() == [[False, True, True, False]]  # left-padded by one empty slot
+
+
+def test_support_attention_counts_argmax_hits_per_hop_and_task():
+    weights = torch.tensor([[[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]],  # row 0: hop 1 on slot 0, hop 2 on slot 1
+                            [[0.1, 0.1, 0.8], [0.6, 0.3, 0.1]],  # row 1: hop 1 on slot 2, hop 2 on slot 0
+                            [[0.5, 0.4, 0.1], [0.5, 0.4, 0.1]],  # row 2: no supporting fact kept: left out
+                            [[0.2, 0.2, 0.6], [0.2, 0.2, 0.6]]])  # row 3: task 3, misses both hops
+    support = torch.tensor([[False, True, False], [False, False, True], [False, False, False], [True, False, False]])
+    task_ids = torch.tensor([2, 2, 2, 3])
+    got = build_task("babi", {"generated_stories": 5}).support_attention(weights, support, task_ids)
+    expected = {}
+    for n in (2, 3):  # the same counts by a loop
+        rows = [r for r in range(4) if task_ids[r] == n and support[r].any()]
+        hits = [[bool(support[r, int(weights[r, k].argmax())]) for k in range(2)] for r in rows]
+        expected[n] = {"hop1": sum(h[0] for h in hits) / len(rows), "hop2": sum(h[1] for h in hits) / len(rows),
+                       "any_hop": sum(any(h) for h in hits) / len(rows), "questions": len(rows)}
+    assert got == expected == {2: {"hop1": 0.5, "hop2": 0.5, "any_hop": 1.0, "questions": 2},
+                               3: {"hop1": 0.0, "hop2": 0.0, "any_hop": 0.0, "questions": 1}}
+
+
+def test_an_absent_10k_training_file_falls_back_to_the_1k_file(tmp_path):
+    write_task(tmp_path, 1, "single-supporting-fact", distinct_questions(10), TWO_STORIES)
+    write_task(tmp_path, 2, "two-supporting-facts", distinct_questions(20), TWO_STORIES)
+    folder = write_task(tmp_path, 2, "two-supporting-facts", distinct_questions(20), TWO_STORIES, "en-10k")
+    (folder / "babi" / "tasks_1-20_v1-2" / "en-10k" / "qa1_single-supporting-fact_test.txt").write_text(TWO_STORIES)
+    task = build_task("babi", {"setting": "en-10k", "data_dir": str(tmp_path), "tasks": "1,2"})
+    train_rows = len(task.data()["train"].inputs) + len(task.data()["val"].inputs)
+    assert task.fallbacks == [1] and train_rows == 10 + 20
+    assert set(task.task_ids("test").tolist()) == {1, 2}  # task 1 is still tested
+    with pytest.raises(ConfigError, match="task 1 .*en.*qa1_\\*_test.txt"):
+        (folder / "babi" / "tasks_1-20_v1-2" / "en-10k" / "qa1_single-supporting-fact_test.txt").unlink()
+        _ = build_task("babi", {"setting": "en-10k", "data_dir": str(tmp_path), "tasks": "1"}).spec

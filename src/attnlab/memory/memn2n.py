@@ -20,7 +20,8 @@ the story does not matter. Random noise (RN): while training, each sentence is p
 empty memory with probability `random_noise`, which ages all older sentences by one.
 Linear start (LS): with `linear_start` on, p_i = u^T m_i is used as is, with no softmax, as the
 paper's first training phase; this is a plain product `p @ c`, not attention, so it does not go
-through `core.attend`. Turn it off (`model.linear_start = False`) when the validation loss stalls.
+through `core.attend`. Turn it off (`model.linear_start = False`) when the validation loss stalls;
+the flag is a buffer (`linear_phase`) of the model's state, so a checkpoint keeps the phase.
 """
 
 from __future__ import annotations
@@ -96,9 +97,19 @@ def encode_sentences(embedding: nn.Embedding, tokens: Tensor, encoding: str) -> 
         (..., d) sentence vectors.
     """
     words = embedding(tokens)  # (..., s, d)
-    if encoding == "position":
-        words = words * position_weights(tokens, words.shape[-1])
-    return words.sum(-2)  # (..., d)
+    if encoding != "position":
+        return words.sum(-2)  # (..., d)
+    # l_kj = a_j + (k/d) b_j with a_j = 1 - j/J, b_j = 2j/J - 1: two weighted sums over the words
+    # instead of the (..., s, d) table of `position_weights` (the same numbers, far less memory)
+    present = (tokens != 0).to(words.dtype)  # (..., s)
+    j = present.cumsum(-1)  # (..., s)
+    big_j = present.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
+    a = (1 - j / big_j) * present  # (..., s)
+    b = (2 * j / big_j - 1) * present  # (..., s)
+    k = torch.arange(1, words.shape[-1] + 1, dtype=words.dtype, device=words.device) / words.shape[-1]  # (d,)
+    first = (a.unsqueeze(-2) @ words).squeeze(-2)  # (..., d)
+    second = (b.unsqueeze(-2) @ words).squeeze(-2)  # (..., d)
+    return first + k * second  # (..., d)
 
 
 def sentence_ages(story_mask: Tensor, memory_size: int, noise: float = 0.0) -> Tensor:
@@ -126,7 +137,8 @@ class MemN2N(Traced, nn.Module):
     def __init__(self, config: MemN2NConfig):
         super().__init__()
         self.config = config
-        self.linear_start = config.linear_start  # flipped off by the trainer after the LS phase
+        # a buffer, not an attribute, so that saved weights and checkpoints carry the LS phase
+        self.register_buffer("linear_phase", torch.tensor(config.linear_start))
         v, d, K = config.vocab_size, config.embed_dim, config.hops
         tables = K + 1 if config.tying == "adjacent" else 3  # adjacent: E_0..E_K; layer-wise: A, C, B
         self.embeddings = nn.ModuleList(nn.Embedding(v, d, padding_idx=0) for _ in range(tables))
@@ -140,6 +152,15 @@ class MemN2N(Traced, nn.Module):
         for e in self.embeddings:
             with torch.no_grad():
                 e.weight[0].zero_()
+
+    @property
+    def linear_start(self) -> bool:
+        """True while in the LS phase (no softmax); set it False to re-insert the softmax."""
+        return bool(self.linear_phase)
+
+    @linear_start.setter
+    def linear_start(self, value: bool) -> None:
+        self.linear_phase.fill_(bool(value))
 
     def _memory(self, table: int, story: Tensor, ages: Tensor) -> Tensor:
         vectors = encode_sentences(self.embeddings[table], story, self.config.encoding)  # (b, m, d)

@@ -8,6 +8,13 @@ that feeds them lays each example out flat and says how in `TaskSpec.layout = (m
 
 story_mask marks the sentences that hold a word (all-PAD rows are padding). Composition only:
 every equation lives in attnlab.memory.
+
+Linear start (Sukhbaatar et al. 2015, sec. 4.2): "memn2n" with `linear_start=True` trains without
+the softmax of the hops until the validation loss stops falling, then re-inserts it. The training
+loop calls `on_eval(step, val_metrics)` after every evaluation; the family ends the LS phase there
+once the validation loss has not reached a new low for `linear_start_patience` evaluations, or at
+the first evaluation at or after step `linear_start_steps`. The phase, the lowest loss so far and
+the count of stalled evaluations are buffers, so a resumed run continues the schedule exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from attnlab.memory.kvmemnn import KVMemNN, KVMemNNConfig
@@ -51,6 +59,15 @@ def check_layout(spec: TaskSpec, family: str) -> None:
         raise ValueError(f"{family}: needs token inputs and one answer over the vocabulary (num_outputs == vocab_size)")
 
 
+SCHEDULE_FIELDS = ("linear_start_patience", "linear_start_steps")  # the family's, not the network's
+
+
+def network_values(config, memory_size: int) -> dict:
+    """The fields of a family config that the network's config takes, with memory_size filled in."""
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in SCHEDULE_FIELDS}
+    return {**values, "memory_size": config.memory_size or memory_size}
+
+
 @dataclass(frozen=True)
 class MemN2NFamilyConfig:
     embed_dim: int = 20  # d, the size of m_i, c_i and u
@@ -59,14 +76,17 @@ class MemN2NFamilyConfig:
     encoding: str = "position"  # sentence encoding: "bow" (sum of words) or "position" (PE)
     temporal: bool = True  # add the learned T_A(i), T_C(i) by sentence age
     random_noise: float = 0.0  # RN: training-time chance of an empty memory before each sentence
-    linear_start: bool = False  # LS: p = u^T m unnormalised (no softmax) for the whole run
+    linear_start: bool = False  # LS: start with p = u^T m unnormalised (no softmax)
+    linear_start_patience: int = 1  # LS ends after this many evaluations without a new low val loss; 0 = never
+    linear_start_steps: int = 0  # LS ends at the first evaluation at or after this step; 0 = no such limit
     tying: str = "adjacent"  # weight tying across hops: "adjacent" or "layerwise"
     init_std: float = 0.1  # std of the normal initialisation of every embedding
 
     def __post_init__(self):
-        if self.memory_size < 0:
-            raise ValueError(f"memory_size must be >= 0, got {self.memory_size}")
-        MemN2NConfig(vocab_size=2, **{**dataclasses.asdict(self), "memory_size": max(self.memory_size, 1)})
+        for name in ("memory_size", "linear_start_patience", "linear_start_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        MemN2NConfig(vocab_size=2, **network_values(self, 1))
 
 
 @dataclass(frozen=True)
@@ -94,8 +114,7 @@ class _MemoryFamily(TaskModel):
     def __init__(self, config, spec: TaskSpec):
         super().__init__(config, spec)
         check_layout(spec, self.name)
-        values = dataclasses.asdict(config)
-        values["memory_size"] = config.memory_size or spec.layout[0]
+        values = network_values(config, spec.layout[0])
         self.memory = self.network(self.network_config(vocab_size=spec.vocab_size, **values))
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
@@ -112,6 +131,33 @@ class MemN2NFamily(_MemoryFamily):
     name = "memn2n"
     network = MemN2N
     network_config = MemN2NConfig
+
+    def __init__(self, config: MemN2NFamilyConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        self.register_buffer("ls_best_loss", torch.tensor(float("inf")))  # lowest val loss of the LS phase
+        self.register_buffer("ls_stalls", torch.tensor(0))  # evaluations since that low
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
+        """After an evaluation: end the LS phase when the val loss stalls or at linear_start_steps.
+
+        Args:
+            step: optimizer steps done.
+            metrics: the validation metrics, with "loss".
+        Returns:
+            {"linear_start": 1.0 or 0.0}, the phase from the next step on, for the metrics record.
+        """
+        cfg = self.config
+        if self.memory.linear_start:
+            loss = metrics["loss"]
+            if loss < float(self.ls_best_loss):
+                self.ls_best_loss.fill_(loss)
+                self.ls_stalls.zero_()
+            else:
+                self.ls_stalls += 1
+            stalled = 0 < cfg.linear_start_patience <= int(self.ls_stalls)
+            if stalled or 0 < cfg.linear_start_steps <= step:
+                self.memory.linear_start = False
+        return {"linear_start": float(self.memory.linear_start)}
 
 
 @MODELS.register("kvmemnn")

@@ -18,7 +18,14 @@ tasks (row i of task 1, row i of task 2, ...), so the first rows of either cover
 
 Settings: "en" (1k questions per task), "en-10k" (10k) read the files under
 `{data_dir or ATTNLAB_DATA}/babi/tasks_1-20_v1-2/`; "generated" tells stories with
-attnlab.data.babi_generator (tasks 1, 2, 3, 6, 7, 8), so runs and tests need no data.
+attnlab.data.babi_generator (tasks 1, 2, 3, 6, 7, 8), so runs and tests need no data. An en-10k
+training file that is absent (the shared copy lacks qa3's) is replaced by the task's 1k training
+file, which holds exactly its first 1000 questions; `fallbacks` names every such task, and its
+test file is the same in both settings, so its test error is still reported.
+
+Each split also keeps which memory slots hold a supporting fact (`support`, (r, m) bool, after the
+story is cut to its m most recent sentences), so the attention of a trained memory network can be
+scored against them: `support_attention` counts how often a hop's largest weight falls on one.
 """
 
 from __future__ import annotations
@@ -79,6 +86,7 @@ class _Split:
     inputs: Tensor  # (r, m*s + q) int16 token ids
     targets: Tensor  # (r, 1) int16 answer ids
     task_ids: Tensor  # (r,) long, the bAbI task number of each row
+    support: Tensor  # (r, m) bool, True at the slots that hold a supporting fact of the question
 
     def batch(self, index: slice | Tensor) -> Batch:
         return Batch(self.inputs[index].long(), self.targets[index].long())
@@ -100,6 +108,7 @@ class Babi(Task):
     def __init__(self, config=None):
         super().__init__(config)
         self._data: dict | None = None  # vocabulary, sizes and encoded splits, built on first use
+        self.fallbacks: list[int] = []  # en-10k tasks trained on their 1k file, theirs being absent
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -107,6 +116,7 @@ class Babi(Task):
         """task -> {"train", "test"} -> examples, from the files or the generator."""
         cfg = self.config
         out = {}
+        self.fallbacks = []
         for n in cfg.task_numbers():
             if cfg.setting == "generated":
                 train = generate_babi(n, cfg.generated_stories, 2 * cfg.seed, cfg.generated_story_len)
@@ -114,11 +124,22 @@ class Babi(Task):
                 out[n] = {"train": train, "test": test}
                 continue
             try:
-                out[n] = {split: load_task(n, split, cfg.setting, cfg.data_dir or None) for split in ("train", "test")}
+                out[n] = {split: self._load(n, split) for split in ("train", "test")}
             except (FileNotFoundError, ValueError) as err:
                 where = self._folder()
                 raise ConfigError(f"babi: task {n} ({cfg.setting}) not readable in {where}: {err}") from None
         return out
+
+    def _load(self, n: int, split: str) -> list[BabiExample]:
+        """One task's file; an absent en-10k training file falls back to the 1k one (see `fallbacks`)."""
+        folder = self.config.data_dir or None
+        try:
+            return load_task(n, split, self.config.setting, folder)
+        except FileNotFoundError:
+            if self.config.setting != "en-10k" or split != "train":
+                raise
+            self.fallbacks.append(n)
+            return load_task(n, split, "en", folder)
 
     def _folder(self) -> str:
         try:
@@ -163,15 +184,18 @@ class Babi(Task):
             return cache[tokens] + [PAD] * (width - len(tokens))
 
         rows = []
-        for ex in examples:
+        support = torch.zeros(len(examples), m, dtype=torch.bool)  # (r, m)
+        for r, ex in enumerate(examples):
             kept = ex.story[-m:]
             row = [PAD] * (s * (m - len(kept)))
             for sentence in kept:
                 row += words(sentence, s)
             rows.append(row + words(ex.question, q))
+            shift = m - len(ex.story)  # story index i sits in slot i + shift; dropped when negative
+            support[r, [i + shift for i in ex.supporting if i + shift >= 0]] = True
         inputs = torch.tensor(rows, dtype=torch.int16).view(len(rows), m * s + q)  # (r, m*s + q)
         targets = torch.tensor([[vocab.ids[ex.answer_token]] for ex in examples], dtype=torch.int16)  # (r, 1)
-        return _Split(inputs, targets, torch.tensor(task_ids, dtype=torch.long))
+        return _Split(inputs, targets, torch.tensor(task_ids, dtype=torch.long), support)
 
     # -- the Task interface -------------------------------------------------------------------
 
@@ -198,6 +222,10 @@ class Babi(Task):
         """(r,) the bAbI task number of every row of the "train", "val" or "test" split."""
         return self.data()[split].task_ids.clone()
 
+    def support(self, split: str) -> Tensor:
+        """(r, m) bool: the memory slots of every row of split that hold a supporting fact."""
+        return self.data()[split].support.clone()
+
     def _split_of(self, batch: Batch) -> str | None:
         """"val" or "test" when batch holds the first rows of that split, else None."""
         for split in ("val", "test"):
@@ -222,6 +250,32 @@ class Babi(Task):
             for n, accuracy in self.per_task_accuracy(logits, batch, split).items():
                 result[f"error_qa{n}"] = 1.0 - accuracy
         return result
+
+    @staticmethod
+    def support_attention(weights: Tensor, support: Tensor, task_ids: Tensor) -> dict[int, dict[str, float]]:
+        """How often the memory hops put their largest weight on a supporting fact, per task.
+
+        Args:
+            weights: (b, K, m) each hop's weights over the memory slots (`attnlab.memory.hop_weights`).
+            support: (b, m) bool, the supporting slots (`support(split)`); rows with none are left out.
+            task_ids: (b,) the task of each row.
+        Returns:
+            task -> {"hop1".."hopK": the share of questions whose hop-k argmax slot supports the
+            answer, "any_hop": the share where some hop's does, "questions": how many were counted}.
+        """
+        top = weights.argmax(-1)  # (b, K)
+        hit = support.gather(1, top)  # (b, K)
+        counted = support.any(-1)  # (b,)
+        out = {}
+        for n in task_ids.unique().tolist():
+            rows = (task_ids == n) & counted  # (b,)
+            if not rows.any():
+                continue
+            shares = hit[rows].float().mean(0)  # (K,)
+            out[n] = {f"hop{k + 1}": float(v) for k, v in enumerate(shares)}
+            out[n]["any_hop"] = float(hit[rows].any(-1).float().mean())
+            out[n]["questions"] = int(rows.sum())
+        return out
 
     def token_names(self) -> list[str]:
         return ["_", *self.data()["vocab"].words[1:]]

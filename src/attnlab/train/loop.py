@@ -3,7 +3,10 @@
 AdamW with a linear warm-up and a cosine decay, gradient-norm clipping, evaluation and a
 checkpoint every `eval_every` steps, early stop at a target metric, a progress bar, and a
 record per evaluation in metrics.jsonl. The loop only needs `model(inputs, targets) -> logits`
-and the task's `loss` and `metrics`, so the families stay interchangeable.
+and the task's `loss` and `metrics`, so the families stay interchangeable. A family with a
+schedule of its own (memn2n's linear start) defines `on_eval(step, val_metrics) -> dict | None`;
+the loop calls it after every evaluation, before the checkpoint, and adds what it returns to the
+metrics record. Whatever the schedule changes must live in the model's state (buffers) to resume.
 
 Deterministic on CPU: the same config gives the same weights, and a run resumed from its last
 checkpoint ends with the same weights as one never interrupted (the data generator, torch's
@@ -210,13 +213,15 @@ def _loop(config, folder, task, model, opt, data_gen, state, procs, progress, st
         bar.update(1)
         if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
             metrics = evaluate(model, task, val)
+            on_eval = getattr(model, "on_eval", None)
+            scheduled = (on_eval(state["step"], metrics) if on_eval is not None else None) or {}
             value = metrics[task.metric]
             if _better(value, state["best"], task.maximize):
                 state["best"] = value
             state["stopped_early"] = _reached(value, cfg.target, task.maximize)
             state["train_seconds"] = time.perf_counter() - started
             record = {"step": state["step"], "split": "val", "lr": opt.param_groups[0]["lr"],
-                      "train_loss": sum(losses) / len(losses), **metrics,
+                      "train_loss": sum(losses) / len(losses), **metrics, **scheduled,
                       "seconds": round(state["train_seconds"], 3)}
             losses.clear()
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", **{task.metric: f"{value:.3f}"})
