@@ -18,6 +18,9 @@ against training time), the parameter count and the wall-clock time on this mach
 generated language pair, and scores test BLEU by source length and the alignment error rate of
 each family's cross-attention against the pair's known word alignments.
 
+`figures` draws docs/figures/translation-*.png from those results (and the toy runs' folders):
+validation BLEU against training time, BLEU against source length, and the toy alignment matrices.
+
 Results go to benchmarks/results/translation-*.json.
 """
 
@@ -126,6 +129,42 @@ def toy(args, overrides: dict) -> dict:
             "steps": args.steps, "models": results, "machine": machine()}
 
 
+def figures(args) -> None:
+    """Learning curves, BLEU by length and alignment matrices from the saved results."""
+    from attnlab.tasks.translation_eval import alignment
+    from attnlab.viz.curves import draw_comparison
+    from attnlab.viz.translation import draw_alignments
+
+    out = Path(__file__).parent.parent / "docs" / "figures"
+    curves, by_length = [], []
+    for path in sorted(RESULTS.glob("translation-multi30k-*.json")):
+        result = json.loads(path.read_text())
+        task = result["config"]["task"]
+        label = f"{result['config']['model']['name']} {task['source']}->{task['target']}"
+        curves += [{"model": label, "setting": r["seconds"] / 60, "mean": r["bleu"], "min": r["bleu"], "max": r["bleu"]}
+                   for r in result["curve"]]
+        by_length += [{"model": label, "setting": float(b["bin"].lstrip(">")), "mean": b["bleu"], "min": b["bleu"],
+                       "max": b["bleu"]} for b in result["scores"]["greedy"]["bleu_by_length"] if b["sentences"]]
+    if curves:
+        draw_comparison(curves, metric="validation BLEU (greedy, 300 sentences)", x_label="training minutes (2 cores)",
+                        title="Multi30k: learning curves", path=out / "translation-multi30k-curves.png")
+        draw_comparison(by_length, metric="test2016 BLEU (greedy)", x_label="source length, words (bucket's upper edge)",
+                        title="Multi30k: BLEU against sentence length", path=out / "translation-multi30k-by-length.png")
+    toy_path = RESULTS / "translation-toy.json"
+    if toy_path.exists():
+        result = json.loads(toy_path.read_text())
+        rows = [{"model": name, "setting": float(b["bin"].lstrip(">")), "mean": b["bleu"], "min": b["bleu"],
+                 "max": b["bleu"]} for name, entry in result["models"].items()
+                for b in entry["test"]["bleu_by_length"] if b["sentences"]]
+        draw_comparison(rows, metric="test BLEU (greedy)", x_label="source length, words (bucket's upper edge)",
+                        title="Generated pair: BLEU against sentence length", path=out / "translation-toy-by-length.png")
+        runs = {name: load_run((args.out or Path("runs") / "mt-toy") / name) for name in result["models"] if name != "seq2seq"}
+        sentence = next(iter(runs.values())).task.split("test").texts[args.sentence][0]
+        drawn = {name: alignment(run.task, run.model, sentence) for name, run in runs.items()}
+        draw_alignments(drawn, out / "translation-toy-alignments.png", title=f"source: {sentence}")
+    print(f"wrote figures under {out}")
+
+
 def report(result: dict) -> str:
     lines = []
     if result["benchmark"] == "translation-multi30k":
@@ -152,7 +191,7 @@ def report(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("corpus", choices=["multi30k", "toy"])
+    parser.add_argument("corpus", choices=["multi30k", "toy", "figures"])
     parser.add_argument("--model", default="encdec", help="multi30k: the family")
     parser.add_argument("--source", default="de")
     parser.add_argument("--target", default="en")
@@ -166,12 +205,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, help="run folder (toy: the parent of one folder per family)")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--sentence", type=int, default=3, help="figures: the toy test sentence drawn")
     args, extra = parser.parse_known_args(argv)
     overrides = parse_overrides(extra)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.data_dir:
         os.environ["ATTNLAB_DATA"] = str(args.data_dir)
+    if args.corpus == "figures":
+        figures(args)
+        return 0
     result = multi30k(args, overrides) if args.corpus == "multi30k" else toy(args, overrides)
     print(report(result))
     RESULTS.mkdir(exist_ok=True)

@@ -1,8 +1,17 @@
-"""Shared by the model tests: left-padded token ids, a copy-the-first-n-tokens task, a fitting loop."""
+"""Shared by the model tests: left-padded token ids, a copy-the-first-n-tokens task, a fitting loop,
+and tiny sizes of the decoding families."""
 
 import torch
 
 from attnlab.models import PAD
+
+
+TINY_DECODERS = {  # family -> config small enough for a test
+    "seq2seq": dict(embed_dim=16, hidden_dim=24),
+    "bahdanau": dict(embed_dim=16, hidden_dim=24, attn_dim=24),
+    "luong": dict(embed_dim=16, hidden_dim=24),
+    "encdec": dict(embed_dim=16, num_heads=2, num_layers=1, ff_dim=32),
+}
 
 
 def left_padded(spec, b, seed, min_len=None):

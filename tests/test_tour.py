@@ -15,7 +15,9 @@ def test_core_section_reports_agreement():
 def test_quick_tour_writes_a_report_whose_images_exist(tmp_path):
     report = run_tour(tmp_path / "t", quick=True)
     page = report.read_text()
-    for heading in ("One attention core", "growing distance", "reverse a sequence", "learns to copy", "Self-attention on real language"):
+    for heading in ("One attention core", "growing distance", "reverse a sequence", "learns to copy",
+                    "Attention between two sentences", "A memory network reads a story",
+                    "Self-attention on real language"):
         assert heading in page
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) >= 6

@@ -16,6 +16,8 @@ import torch
 
 from attnlab.core import attend, causal_mask, why_not_fast_path
 from attnlab.core import capture
+from attnlab.tour_babi import babi_section
+from attnlab.tour_translation import translation_section
 from attnlab.train import compare, load_run
 from attnlab.viz import draw_attention
 from attnlab.viz.runs import draw_run, stacks_from_trace
@@ -168,6 +170,8 @@ attention reads each from its position.</p>
 {copy['copy_head']['layer']}, head {copy['copy_head']['head']} puts {copy['copy_head']['weight_on_source']:.0%} of the
 copy positions' attention on the source sequence: the head that copies.</p>
 <img src="copy/copy_head.png" alt="the copying head">
+{metrics['translation']['html']}
+{metrics['babi']['html']}
 {metrics['pretrained'].get('html', '<h2>Self-attention on real language</h2><p>Skipped.</p>')}
 </body></html>"""
     path = out / "report.html"
@@ -182,6 +186,8 @@ def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
     metrics = {"core": core_section()}
     metrics["families"] = families_section(out, seed=seed, quick=quick)
     metrics["copy"] = copy_section(out, seed=seed, quick=quick)
+    metrics["translation"] = translation_section(out, seed=seed, quick=quick)
+    metrics["babi"] = babi_section(out, seed=seed, quick=quick)
     metrics["pretrained"] = pretrained_part(out, quick=quick)
     metrics["seconds"] = time.perf_counter() - start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))

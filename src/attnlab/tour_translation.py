@@ -26,7 +26,7 @@ SENTENCE_INDEX = 3  # the test sentence whose alignments are drawn
 def _train_values(quick: bool, seed: int) -> dict:
     if quick:
         return {"steps": "4", "eval_every": "2", "eval_size": "16", "batch_size": "16", "seed": str(seed)}
-    return {"steps": "1200", "eval_every": "300", "eval_size": "200", "batch_size": "64", "lr": "3e-3",
+    return {"steps": "800", "eval_every": "400", "eval_size": "200", "batch_size": "64", "lr": "3e-3",
             "warmup_steps": "100", "seed": str(seed)}
 
 
@@ -34,7 +34,6 @@ def translation_section(out: Path, *, seed: int, quick: bool) -> dict:
     """Train the four families on the generated pair into out/translation; returns metrics and an html fragment."""
     folder = out / "translation"
     over = {"task": {"corpus": "toy", "toy_pairs": "200" if quick else "20000"},
-            "model": {"num_layers": "2"} if not quick else {},
             "train": _train_values(quick, seed)}
     jobs = compare.plan("translate", list(FAMILIES), 1, over, None)
     rows = compare.run_all(jobs, folder, workers=2, progress=not quick)

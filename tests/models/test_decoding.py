@@ -11,14 +11,10 @@ from attnlab.attention.multihead import KVCache
 from attnlab.models import PAD, TaskSpec, build_model
 from attnlab.models.decoding import FINISHED_PAD_LOGIT, beam_search, cross_attention, greedy, greedy_logits, reorder
 from attnlab.models.transformer import DecoderCache
+from batches import TINY_DECODERS
 
 EOS, A, B = 1, 2, 3
-TINY = {
-    "seq2seq": dict(embed_dim=16, hidden_dim=24),
-    "bahdanau": dict(embed_dim=16, hidden_dim=24, attn_dim=24),
-    "luong": dict(embed_dim=16, hidden_dim=24),
-    "encdec": dict(embed_dim=16, num_heads=2, num_layers=2, ff_dim=32),
-}
+TINY = {**TINY_DECODERS, "encdec": {**TINY_DECODERS["encdec"], "num_layers": 2}}
 VARIANTS = [
     ("seq2seq", {}),
     ("seq2seq", {"cell": "lstm", "num_layers": 2}),

@@ -9,15 +9,10 @@ import torch.nn.functional as F
 from attnlab.models import PAD, TaskSpec, build_model
 from attnlab.models.decoding import cross_attention, greedy
 from attnlab.models.seq2seq import front_order
-from batches import fit
+from batches import TINY_DECODERS, fit
 
 EOS = 1
-TINY = {
-    "seq2seq": dict(embed_dim=16, hidden_dim=24),
-    "bahdanau": dict(embed_dim=16, hidden_dim=24, attn_dim=24),
-    "luong": dict(embed_dim=16, hidden_dim=24),
-    "encdec": dict(embed_dim=16, num_heads=2, num_layers=1, ff_dim=32),
-}
+TINY = TINY_DECODERS
 VARIANTS = [
     ("seq2seq", {}),
     ("seq2seq", {"cell": "lstm", "num_layers": 2}),

@@ -7,10 +7,10 @@ from attnlab.config import ConfigError
 from attnlab.tasks import PAD, TASKS, Batch, Task, build_task
 
 # small configs so that the contract runs quickly for every registered task
-SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}}
+SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}, "translate": {"toy_pairs": 200}}
 EXPECTED = {
     "adding", "associative_recall", "babi", "copy", "induction_heads", "listops",
-    "long_range", "pronouns", "reverse", "selective_copying", "sort",
+    "long_range", "pronouns", "reverse", "selective_copying", "sort", "translate",
 }
 
 
@@ -59,6 +59,12 @@ def test_eval_set_is_fixed_and_differs_between_splits(name):
 def test_every_task_fits_its_spec(name):
     task = build_task(name, SMALL.get(name))
     spec, batch = task.spec, task.sample(5, torch.Generator().manual_seed(0))
+    if spec.eos_id is not None:  # answers of any length: cut to the batch's longest, EOS then PAD
+        assert len(batch) == 5 and batch.targets.shape[1] <= spec.answer_len and batch.inputs.shape[1] <= spec.seq_len
+        assert batch.inputs.max() < spec.vocab_size and batch.targets.max() < spec.num_outputs
+        assert ((batch.targets == spec.eos_id).sum(1) == 1).all()
+        assert "target:" in task.render(batch)
+        return
     assert len(batch) == 5 and batch.targets.shape == (5, spec.answer_len)
     if spec.tokens:
         assert batch.inputs.shape == (5, spec.seq_len) and batch.inputs.dtype == torch.long

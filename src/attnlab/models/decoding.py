@@ -59,6 +59,26 @@ def _eos(model) -> int | None:
     return model.spec.eos_id
 
 
+def _greedy_steps(model, inputs: Tensor, steps: int):
+    """Yield (logits (b, o), argmax token (b,), done before this step (b,)) for each greedy step.
+
+    Each step is fed the previous step's argmax; the steps end once every row has produced eos_id.
+    """
+    b = inputs.shape[0]
+    eos = _eos(model)
+    state = model.start(inputs)
+    token = torch.full((b,), model.bos_id, dtype=torch.long, device=inputs.device)  # (b,)
+    done = torch.zeros(b, dtype=torch.bool, device=inputs.device)  # (b,)
+    for _ in range(steps):
+        logits, state = model.step(token, state)  # (b, o)
+        token = logits.argmax(-1)  # (b,)
+        yield logits, token, done.clone()
+        if eos is not None:
+            done |= token == eos
+            if bool(done.all()):
+                return
+
+
 def greedy_logits(model, inputs: Tensor, steps: int) -> Tensor:
     """Logits of greedy decoding, each step fed the previous step's argmax.
 
@@ -70,23 +90,10 @@ def greedy_logits(model, inputs: Tensor, steps: int) -> Tensor:
         (b, n, o). Once every row has produced eos_id, the steps left are not run: their logits
         are 0 with FINISHED_PAD_LOGIT at PAD, so their argmax is PAD.
     """
-    b = inputs.shape[0]
-    eos = _eos(model)
-    state = model.start(inputs)
-    token = torch.full((b,), model.bos_id, dtype=torch.long, device=inputs.device)  # (b,)
-    done = torch.zeros(b, dtype=torch.bool, device=inputs.device)  # (b,)
-    out = []
-    for _ in range(steps):
-        logits, state = model.step(token, state)  # (b, o)
-        out.append(logits)
-        token = logits.argmax(-1)  # (b,)
-        if eos is not None:
-            done |= token == eos
-            if bool(done.all()):
-                break
+    out = [logits for logits, _, _ in _greedy_steps(model, inputs, steps)]
     logits = torch.stack(out, dim=1)  # (b, t, o)
     if logits.shape[1] < steps:
-        rest = logits.new_zeros(b, steps - logits.shape[1], logits.shape[2])  # (b, n - t, o)
+        rest = logits.new_zeros(logits.shape[0], steps - logits.shape[1], logits.shape[2])  # (b, n - t, o)
         rest[..., PAD] = FINISHED_PAD_LOGIT
         logits = torch.cat([logits, rest], dim=1)  # (b, n, o)
     return logits
@@ -104,22 +111,9 @@ def greedy(model, inputs: Tensor, max_len: int) -> Tensor:
         (b, t) long output ids, t <= max_len: eos_id included where produced, PAD after it.
         Decoding stops as soon as every row has produced eos_id.
     """
-    b = inputs.shape[0]
-    eos = _eos(model)
-    state = model.start(inputs)
-    token = torch.full((b,), model.bos_id, dtype=torch.long, device=inputs.device)  # (b,)
-    done = torch.zeros(b, dtype=torch.bool, device=inputs.device)  # (b,)
-    out = []
-    for _ in range(max_len):
-        logits, state = model.step(token, state)  # (b, o)
-        token = logits.argmax(-1)  # (b,)
-        out.append(token.masked_fill(done, PAD))
-        if eos is not None:
-            done |= token == eos
-            if bool(done.all()):
-                break
+    out = [token.masked_fill(done, PAD) for _, token, done in _greedy_steps(model, inputs, max_len)]
     if not out:
-        return inputs.new_zeros(b, 0)
+        return inputs.new_zeros(inputs.shape[0], 0)
     return torch.stack(out, dim=1)  # (b, t)
 
 
