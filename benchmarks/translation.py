@@ -139,8 +139,7 @@ def figures(args) -> None:
     curves, by_length = [], []
     for path in sorted(RESULTS.glob("translation-multi30k-*.json")):
         result = json.loads(path.read_text())
-        task = result["config"]["task"]
-        label = f"{result['config']['model']['name']} {task['source']}->{task['target']}"
+        label = path.stem.removeprefix("translation-multi30k-")  # family-source-target[-label]
         curves += [{"model": label, "setting": r["seconds"] / 60, "mean": r["bleu"], "min": r["bleu"], "max": r["bleu"]}
                    for r in result["curve"]]
         by_length += [{"model": label, "setting": float(b["bin"].lstrip(">")), "mean": b["bleu"], "min": b["bleu"],
@@ -205,6 +204,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, help="run folder (toy: the parent of one folder per family)")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--label", default="", help="multi30k: appended to the results file's name")
     parser.add_argument("--sentence", type=int, default=3, help="figures: the toy test sentence drawn")
     args, extra = parser.parse_known_args(argv)
     overrides = parse_overrides(extra)
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     print(report(result))
     RESULTS.mkdir(exist_ok=True)
     if args.corpus == "multi30k":
-        name = f"translation-multi30k-{args.model}-{args.source}-{args.target}.json"
+        name = f"translation-multi30k-{args.model}-{args.source}-{args.target}{args.label and '-' + args.label}.json"
     else:
         name = "translation-toy.json"
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
