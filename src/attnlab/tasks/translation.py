@@ -184,13 +184,7 @@ class TranslationTask(Task):
     def detokenize(self, ids: Tensor | list[int], side: str = "target") -> str:
         """Ids (cut at the first EOS) -> a sentence of the given side."""
         vocab = self.vocabs[0 if side == "source" else 1]
-        out = []
-        for token in ids.tolist() if isinstance(ids, Tensor) else ids:
-            if token == EOS:
-                break
-            if token != PAD:
-                out.append(int(token))
-        return vocab.decode(out)
+        return vocab.decode(ids.tolist() if isinstance(ids, Tensor) else ids)  # decode stops at EOS, skips PAD
 
     def metrics(self, logits: Tensor, batch: Batch) -> dict[str, float]:
         """BLEU and chrF (sacrebleu, detokenised, cased) of the argmax translations against the targets."""
