@@ -90,3 +90,35 @@ def test_load_run_errors(tmp_path, run_dir):
     (mismatched / "model.safetensors").unlink()
     with pytest.raises(RunError, match="model.safetensors: missing"):
         load_run(mismatched)
+
+
+def _copy_run(folder, model: dict):
+    config = resolve({"task": {"name": "ntm_copy", "max_length": 4}, "model": model,
+                      "train": {"steps": 2, "eval_every": 2, "eval_size": 8, "batch_size": 4}})
+    train(config, folder, progress=False)
+    return load_run(folder)
+
+
+def test_retarget_runs_the_trained_weights_on_longer_sequences(tmp_path):
+    import torch
+
+    from attnlab.train import evaluate, retarget
+
+    run = _copy_run(tmp_path / "lstm", {"name": "lstm", "hidden_dim": 8, "num_layers": 1, "embed_dim": 8})
+    longer = retarget(run, min_length=9, max_length=9)
+    assert longer.task.spec.seq_len == 20 and longer.task.spec.answer_len == 9
+    for name, tensor in run.model.state_dict().items():
+        assert torch.equal(longer.model.state_dict()[name], tensor)
+    batch = longer.task.eval_set(3, "test")
+    assert longer.model(batch.inputs).shape == (3, 9, 8)
+    assert set(evaluate(longer.model, longer.task, batch)) >= {"bit_errors", "bits", "accuracy"}
+    assert run.task.spec.seq_len == 10  # the run itself is untouched
+
+
+def test_retarget_says_when_the_weights_depend_on_the_length(tmp_path):
+    from attnlab.train import retarget
+
+    run = _copy_run(tmp_path / "tf", {"name": "transformer", "embed_dim": 8, "num_heads": 2, "num_layers": 1,
+                                      "ff_dim": 8, "positions": "learned"})
+    with pytest.raises(RunError, match="do not fit ntm_copy"):
+        retarget(run, min_length=9, max_length=9)

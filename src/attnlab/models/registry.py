@@ -4,6 +4,10 @@ A family is built from its own frozen `Config` and the task's `TaskSpec`, and ma
 inputs to logits for its answers: `model(inputs, targets=None) -> (b, n, num_outputs)`.
 Families that decode (`seq2seq = True`) use `targets` for teacher forcing while training and
 decode greedily in eval mode; the others ignore `targets`.
+
+A family trained by more than the task's loss (the recurrent attention model's REINFORCE term)
+returns `(logits, aux_loss)` while training with targets; the loop adds `aux_loss` to the task's
+loss (`split_output`). In eval mode every family returns logits only.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ class TaskSpec:
     num_outputs: int = 0  # classes per answer (vocab_size for token answers); 1 for regression
     layout: tuple[int, ...] = ()  # flat input's structure: (m, s, q) = m sentences of s words, q question words; () plain
     eos_id: int | None = None  # answers of any length up to n end with this id, then PAD; None: always n answers
+    image: tuple[int, ...] = ()  # (c, y, x): inputs are images (b, c, y, x) of floats; () otherwise
 
     @property
     def tokens(self) -> bool:
         """True when inputs and answers are token ids."""
-        return self.input_features == 0
+        return self.input_features == 0 and not self.image
 
     @property
     def regression(self) -> bool:
@@ -55,6 +60,14 @@ class TaskModel(nn.Module):
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
         """inputs (b, t) token ids or (b, t, f) floats -> logits (b, n, num_outputs)."""
         raise NotImplementedError
+
+
+def split_output(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+    """A family's output as (logits, aux_loss or None)."""
+    if isinstance(out, tuple):
+        logits, aux = out
+        return logits, aux
+    return out, None
 
 
 MODELS: Registry[type[TaskModel]] = Registry("model")

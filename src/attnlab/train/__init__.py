@@ -8,9 +8,9 @@
 
 from attnlab.train.checkpoint import RunError
 from attnlab.train.loop import evaluate, lr_at, train
-from attnlab.train.run import Run, RunConfig, TrainConfig, build_task_and_model, load_run, resolve
+from attnlab.train.run import Run, RunConfig, TrainConfig, build_task_and_model, load_run, resolve, retarget
 
 __all__ = [
     "Run", "RunConfig", "RunError", "TrainConfig", "build_task_and_model", "evaluate", "load_run", "lr_at",
-    "resolve", "train",
+    "resolve", "retarget", "train",
 ]

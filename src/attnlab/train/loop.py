@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from attnlab.models import TaskModel
+from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint, distributed
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
@@ -202,7 +203,8 @@ def _loop(config, folder, task, model, opt, data_gen, state, procs, progress, st
             group["lr"] = lr_at(state["step"], cfg)
         batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
         model.train()
-        loss = task.loss(net(batch.inputs, batch.targets), batch)
+        logits, aux = split_output(net(batch.inputs, batch.targets))
+        loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip_norm > 0:
