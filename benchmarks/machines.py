@@ -1,0 +1,171 @@
+"""Memory machines against recurrent and attention baselines on the NTM's tasks, at lengths never trained on.
+
+    python benchmarks/machines.py copy --models ntm,dnc,lstm,transformer --steps 4000
+    python benchmarks/machines.py recall --models ntm,dnc,lstm,transformer --steps 4000
+    python benchmarks/machines.py figures
+
+`copy` trains every family on "ntm_copy" with lengths 1-20 (Graves et al. 2014, section 4.1),
+then evaluates the same weights on sequences of exactly 20, 30, 50 and 120 vectors
+(`attnlab.train.retarget` rebuilds the model for the longer task and loads the weights).
+`recall` trains on "ntm_associative_recall" with 2-6 items and tests at 6, 12 and 15 items
+(section 4.3). The metric is the paper's: bit errors per sequence.
+
+Each family trains in its own run folder under --runs (reused when finished, resumed when killed).
+Writes benchmarks/results/machines-{copy,recall}.json (configs, learning curves, errors per test
+length, training seconds, machine) and, with `figures`, docs/figures/machines-{copy,recall}.png and
+the NTM's read and write weightings on one test sequence, docs/figures/machines-{copy,recall}-ntm.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from attnlab.core import capture
+from attnlab.train import checkpoint, evaluate, load_run, resolve, retarget, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = ROOT / "docs" / "figures"
+
+# The sizes of each family: the NTM's and the LSTM's follow Graves et al. 2014 (section 4: a
+# 100-unit LSTM controller, 128 x 20 memory; 3 x 256 LSTM layers), scaled to a CPU where noted.
+MODELS = {
+    "ntm": {"controller_size": 100, "memory_size": 128, "word_size": 20},
+    "dnc": {"controller_size": 100, "memory_size": 128, "word_size": 20, "num_reads": 2},
+    "lstm": {"embed_dim": 64, "hidden_dim": 256, "num_layers": 3},
+    "transformer": {"embed_dim": 128, "num_heads": 4, "num_layers": 3, "ff_dim": 512, "positions": "sinusoidal"},
+}
+TASKS = {
+    "copy": {"name": "ntm_copy", "train": {"min_length": 1, "max_length": 20}, "key": "length",
+             "tests": (20, 30, 50, 120), "test": lambda n: {"min_length": n, "max_length": n}},
+    "recall": {"name": "ntm_associative_recall", "train": {"min_items": 2, "max_items": 6}, "key": "items",
+               "tests": (6, 12, 15), "test": lambda n: {"min_items": n, "max_items": n}},
+}
+PAPER = {
+    "copy": "NTM copies correctly at 30, 50 and 120; an LSTM degrades beyond 20 (Graves et al. 2014, fig. 4-5)",
+    "recall": "NTM near perfect to 12 items, under 1 bit error per sequence at 15 (Graves et al. 2014, fig. 11)",
+}
+
+
+def machine() -> dict:
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+            "threads": torch.get_num_threads()}
+
+
+def run_config(args, which: str, model: str) -> dict:
+    spec = TASKS[which]
+    return {
+        "task": {"name": spec["name"], **spec["train"]},
+        "model": {"name": model, **MODELS[model]},
+        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
+                  "eval_every": args.eval_every, "eval_size": 256, "clip_norm": 10.0, "seed": args.seed,
+                  "weight_decay": 0.0},
+    }
+
+
+def train_one(config: dict, folder: Path) -> None:
+    """Train into folder; a finished run with this config is kept, a killed one resumed."""
+    cfg = resolve(config)
+    done = [r for r in checkpoint.read_metrics(folder) if r.get("split") == "test"] if folder.exists() else []
+    if done and resolve(checkpoint.load_config(folder)) == cfg:
+        return
+    resume = (folder / checkpoint.TRAINER).is_file()
+    train(cfg, folder, resume=resume)
+
+
+def bench(args, which: str) -> dict:
+    spec = TASKS[which]
+    result = {"task": spec["name"], "train": spec["train"], "key": spec["key"], "paper": PAPER[which],
+              "command": " ".join(sys.argv), "date": dt.date.today().isoformat(), "machine": machine(),
+              "models": {}}
+    for model in args.models.split(","):
+        folder = args.runs / which / model
+        config = run_config(args, which, model)
+        started = time.perf_counter()
+        train_one(config, folder)
+        run = load_run(folder)
+        curve = [{k: r[k] for k in ("step", "bit_errors", "bits", "seconds")} for r in run.metrics
+                 if r.get("split") == "val"]
+        tests = {}
+        for n in spec["tests"]:
+            longer = retarget(run, **spec["test"](n))
+            torch.manual_seed(0)
+            tests[str(n)] = evaluate(longer.model, longer.task, longer.task.eval_set(args.test_size, "test"), chunk=64)
+            print(f"{which} {model}: {spec['key']} {n}: bit errors/seq {tests[str(n)]['bit_errors']:.2f}", flush=True)
+        summary = next(r for r in reversed(run.metrics) if r.get("split") == "test")
+        result["models"][model] = {
+            "config": config, "parameters": summary["parameters"], "steps": summary["step"],
+            "train_seconds": summary["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
+            "curve": curve, "tests": tests, "run": str(folder),
+        }
+    return result
+
+
+def table(result: dict) -> str:
+    tests = list(next(iter(result["models"].values()))["tests"])
+    head = f"| model | params | steps | train s | " + " | ".join(f"{result['key']} {n}" for n in tests) + " |"
+    lines = [head, "|" + "---|" * (4 + len(tests))]
+    for model, r in result["models"].items():
+        cells = " | ".join(f"{r['tests'][n]['bit_errors']:.2f}" for n in tests)
+        lines.append(f"| {model} | {r['parameters']:,} | {r['steps']} | {r['train_seconds']:.0f} | {cells} |")
+    return "\n".join(lines)
+
+
+def figures(args) -> None:
+    from attnlab.viz.machines import draw_lengths, draw_machine
+
+    for which in TASKS:
+        path = RESULTS / f"machines-{which}.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        draw_lengths(result, FIGURES / f"machines-{which}.png")
+        ntm = result["models"].get("ntm")
+        if ntm and Path(ntm["run"]).is_dir():
+            run = retarget(load_run(ntm["run"]), **TASKS[which]["test"](TASKS[which]["tests"][1]))
+            batch = run.task.eval_set(1, "test")
+            with capture(run.model) as trace:
+                logits = run.model(batch.inputs)
+            draw_machine(trace, batch, logits, FIGURES / f"machines-{which}-ntm.png",
+                         title=f"NTM, {which}, {TASKS[which]['key']} {TASKS[which]['tests'][1]}")
+        print(f"figures for {which} written")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=[*TASKS, "figures"])
+    parser.add_argument("--models", default="ntm,dnc,lstm,transformer")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--test-size", type=int, default=128, help="sequences per test length")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-machines"), help="run folders")
+    parser.add_argument("--label", default="", help="appended to the results file's name")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.which == "figures":
+        figures(args)
+        return 0
+    result = bench(args, args.which)
+    out = RESULTS / f"machines-{args.which}{'-' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
