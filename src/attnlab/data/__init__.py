@@ -1,4 +1,4 @@
-"""Readers and generators of real and synthetic datasets (bAbI so far)."""
+"""Readers and generators of real and synthetic datasets: bAbI, parallel text, MNIST and digit canvases."""
 
 from attnlab.data.babi import (
     BabiExample,
@@ -12,8 +12,16 @@ from attnlab.data.babi import (
     tokenize,
 )
 from attnlab.data.babi_generator import GENERATED_TASKS, generate_babi
+from attnlab.data.canvas import clutter, translate
+from attnlab.data.mnist import load_mnist, load_small_digits, mnist_available, read_idx
 
 __all__ = [
+    "clutter",
+    "load_mnist",
+    "load_small_digits",
+    "mnist_available",
+    "read_idx",
+    "translate",
     "GENERATED_TASKS",
     "BabiExample",
     "BabiTensors",
