@@ -1,0 +1,26 @@
+"""Hard visual attention: a retina that takes foveated glimpses, and the recurrent attention model.
+
+    Retina   rho(x, l): k patches around a location, each twice as wide, resized to g x g
+    RAM      glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
+"""
+
+from attnlab.glimpse.ram import (
+    RAM,
+    RAMConfig,
+    RAMOutput,
+    correct_reward,
+    gaussian_log_prob,
+    policy_gradient_loss,
+)
+from attnlab.glimpse.retina import Retina, pixel_centres
+
+__all__ = [
+    "RAM",
+    "RAMConfig",
+    "RAMOutput",
+    "Retina",
+    "correct_reward",
+    "gaussian_log_prob",
+    "pixel_centres",
+    "policy_gradient_loss",
+]

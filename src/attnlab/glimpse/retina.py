@@ -1,0 +1,112 @@
+"""The glimpse sensor of the recurrent attention model: a foveated, multi-resolution crop.
+
+Mnih, Heess, Graves, Kavukcuoglu 2014, "Recurrent Models of Visual Attention" (arXiv:1406.6247),
+sec. 3.1: the retina rho(x_t, l_{t-1}) extracts k square patches centred at the location l, the
+first of side g, each next one `scale_factor` times wider, and resizes all of them to g x g, so a
+glimpse sees the centre sharply and the surroundings coarsely.
+
+    rho(x, l)  ->  Retina.glimpses(images, locations)   (b, k, c, g, g)
+
+Coordinates. A location is (row, col) in [-1, 1]^2, the paper's frame: (-1, -1) is the top-left
+corner of the image, (0, 0) its centre, (1, 1) the bottom-right corner. Values outside [-1, 1]
+are clamped to it. Each coordinate maps to a pixel index, for an axis of n pixels,
+
+    index = floor((l + 1) / 2 * (n - 1) + 1/2)       (`pixel_centres`)
+
+so -1 is the first pixel's centre, 1 the last one's, and every location picks one pixel. A patch
+of side S = g * scale_factor^s around pixel p covers indices p - S // 2 .. p - S // 2 + S - 1 on
+each axis (for an even S the centre pixel sits just below and right of the patch's middle), so
+the patches of every scale share their centre and nest. Pixels outside the image are zeros.
+Resizing averages each scale_factor^s x scale_factor^s block (exact, no interpolation).
+
+Fully vectorised: the image is padded once, the widest patch is gathered for the whole batch with
+index arithmetic, and each scale is a centred crop of it, average pooled.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def pixel_centres(locations: Tensor, height: int, width: int) -> Tensor:
+    """The pixel each location points at.
+
+    Args:
+        locations: (..., 2) (row, col) in [-1, 1]; values outside are clamped.
+        height: y, rows of the image.
+        width: x, columns of the image.
+    Returns:
+        (..., 2) long (row, col) pixel indices, within 0..y-1 and 0..x-1.
+    """
+    sizes = torch.tensor([height - 1, width - 1], dtype=locations.dtype, device=locations.device)  # (2,)
+    scaled = (locations.clamp(-1.0, 1.0) + 1.0) / 2.0 * sizes  # (..., 2) in pixel units
+    return torch.floor(scaled + 0.5).long()  # (..., 2)
+
+
+class Retina(nn.Module):
+    """Foveated glimpses: k patches around a location, each `scale_factor` times the previous width.
+
+    Args:
+        glimpse_size: g, side of the finest patch and of every resized patch.
+        num_scales: k, patches per glimpse.
+        scale_factor: f, width ratio of consecutive patches; scale s has side g * f^s.
+        channels: c, image channels (sets `output_size`).
+    """
+
+    def __init__(self, glimpse_size: int, num_scales: int, scale_factor: int = 2, channels: int = 1):
+        super().__init__()
+        for name, value in (("glimpse_size", glimpse_size), ("num_scales", num_scales),
+                            ("scale_factor", scale_factor), ("channels", channels)):
+            if value < 1:
+                raise ValueError(f"Retina.{name}: must be >= 1; got {value}")
+        self.glimpse_size = glimpse_size
+        self.num_scales = num_scales
+        self.scale_factor = scale_factor
+        self.channels = channels
+
+    @property
+    def patch_sizes(self) -> list[int]:
+        """Side of each scale's patch before resizing: g * f^s for s = 0..k-1."""
+        return [self.glimpse_size * self.scale_factor**s for s in range(self.num_scales)]
+
+    @property
+    def output_size(self) -> int:
+        """Features in one flattened glimpse: k * c * g * g."""
+        return self.num_scales * self.channels * self.glimpse_size**2
+
+    def glimpses(self, images: Tensor, locations: Tensor) -> Tensor:
+        """The k patches of each image around its location, resized to g x g.
+
+        Args:
+            images: (b, c, y, x) floats.
+            locations: (b, 2) (row, col) in [-1, 1] (clamped); see the module docstring.
+        Returns:
+            (b, k, c, g, g): scale 0 is the sharp centre, scale k-1 the widest, coarsest view.
+        """
+        if images.dim() != 4 or images.shape[1] != self.channels:
+            raise ValueError(f"Retina: images must be (b, c={self.channels}, y, x); got {tuple(images.shape)}")
+        b, c, y, x = images.shape
+        if locations.shape != (b, 2):
+            raise ValueError(f"Retina: locations must be (b={b}, 2); got {tuple(locations.shape)}")
+        widest = self.patch_sizes[-1]
+        pad = widest  # any patch around an in-image pixel stays inside this margin
+        padded = F.pad(images, (pad, pad, pad, pad))  # (b, c, y + 2 pad, x + 2 pad), zeros outside
+        top_left = pixel_centres(locations, y, x) - widest // 2 + pad  # (b, 2) in padded indices
+        offsets = torch.arange(widest, device=images.device)  # (S,)
+        rows = top_left[:, :1] + offsets  # (b, S)
+        cols = top_left[:, 1:] + offsets  # (b, S)
+        strip = padded.gather(2, rows[:, None, :, None].expand(b, c, widest, padded.shape[-1]))  # (b, c, S, X)
+        patch = strip.gather(3, cols[:, None, None, :].expand(b, c, widest, widest))  # (b, c, S, S)
+        scales = []
+        for s, side in enumerate(self.patch_sizes):
+            start = widest // 2 - side // 2  # this scale's top-left inside the widest patch
+            crop = patch[:, :, start : start + side, start : start + side]  # (b, c, side, side)
+            block = self.scale_factor**s
+            scales.append(F.avg_pool2d(crop, block) if block > 1 else crop)  # (b, c, g, g)
+        return torch.stack(scales, 1)  # (b, k, c, g, g)
+
+    def forward(self, images: Tensor, locations: Tensor) -> Tensor:
+        """Same as `glimpses`: images (b, c, y, x), locations (b, 2) -> (b, k, c, g, g)."""
+        return self.glimpses(images, locations)

@@ -1,0 +1,72 @@
+"""The recurrent attention model of attnlab.glimpse as a task family: "ram".
+
+Mnih, Heess, Graves, Kavukcuoglu 2014, "Recurrent Models of Visual Attention" (arXiv:1406.6247).
+A task that feeds it has image inputs and one class per image:
+
+    inputs (b, c, y, x) floats  ->  RAM: g glimpses  ->  logits (b, 1, o)
+
+While training with targets the family returns `(logits, aux_loss)`: aux_loss is the REINFORCE
+term of the location policy with its baseline's regression (`RAM.reinforce_loss`), the reward
+being 1 where the argmax of the logits equals the label (the paper's). The loop adds it to the
+task's cross-entropy, which trains the classifier, the core and the glimpse network. Composition
+only: every equation lives in attnlab.glimpse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward
+from attnlab.models.registry import MODELS, TaskModel, TaskSpec
+from attnlab.models.vision import check_image_spec
+
+
+@dataclass(frozen=True)
+class RAMFamilyConfig:
+    glimpse_size: int = 8  # g, patch side at the finest scale
+    num_scales: int = 1  # k, patches per glimpse, each twice the previous width
+    num_glimpses: int = 6  # glimpses per image
+    glimpse_hidden: int = 128  # width of h_g and of h_l (the paper's 128/128)
+    glimpse_dim: int = 256  # width of g_t
+    core_size: int = 256  # hidden size of the core RNN
+    core: str = "rnn"  # "rnn" (ReLU, the paper's) or "lstm"
+    location_std: float = 0.17  # fixed std of the Gaussian location policy
+
+    def __post_init__(self):
+        RAMConfig(**dataclasses.asdict(self))  # the network's checks, with one message per field
+
+
+@MODELS.register("ram")
+class RAMFamily(TaskModel):
+    """The recurrent attention model behind the TaskModel interface: images in, (b, 1, o) logits out."""
+
+    Config = RAMFamilyConfig
+
+    def __init__(self, config: RAMFamilyConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        check_image_spec(spec, "ram")
+        self.ram = RAM(RAMConfig(**dataclasses.asdict(config), num_classes=spec.num_outputs,
+                                 image_channels=spec.image[0]))
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """Classify images from a few glimpses.
+
+        Args:
+            inputs: (b, c, y, x) floats, (c, y, x) == spec.image.
+            targets: (b, 1) long labels, or None.
+        Returns:
+            logits (b, 1, o); in training mode with targets, (logits, aux_loss) with aux_loss () the
+            REINFORCE loss of the locations.
+        """
+        if inputs.dim() != 4 or tuple(inputs.shape[1:]) != tuple(self.spec.image):
+            raise ValueError(f"ram: inputs must be (b, {', '.join(map(str, self.spec.image))}); got "
+                             f"{tuple(inputs.shape)}")
+        out = self.ram(inputs)
+        logits = out.logits[:, None]  # (b, 1, o)
+        if not (self.training and targets is not None):
+            return logits
+        reward = correct_reward(out.logits, targets[:, 0])  # (b,)
+        return logits, self.ram.reinforce_loss(out, reward)

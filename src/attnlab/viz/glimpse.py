@@ -1,0 +1,141 @@
+"""Where a recurrent attention model looked: each image with its numbered path of glimpses.
+
+The recurrent attention model (Mnih et al. 2014, arXiv:1406.6247) records, at each glimpse, the
+location l_t it looked at (kind "glimpse", weights (b, 2) = (row, col) in [-1, 1]) with the
+retina's glimpse_size, num_scales and scale_factor. `glimpse_paths` reads them back from a trace;
+`draw_glimpses` draws a grid of images, each with its glimpse centres numbered 1..g and joined by
+a line, and one square per scale around each centre (the patch extents the retina cropped).
+
+Pixel centres follow attnlab.glimpse.retina's mapping, so a square drawn here covers exactly the
+pixels its patch read. Figures are plain `matplotlib.figure.Figure`s (no pyplot state, no window).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import Tensor
+
+from attnlab.core.trace import Trace
+from attnlab.glimpse.retina import pixel_centres
+
+
+def glimpse_paths(trace: Trace) -> tuple[Tensor, dict[str, Any]]:
+    """The locations of every glimpse in a trace, in order.
+
+    Args:
+        trace: a trace of one forward pass of a model that records kind "glimpse".
+    Returns:
+        locations (b, g, 2) (row, col) in [-1, 1], and meta: glimpse_size, num_scales,
+        scale_factor, path (the recording module's path).
+    """
+    records = trace.select(kind="glimpse")
+    if not records:
+        raise ValueError(f"glimpse_paths: the trace holds no 'glimpse' records; paths: {trace.paths()}")
+    path = records[0].path
+    records = [r for r in records if r.path == path]
+    locations = torch.stack([r.weights for r in records], 1)  # (b, g, 2)
+    extra = records[0].extra
+    meta = {key: extra[key] for key in ("glimpse_size", "num_scales", "scale_factor")}
+    return locations, {**meta, "path": path}
+
+
+def glimpse_figure(
+    images: Tensor,
+    locations: Tensor,
+    *,
+    glimpse_size: int,
+    num_scales: int,
+    scale_factor: int = 2,
+    labels: Sequence | None = None,
+    predictions: Sequence | None = None,
+    boxes: Tensor | None = None,
+    columns: int = 4,
+) -> Figure:
+    """The figure `draw_glimpses` saves; arguments as there. One visible axes per image."""
+    k, c, y, x = images.shape
+    if locations.dim() != 3 or locations.shape[0] != k or locations.shape[2] != 2:
+        raise ValueError(f"draw_glimpses: locations must be (k={k}, g, 2); got {tuple(locations.shape)}")
+    if boxes is not None and tuple(boxes.shape) != (k, 4):
+        raise ValueError(f"draw_glimpses: boxes must be (k={k}, 4) = (top, left, height, width); "
+                         f"got {tuple(boxes.shape)}")
+    columns = max(1, min(columns, k))
+    rows = math.ceil(k / columns)
+    fig = Figure(figsize=(2.6 * columns, 2.8 * rows))
+    centres = pixel_centres(locations.detach().float().cpu(), y, x)  # (k, g, 2)
+    sides = [glimpse_size * scale_factor**s for s in range(num_scales)]
+    g = locations.shape[1]
+    colours = colormaps["autumn"](torch.linspace(0, 0.8, g).tolist())  # (g, 4), first red, last yellow
+    for i in range(k):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        picture = images[i].detach().float().cpu()  # (c, y, x)
+        if c == 3:
+            ax.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())  # (y, x, 3)
+        else:
+            ax.imshow(picture[0].numpy(), cmap="gray")
+        ax.plot(centres[i, :, 1].numpy(), centres[i, :, 0].numpy(), color="cyan", linewidth=1, alpha=0.8)
+        for t in range(g):
+            row, col = centres[i, t].tolist()
+            for side in sides:  # pixel p spans p - 0.5 .. p + 0.5 in imshow's coordinates
+                corner = (col - side // 2 - 0.5, row - side // 2 - 0.5)
+                ax.add_patch(Rectangle(corner, side, side, fill=False, edgecolor=colours[t], linewidth=1))
+            ax.text(col, row, str(t + 1), color=colours[t], fontsize=8, ha="center", va="center", fontweight="bold")
+        if boxes is not None:
+            top, left, height, width = boxes[i].tolist()
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="lime",
+                                   linestyle="--", linewidth=1))
+        if labels is not None or predictions is not None:
+            label = "?" if labels is None else str(labels[i])
+            predicted = "?" if predictions is None else str(predictions[i])
+            ax.set_title(f"{label} / {predicted}", fontsize=9)
+        ax.set_xlim(-0.5, x - 0.5)
+        ax.set_ylim(y - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("glimpses 1..g (label / predicted)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_glimpses(
+    images: Tensor,
+    locations: Tensor,
+    path: str | Path,
+    *,
+    glimpse_size: int,
+    num_scales: int,
+    scale_factor: int = 2,
+    labels: Sequence | None = None,
+    predictions: Sequence | None = None,
+    boxes: Tensor | None = None,
+    columns: int = 4,
+) -> Path:
+    """Draw a grid of images, each with its glimpse path, into path (.png or .svg).
+
+    Args:
+        images: (k, c, y, x) floats in [0, 1]; c == 3 is drawn in colour, otherwise channel 0 in grey.
+        locations: (k, g, 2) (row, col) in [-1, 1], e.g. from `glimpse_paths`.
+        path: the file to write; parent folders are created.
+        glimpse_size: g of the retina, the finest patch's side.
+        num_scales: patches per glimpse; one square is drawn per scale.
+        scale_factor: width ratio of consecutive scales.
+        labels: k true labels, shown in each panel's title as "label / predicted".
+        predictions: k predicted labels.
+        boxes: (k, 4) (top, left, height, width) in pixels: where the object truly is, outlined.
+        columns: panels per row of the grid.
+    Returns:
+        path.
+    """
+    fig = glimpse_figure(images, locations, glimpse_size=glimpse_size, num_scales=num_scales,
+                         scale_factor=scale_factor, labels=labels, predictions=predictions, boxes=boxes,
+                         columns=columns)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,187 @@
+"""The recurrent attention model: shapes, where gradients go, REINFORCE against a closed form,
+determinism in eval mode, overfitting one batch, and the traced glimpses."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.core import capture
+from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.retina import Retina
+
+TINY = dict(glimpse_size=4, num_scales=2, num_glimpses=3, glimpse_hidden=16, glimpse_dim=24, core_size=32)
+
+
+def images_and_labels(b=5, c=1, size=12, classes=10, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(b, c, size, size, generator=gen), torch.randint(0, classes, (b,), generator=gen)
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm"])
+def test_output_shapes(core):
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY, core=core, num_classes=7, image_channels=3))
+    images, _ = images_and_labels(b=5, c=3, size=13)
+    for training in (True, False):
+        model.train(training)
+        out = model(images)
+        assert out.logits.shape == (5, 7)
+        assert out.log_probs.shape == out.baselines.shape == (5, 3)
+        assert out.locations.shape == (5, 3, 2)
+        assert out.locations.abs().max().item() <= 1.0
+        assert all(torch.isfinite(t).all() for t in out)
+
+
+def test_the_classifier_gradient_never_reaches_the_policy_and_reinforce_does():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY))
+    images, labels = images_and_labels()
+    out = model(images)
+    assert not out.locations.requires_grad
+    F.cross_entropy(out.logits, labels).backward()
+    for module in (model.locator, model.baseline):
+        assert all(p.grad is None or not p.grad.any() for p in module.parameters())
+    assert model.glimpse_fc.weight.grad.abs().sum().item() > 0
+    assert model.location_fc.weight.grad.abs().sum().item() > 0  # the glimpse network reads l_t
+    model.zero_grad(set_to_none=True)
+    out = model(images)
+    model.reinforce_loss(out, torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])).backward()
+    assert model.locator.weight.grad.abs().sum().item() > 0
+    assert model.baseline.weight.grad.abs().sum().item() > 0
+    for module in (model.glimpse_fc, model.location_fc, model.classifier):  # REINFORCE trains the policy only
+        assert all(p.grad is None or not p.grad.any() for p in module.parameters())
+
+
+def test_eval_mode_is_deterministic_and_training_mode_samples():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY)).eval()
+    images, _ = images_and_labels()
+    first, second = model(images), model(images)
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    model.train()
+    assert not torch.equal(model(images).locations, model(images).locations)
+
+
+@pytest.mark.parametrize("use_baseline", [False, True])
+def test_reinforce_matches_the_closed_form_gradient_of_a_gaussian_policy(use_baseline):
+    # Policy l ~ N(mu, std^2), reward r(l) = -(l - a)^2: E[r] = -(mu - a)^2 - std^2, so
+    # dE/dmu = -2 (mu - a). The estimator's per-sample terms are (l - mu) / std^2 * (r - b).
+    mu0, std, a, n = 0.3, 0.5, 0.8, 200_000
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.tensor(mu0, dtype=torch.float64, requires_grad=True)
+    action = (mu.detach() + std * torch.randn(n, 1, generator=gen, dtype=torch.float64))  # (n, 1)
+    log_probs = gaussian_log_prob(action[:, None, :], mu.expand(n, 1, 1), std)  # (n, 1)
+    reward = -((action[:, 0] - a) ** 2)  # (n,)
+    b = -((mu0 - a) ** 2) - std**2 if use_baseline else 0.0  # the exact expected reward, or none
+    baselines = torch.full((n, 1), b, dtype=torch.float64)
+    policy_gradient_loss(log_probs, baselines, reward).backward()
+    got = -mu.grad.item()
+    terms = (action[:, 0] - mu0) / std**2 * (reward - b)  # (n,)
+    assert got == pytest.approx(terms.mean().item(), rel=1e-9)
+    standard_error = terms.std().item() / n**0.5
+    want = -2 * (mu0 - a)
+    assert abs(got - want) < 5 * standard_error  # an unbiased estimator misses by > 5 SE w.p. < 1e-6
+    assert 5 * standard_error < 0.1 * abs(want)  # and the test is sharp enough to catch a wrong sign or scale
+
+
+def test_reinforce_matches_the_closed_form_gradient_of_a_two_armed_bandit():
+    # Arm 1 with probability p = sigmoid(theta) pays 1.0, arm 0 pays 0.2: E[r] = 0.2 + 0.8 p, so
+    # dE/dtheta = 0.8 p (1 - p). A baseline of 0.5 changes the variance, not the expectation.
+    theta0, n = 0.4, 200_000
+    gen = torch.Generator().manual_seed(1)
+    theta = torch.tensor(theta0, dtype=torch.float64, requires_grad=True)
+    p = torch.sigmoid(theta)
+    arm = (torch.rand(n, generator=gen, dtype=torch.float64) < p.detach()).to(torch.float64)  # (n,)
+    log_probs = (arm * torch.log(p) + (1 - arm) * torch.log1p(-p))[:, None]  # (n, 1)
+    reward = 0.2 + 0.8 * arm  # (n,)
+    policy_gradient_loss(log_probs, torch.full((n, 1), 0.5, dtype=torch.float64), reward).backward()
+    got = -theta.grad.item()
+    pv = p.item()
+    terms = (arm - pv) * (reward - 0.5)  # d log pi / d theta = arm - p
+    standard_error = terms.std().item() / n**0.5
+    want = 0.8 * pv * (1 - pv)
+    assert abs(got - want) < 5 * standard_error
+    assert 5 * standard_error < 0.1 * want
+
+
+def test_the_baseline_is_regressed_onto_the_reward():
+    baselines = torch.tensor([[0.2, 0.9]], requires_grad=True)
+    loss = policy_gradient_loss(torch.zeros(1, 2), baselines, torch.tensor([1.0]))
+    loss.backward()
+    torch.testing.assert_close(loss, torch.tensor((0.8**2 + 0.1**2) / 2))
+    torch.testing.assert_close(baselines.grad, torch.tensor([[-0.8, -0.1]]))  # d/db of the mean square
+
+
+def test_the_reward_is_one_for_a_right_answer():
+    logits = torch.tensor([[0.1, 2.0, 0.3], [1.0, 0.0, -1.0], [0.0, 0.0, 5.0]])
+    assert correct_reward(logits, torch.tensor([1, 2, 2])).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_overfits_one_batch_of_random_images():
+    # A sharp policy (std 0.001 of the half-width, a fraction of a pixel) keeps each image's glimpses
+    # in place, so 32 random labels can be memorised; the hybrid loss trains it as it always does.
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(glimpse_size=8, num_scales=3, num_glimpses=3, glimpse_hidden=64, glimpse_dim=64,
+                          core_size=64, location_std=0.001))
+    images, labels = images_and_labels(b=32, size=28, seed=1)
+    cross_entropy = []
+
+    def loss():
+        out = model(images)
+        cross_entropy.append(F.cross_entropy(out.logits, labels))
+        return cross_entropy[-1] + model.reinforce_loss(out, correct_reward(out.logits, labels))
+
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(500):
+        total = loss()
+        if cross_entropy[-1].item() < 0.01:
+            break
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    assert cross_entropy[0].item() > 2.0
+    model.eval()
+    with torch.no_grad():
+        assert F.cross_entropy(model(images).logits, labels).item() < 0.05
+
+
+def test_traced_glimpses_have_the_documented_shapes_and_equal_the_output():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY, image_channels=2)).eval()
+    images, _ = images_and_labels(b=4, c=2, size=11)
+    plain = model(images)
+    with torch.no_grad(), capture(model) as trace:
+        out = model(images)
+    records = trace.select(kind="glimpse")
+    assert len(trace) == len(records) == 3
+    retina = Retina(4, 2, 2, channels=2)
+    for t, record in enumerate(records):
+        assert record.step == t and record.path == ""
+        assert record.weights.shape == (4, 2)
+        torch.testing.assert_close(record.weights, out.locations[:, t])
+        assert record.extra["patches"].shape == (4, 2, 2, 4, 4)
+        torch.testing.assert_close(record.extra["patches"], retina(images, out.locations[:, t]))
+        assert (record.extra["glimpse_size"], record.extra["num_scales"], record.extra["scale_factor"]) == (4, 2, 2)
+    for a, b in zip(plain, out):  # tracing changes nothing
+        torch.testing.assert_close(a, b)
+
+
+def test_black_images_give_finite_outputs_and_gradients():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY))
+    images = torch.zeros(3, 1, 12, 12)
+    out = model(images)
+    loss = F.cross_entropy(out.logits, torch.tensor([0, 1, 2])) + model.reinforce_loss(out, torch.zeros(3))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_bad_configs_fail_with_a_message():
+    with pytest.raises(ValueError, match="RAMConfig.core"):
+        RAMConfig(core="gru")
+    with pytest.raises(ValueError, match="RAMConfig.location_std"):
+        RAMConfig(location_std=0.0)
+    with pytest.raises(ValueError, match="RAMConfig.num_glimpses"):
+        RAMConfig(num_glimpses=0)

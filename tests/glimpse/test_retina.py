@@ -1,0 +1,109 @@
+"""The retina: against a naive crop-and-resize loop, zero padding at the edges, a planted pixel."""
+
+import math
+
+import pytest
+import torch
+
+from attnlab.glimpse.retina import Retina, pixel_centres
+
+
+def naive_centre(location: float, n: int) -> int:
+    """The documented mapping, written out: clamp to [-1, 1], then the nearest pixel centre."""
+    clamped = min(1.0, max(-1.0, location))
+    return math.floor((clamped + 1) / 2 * (n - 1) + 0.5)
+
+
+def naive_glimpses(images, locations, g, k, f):
+    """Per example, per scale: crop a side g*f^s square with zero padding, then mean over blocks."""
+    b, c, y, x = images.shape
+    out = torch.zeros(b, k, c, g, g, dtype=images.dtype)
+    for n in range(b):
+        r0 = naive_centre(float(locations[n, 0]), y)
+        c0 = naive_centre(float(locations[n, 1]), x)
+        for s in range(k):
+            side, block = g * f**s, f**s
+            crop = torch.zeros(c, side, side, dtype=images.dtype)
+            for i in range(side):
+                for j in range(side):
+                    r, q = r0 - side // 2 + i, c0 - side // 2 + j
+                    if 0 <= r < y and 0 <= q < x:
+                        crop[:, i, j] = images[n, :, r, q]
+            for i in range(g):
+                for j in range(g):
+                    cell = crop[:, i * block : (i + 1) * block, j * block : (j + 1) * block]
+                    out[n, s, :, i, j] = cell.mean((-2, -1))
+    return out
+
+
+@pytest.mark.parametrize("g, k, f, c, y, x", [(4, 3, 2, 1, 13, 10), (3, 2, 2, 2, 9, 12), (2, 2, 3, 3, 8, 8)])
+def test_glimpses_match_a_naive_crop_and_resize_loop(g, k, f, c, y, x):
+    gen = torch.Generator().manual_seed(g * 100 + k * 10 + c)
+    images = torch.rand(7, c, y, x, generator=gen, dtype=torch.float64)
+    corners = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [1.7, -3.0]], dtype=torch.float64)  # last: clamped
+    locations = torch.cat([corners, torch.rand(3, 2, generator=gen, dtype=torch.float64) * 2 - 1])  # (7, 2)
+    retina = Retina(g, k, f, channels=c)
+    got = retina.glimpses(images, locations)
+    assert got.shape == (7, k, c, g, g)
+    assert retina.output_size == k * c * g * g
+    torch.testing.assert_close(got, naive_glimpses(images, locations, g, k, f))
+
+
+def test_locations_map_to_the_documented_pixels():
+    locations = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [5.0, -5.0]])
+    assert pixel_centres(locations, 9, 28).tolist() == [[0, 0], [8, 27], [4, 14], [8, 0]]  # (27 * 0.5 + 0.5) -> 14
+
+
+def test_a_patch_at_the_corner_is_zero_where_it_leaves_the_image():
+    images = torch.ones(1, 1, 10, 10)
+    patches = Retina(4, 2).glimpses(images, torch.tensor([[-1.0, -1.0]]))  # centre pixel (0, 0)
+    fine = patches[0, 0, 0]  # rows/cols -2..1: the first two of each are outside
+    want = torch.zeros(4, 4)
+    want[2:, 2:] = 1.0
+    torch.testing.assert_close(fine, want)
+    coarse = patches[0, 1, 0]  # rows/cols -4..3 averaged over 2x2 blocks: blocks 2 and 3 are inside
+    want = torch.zeros(4, 4)
+    want[2:, 2:] = 1.0
+    torch.testing.assert_close(coarse, want)
+    bottom_right = Retina(4, 1).glimpses(images, torch.tensor([[1.0, 1.0]]))[0, 0, 0]  # rows/cols 7..10
+    want = torch.ones(4, 4)
+    want[3, :] = 0.0
+    want[:, 3] = 0.0
+    torch.testing.assert_close(bottom_right, want)
+
+
+def test_a_planted_bright_pixel_appears_in_the_patch_centred_on_it():
+    y, x, g = 15, 11, 5
+    for row, col in [(3, 7), (0, 10), (14, 0), (8, 5)]:
+        images = torch.zeros(1, 1, y, x)
+        images[0, 0, row, col] = 1.0
+        location = torch.tensor([[row / (y - 1) * 2 - 1, col / (x - 1) * 2 - 1]])
+        patches = Retina(g, 2).glimpses(images, location)  # (1, 2, 1, 5, 5)
+        fine = patches[0, 0, 0]
+        assert fine[g // 2, g // 2].item() == 1.0 and fine.sum().item() == 1.0
+        assert patches[0, 1, 0].sum().item() == pytest.approx(1.0 / 4)  # one pixel of a 2x2 block
+
+
+def test_batch_rows_are_independent():
+    gen = torch.Generator().manual_seed(3)
+    images = torch.rand(6, 2, 16, 16, generator=gen)
+    locations = torch.rand(6, 2, generator=gen) * 2 - 1
+    retina = Retina(4, 3, channels=2)
+    together = retina.glimpses(images, locations)
+    alone = torch.cat([retina.glimpses(images[i : i + 1], locations[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(together, alone)
+    changed = images.clone()
+    changed[2] = 0.0
+    after = retina.glimpses(changed, locations)
+    keep = [0, 1, 3, 4, 5]
+    torch.testing.assert_close(after[keep], together[keep])
+    assert after[2].abs().sum().item() == 0.0
+
+
+def test_bad_shapes_fail_with_a_message():
+    with pytest.raises(ValueError, match="c=1"):
+        Retina(4, 1).glimpses(torch.zeros(2, 3, 8, 8), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="locations"):
+        Retina(4, 1).glimpses(torch.zeros(2, 1, 8, 8), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="glimpse_size"):
+        Retina(0, 1)

@@ -1,0 +1,76 @@
+"""The "ram" family: built by name from a TaskSpec, the loop's (logits, aux_loss) contract, and a
+policy that learns where to look on a task whose answer is invisible from the image centre."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import attnlab.models.glimpse  # noqa: F401  (registers "ram")
+from attnlab.models.registry import TaskSpec, build_model, split_output
+
+SPEC = TaskSpec(seq_len=1, answer_len=1, num_outputs=4, image=(1, 28, 28))
+SMALL = dict(glimpse_size=8, num_scales=1, num_glimpses=3, glimpse_hidden=32, glimpse_dim=64, core_size=64)
+
+
+def quadrant_batch(b, gen):
+    """A 3x3 bright square in one of 4 quadrants (the label), 2 columns from the vertical midline
+    and far above or below the centre, so the 8x8 patch at the image centre (rows and columns
+    10..17) never sees it: rows 4..6 or 21..23, columns 10..12 or 15..17."""
+    labels = torch.randint(0, 4, (b,), generator=gen)
+    images = torch.zeros(b, 1, 28, 28)
+    for i, label in enumerate(labels.tolist()):
+        r, c = (4, 21)[label // 2], (10, 15)[label % 2]
+        images[i, 0, r : r + 3, c : c + 3] = 1.0
+    return images, labels[:, None]  # (b, 1, 28, 28), (b, 1)
+
+
+def accuracy(model, images, labels):
+    model.eval()
+    with torch.no_grad():
+        return (model(images)[:, 0].argmax(-1) == labels[:, 0]).float().mean().item()
+
+
+def test_forward_follows_the_loop_contract():
+    torch.manual_seed(0)
+    model = build_model("ram", SMALL, SPEC)
+    images, labels = quadrant_batch(6, torch.Generator().manual_seed(0))
+    logits, aux = split_output(model.train()(images, labels))
+    assert logits.shape == (6, 1, 4) and aux.dim() == 0
+    assert split_output(model(images))[1] is None  # no targets: logits only
+    assert model.eval()(images, labels).shape == (6, 1, 4)
+
+
+def test_bad_specs_and_inputs_fail_with_a_message():
+    with pytest.raises(ValueError, match="TaskSpec.image"):
+        build_model("ram", SMALL, TaskSpec(seq_len=5, answer_len=1, num_outputs=4))
+    with pytest.raises(ValueError, match="answer_len"):
+        build_model("ram", SMALL, TaskSpec(seq_len=1, answer_len=2, num_outputs=4, image=(1, 28, 28)))
+    with pytest.raises(ValueError, match="glimpse_size"):
+        build_model("ram", {**SMALL, "glimpse_size": 0}, SPEC)
+    with pytest.raises(ValueError, match=r"\(b, 1, 28, 28\)"):
+        build_model("ram", SMALL, SPEC)(torch.zeros(2, 1, 20, 20))
+
+
+def test_the_policy_learns_where_to_look():
+    torch.manual_seed(0)
+    model = build_model("ram", {**SMALL, "location_std": 0.3}, SPEC)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    test_images, test_labels = quadrant_batch(256, torch.Generator().manual_seed(99))
+    for _ in range(400):
+        images, labels = quadrant_batch(64, gen)
+        logits, aux = model.train()(images, labels)
+        loss = F.cross_entropy(logits[:, 0], labels[:, 0]) + aux
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    learned = accuracy(model, test_images, test_labels)
+    # The same networks with every glimpse at the centre see blank patches: at best the most frequent class.
+    pinned = copy.deepcopy(model)
+    torch.nn.init.zeros_(pinned.ram.locator.weight)
+    torch.nn.init.zeros_(pinned.ram.locator.bias)
+    majority = torch.bincount(test_labels[:, 0], minlength=4).max().item() / len(test_labels)
+    assert accuracy(pinned, test_images, test_labels) <= majority
+    assert learned >= 0.7 > majority + 0.35

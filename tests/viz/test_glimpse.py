@@ -1,0 +1,55 @@
+"""Drawing glimpse paths: read back from a trace, one panel per image, squares where the patches were."""
+
+import pytest
+import torch
+from matplotlib.patches import Rectangle
+
+from attnlab.core import capture
+from attnlab.glimpse import RAM, RAMConfig, pixel_centres
+from attnlab.viz.glimpse import draw_glimpses, glimpse_figure, glimpse_paths
+
+
+def traced_run(b=5):
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(glimpse_size=4, num_scales=2, num_glimpses=3, glimpse_hidden=8, glimpse_dim=8,
+                          core_size=8, num_classes=4))
+    images = torch.rand(b, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), capture(model) as trace:
+        out = model.train()(images)  # sampled locations: each image's path differs
+    return images, out, trace
+
+
+def test_glimpse_paths_are_the_traced_locations():
+    _, out, trace = traced_run()
+    locations, meta = glimpse_paths(trace)
+    torch.testing.assert_close(locations, out.locations)
+    assert meta == {"glimpse_size": 4, "num_scales": 2, "scale_factor": 2, "path": ""}
+    with capture(torch.nn.Linear(2, 2)) as empty:
+        pass
+    with pytest.raises(ValueError, match="no 'glimpse' records"):
+        glimpse_paths(empty)
+
+
+def test_draws_a_png_with_one_panel_per_image(tmp_path):
+    images, out, trace = traced_run()
+    locations, meta = glimpse_paths(trace)
+    meta.pop("path")
+    predictions = out.logits.argmax(-1).tolist()
+    boxes = torch.tensor([[2, 3, 5, 6]] * 5)
+    path = draw_glimpses(images, locations, tmp_path / "figs" / "glimpses.png", labels=[0, 1, 2, 3, 0],
+                         predictions=predictions, boxes=boxes, columns=2, **meta)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    fig = glimpse_figure(images, locations, labels=[0, 1, 2, 3, 0], predictions=predictions, boxes=boxes,
+                         columns=2, **meta)
+    axes = fig.axes
+    assert len(axes) == 5
+    centres = pixel_centres(locations, 20, 20)  # (5, 3, 2)
+    for i, ax in enumerate(axes):
+        line = ax.lines[0]
+        assert list(line.get_xdata()) == centres[i, :, 1].tolist()
+        assert list(line.get_ydata()) == centres[i, :, 0].tolist()
+        squares = [p for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(squares) == 3 * 2 + 1  # a square per glimpse and scale, and the box
+        assert sorted({p.get_width() for p in squares}) == [4, 6, 8]
+        assert [t.get_text() for t in ax.texts] == ["1", "2", "3"]
+        assert ax.get_title() == f"{[0, 1, 2, 3, 0][i]} / {predictions[i]}"
