@@ -52,6 +52,12 @@ def test_a_trained_machine_runs_on_longer_sequences_than_it_saw(tmp_path):
     config = resolve({"task": {"name": "ntm_copy", "max_length": 3}, "model": {"name": "ntm", **TINY["ntm"]},
                       "train": {"steps": 2, "eval_every": 2, "eval_size": 8, "batch_size": 4}})
     train(config, tmp_path / "run", progress=False)
-    longer = retarget(load_run(tmp_path / "run"), min_length=10, max_length=10)
+    run = load_run(tmp_path / "run")
+    longer = retarget(run, min_length=10, max_length=10)
     result = evaluate(longer.model, longer.task, longer.task.eval_set(4, "test"))
     assert 0 <= result["bit_errors"] <= 80 and longer.task.spec.seq_len == 22
+    # the number of slots is a test-time size too: no weight depends on it
+    bigger = retarget(run, model={"memory_size": 40}, min_length=30, max_length=30)
+    assert bigger.model.machine.config.memory_size == 40 and run.model.machine.config.memory_size == 12
+    batch = bigger.task.eval_set(2, "test")
+    assert bigger.model(batch.inputs).shape == (2, 30, 8)

@@ -144,22 +144,26 @@ def load_run(folder: str | Path) -> Run:
     return Run(folder, config, task, model, checkpoint.read_metrics(folder))
 
 
-def retarget(run: Run, **task_values: Any) -> Run:
+def retarget(run: Run, *, model: dict[str, Any] | None = None, **task_values: Any) -> Run:
     """The run's trained weights on a changed task: longer sequences, more items, a bigger image.
 
-    The task is rebuilt with `task_values` over the run's task config, the model is rebuilt for the
-    new task's spec and given the run's weights, so this works for families whose weights do not
-    depend on the sequence length (recurrent nets, memory machines, parameter-free positions).
+    The task is rebuilt with `task_values` over the run's task config (and the model with `model`
+    over its config: sizes that no weight depends on, such as a memory's number of slots), the
+    model is rebuilt for the new task's spec and given the run's weights. This works for families
+    whose weights do not depend on the sequence length (recurrent nets, memory machines,
+    parameter-free positions).
 
     Raises:
         RunError: the weights do not fit the model built for the new spec (say, learned positions).
     """
     config = run.config.replace("task", **task_values)
-    task, model = build_task_and_model(config, run.folder)
+    if model:
+        config = config.replace("model", **model)
+    task, rebuilt = build_task_and_model(config, run.folder)
     try:
-        model.load_state_dict(run.model.state_dict())
+        rebuilt.load_state_dict(run.model.state_dict())
     except RuntimeError as err:
         first = str(err).strip().splitlines()[-1].strip()
         raise checkpoint.RunError(f"{run.folder}: the weights do not fit {config.task} with {task_values}: {first}") from None
-    model.eval()
-    return Run(run.folder, config, task, model, run.metrics)
+    rebuilt.eval()
+    return Run(run.folder, config, task, rebuilt, run.metrics)
