@@ -17,6 +17,7 @@ def test_quick_tour_writes_a_report_whose_images_exist(tmp_path):
     page = report.read_text()
     for heading in ("One attention core", "growing distance", "reverse a sequence", "learns to copy",
                     "Attention between two sentences", "A memory network reads a story",
+                    "Memory that is written as well as read", "Glimpses: attention that moves the eye",
                     "Self-attention on real language"):
         assert heading in page
     images = re.findall(r'<img src="([^"]+)"', page)

@@ -17,6 +17,8 @@ import torch
 from attnlab.core import attend, causal_mask, why_not_fast_path
 from attnlab.core import capture
 from attnlab.tour_babi import babi_section
+from attnlab.tour_glimpse import glimpse_section
+from attnlab.tour_machines import machines_section
 from attnlab.tour_translation import translation_section
 from attnlab.train import compare, load_run
 from attnlab.viz import draw_attention
@@ -172,6 +174,8 @@ copy positions' attention on the source sequence: the head that copies.</p>
 <img src="copy/copy_head.png" alt="the copying head">
 {metrics['translation']['html']}
 {metrics['babi']['html']}
+{metrics['machines']['html']}
+{metrics['glimpse']['html']}
 {metrics['pretrained'].get('html', '<h2>Self-attention on real language</h2><p>Skipped.</p>')}
 </body></html>"""
     path = out / "report.html"
@@ -188,6 +192,8 @@ def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
     metrics["copy"] = copy_section(out, seed=seed, quick=quick)
     metrics["translation"] = translation_section(out, seed=seed, quick=quick)
     metrics["babi"] = babi_section(out, seed=seed, quick=quick)
+    metrics["machines"] = machines_section(out, seed=seed, quick=quick)
+    metrics["glimpse"] = glimpse_section(out, seed=seed, quick=quick)
     metrics["pretrained"] = pretrained_part(out, quick=quick)
     metrics["seconds"] = time.perf_counter() - start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
