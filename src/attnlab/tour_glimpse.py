@@ -13,11 +13,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import torch
-
-from attnlab.core import capture
 from attnlab.train import compare, load_run
-from attnlab.viz.glimpse import draw_glimpses, glimpse_paths
+from attnlab.viz.glimpse import draw_glimpse_run
 
 FOLDER = "glimpse"  # the section's folder under the tour's
 TASK = {"setting": "cluttered", "size": "60", "distractors": "4", "source": "small"}
@@ -60,15 +57,7 @@ def glimpse_section(out: Path, *, seed: int, quick: bool) -> dict:
     model = {k: v for values in MODELS.values() for k, v in values.items()}
     jobs = compare.plan("digits", list(MODELS), 1, {"task": TASK, "model": model, "train": _train(quick, seed)}, None)
     rows = compare.run_all(jobs, folder, workers=2, progress=not quick)
-    run = load_run(folder / "runs" / jobs[0]["name"])
-    batch = run.task.eval_set(8, "test")
-    with torch.no_grad(), capture(run.model) as trace:
-        logits = run.model(batch.inputs)
-    locations, meta = glimpse_paths(trace)
-    path = draw_glimpses(batch.inputs, locations, folder / "viz" / "glimpses.png", glimpse_size=meta["glimpse_size"],
-                         num_scales=meta["num_scales"], scale_factor=meta["scale_factor"],
-                         labels=batch.targets[:, 0].tolist(), predictions=logits[:, 0].argmax(-1).tolist(),
-                         boxes=run.task.boxes("test")[:8])
+    path, _ = draw_glimpse_run(load_run(folder / "runs" / jobs[0]["name"]), folder / "viz", examples=8)
     result = {
         "models": {row["model"]: {"error": 1 - row["test"]["accuracy"], "parameters": row["parameters"],
                                   "seconds": row["seconds"]} for row in rows},

@@ -53,3 +53,16 @@ def test_draws_a_png_with_one_panel_per_image(tmp_path):
         assert sorted({p.get_width() for p in squares}) == [4, 6, 8]
         assert [t.get_text() for t in ax.texts] == ["1", "2", "3"]
         assert ax.get_title() == f"{[0, 1, 2, 3, 0][i]} / {predictions[i]}"
+
+
+def test_draw_run_draws_a_ram_runs_glimpse_paths(tmp_path):
+    from attnlab.train import load_run, resolve, train
+    from attnlab.viz.runs import draw_run
+
+    config = resolve({"task": {"name": "digits", "source": "small", "setting": "translated", "size": 40},
+                      "model": {"name": "ram", "num_glimpses": 3, "glimpse_hidden": 8, "glimpse_dim": 8, "core_size": 8},
+                      "train": {"steps": 2, "eval_every": 2, "eval_size": 8, "batch_size": 4}})
+    train(config, tmp_path / "run", progress=False)
+    paths = draw_run(load_run(tmp_path / "run"), tmp_path / "viz", examples=2)
+    assert [p.name for p in paths] == ["glimpses.png", "glimpses.txt"]
+    assert paths[0].stat().st_size > 1000 and len(paths[1].read_text().splitlines()) == 4

@@ -39,3 +39,16 @@ def test_draw_lengths_plots_each_model(tmp_path):
               "models": {m: {"tests": {"20": {"bit_errors": 0.1}, "30": {"bit_errors": e}}}
                          for m, e in (("ntm", 0.5), ("lstm", 40.0))}}
     assert draw_lengths(result, tmp_path / "l.png").stat().st_size > 1000
+
+
+def test_draw_run_draws_an_ntm_runs_weights(tmp_path):
+    from attnlab.train import load_run, resolve, train
+    from attnlab.viz.runs import draw_run
+
+    config = resolve({"task": {"name": "ntm_copy", "max_length": 3},
+                      "model": {"name": "ntm", "controller_size": 8, "memory_size": 8, "word_size": 4},
+                      "train": {"steps": 2, "eval_every": 2, "eval_size": 4, "batch_size": 4}})
+    train(config, tmp_path / "run", progress=False)
+    paths = draw_run(load_run(tmp_path / "run"), tmp_path / "viz", examples=2)
+    assert [p.name for p in paths] == ["memory-example0.png", "memory-example1.png", "examples.txt"]
+    assert all(p.stat().st_size > 100 for p in paths)

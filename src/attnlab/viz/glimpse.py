@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from attnlab.core.trace import Trace
+from attnlab.core import Trace, capture
 from attnlab.glimpse.retina import pixel_centres
 
 
@@ -139,3 +139,24 @@ def draw_glimpses(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
+
+
+@torch.no_grad()
+def draw_glimpse_run(run, out: str | Path, *, examples: int = 8, name: str = "glimpses") -> list[Path]:
+    """The glimpse paths of a trained "ram" run on `examples` test images into out/<name>.png; returns the files.
+
+    The digit's true box is drawn when the task knows it (`boxes("test")`, as `digits` does).
+    """
+    out = Path(out)
+    data = run.task.eval_set(examples, "test")
+    run.model.eval()
+    with capture(run.model) as trace:
+        logits = run.model(data.inputs)  # (b, 1, o)
+    locations, meta = glimpse_paths(trace)
+    boxes = run.task.boxes("test")[: len(data)] if hasattr(run.task, "boxes") else None
+    path = draw_glimpses(data.inputs, locations, out / f"{name}.png", glimpse_size=meta["glimpse_size"],
+                         num_scales=meta["num_scales"], scale_factor=meta["scale_factor"],
+                         labels=data.targets[:, 0].tolist(), predictions=logits[:, 0].argmax(-1).tolist(), boxes=boxes)
+    text = "\n".join(run.task.render(data, i, logits) for i in range(len(data)))
+    (out / f"{name}.txt").write_text(text + "\n")
+    return [path, out / f"{name}.txt"]

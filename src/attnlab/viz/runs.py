@@ -15,11 +15,13 @@ from torch.nn import functional as F
 from attnlab.config import ConfigError
 from attnlab.core import Trace, capture
 from attnlab.viz.heatmap import draw_heads
+from attnlab.viz.glimpse import draw_glimpse_run
 from attnlab.viz.machines import draw_machine_run
 from attnlab.viz.memory import draw_memory_run
 
 MEMORY_FAMILIES = ("memn2n", "kvmemnn")  # drawn as story sentences x hops
 MACHINE_FAMILIES = ("ntm", "dnc")  # drawn as memory slots x steps, per read and write head
+GLIMPSE_FAMILIES = ("ram",)  # drawn as glimpse paths on the images
 
 
 def merge_steps(weights: list[Tensor]) -> Tensor:
@@ -62,12 +64,15 @@ def draw_run(run, out: str | Path, *, examples: int = 3) -> list[Path]:
 
     `run` is an attnlab.train.Run (task, model, config). A family without attention is a ConfigError.
     Memory networks (memn2n, kvmemnn) get story sentences x hops instead (attnlab.viz.memory), and
-    memory machines (ntm, dnc) their read and write weightings over slots and steps (attnlab.viz.machines).
+    memory machines (ntm, dnc) their read and write weightings over slots and steps (attnlab.viz.machines),
+    and the recurrent attention model its glimpse paths (attnlab.viz.glimpse).
     """
     if run.config.model in MEMORY_FAMILIES:
         return draw_memory_run(run, out, examples=examples)
     if run.config.model in MACHINE_FAMILIES:
         return draw_machine_run(run, out, examples=examples)
+    if run.config.model in GLIMPSE_FAMILIES:
+        return draw_glimpse_run(run, out, examples=max(examples, 4))
     out = Path(out)
     data = run.task.eval_set(examples, "test")
     run.model.eval()
