@@ -69,7 +69,7 @@ def run_config(args, which: str, model: str) -> dict:
         "model": {"name": model, **MODELS[model]},
         "train": {"steps": dict(args.model_steps).get(model, args.steps), "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
                   "eval_every": args.eval_every, "eval_size": 256, "clip_norm": 10.0, "seed": args.seed,
-                  "weight_decay": 0.0},
+                  "weight_decay": 0.0, "target": args.target},
     }
 
 
@@ -162,6 +162,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--target", type=float, default=None,
+                        help="stop a run early once its validation bit errors per sequence reach this")
     parser.add_argument("--test-size", type=int, default=128, help="sequences per test length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
