@@ -84,6 +84,15 @@ def test_early_stop_at_the_target(tmp_path):
     assert summary["stopped_early"] and summary["step"] == 10
 
 
+def test_a_run_stopped_early_resumes_when_the_target_is_lifted(tmp_path):
+    config = tiny(model="mlp", steps=30, target=0.0)
+    train(config, tmp_path / "e", progress=False)
+    same = train(config, tmp_path / "e", progress=False, resume=True)
+    assert same["stopped_early"] and same["step"] == 10  # the same target: still reached, no step taken
+    lifted = train(config.replace("train", target=None), tmp_path / "e", progress=False, resume=True)
+    assert not lifted["stopped_early"] and lifted["step"] == 30
+
+
 def test_a_new_run_never_writes_into_an_existing_one(tmp_path):
     from attnlab.train import RunError
 

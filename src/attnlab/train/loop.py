@@ -173,6 +173,8 @@ def train(
         state: dict[str, Any] = {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False}
         if resume:
             state.update(_restore(folder, model, opt, data_gen))
+            # a run that stopped at its target goes on when the resumed config's target is not reached
+            state["stopped_early"] = state["stopped_early"] and _reached(state["best"], cfg.target, task.maximize)
             if procs.is_main:
                 checkpoint.truncate_metrics(folder, state["step"])
                 checkpoint.save_config(folder, config.to_dict())
