@@ -59,7 +59,7 @@ def draw_machine(trace: Trace, batch: Batch, logits: Tensor, path: str | Path, *
     Returns:
         path.
     """
-    x = batch.inputs[example].float()  # (t, f)
+    x, logits = batch.inputs[example].detach().float(), logits.detach()  # (t, f), (b, n, o)
     start = int((x.abs().sum(-1) > 0).nonzero().flatten()[0]) if x.abs().sum() > 0 else 0
     kept = (batch.targets[example] != IGNORE).all(-1)  # (n,)
     panels = [("input", x[start:].T.numpy(), "Greys"),
