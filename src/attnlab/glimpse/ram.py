@@ -159,7 +159,6 @@ class RAM(Traced, nn.Module):
         h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
         state = (h, torch.zeros_like(h))
         log_probs, baselines, locations = [], [], []
-        table = self.retina.table(images)  # (b, c, y + 1, x + 1), once for every glimpse
         for _ in range(cfg.num_glimpses):
             # The policy reads a detached state: its only training signal is REINFORCE. Without the
             # detach, the log-likelihood term would push the glimpse and core networks to make the
@@ -175,7 +174,7 @@ class RAM(Traced, nn.Module):
             # the sampled action, which keeps the REINFORCE estimate unbiased.
             log_probs.append(gaussian_log_prob(action, mean, cfg.location_std))  # (b,)
             location = action.clamp(-1.0, 1.0)  # (b, 2), detached: no gradient through the crop
-            patches = self.retina(images, location, table)  # (b, k, c, g, g)
+            patches = self.retina(images, location)  # (b, k, c, g, g)
             if self.tracing:
                 self.record("glimpse", location, patches=patches.detach(), glimpse_size=cfg.glimpse_size,
                             num_scales=cfg.num_scales, scale_factor=SCALE_FACTOR)

@@ -19,16 +19,15 @@ each axis (for an even S the centre pixel sits just below and right of the patch
 the patches of every scale share their centre and nest. Pixels outside the image are zeros.
 Resizing averages each scale_factor^s x scale_factor^s block (exact, no interpolation).
 
-Fully vectorised, through a summed-area table (`Retina.table`, the image's 2-D cumulative sum with
-a zero first row and column, Crow 1984): the sum over any block of pixels is four lookups, and a
-block that leaves the image is clipped to it, which is the same as padding with zeros. So a
-glimpse costs (g + 1)^2 lookups per scale whatever the patch's size. The table is one pass over the
-image; a model that takes several glimpses of one image builds it once and passes it to each.
+Fully vectorised, and its cost does not depend on the image: the widest patch is gathered for the
+whole batch by index (indices clamped into the image, pixels outside zeroed by a mask), each scale
+is a centred crop of it, average pooled. No copy or pass over the whole image is made.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -78,25 +77,12 @@ class Retina(nn.Module):
         """Features in one flattened glimpse: k * c * g * g."""
         return self.num_scales * self.channels * self.glimpse_size**2
 
-    @staticmethod
-    def table(images: Tensor) -> Tensor:
-        """The summed-area table of images (b, c, y, x): (b, c, y + 1, x + 1) in float64.
-
-        T[.., r, q] is the sum of images[.., :r, :q]; float64 keeps block sums exact to well below
-        a pixel's resolution however large the image.
-        """
-        b, c, y, x = images.shape
-        out = images.new_zeros(b, c, y + 1, x + 1, dtype=torch.float64)  # (b, c, y + 1, x + 1)
-        out[:, :, 1:, 1:] = images.double().cumsum(2).cumsum(3)
-        return out
-
-    def glimpses(self, images: Tensor, locations: Tensor, table: Tensor | None = None) -> Tensor:
+    def glimpses(self, images: Tensor, locations: Tensor) -> Tensor:
         """The k patches of each image around its location, resized to g x g.
 
         Args:
             images: (b, c, y, x) floats.
             locations: (b, 2) (row, col) in [-1, 1] (clamped); see the module docstring.
-            table: `Retina.table(images)`, when the caller glimpses the same images again.
         Returns:
             (b, k, c, g, g): scale 0 is the sharp centre, scale k-1 the widest, coarsest view.
         """
@@ -105,21 +91,22 @@ class Retina(nn.Module):
         b, c, y, x = images.shape
         if locations.shape != (b, 2):
             raise ValueError(f"Retina: locations must be (b={b}, 2); got {tuple(locations.shape)}")
-        table = self.table(images) if table is None else table  # (b, c, y + 1, x + 1)
+        widest = self.patch_sizes[-1]
+        offsets = torch.arange(widest, device=images.device) - widest // 2  # (S,)
         centres = pixel_centres(locations, y, x)  # (b, 2)
-        steps = torch.arange(self.glimpse_size + 1, device=images.device)  # (g + 1,)
+        rows, cols = centres[:, :1] + offsets, centres[:, 1:] + offsets  # (b, S) each
+        inside = ((rows >= 0) & (rows < y))[:, :, None] & ((cols >= 0) & (cols < x))[:, None, :]  # (b, S, S)
+        batch = torch.arange(b, device=images.device)[:, None, None]  # (b, 1, 1)
+        patch = images[batch, :, rows.clamp(0, y - 1)[:, :, None], cols.clamp(0, x - 1)[:, None, :]]  # (b, S, S, c)
+        patch = (patch * inside[..., None]).permute(0, 3, 1, 2)  # (b, c, S, S), zeros outside the image
         scales = []
         for s, side in enumerate(self.patch_sizes):
+            start = widest // 2 - side // 2  # this scale's top-left inside the widest patch
+            crop = patch[:, :, start : start + side, start : start + side]  # (b, c, side, side)
             block = self.scale_factor**s
-            edges = centres[:, :, None] - side // 2 + block * steps  # (b, 2, g + 1) block edges per axis
-            rows = edges[:, 0].clamp(0, y)  # (b, g + 1): clipping = zero padding
-            cols = edges[:, 1].clamp(0, x)  # (b, g + 1)
-            corner = table.gather(2, rows[:, None, :, None].expand(b, c, -1, x + 1))  # (b, c, g + 1, x + 1)
-            corner = corner.gather(3, cols[:, None, None, :].expand(b, c, self.glimpse_size + 1, -1))  # (b, c, g+1, g+1)
-            sums = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]  # (b, c, g, g)
-            scales.append((sums / block**2).to(images.dtype))  # (b, c, g, g) block means
+            scales.append(F.avg_pool2d(crop, block) if block > 1 else crop)  # (b, c, g, g)
         return torch.stack(scales, 1)  # (b, k, c, g, g)
 
-    def forward(self, images: Tensor, locations: Tensor, table: Tensor | None = None) -> Tensor:
+    def forward(self, images: Tensor, locations: Tensor) -> Tensor:
         """Same as `glimpses`: images (b, c, y, x), locations (b, 2) -> (b, k, c, g, g)."""
-        return self.glimpses(images, locations, table)
+        return self.glimpses(images, locations)
