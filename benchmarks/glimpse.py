@@ -18,8 +18,7 @@ forward pass (counted by torch.utils.flop_counter.FlopCounterMode: multiply-adds
 the measured forward time per image (batch 64, eval mode, median of --repeats) of RAM (8 glimpses
 of 12x12 at 3 scales) and of the CNN and the soft-attention classifier, as ratios against RAM at 28 px
 measured in the same run (the CNN as configured for `accuracy`). RAM's multiply-adds do not depend
-on the image; the CNN's grow with its area. RAM's time grows a little: its summed-area table is one
-pass over the image (`attnlab.glimpse.Retina.table`).
+on the image; the CNN's grow with its area.
 
 Writes benchmarks/results/glimpse-accuracy[-label].json, benchmarks/results/glimpse-cost.json and
 with `figures` docs/figures/glimpse-cost.png and docs/figures/glimpse-paths-<setting>.png.
