@@ -11,6 +11,7 @@ SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}, "transl
 EXPECTED = {
     "adding", "associative_recall", "babi", "copy", "induction_heads", "listops",
     "long_range", "pronouns", "reverse", "selective_copying", "sort", "translate",
+    "ntm_copy", "ntm_repeat_copy", "ntm_associative_recall", "ntm_priority_sort", "digits",
 }
 
 
