@@ -7,7 +7,8 @@ from attnlab.config import ConfigError
 from attnlab.tasks import PAD, TASKS, Batch, Task, build_task
 
 # small configs so that the contract runs quickly for every registered task
-SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}, "translate": {"toy_pairs": 200}}
+SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}, "translate": {"toy_pairs": 200},
+         "digits": {"source": "small"}}
 EXPECTED = {
     "adding", "associative_recall", "babi", "copy", "induction_heads", "listops",
     "long_range", "pronouns", "reverse", "selective_copying", "sort", "translate",
@@ -66,8 +67,11 @@ def test_every_task_fits_its_spec(name):
         assert ((batch.targets == spec.eos_id).sum(1) == 1).all()
         assert "target:" in task.render(batch)
         return
-    assert len(batch) == 5 and batch.targets.shape == (5, spec.answer_len)
-    if spec.tokens:
+    assert len(batch) == 5 and batch.targets.shape[:2] == (5, spec.answer_len)
+    if spec.image:  # images (b, c, y, x), one class each
+        assert batch.inputs.shape == (5, *spec.image) and batch.inputs.is_floating_point()
+        assert batch.targets.dtype == torch.long and batch.targets.max() < spec.num_outputs
+    elif spec.tokens:
         assert batch.inputs.shape == (5, spec.seq_len) and batch.inputs.dtype == torch.long
         assert 0 <= batch.inputs.min() and batch.inputs.max() < spec.vocab_size
         assert batch.targets.dtype == torch.long and (batch.targets != PAD).all()
@@ -76,6 +80,8 @@ def test_every_task_fits_its_spec(name):
     else:
         assert batch.inputs.shape == (5, spec.seq_len, spec.input_features)
         assert batch.inputs.is_floating_point() and batch.targets.is_floating_point()
+        if batch.targets.dim() == 3:  # several outputs per answer (bits)
+            assert batch.targets.shape[2] == spec.num_outputs
     assert "answer:" in task.render(batch)
 
 

@@ -111,7 +111,9 @@ def test_metrics_and_render():
     assert task.metric == "accuracy" and task.maximize
     text = task.render(batch, 2, logits)
     label = int(batch.targets[2, 0])
-    assert f"label {label}" in text and f"predicted {(label + 1) % 10}" in text and "\n" not in text
+    side = task.config.side
+    assert text.splitlines() == [f"input: {side}x{side} image", f"answer: {label}",
+                                 f"predicted: {(label + 1) % 10}"]
     assert "predicted" not in task.render(batch, 0)
     assert task.token_names() == []
 

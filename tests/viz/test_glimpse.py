@@ -65,4 +65,4 @@ def test_draw_run_draws_a_ram_runs_glimpse_paths(tmp_path):
     train(config, tmp_path / "run", progress=False)
     paths = draw_run(load_run(tmp_path / "run"), tmp_path / "viz", examples=2)
     assert [p.name for p in paths] == ["glimpses.png", "glimpses.txt"]
-    assert paths[0].stat().st_size > 1000 and len(paths[1].read_text().splitlines()) == 4
+    assert paths[0].stat().st_size > 1000 and paths[1].read_text().count("answer:") == 4  # at least 4 drawn

@@ -206,11 +206,11 @@ class Digits(Task):
         return []  # inputs are images, not tokens
 
     def render(self, batch: Batch, index: int = 0, logits: Tensor | None = None) -> str:
-        """One line: the digit's label and, given logits (b, 1, 10), the predicted class."""
+        """The image's size, the digit's label and, given logits (b, 1, 10), the predicted class."""
         y, x = batch.inputs.shape[-2:]
-        text = f"{y}x{x} image, label {int(batch.targets[index, 0])}"
+        text = f"input: {y}x{x} image\nanswer: {int(batch.targets[index, 0])}"
         if logits is not None:
-            text += f", predicted {int(logits[index, 0].argmax())}"
+            text += f"\npredicted: {int(logits[index, 0].argmax())}"
         return text
 
     def describe(self) -> str:

@@ -157,6 +157,6 @@ def draw_glimpse_run(run, out: str | Path, *, examples: int = 8, name: str = "gl
     path = draw_glimpses(data.inputs, locations, out / f"{name}.png", glimpse_size=meta["glimpse_size"],
                          num_scales=meta["num_scales"], scale_factor=meta["scale_factor"],
                          labels=data.targets[:, 0].tolist(), predictions=logits[:, 0].argmax(-1).tolist(), boxes=boxes)
-    text = "\n".join(run.task.render(data, i, logits) for i in range(len(data)))
+    text = "\n\n".join(run.task.render(data, i, logits) for i in range(len(data)))
     (out / f"{name}.txt").write_text(text + "\n")
     return [path, out / f"{name}.txt"]
