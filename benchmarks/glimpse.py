@@ -139,7 +139,7 @@ def _multiply_adds(model, image: torch.Tensor) -> int:
 
 
 def cost(args) -> dict:
-    from attnlab.models.registry import TaskSpec
+    from attnlab.spec import TaskSpec
 
     torch.manual_seed(0)
     rows = []

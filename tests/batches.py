@@ -3,8 +3,7 @@ and tiny sizes of the decoding families."""
 
 import torch
 
-from attnlab.models import PAD
-
+from attnlab.spec import PAD
 
 TINY_DECODERS = {  # family -> config small enough for a test
     "seq2seq": dict(embed_dim=16, hidden_dim=24),

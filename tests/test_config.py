@@ -3,7 +3,8 @@ from typing import Literal
 
 import pytest
 
-from attnlab.config import ConfigError, Registry, build, closest, parse_overrides, read_yaml, to_dict
+from attnlab.config import Registry, build, closest, parse_overrides, read_yaml, to_dict
+from attnlab.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 
 from attnlab import __version__
-from attnlab.config import ConfigError, parse_overrides, read_yaml
-from attnlab.data.parallel import DataError
+from attnlab.config import parse_overrides, read_yaml
+from attnlab.errors import ConfigError, DataError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +163,7 @@ def _cmd_eval(args) -> int:
 def _cmd_compare(args, extra: list[str]) -> int:
     from attnlab.tasks import TASKS
     from attnlab.train import compare
+    from attnlab.viz.curves import draw_results
 
     data, overrides = _sections(args.config, extra)
     for section, values in data.items():
@@ -182,6 +183,7 @@ def _cmd_compare(args, extra: list[str]) -> int:
     summary = compare.summarise(rows, metric)
     command = "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     files = compare.write_results(out, rows, summary, task=args.task, metric=metric, sweep=sweep, command=command)
+    files["plot.png"] = draw_results(out)
     print(compare.markdown_table(summary, metric, sweep))
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0

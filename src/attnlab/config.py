@@ -17,10 +17,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config value, key, name or file that cannot be used; the message is one line."""
-
+from attnlab.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -22,6 +22,7 @@ from attnlab.tour_machines import machines_section
 from attnlab.tour_translation import translation_section
 from attnlab.train import compare, load_run
 from attnlab.viz import draw_attention
+from attnlab.viz.curves import draw_results
 from attnlab.viz.runs import draw_run, stacks_from_trace
 
 DISTANCES = ("4", "16", "64")  # long_range settings: within, at and beyond a CNN's reach
@@ -69,6 +70,7 @@ def families_section(out: Path, *, seed: int, quick: bool) -> dict:
             entry["sequence_accuracy"] = exact["mean"]
         compare.write_results(folder, rows, summary, task=task, metric="accuracy", sweep=sweep,
                               command=f"attnlab tour (section {name})")
+        draw_results(folder)
         result[name] = {"summary": summary, "plot": f"{name}/plot.png", "runs": [f"{name}/runs/{j['name']}" for j in jobs]}
     far = next(r for r in result["long_range"]["runs"] if "transformer" in r and r.split("distance")[1].startswith(DISTANCES[-1]))
     drawn = draw_run(load_run(out / far), out / "long_range" / "viz", examples=1)

@@ -85,3 +85,11 @@ def test_trace_record_directly():
     t = Trace()
     t.record("a", "memory", torch.ones(1, 1, 1, 2))
     assert len(t) == 1 and t.select(kind="memory")[0].path == "a"
+
+
+def test_kinds_in_first_recorded_order():
+    trace = Trace()
+    for path, kind in (("a", "cross"), ("b", "self"), ("a", "cross"), ("c", "memory")):
+        trace.record(path, kind, torch.zeros(1, 1, 1, 1))
+    assert trace.kinds() == ["cross", "self", "memory"]
+    assert Trace().kinds() == []

@@ -18,7 +18,7 @@ from attnlab.data.mnist import (
     mnist_available,
     read_idx,
 )
-from attnlab.data.parallel import DataError
+from attnlab.errors import DataError
 
 REAL = os.environ.get("ATTNLAB_DATA")
 needs_mnist = pytest.mark.skipif(

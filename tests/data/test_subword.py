@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from attnlab.data.parallel import DataError
 from attnlab.data.subword import EOS, UNK, Subword, WordVocab
-from attnlab.models.registry import PAD
+from attnlab.errors import DataError
+from attnlab.spec import PAD
 
 TEXTS = [
     "Two young, White males are outside near many bushes.",

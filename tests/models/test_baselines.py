@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.models import PAD, AnswerHead, InputEmbedding, TaskSpec, build_model
+from attnlab.models import AnswerHead, InputEmbedding, build_model
 from attnlab.models.baselines import CNNConfig, MLPConfig, RecurrentConfig
+from attnlab.spec import PAD, TaskSpec
 from batches import copy_batch, fit, left_padded
 
 TINY = {

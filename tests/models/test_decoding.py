@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.attention.multihead import KVCache
-from attnlab.models import PAD, TaskSpec, build_model
+from attnlab.models import build_model
 from attnlab.models.decoding import FINISHED_PAD_LOGIT, beam_search, cross_attention, greedy, greedy_logits, reorder
 from attnlab.models.transformer import DecoderCache
+from attnlab.spec import PAD, TaskSpec
 from batches import TINY_DECODERS
 
 EOS, A, B = 1, 2, 3

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import attnlab.models.glimpse  # noqa: F401  (registers "ram")
-from attnlab.models.registry import TaskSpec, build_model, split_output
+from attnlab.models.registry import build_model, split_output
+from attnlab.spec import TaskSpec
 
 SPEC = TaskSpec(seq_len=1, answer_len=1, num_outputs=4, image=(1, 28, 28))
 SMALL = dict(glimpse_size=8, num_scales=1, num_glimpses=3, glimpse_hidden=32, glimpse_dim=64, core_size=64)

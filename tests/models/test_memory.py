@@ -6,7 +6,8 @@ import torch
 
 import attnlab.models.memory  # noqa: F401  (registers memn2n and kvmemnn)
 from attnlab.models.memory import KVMemNNFamilyConfig, MemN2NFamilyConfig, split_layout
-from attnlab.models.registry import MODELS, PAD, TaskSpec, build_model
+from attnlab.models.registry import MODELS, build_model
+from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks import build_task
 from attnlab.train import load_run, resolve, train
 from attnlab.train.checkpoint import read_metrics

@@ -5,8 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from attnlab.config import ConfigError, to_dict
-from attnlab.models import MODELS, PAD, TaskModel, TaskSpec, build_model
+from attnlab.config import to_dict
+from attnlab.errors import ConfigError
+from attnlab.models import MODELS, TaskModel, build_model
+from attnlab.spec import PAD, TaskSpec
 
 FAMILIES = {"mlp", "cnn", "rnn", "gru", "lstm", "bilstm", "transformer", "encdec", "lm"}
 SPEC = TaskSpec(seq_len=21, answer_len=10, vocab_size=12, num_outputs=12)

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.models import PAD, TaskSpec, build_model
+from attnlab.models import build_model
 from attnlab.models.decoding import cross_attention, greedy
 from attnlab.models.seq2seq import front_order
+from attnlab.spec import PAD, TaskSpec
 from batches import TINY_DECODERS, fit
 
 EOS = 1

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.core import capture
-from attnlab.models import PAD, TaskSpec, build_model
+from attnlab.models import build_model
+from attnlab.spec import PAD, TaskSpec
 from batches import copy_batch, fit, left_padded
 
 TINY = dict(embed_dim=16, num_heads=2, num_layers=1, ff_dim=32)

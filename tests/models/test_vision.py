@@ -10,8 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import attnlab.models.vision  # noqa: F401  (registers the families)
 from attnlab.core import capture
-from attnlab.models import TaskSpec, build_model
+from attnlab.models import build_model
 from attnlab.models.vision import ImageCNNConfig, SoftAttentionConfig, sinusoid_2d
+from attnlab.spec import TaskSpec
 
 TINY = {
     "image_mlp": dict(hidden_dim=32, num_layers=1),

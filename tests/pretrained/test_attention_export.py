@@ -81,15 +81,6 @@ def test_select_checks_ranges(att):
         att.select(None, -1)
 
 
-def test_draw_writes_the_grid_and_the_selected_head(att, tmp_path):
-    small = SentenceAttention(
-        att.sentence, att.tokens, att.weights[:2, :3], att.model
-    )  # a 72-panel grid is slow to render
-    paths = small.draw(tmp_path, layer=1, head=2)
-    assert [p.name for p in paths] == ["attention_heads.png", "attention_layer1_head2.png"]
-    assert all(p.stat().st_size > 1000 for p in paths)
-
-
 def test_empty_sentence_is_rejected(encoder):
     with pytest.raises(ValueError, match="empty"):
         sentence_attention("  ", encoder=encoder)

@@ -6,8 +6,9 @@ import io
 import pytest
 import torch
 
-from attnlab.pretrained import SentenceAttention, load_bertviz, sentence_attention
+from attnlab.pretrained import load_bertviz, sentence_attention
 from attnlab.probes.command import add_attend_parser, run_attend
+from attnlab.viz import heatmap
 
 SENTENCE = "The animal didn't cross the street because it was too wide."
 
@@ -43,7 +44,7 @@ def test_one_head_in_full_and_bertviz_export(tmp_path):
 def test_layer_alone_prints_all_its_heads_and_out_draws_them(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        SentenceAttention, "draw", lambda self, out, layer, head: calls.append((out, layer, head)) or []
+        heatmap, "draw_sentence_attention", lambda att, out, layer, head: calls.append((out, layer, head)) or []
     )
     code, out, _ = run(SENTENCE, "--layer", "1", "--out", str(tmp_path))
     assert code == 0 and out.count("(rows: queries, columns: keys)") == 12

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from attnlab.config import ConfigError
-from attnlab.models.registry import PAD
+from attnlab.errors import ConfigError
+from attnlab.spec import PAD
 from attnlab.tasks import build_task
 from attnlab.tasks.babi import BabiConfig
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from attnlab.config import ConfigError
+from attnlab.errors import ConfigError
 from attnlab.tasks import PAD, TASKS, Batch, Task, build_task
 
 # small configs so that the contract runs quickly for every registered task

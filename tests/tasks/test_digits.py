@@ -8,9 +8,8 @@ import pytest
 import torch
 
 import attnlab.tasks.digits  # noqa: F401  (registers "digits")
-from attnlab.config import ConfigError
 from attnlab.data.mnist import FILES, load_mnist, load_small_digits, mnist_available
-from attnlab.data.parallel import DataError
+from attnlab.errors import ConfigError, DataError
 from attnlab.tasks import build_task
 from attnlab.tasks.digits import DigitsConfig
 

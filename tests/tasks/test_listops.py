@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.config import ConfigError
-from attnlab.models.registry import PAD
+from attnlab.errors import ConfigError
+from attnlab.spec import PAD
 from attnlab.tasks import build_task
 from attnlab.tasks.listops import (
     MAX,

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.config import ConfigError
-from attnlab.models.registry import PAD
-from attnlab.probes.pronouns import TEMPLATES as PROBE_TEMPLATES
+from attnlab.data.pronoun_templates import TEMPLATES as PROBE_TEMPLATES
+from attnlab.errors import ConfigError
+from attnlab.spec import PAD
 from attnlab.tasks import TASKS, build_task
 from attnlab.tasks.pronouns import (
     QUERY,

@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab.data.parallel import DataError
 from attnlab.data.subword import EOS
-from attnlab.models import PAD, build_model
+from attnlab.errors import DataError
+from attnlab.models import build_model
+from attnlab.spec import PAD
 from attnlab.tasks import build_task
 from attnlab.tasks.translation import TranslationTask
 

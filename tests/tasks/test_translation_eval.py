@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from attnlab.data.subword import EOS
-from attnlab.models import PAD
+from attnlab.spec import PAD
 from attnlab.tasks.translation_eval import (
     _encode_sources,
     _targets_with_eos,

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
+from attnlab.errors import RunError
 from attnlab.train import checkpoint
-from attnlab.train.checkpoint import RunError
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

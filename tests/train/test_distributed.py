@@ -18,7 +18,7 @@ def test_shards_partition_the_global_batch():
     parts = [distributed.shard(batch, distributed.Processes(rank=r, world_size=2)) for r in (0, 1)]
     assert torch.equal(torch.cat([p.inputs for p in parts]).sort(0).values, batch.inputs.sort(0).values)
     assert torch.equal(parts[1].inputs, batch.inputs[1::2])
-    from attnlab.config import ConfigError
+    from attnlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not divisible by 4 processes"):
         distributed.shard(batch, distributed.Processes(rank=0, world_size=4))

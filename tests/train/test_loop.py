@@ -73,7 +73,7 @@ def test_resume_may_extend_steps_but_not_change_the_model(tmp_path):
     summary = train(longer, tmp_path / "r", progress=False, resume=True)
     assert summary["step"] == 20
     assert load_run(tmp_path / "r").config.train.steps == 20
-    from attnlab.train import RunError
+    from attnlab.errors import RunError
 
     with pytest.raises(RunError, match="only train"):
         train(config.replace("model", num_layers=1), tmp_path / "r", progress=False, resume=True)
@@ -94,7 +94,7 @@ def test_a_run_stopped_early_resumes_when_the_target_is_lifted(tmp_path):
 
 
 def test_a_new_run_never_writes_into_an_existing_one(tmp_path):
-    from attnlab.train import RunError
+    from attnlab.errors import RunError
 
     train(tiny(steps=10), tmp_path / "r", progress=False)
     before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}

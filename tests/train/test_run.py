@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from attnlab.config import ConfigError
-from attnlab.train import RunError, load_run, resolve, train
+from attnlab.errors import ConfigError, RunError
+from attnlab.train import load_run, resolve, train
 from attnlab.train.run import TrainConfig
 
 

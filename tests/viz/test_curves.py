@@ -19,3 +19,15 @@ def test_bars_without_a_sweep():
     fig = draw_comparison(summary([None]), metric="accuracy")
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == [0.5, 0.6]
+
+
+def test_draw_results_plots_a_comparison_folder(tmp_path):
+    import json
+
+    from attnlab.viz.curves import draw_results
+
+    rows = summary(["8", "32"])
+    (tmp_path / "results.json").write_text(json.dumps({"task": "long_range", "metric": "accuracy",
+                                                       "sweep": "task.distance", "summary": rows}))
+    path = draw_results(tmp_path)
+    assert path == tmp_path / "plot.png" and path.stat().st_size > 5000

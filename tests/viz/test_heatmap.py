@@ -248,3 +248,18 @@ def test_layers_from_trace_bad_example_step_or_shape():
         layers_from_trace(trace, step=1)
     with pytest.raises(ValueError, match=r"must be \(b, h, i, j\); got shape \(2, 7\)"):
         layers_from_trace(trace, kind="read")
+
+
+def test_draw_sentence_attention_writes_the_grid_and_the_selected_head(tmp_path):
+    from attnlab.pretrained import SentenceAttention
+    from attnlab.viz.heatmap import draw_sentence_attention
+
+    tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    weights = torch.softmax(torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(0)), dim=-1)
+    att = SentenceAttention("the cat sat", tokens, weights, "random")
+    paths = draw_sentence_attention(att, tmp_path, layer=1, head=2)
+    assert [p.name for p in paths] == ["attention_heads.png", "attention_layer1_head2.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert [p.name for p in draw_sentence_attention(att, tmp_path / "grid")] == ["attention_heads.png"]
+    with pytest.raises(ValueError, match=r"head must be in 0\.\.2; got 3"):
+        draw_sentence_attention(att, tmp_path, head=3)

@@ -57,6 +57,10 @@ class Trace:
         """Module paths that recorded, in the order they first did."""
         return list(dict.fromkeys(r.path for r in self.records))
 
+    def kinds(self) -> list[str]:
+        """Kinds that were recorded ("self", "cross", "memory", ...), in the order they first were."""
+        return list(dict.fromkeys(r.kind for r in self.records))
+
     def select(self, *, path: str | None = None, kind: str | None = None) -> list[TraceRecord]:
         """Records of one module path and/or one kind."""
         return [r for r in self.records if (path is None or r.path == path) and (kind is None or r.kind == kind)]

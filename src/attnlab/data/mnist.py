@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.data.babi import data_root
-from attnlab.data.parallel import DataError
+from attnlab.errors import DataError
 
 IMAGES_MAGIC = 0x00000803  # 2051: unsigned bytes, 3 dimensions (k, rows, cols)
 LABELS_MAGIC = 0x00000801  # 2049: unsigned bytes, 1 dimension (k,)

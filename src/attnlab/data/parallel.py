@@ -22,12 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from attnlab.data.babi import data_root
+from attnlab.errors import DataError
 
 Pair = tuple[str, str]  # (source sentence, target sentence)
-
-
-class DataError(ValueError):
-    """A data file is missing or malformed; the message names the file (and line) and the fault."""
 
 
 def _lines(path: Path) -> list[str]:

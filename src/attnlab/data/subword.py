@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from attnlab.data.parallel import DataError
-from attnlab.models.registry import PAD
+from attnlab.errors import DataError
+from attnlab.spec import PAD
 
 UNK = 1  # id of an unknown word or character
 EOS = 2  # id that ends every target sentence

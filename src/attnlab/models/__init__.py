@@ -5,7 +5,7 @@ Importing this package registers every family in MODELS; build one with `build_m
 
 from attnlab.models import baselines, glimpse, machines, memory, seq2seq, sequence, vision  # noqa: F401  (registers the families)
 from attnlab.models.baselines import AnswerHead, InputEmbedding
-from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec, build_model
+from attnlab.models.registry import MODELS, TaskModel, build_model
 from attnlab.models.transformer import (
     Decoder,
     DecoderLayer,
@@ -15,6 +15,7 @@ from attnlab.models.transformer import (
     EncoderLayer,
     TransformerConfig,
 )
+from attnlab.spec import PAD, TaskSpec
 
 __all__ = [
     "MODELS",

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
+from attnlab.spec import PAD, TaskSpec
 
 
 def check_at_least(config, name: str, low: int) -> None:

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from attnlab.core import capture
-from attnlab.models.registry import PAD
+from attnlab.spec import PAD
 
 FINISHED_PAD_LOGIT = 1.0  # greedy_logits' steps after every row finished: 0 everywhere, this at PAD
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward
-from attnlab.models.registry import MODELS, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.vision import check_image_spec
+from attnlab.spec import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from torch import Tensor
 from attnlab.memory.dnc import DNC, DNCConfig
 from attnlab.memory.ntm import NTM, NTMConfig
 from attnlab.models.baselines import check_answers
-from attnlab.models.registry import MODELS, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
+from attnlab.spec import TaskSpec
 
 
 def _require_features(name: str, spec: TaskSpec) -> None:

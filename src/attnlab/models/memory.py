@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from attnlab.memory.kvmemnn import KVMemNN, KVMemNNConfig
 from attnlab.memory.memn2n import MemN2N, MemN2NConfig
-from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
+from attnlab.spec import PAD, TaskSpec
 
 
 def split_layout(inputs: Tensor, layout: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:

@@ -40,8 +40,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from attnlab.attention.additive import LUONG_METHODS, AdditiveAttention, LuongAttention
 from attnlab.models.baselines import InputEmbedding, check_at_least, check_dropout
 from attnlab.models.decoding import greedy_logits
-from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.sequence import require_token_answers
+from attnlab.spec import PAD, TaskSpec
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
 

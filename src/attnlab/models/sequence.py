@@ -29,8 +29,9 @@ from attnlab.attention.positions import POSITIONS, build_positions
 from attnlab.core import key_mask
 from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers, check_at_least, check_dropout
 from attnlab.models.decoding import greedy_logits
-from attnlab.models.registry import MODELS, PAD, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.transformer import DecoderCache, DecoderLM, Encoder, EncoderDecoder, TransformerConfig
+from attnlab.spec import PAD, TaskSpec
 
 
 @dataclass(frozen=True)

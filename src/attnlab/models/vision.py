@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from attnlab.core import Traced, attend
 from attnlab.models.baselines import check_at_least, check_dropout
-from attnlab.models.registry import MODELS, TaskModel, TaskSpec
+from attnlab.models.registry import MODELS, TaskModel
+from attnlab.spec import TaskSpec
 
 POOLINGS = ("avg", "flatten")
 

@@ -6,11 +6,11 @@ enc.hidden_states(["a sentence"])       # (L + 1, b, t, d) per layer
 sentence_attention("a sentence")        # every layer's and head's attention, bertviz-ready
 """
 
+from attnlab.errors import CheckpointError
 from attnlab.pretrained.attention_export import SentenceAttention, load_bertviz, sentence_attention
 from attnlab.pretrained.bert import (
     BertConfig,
     BertModel,
-    CheckpointError,
     PretrainedEncoder,
     default_model_path,
     hf_names,

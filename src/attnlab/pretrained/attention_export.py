@@ -23,7 +23,6 @@ import torch
 from torch import Tensor
 
 from attnlab.pretrained.bert import PretrainedEncoder, load_encoder
-from attnlab.viz import draw_attention, draw_heads
 
 BERTVIZ_FORMAT = "bertviz-head-view"  # the "format" field of the JSON export
 
@@ -79,20 +78,6 @@ class SentenceAttention:
         header = " " * width + " " + " ".join(f"{t[:6]:>6}" for t in self.tokens)
         rows = [f"{q:>{width}} " + " ".join(f"{float(x):6.2f}" for x in row) for q, row in zip(self.tokens, w)]
         return "\n".join([f"layer {layer} head {head} (rows: queries, columns: keys)", header, *rows])
-
-    def draw(self, out: str | Path, *, layer: int | None = None, head: int | None = None) -> list[Path]:
-        """Save the grid of every layer and head, plus one PNG per selected head; returns the paths."""
-        out = Path(out)
-        grid = out / "attention_heads.png"
-        draw_heads(list(self.weights), tokens=self.tokens, path=grid, title=self.sentence)
-        paths = [grid]
-        for lay, hd in self.select(layer, head) if (layer is not None or head is not None) else []:
-            path = out / f"attention_layer{lay}_head{hd}.png"
-            draw_attention(
-                self.weights[lay, hd], rows=self.tokens, cols=self.tokens, title=f"layer {lay} head {hd}", path=path
-            )
-            paths.append(path)
-        return paths
 
     def select(self, layer: int | None, head: int | None) -> list[tuple[int, int]]:
         """The (layer, head) pairs a --layer/--head choice names (None = all); out of range is an error."""

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from attnlab.attention.positions import LearnedPositions
 from attnlab.core import capture, key_mask
+from attnlab.errors import CheckpointError
 from attnlab.models.transformer import Encoder, TransformerConfig
 from attnlab.pretrained.wordpiece import Batch, WordPiece, check_sentences
 
@@ -53,10 +54,6 @@ _TOP_KEYS = {
     "embeddings.LayerNorm": "embeddings.norm",
     "pooler.dense": "pooler",
 }
-
-
-class CheckpointError(ValueError):
-    """A model folder that cannot be loaded exactly; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,9 @@ def run_attend(args: argparse.Namespace, *, stdout=None, stderr=None) -> int:
     else:
         print("\n\n".join(att.matrix_text(layer, head) for layer, head in pairs), file=stdout)
     if args.out is not None:
-        for path in att.draw(args.out, layer=args.layer, head=args.head):
+        from attnlab.viz.heatmap import draw_sentence_attention
+
+        for path in draw_sentence_attention(att, args.out, layer=args.layer, head=args.head):
             print(f"wrote {path}", file=stdout)
     if args.bertviz is not None:
         print(f"wrote {att.to_json(args.bertviz)}", file=stdout)

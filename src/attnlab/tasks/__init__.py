@@ -8,13 +8,19 @@ bit vectors (algorithmic), and digits to classify from MNIST, centred, translate
 (digits).
 """
 
-from attnlab.models.registry import PAD, TaskSpec
-from attnlab.tasks import adding, listops, long_range, recall, sequences  # noqa: F401  (fill TASKS)
-from attnlab.tasks import pronouns  # noqa: F401  (Winograd-style twins, attnlab.tasks.pronouns)
-from attnlab.tasks import babi  # noqa: F401  (bAbI question answering, attnlab.tasks.babi)
-from attnlab.tasks import translation  # noqa: F401  (translation, attnlab.tasks.translation)
-from attnlab.tasks import algorithmic  # noqa: F401  (the NTM's bit-vector tasks, attnlab.tasks.algorithmic)
-from attnlab.tasks import digits  # noqa: F401  (MNIST digits, centred/translated/cluttered, attnlab.tasks.digits)
+from attnlab.spec import PAD, TaskSpec
+from attnlab.tasks import (  # noqa: F401  (fill TASKS)
+    adding,
+    algorithmic,  # noqa: F401  (the NTM's bit-vector tasks, attnlab.tasks.algorithmic)
+    babi,  # noqa: F401  (bAbI question answering, attnlab.tasks.babi)
+    digits,  # noqa: F401  (MNIST digits, centred/translated/cluttered, attnlab.tasks.digits)
+    listops,
+    long_range,
+    pronouns,  # noqa: F401  (Winograd-style twins, attnlab.tasks.pronouns)
+    recall,
+    sequences,
+    translation,  # noqa: F401  (translation, attnlab.tasks.translation)
+)
 from attnlab.tasks.base import TASKS, Batch, Task, build_task
 
 __all__ = ["PAD", "TASKS", "Batch", "Task", "TaskSpec", "build_task"]

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.models.registry import TaskSpec
+from attnlab.spec import TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 TOLERANCE = 0.04  # |prediction - answer| below this counts as right (Hochreiter & Schmidhuber 1997)

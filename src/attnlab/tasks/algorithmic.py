@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.models.registry import TaskSpec
+from attnlab.spec import TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 IGNORE = -1.0  # an answer entry that does not exist for this example (a shorter sequence)

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnlab.config import ConfigError
 from attnlab.data.babi import NUM_TASKS, BabiExample, Vocabulary, babi_dir, load_task
 from attnlab.data.babi_generator import GENERATED_TASKS, generate_babi
-from attnlab.models.registry import PAD, TaskSpec
+from attnlab.errors import ConfigError
+from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 SETTINGS = ("en", "en-10k", "generated")

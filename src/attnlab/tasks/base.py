@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab.config import Registry
-from attnlab.models.registry import PAD, TaskSpec
+from attnlab.spec import PAD, TaskSpec
+
 
 @dataclass
 class Batch:

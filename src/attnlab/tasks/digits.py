@@ -28,11 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from attnlab.config import ConfigError
 from attnlab.data.canvas import PIECE, clutter, translate
 from attnlab.data.mnist import NUM_CLASSES, SIDE, load_mnist, load_small_digits, mnist_available, mnist_dir
-from attnlab.data.parallel import DataError
-from attnlab.models.registry import TaskSpec
+from attnlab.errors import ConfigError, DataError
+from attnlab.spec import TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 SETTINGS = ("centered", "translated", "cluttered")

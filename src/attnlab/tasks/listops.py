@@ -41,7 +41,7 @@ from typing import Literal, Union
 
 import torch
 
-from attnlab.models.registry import PAD, TaskSpec
+from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 MIN, MAX, MED, SUM_MOD = "[MIN", "[MAX", "[MED", "[SM"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attnlab.models.registry import TaskSpec
+from attnlab.spec import TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 from attnlab.tasks.sequences import letter_names
 

@@ -8,7 +8,7 @@ switch word, which flips the referent of a pronoun:
 
 Every example is one such sentence over a small word vocabulary followed by a query token "?";
 the answer, read at the query (the last position), is the antecedent noun's own token. The
-sentence frames are the pronoun probe's templates (attnlab.probes.pronouns.TEMPLATES, used by
+sentence frames are the pronoun probe's templates (attnlab.data.pronoun_templates.TEMPLATES, used by
 import) plus mirrored frames written here, in which the same two roles appear in the other order
 ("the suitcase couldn't hold the trophy because it was too small" -> suitcase).
 
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnlab.models.registry import PAD, TaskSpec
-from attnlab.probes.pronouns import TEMPLATES as PROBE_TEMPLATES
-from attnlab.probes.pronouns import Template
+from attnlab.data.pronoun_templates import TEMPLATES as PROBE_TEMPLATES
+from attnlab.data.pronoun_templates import Template
+from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 QUERY = 1  # the token after the sentence at which the answer is read

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnlab.models.registry import TaskSpec
+from attnlab.spec import TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
 SEP = 1  # separates the sequence to read from the blanks to answer at

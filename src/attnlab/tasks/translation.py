@@ -33,7 +33,7 @@ from torch import Tensor
 from attnlab.data.parallel import DataError, multi30k_dir, read_parallel, read_tsv
 from attnlab.data.subword import EOS, Subword, WordVocab
 from attnlab.data.toy_pair import ToyPairConfig, generate_pairs
-from attnlab.models.registry import PAD, TaskSpec
+from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 from attnlab.tasks.translation_metrics import bleu, chrf
 

@@ -19,7 +19,8 @@ from torch import Tensor
 
 from attnlab.data.subword import EOS
 from attnlab.models.decoding import beam_search, cross_attention, greedy
-from attnlab.models.registry import PAD, TaskModel
+from attnlab.models.registry import TaskModel
+from attnlab.spec import PAD
 from attnlab.tasks.translation import TranslationTask
 from attnlab.tasks.translation_metrics import (
     alignment_error_rate,

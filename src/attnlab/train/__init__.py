@@ -6,7 +6,7 @@
     run = load_run("runs/copy-lstm")          # task, model (weights loaded), metrics
 """
 
-from attnlab.train.checkpoint import RunError
+from attnlab.errors import RunError
 from attnlab.train.loop import evaluate, lr_at, train
 from attnlab.train.run import Run, RunConfig, TrainConfig, build_task_and_model, load_run, resolve, retarget
 

@@ -26,7 +26,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
-from attnlab.config import ConfigError, dump_yaml, read_yaml
+from attnlab.config import dump_yaml, read_yaml
+from attnlab.errors import ConfigError, RunError
 
 RUN_KIND = "attnlab-run"  # the marker in config.yaml that says a folder is a run
 CONFIG, METRICS, WEIGHTS, TRAINER = "config.yaml", "metrics.jsonl", "model.safetensors", "trainer.safetensors"
@@ -34,10 +35,6 @@ CONFIG, METRICS, WEIGHTS, TRAINER = "config.yaml", "metrics.jsonl", "model.safet
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-class RunError(ConfigError):
-    """A run folder that is missing, foreign, incomplete or corrupt; the message is one line."""
 
 
 def atomic_write(path: Path, write) -> None:

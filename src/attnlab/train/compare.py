@@ -22,7 +22,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from attnlab.config import ConfigError, closest
+from attnlab.config import closest
+from attnlab.errors import ConfigError
 from attnlab.models import MODELS
 from attnlab.tasks import TASKS
 from attnlab.train import checkpoint
@@ -143,9 +144,7 @@ def summarise(rows: list[dict], metric: str) -> list[dict]:
 
 def write_results(out: Path, rows: list[dict], summary: list[dict], *, task: str, metric: str,
                   sweep: Sweep | None, command: str) -> dict[str, Path]:
-    """results.csv, summary.csv, summary.md, results.json and plot.png in out."""
-    from attnlab.viz.curves import draw_comparison
-
+    """results.csv, summary.csv, summary.md and results.json in out (attnlab.viz.curves.draw_results plots it)."""
     metrics = sorted({k for r in rows for k in r["test"]})
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -161,8 +160,7 @@ def write_results(out: Path, rows: list[dict], summary: list[dict], *, task: str
     (out / "results.json").write_text(json.dumps({"task": task, "metric": metric, "command": command,
                                                   "sweep": sweep.name if sweep else None, "rows": rows,
                                                   "summary": summary}, indent=1))
-    draw_comparison(summary, metric=metric, x_label=sweep.name if sweep else None, title=task, path=out / "plot.png")
-    return {name: out / name for name in ("results.csv", "summary.csv", "summary.md", "results.json", "plot.png")}
+    return {name: out / name for name in ("results.csv", "summary.csv", "summary.md", "results.json")}
 
 
 def markdown_table(summary: list[dict], metric: str, sweep: Sweep | None) -> str:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from attnlab.config import ConfigError
+from attnlab.errors import ConfigError
 from attnlab.tasks.base import Batch
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.config import ConfigError, build, closest, to_dict
+from attnlab.config import build, closest, to_dict
+from attnlab.errors import ConfigError
 from attnlab.models import MODELS, TaskModel
 from attnlab.tasks import TASKS, Task
 from attnlab.train import checkpoint

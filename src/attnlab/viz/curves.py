@@ -63,3 +63,19 @@ def draw_comparison(
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)
     return fig
+
+
+def draw_results(folder: str | Path) -> Path:
+    """plot.png beside a comparison's results.json (as attnlab.train.compare.write_results writes it).
+
+    Returns:
+        The figure's path, folder / "plot.png".
+    """
+    import json
+
+    folder = Path(folder)
+    results = json.loads((folder / "results.json").read_text())
+    path = folder / "plot.png"
+    draw_comparison(results["summary"], metric=results["metric"], x_label=results["sweep"], title=results["task"],
+                    path=path)
+    return path

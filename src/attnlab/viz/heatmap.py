@@ -260,3 +260,24 @@ def _save(fig: Figure, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format=path.suffix.lower().lstrip("."))
+
+
+def draw_sentence_attention(att, out: str | Path, *, layer: int | None = None, head: int | None = None) -> list[Path]:
+    """Save the grid of every layer and head of a sentence's attention, plus one PNG per selected head.
+
+    Args:
+        att: an attnlab.pretrained.SentenceAttention (tokens, weights (L, h, t, t), select()).
+        out: the folder for the figures.
+        layer, head: the heads drawn one by one (None = all of that axis; both None = none).
+    Returns:
+        The paths written: attention_heads.png, then attention_layer{l}_head{n}.png per selected head.
+    """
+    out = Path(out)
+    grid = out / "attention_heads.png"
+    draw_heads(list(att.weights), tokens=att.tokens, path=grid, title=att.sentence)
+    paths = [grid]
+    for lay, hd in att.select(layer, head) if (layer is not None or head is not None) else []:
+        path = out / f"attention_layer{lay}_head{hd}.png"
+        draw_attention(att.weights[lay, hd], rows=att.tokens, cols=att.tokens, title=f"layer {lay} head {hd}", path=path)
+        paths.append(path)
+    return paths

@@ -12,10 +12,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from attnlab.config import ConfigError
 from attnlab.core import Trace, capture
-from attnlab.viz.heatmap import draw_heads
+from attnlab.errors import ConfigError
 from attnlab.viz.glimpse import draw_glimpse_run
+from attnlab.viz.heatmap import draw_heads
 from attnlab.viz.machines import draw_machine_run
 from attnlab.viz.memory import draw_memory_run
 
