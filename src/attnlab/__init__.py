@@ -4,4 +4,4 @@ from attnlab.core import AttendOutput, Trace, attend, capture
 
 __version__ = "0.1.0"
 
-__all__ = ["AttendOutput", "Trace", "attend", "capture", "__version__"]
+__all__ = ["AttendOutput", "Trace", "__version__", "attend", "capture"]

@@ -137,7 +137,7 @@ class AdditiveAttention(Traced, nn.Module):
             (b, value_dim) or (b, i, value_dim), matching the query's rank.
         """
         owner = "AdditiveAttention"
-        q, k, v, mask, single = _check_inputs(owner, query, keys, values, mask, self.query_dim, self.key_dim)
+        q, _, v, mask, single = _check_inputs(owner, query, keys, values, mask, self.query_dim, self.key_dim)
         if projected_keys is None:
             projected_keys = self.key_proj(keys)  # (b, j, attn_dim)
         elif tuple(projected_keys.shape) != (keys.shape[0], keys.shape[1], self.attn_dim):
@@ -155,7 +155,7 @@ class AdditiveAttention(Traced, nn.Module):
             mask=mask,
             need_weights=need,
         )  # (b, 1, i, f)
-        if need:
+        if weights is not None:  # asked for exactly when tracing
             self.record("cross", weights)
         return _context(out, single)
 
@@ -230,7 +230,7 @@ class LuongAttention(Traced, nn.Module):
         score, score_args = self._score()
         need = self.tracing
         out, weights = attend(q, k, v, score=score, score_args=score_args, mask=mask, need_weights=need)  # (b, 1, i, f)
-        if need:
+        if weights is not None:  # asked for exactly when tracing
             self.record("cross", weights)
         return _context(out, single)
 

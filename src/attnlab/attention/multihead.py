@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from attnlab.attention.positions import Positions
 from attnlab.core import Traced, attend, combine_masks, from_torch_mask, key_mask
 
 
@@ -37,16 +38,16 @@ class KVCache:
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add k, v (b, hk, t, e) after the cached positions and return all of them (b, hk, j + t, e)."""
-        if self.k is None:
+        if self.k is None or self.v is None:
             self.k, self.v = k, v
         else:
             self.k = torch.cat([self.k, k], dim=2)  # (b, hk, j + t, e)
             self.v = torch.cat([self.v, v], dim=2)  # (b, hk, j + t, e)
         return self.k, self.v
 
-    def select(self, index: Tensor) -> "KVCache":
+    def select(self, index: Tensor) -> KVCache:
         """A new cache holding the rows `index` (b',) of this one: beams expanded or reordered."""
-        if self.k is None:
+        if self.k is None or self.v is None:
             return KVCache(static=self.static)
         return KVCache(self.k.index_select(0, index), self.v.index_select(0, index), self.static)  # (b', hk, j, e)
 
@@ -100,7 +101,7 @@ class MultiHeadAttention(Traced, nn.Module):
         mask: Tensor | None = None,
         bias: Tensor | None = None,
         causal: bool = False,
-        positions=None,
+        positions: Positions | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
         """Attend from `query` to `key`/`value` (to `query` itself when key is None).
@@ -120,15 +121,13 @@ class MultiHeadAttention(Traced, nn.Module):
             (b, i, d).
         """
         self_attn = key is None
-        if self_attn:
-            key = query
-        if value is None:
-            value = key
+        key = query if key is None else key
+        value = key if value is None else value
         self._check(query, key, value)
         b, i, _ = query.shape
         q = self.q_proj(query).view(b, i, self.num_heads, self.head_dim).transpose(1, 2)  # (b, h, i, e)
         offset = 0 if cache is None or cache.static else cache.length
-        if cache is not None and cache.static and cache.k is not None:
+        if cache is not None and cache.static and cache.k is not None and cache.v is not None:
             k, v = cache.k, cache.v  # (b, hk, j, e)
         else:
             k = self._heads(self.k_proj(key))  # (b, hk, t, e)
@@ -150,7 +149,7 @@ class MultiHeadAttention(Traced, nn.Module):
             dropout=self.dropout if self.training else 0.0,
             need_weights=need,
         )  # (b, h, i, e)
-        if need:
+        if weights is not None:  # asked for exactly when tracing
             self.record("self" if self_attn else "cross", weights)
         out = out.transpose(1, 2).reshape(b, i, self.embed_dim)  # (b, i, d)
         return self.out_proj(out)
@@ -176,7 +175,7 @@ class MultiHeadAttention(Traced, nn.Module):
             )
 
     @classmethod
-    def from_torch(cls, m: nn.MultiheadAttention) -> "MultiHeadAttention":
+    def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy an nn.MultiheadAttention's weights into a new MultiHeadAttention.
 
         The copy is batch first whatever `m.batch_first` was, and takes masks of attnlab's

@@ -106,7 +106,7 @@ def _check_embed_input(scheme: Positions, x: Tensor, offset: int) -> None:
         )
 
 
-def _relative_positions(i: int, j: int, offset: int | None, device) -> Tensor:
+def _relative_positions(i: int, j: int, offset: int | None, device: torch.device) -> Tensor:
     """key_pos - query_pos for queries at offset..offset+i-1 (default offset j - i) and keys at 0..j-1."""
     offset = j - i if offset is None else offset
     query_pos = torch.arange(offset, offset + i, device=device)  # (i,)
@@ -120,6 +120,8 @@ class SinusoidalPositions(Positions):
     Feature 2k holds sin(pos / 10000^(2k/d)) and feature 2k+1 the cos of the same angle (an odd d
     ends with a sin). The table is a non-persistent buffer: it is rebuilt, not saved.
     """
+
+    table: Tensor  # (max_len, d) buffer
 
     def __init__(self, *, embed_dim: int, num_heads: int, max_len: int = 2048, base: float = 10000.0):
         super().__init__(embed_dim=embed_dim, num_heads=num_heads, max_len=max_len)
@@ -172,6 +174,9 @@ class RotaryPositions(Positions):
         base: the 10000 in theta_k.
     """
 
+    cos: Tensor  # (max_len, e/2) buffer
+    sin: Tensor  # (max_len, e/2) buffer
+
     def __init__(
         self,
         *,
@@ -191,7 +196,7 @@ class RotaryPositions(Positions):
         self.register_buffer("cos", cos, persistent=False)  # (max_len, e/2)
         self.register_buffer("sin", sin, persistent=False)  # (max_len, e/2)
 
-    def _table(self, length: int, dtype: torch.dtype, device) -> tuple[Tensor, Tensor]:
+    def _table(self, length: int, dtype: torch.dtype, device: torch.device | None) -> tuple[Tensor, Tensor]:
         work = torch.float64 if dtype == torch.float64 else torch.float32  # never build it in half precision
         k = torch.arange(0, self.head_dim, 2, dtype=work, device=device)  # (e/2,) the 2k
         theta = self.base ** (-k / self.head_dim)  # (e/2,)
@@ -234,7 +239,7 @@ def alibi_slopes(num_heads: int) -> list[float]:
     def geometric(n: int) -> list[float]:
         return [2.0 ** (-8.0 * h / n) for h in range(1, n + 1)]
 
-    lower = 2 ** int(math.floor(math.log2(num_heads)))
+    lower = 2 ** math.floor(math.log2(num_heads))
     if lower == num_heads:
         return geometric(num_heads)
     return geometric(lower) + geometric(2 * lower)[0::2][: num_heads - lower]
@@ -246,6 +251,8 @@ class AlibiPositions(Positions):
     The distance is symmetric, so the same bias serves encoders; under a causal mask the future
     half is masked anyway and this equals the paper's decoder bias.
     """
+
+    slopes: Tensor  # (h,) buffer
 
     def __init__(self, *, embed_dim: int, num_heads: int, max_len: int = 2048):
         super().__init__(embed_dim=embed_dim, num_heads=num_heads, max_len=max_len)
@@ -359,7 +366,9 @@ POSITIONS: dict[str, type[Positions]] = {
 }
 
 
-def build_positions(name: str, *, embed_dim: int, num_heads: int, max_len: int = 2048, **kwargs) -> Positions:
+def build_positions(
+    name: str, *, embed_dim: int, num_heads: int, max_len: int = 2048, **kwargs: float | int | bool | None
+) -> Positions:
     """Build a positional scheme by its registry name.
 
     Args:

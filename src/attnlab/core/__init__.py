@@ -20,11 +20,11 @@ from attnlab.core.masks import (
     padding_mask,
 )
 from attnlab.core.scores import SCORES, additive, cosine, dot, general, scaled_dot
-from attnlab.core.trace import Trace, TraceRecord, Traced, capture
+from attnlab.core.trace import Trace, Traced, TraceRecord, capture
 
 __all__ = [
-    "AttendOutput",
     "SCORES",
+    "AttendOutput",
     "Trace",
     "TraceRecord",
     "Traced",

@@ -11,7 +11,8 @@ eager path below. Both give the same numbers; `why_not_fast_path` says which one
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ def attend(
         return AttendOutput(_fast(q, k, v, name, args, mask, bias, causal, dropout, i, j), None)
     if causal:
         mask = combine_masks(mask, causal_mask(i, j, device=q.device))
-    return _eager(q, k, v, SCORES[name] if name else score, args, mask, bias, dropout, need_weights)
+    return _eager(q, k, v, SCORES[score] if isinstance(score, str) else score, args, mask, bias, dropout, need_weights)
 
 
 def why_not_fast_path(
@@ -84,7 +85,7 @@ def why_not_fast_path(
     return _fast_reason(name, {} if score_args is None else dict(score_args), need_weights)
 
 
-def _fast_reason(name: str | None, args: dict, need_weights: bool) -> str | None:
+def _fast_reason(name: str | None, args: dict[str, Any], need_weights: bool) -> str | None:
     if need_weights:
         return "weights were asked for (need_weights=True); the fused kernel does not return them"
     if name is None:
@@ -97,7 +98,19 @@ def _fast_reason(name: str | None, args: dict, need_weights: bool) -> str | None
     return None
 
 
-def _fast(q, k, v, name, args, mask, bias, causal, dropout, i, j) -> Tensor:
+def _fast(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    name: str | None,
+    args: dict[str, Any],
+    mask: Tensor | None,
+    bias: Tensor | None,
+    causal: bool,
+    dropout: float,
+    i: int,
+    j: int,
+) -> Tensor:
     scale = 1.0 if name == "dot" else args.get("scale")
     is_causal = False
     if causal:
@@ -120,7 +133,17 @@ def _fast(q, k, v, name, args, mask, bias, causal, dropout, i, j) -> Tensor:
     )  # (b, h, i, f)
 
 
-def _eager(q, k, v, score_fn, args, mask, bias, dropout, need_weights) -> AttendOutput:
+def _eager(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    score_fn: ScoreFn,
+    args: dict[str, Any],
+    mask: Tensor | None,
+    bias: Tensor | None,
+    dropout: float,
+    need_weights: bool,
+) -> AttendOutput:
     h, hk = q.shape[1], k.shape[1]
     if hk != h:
         k = k.repeat_interleave(h // hk, dim=1)  # (b, h, j, e_k)
@@ -145,7 +168,9 @@ def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-def _check_inputs(q, k, v, mask, bias, name) -> None:
+def _check_inputs(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, bias: Tensor | None, name: str | None
+) -> None:
     for arg, t, letters in (("q", q, "(b, h, i, e)"), ("k", k, "(b, hk, j, e)"), ("v", v, "(b, hk, j, f)")):
         if t.dim() != 4:
             raise ValueError(f"attend: {arg} must be 4-D {letters}; got shape {_shape(t)}")
@@ -156,7 +181,7 @@ def _check_inputs(q, k, v, mask, bias, name) -> None:
         raise ValueError(f"attend: k must have q's batch size {b}; expected ({b}, hk, j, e), got {_shape(k)}")
     if v.shape[:3] != k.shape[:3]:
         raise ValueError(
-            f"attend: v must match k in batch, heads and length; expected {_shape(k)[:3] + ('f',)}, got {_shape(v)}"
+            f"attend: v must match k in batch, heads and length; expected {(*_shape(k)[:3], 'f')}, got {_shape(v)}"
         )
     if h % k.shape[1]:
         raise ValueError(
@@ -165,7 +190,7 @@ def _check_inputs(q, k, v, mask, bias, name) -> None:
         )
     if name in SAME_DIM_SCORES and k.shape[-1] != e:
         raise ValueError(
-            f"attend: k must have q's head dim {e} for score {name!r}; expected {_shape(k)[:3] + (e,)}, got {_shape(k)}"
+            f"attend: k must have q's head dim {e} for score {name!r}; expected {(*_shape(k)[:3], e)}, got {_shape(k)}"
         )
     target = (b, h, i, k.shape[2])
     if mask is not None:

@@ -37,7 +37,9 @@ def key_mask(keep: Tensor) -> Tensor:
     return keep[:, None, None, :]  # (b, 1, 1, j)
 
 
-def causal_mask(i: int, j: int | None = None, *, offset: int | None = None, device=None) -> Tensor:
+def causal_mask(
+    i: int, j: int | None = None, *, offset: int | None = None, device: torch.device | str | None = None
+) -> Tensor:
     """Query r (at absolute position offset + r) may attend key c when c <= offset + r.
 
     The default offset j - i aligns the last query with the last key: the shape of decoding with a

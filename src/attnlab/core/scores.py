@@ -13,7 +13,7 @@ arguments, and returns logits (b, h, i, j). `attend` turns logits into weights, 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

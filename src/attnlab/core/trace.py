@@ -13,8 +13,9 @@ no flags threaded through signatures, nothing cached on the modules after the bl
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -74,7 +75,7 @@ class Trace:
 
 
 class _Tap:
-    __slots__ = ("trace", "path")
+    __slots__ = ("path", "trace")
 
     def __init__(self, trace: Trace, path: str):
         self.trace = trace
@@ -115,7 +116,7 @@ def capture(module: nn.Module, *, detach: bool = True) -> Iterator[Trace]:
         The Trace, filled as the block runs.
     """
     trace = Trace(detach=detach)
-    previous: list[tuple[nn.Module, _Tap | None]] = []
+    previous: list[tuple[Traced, _Tap | None]] = []
     for path, sub in module.named_modules():
         if isinstance(sub, Traced):
             previous.append((sub, sub.__dict__.get("_attn_tap")))

@@ -16,21 +16,21 @@ from attnlab.data.canvas import clutter, translate
 from attnlab.data.mnist import load_mnist, load_small_digits, mnist_available, read_idx
 
 __all__ = [
-    "clutter",
-    "load_mnist",
-    "load_small_digits",
-    "mnist_available",
-    "read_idx",
-    "translate",
     "GENERATED_TASKS",
     "BabiExample",
     "BabiTensors",
     "Vocabulary",
+    "clutter",
     "generate_babi",
+    "load_mnist",
+    "load_small_digits",
     "load_task",
+    "mnist_available",
     "parse_babi",
     "read_babi",
+    "read_idx",
     "task_file",
     "to_tensors",
     "tokenize",
+    "translate",
 ]

@@ -102,10 +102,10 @@ def _question(task: int, world: _World, rng: random.Random) -> tuple[tuple[str, 
             return None
         actor = rng.choice(sorted(world.touched))
         held = world.carried(actor)
-        said = tuple(sorted(world.touched[actor].values()))
+        supports = tuple(sorted(world.touched[actor].values()))
         if task == 7:
-            return ("how", "many", "objects", "is", actor, "carrying"), (NUMBERS[len(held)],), said
-        return ("what", "is", actor, "carrying"), tuple(held) or ("nothing",), said
+            return ("how", "many", "objects", "is", actor, "carrying"), (NUMBERS[len(held)],), supports
+        return ("what", "is", actor, "carrying"), tuple(held) or ("nothing",), supports
     rooms = {o: r for o, r in world.history.items() if (task == 2 and r) or len(r) >= 2}
     if not rooms:
         return None

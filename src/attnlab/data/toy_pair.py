@@ -64,7 +64,7 @@ class ToyPairConfig:
     max_phrases: int = 2  # prepositional phrases after the object, drawn uniformly from 0..max_phrases
     plural_rate: float = 0.5  # chance that a noun phrase is plural
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 0 <= self.max_adjectives <= len(ADJECTIVES):
             raise ValueError(f"max_adjectives must be in 0..{len(ADJECTIVES)}, got {self.max_adjectives}")
         if self.max_phrases < 0:
@@ -163,7 +163,8 @@ def _concat(parts: list[_Phrase], source_order: list[int]) -> ToyPair:
     for k in source_order:
         source_start[k], offset = offset, offset + len(parts[k].source)
     source = [w for k in source_order for w in parts[k].source]
-    target, links = [], set()
+    target: list[str] = []
+    links: set[tuple[int, int]] = set()
     for k, part in enumerate(parts):
         links.update((source_start[k] + j, len(target) + i) for j, i in part.links)
         target.extend(part.target)

@@ -88,7 +88,7 @@ class Retina(nn.Module):
         """
         if images.dim() != 4 or images.shape[1] != self.channels:
             raise ValueError(f"Retina: images must be (b, c={self.channels}, y, x); got {tuple(images.shape)}")
-        b, c, y, x = images.shape
+        b, _, y, x = images.shape
         if locations.shape != (b, 2):
             raise ValueError(f"Retina: locations must be (b={b}, 2); got {tuple(locations.shape)}")
         widest = self.patch_sizes[-1]

@@ -34,6 +34,7 @@ def content_weights(keys: Tensor, memory: Tensor, strength: Tensor) -> Tensor:
     m = memory[:, None]  # (b, 1, n, w): every head reads the same memory
     beta = strength[:, :, None, None]  # (b, r, 1, 1)
     weights = attend(q, m, m, score="cosine", score_args={"strength": beta}, need_weights=True).weights
+    assert weights is not None  # need_weights=True always returns them
     return weights[:, :, 0]  # (b, r, n)
 
 

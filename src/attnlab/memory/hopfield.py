@@ -84,7 +84,7 @@ class HopfieldConfig:
     beta: float | None = None  # inverse temperature; default 1/sqrt(head_dim)
     bias: bool = True  # biases in the projections
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("input_size", "output_size", "num_heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -145,7 +145,7 @@ class Hopfield(Traced, nn.Module):
         need = self.tracing
         out, weights = attend(q, k, v, score="scaled_dot", score_args={"scale": self.beta}, mask=mask,
                               need_weights=need)  # (b, h, i, e)
-        if need:
+        if weights is not None:  # asked for exactly when tracing
             self.record("hopfield", weights)
         b, _, i, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, i, self.config.hidden))  # (b, i, d_out)

@@ -13,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -34,7 +38,7 @@ class Batch:
 class WordPiece:
     """A `tokenizers.Tokenizer` with BERT's template, truncated to max_length, padded here per batch."""
 
-    def __init__(self, tokenizer, *, max_length: int, pad_id: int):
+    def __init__(self, tokenizer: Tokenizer, *, max_length: int, pad_id: int):
         self.tokenizer = tokenizer
         self.tokenizer.no_padding()  # tokenizer.json may pad every input to a fixed length; we pad per batch
         self.tokenizer.enable_truncation(max_length)
@@ -52,7 +56,7 @@ class WordPiece:
                 return cls(Tokenizer.from_file(str(tok_json)), max_length=max_length, pad_id=pad_id)
             if vocab.is_file():
                 return cls(bert_tokenizer(vocab, lowercase), max_length=max_length, pad_id=pad_id)
-        except Exception as err:  # noqa: BLE001 - the tokenizers library raises bare Exceptions on bad files
+        except Exception as err:  # the tokenizers library raises bare Exceptions on bad files
             raise ValueError(
                 f"{tok_json if tok_json.is_file() else vocab}: cannot read the tokenizer ({err})"
             ) from None
@@ -71,7 +75,7 @@ class WordPiece:
         return Batch(ids, mask, types, [list(e.tokens) for e in encodings], [list(e.offsets) for e in encodings])
 
 
-def bert_tokenizer(vocab: Path, lowercase: bool):
+def bert_tokenizer(vocab: Path, lowercase: bool) -> Tokenizer:
     """BERT's WordPiece pipeline from a vocab.txt: normaliser, whitespace/punctuation split, [CLS] A [SEP]."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece as WordPieceModel

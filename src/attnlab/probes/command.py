@@ -14,9 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TextIO, TypeVar
+
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 
 
-def add_attend_parser(subparsers) -> argparse.ArgumentParser:
+def add_attend_parser(subparsers: argparse._SubParsersAction[ParserT]) -> ParserT:
     """Add the `attend` subcommand to an argparse subparsers object; returns its parser."""
     p = subparsers.add_parser("attend", help="print and draw the attention of a pretrained encoder on a sentence")
     p.add_argument("sentence", help="the text to look at (quote it)")
@@ -28,7 +31,7 @@ def add_attend_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run_attend(args: argparse.Namespace, *, stdout=None, stderr=None) -> int:
+def run_attend(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run `attend`; 0 on success, 2 with a one-line message on bad input or a bad model folder."""
     from attnlab.pretrained import CheckpointError, sentence_attention
 

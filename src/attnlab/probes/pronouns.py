@@ -27,11 +27,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from attnlab.data.pronoun_templates import TEMPLATES, Template
+
+if TYPE_CHECKING:
+    from attnlab.pretrained import PretrainedEncoder
 
 Span = tuple[int, int]  # [start, end) character offsets into the text
 
@@ -66,7 +70,7 @@ def generate_pairs(*, schemas_per_template: int = 12, seed: int = 0) -> list[Pro
     Deterministic for a seed; labels are balanced (one twin says 0, the other 1).
     """
     rng = random.Random(seed)
-    out = []
+    out: list[PronounExample] = []
     for template in TEMPLATES:
         pairs = [(a, b) for a in template.first for b in template.second if a != b]
         rng.shuffle(pairs)
@@ -132,12 +136,12 @@ def read_wsc_xml(path: str | Path, *, limit: int | None = None) -> list[PronounE
         if limit is not None and n >= limit:
             break
         where = f"{path}:{lines[n] if n < len(lines) else '?'}"
-        parts = {tag: schema.find(f"text/{tag}") for tag in ("txt1", "pron", "txt2")}
+        txt1, pron, txt2 = (schema.find(f"text/{tag}") for tag in ("txt1", "pron", "txt2"))
         answers = [_clean(a.text) for a in schema.findall("answers/answer")]
         correct = _clean(schema.findtext("correctAnswer")).rstrip(".").strip()
-        if any(p is None for p in parts.values()) or len(answers) != 2 or correct not in ("A", "B"):
+        if txt1 is None or pron is None or txt2 is None or len(answers) != 2 or correct not in ("A", "B"):
             raise ValueError(f"{where}: schema {n} needs text/txt1, pron, txt2, two answers and correctAnswer A or B")
-        raw1, raw_pron, raw2 = ((parts[t].text or "").replace("\xa0", " ") for t in ("txt1", "pron", "txt2"))
+        raw1, raw_pron, raw2 = ((part.text or "").replace("\xa0", " ") for part in (txt1, pron, txt2))
         before, pronoun = _clean(raw1), _clean(raw_pron)
         text = _clean(raw1 + raw_pron + raw2)  # the XML's own whitespace decides "them ." vs "them."
         gap = before and (raw1[-1:].isspace() or raw_pron[:1].isspace())
@@ -155,7 +159,10 @@ def load_wsc273(data_dir: str | Path | None = None) -> list[PronounExample] | No
     return read_wsc_jsonl(path) if path.is_file() else None
 
 
-def _wsc_example(text, pronoun, offset, options, label, group, where) -> PronounExample:
+def _wsc_example(
+    text: object, pronoun: object, offset: object, options: object, label: Any, group: str, where: str
+) -> PronounExample:
+    """An example from one record's raw values, each checked here."""
     if not isinstance(text, str) or not isinstance(pronoun, str) or not isinstance(offset, int):
         raise ValueError(f"{where}: text and pronoun must be strings and pronoun_char_offset an integer")
     if text[offset : offset + len(pronoun)].lower() != pronoun.lower() or not pronoun:
@@ -165,8 +172,8 @@ def _wsc_example(text, pronoun, offset, options, label, group, where) -> Pronoun
     if label not in (0, 1) or isinstance(label, bool):
         raise ValueError(f"{where}: label must be 0 or 1; got {label!r}")
     p_span = (offset, offset + len(pronoun))
-    heads = tuple(_head_word(_find_mention(text, o, p_span, where), text) for o in options)
-    return PronounExample(text, p_span, heads, label, group, tuple(options))
+    first, second = (_head_word(_find_mention(text, o, p_span, where), text) for o in options)
+    return PronounExample(text, p_span, (first, second), label, group, (options[0], options[1]))
 
 
 def _find_mention(text: str, option: str, pronoun: Span, where: str) -> Span:
@@ -237,7 +244,7 @@ def head_correct(scores: Tensor, labels: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def score_examples(encoder, examples: Sequence[PronounExample], *, batch_size: int = 16) -> Tensor:
+def score_examples(encoder: PretrainedEncoder, examples: Sequence[PronounExample], *, batch_size: int = 16) -> Tensor:
     """(n, L, h, 2) attention from each example's pronoun to its two candidates, for every head."""
     out = []
     for start in range(0, len(examples), batch_size):
@@ -310,7 +317,7 @@ def position_baselines(examples: Sequence[PronounExample]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def substitution_accuracy(encoder, examples: Sequence[PronounExample]) -> float:
+def substitution_accuracy(encoder: PretrainedEncoder, examples: Sequence[PronounExample]) -> float:
     """A no-attention baseline: put each candidate in the pronoun's place and keep the one whose
     sentence embedding stays closer (cosine) to the original's. A stand-in for likelihood scoring
     (Trinh & Le 2018) for encoders without a language-model head."""

@@ -36,6 +36,8 @@ from attnlab.viz.probes import draw_projections
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from attnlab.pretrained import PretrainedEncoder
+
 
 @dataclass(frozen=True)
 class SenseExample:
@@ -61,7 +63,7 @@ def sense_examples(words: Sequence[str] | None = None) -> list[SenseExample]:
 
 
 @torch.no_grad()
-def word_vectors(encoder, examples: Sequence[SenseExample], *, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+def word_vectors(encoder: PretrainedEncoder, examples: Sequence[SenseExample], *, batch_size: int = 32) -> tuple[Tensor, Tensor]:
     """The word's vector at every layer, and the bag-of-static-vectors control.
 
     Returns:
@@ -127,7 +129,7 @@ def separation(vectors: Tensor, examples: Sequence[SenseExample]) -> dict[str, l
     if vectors.dim() == 2:
         vectors = vectors[None]  # (1, n, d)
     words = sorted({e.word for e in examples})
-    per_word = {w: {"nn": [], "two_means": []} for w in words}
+    per_word: dict[str, dict[str, list[float]]] = {w: {"nn": [], "two_means": []} for w in words}
     for layer in vectors:
         for w in words:
             idx = [k for k, e in enumerate(examples) if e.word == w]

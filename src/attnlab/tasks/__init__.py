@@ -11,15 +11,15 @@ bit vectors (algorithmic), and digits to classify from MNIST, centred, translate
 from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks import (  # noqa: F401  (fill TASKS)
     adding,
-    algorithmic,  # noqa: F401  (the NTM's bit-vector tasks, attnlab.tasks.algorithmic)
-    babi,  # noqa: F401  (bAbI question answering, attnlab.tasks.babi)
-    digits,  # noqa: F401  (MNIST digits, centred/translated/cluttered, attnlab.tasks.digits)
+    algorithmic,  # the NTM's bit-vector tasks
+    babi,  # bAbI question answering
+    digits,  # MNIST digits, centred/translated/cluttered
     listops,
     long_range,
-    pronouns,  # noqa: F401  (Winograd-style twins, attnlab.tasks.pronouns)
+    pronouns,  # Winograd-style twins
     recall,
     sequences,
-    translation,  # noqa: F401  (translation, attnlab.tasks.translation)
+    translation,
 )
 from attnlab.tasks.base import TASKS, Batch, Task, build_task
 

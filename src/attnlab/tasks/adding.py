@@ -29,7 +29,7 @@ TOLERANCE = 0.04  # |prediction - answer| below this counts as right (Hochreiter
 class AddingConfig:
     length: int = 50  # t, time steps per example (two of them marked)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.length < 2:
             raise ValueError(f"length must be >= 2, got {self.length}")
 
@@ -39,6 +39,7 @@ class Adding(Task):
     """Adding problem: regress the sum of the two marked values of a long real sequence."""
 
     Config = AddingConfig
+    config: AddingConfig
     metric: ClassVar[str] = "mse"
     maximize: ClassVar[bool] = False
 

@@ -36,7 +36,7 @@ from attnlab.tasks.base import TASKS, Batch, Task
 IGNORE = -1.0  # an answer entry that does not exist for this example (a shorter sequence)
 
 
-def _check_range(config, low: str, high: str, floor: int = 1) -> None:
+def _check_range(config: object, low: str, high: str, floor: int = 1) -> None:
     lo, hi = getattr(config, low), getattr(config, high)
     name = type(config).__name__
     if lo < floor:
@@ -116,7 +116,7 @@ class CopyConfig:
     min_length: int = 1  # shortest sequence to copy
     max_length: int = 20  # longest; the spec's t = 2 * max_length + 2
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_range(self, "min_length", "max_length")
         _check_range(self, "bits", "bits")
 
@@ -130,6 +130,7 @@ class CopyBits(_BitTask):
     """
 
     Config = CopyConfig
+    config: CopyConfig
 
     @property
     def spec(self) -> TaskSpec:
@@ -159,7 +160,7 @@ class RepeatCopyConfig:
     min_repeats: int = 1  # fewest copies asked for
     max_repeats: int = 10  # most copies; also the scale of the repeat-count input (R / max_repeats)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_range(self, "min_length", "max_length")
         _check_range(self, "min_repeats", "max_repeats")
         _check_range(self, "bits", "bits")
@@ -175,6 +176,7 @@ class RepeatCopyBits(_BitTask):
     """
 
     Config = RepeatCopyConfig
+    config: RepeatCopyConfig
 
     @property
     def spec(self) -> TaskSpec:
@@ -210,7 +212,7 @@ class RecallConfig:
     min_items: int = 2  # fewest items in a list
     max_items: int = 6  # most items
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_range(self, "min_items", "max_items", floor=2)
         _check_range(self, "bits", "bits")
         _check_range(self, "item_size", "item_size")
@@ -226,6 +228,7 @@ class RecallBits(_BitTask):
     """
 
     Config = RecallConfig
+    config: RecallConfig
 
     @property
     def spec(self) -> TaskSpec:
@@ -262,7 +265,7 @@ class PrioritySortConfig:
     num_inputs: int = 20  # vectors read, each with a priority drawn from U[-1, 1]
     num_sorted: int = 16  # the most urgent vectors to write, highest priority first
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_range(self, "num_sorted", "num_inputs")
         _check_range(self, "bits", "bits")
 
@@ -276,6 +279,7 @@ class PrioritySortBits(_BitTask):
     """
 
     Config = PrioritySortConfig
+    config: PrioritySortConfig
 
     @property
     def spec(self) -> TaskSpec:

@@ -56,7 +56,7 @@ class BabiConfig:
     generated_story_len: int = 10  # "generated": statements per story
     seed: int = 0  # seeds the generated stories and the validation draw
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {self.setting!r}")
         self.task_numbers()  # raises on a malformed list
@@ -104,8 +104,9 @@ class Babi(Task):
     """bAbI question answering: a story of sentences and a question, laid out flat (m, s, q)."""
 
     Config = BabiConfig
+    config: BabiConfig
 
-    def __init__(self, config=None):
+    def __init__(self, config: BabiConfig | None = None) -> None:
         super().__init__(config)
         self._data: dict | None = None  # vocabulary, sizes and encoded splits, built on first use
         self.fallbacks: list[int] = []  # en-10k tasks trained on their 1k file, theirs being absent

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -51,10 +51,11 @@ class Task:
     """
 
     Config: ClassVar[type]
+    config: Any  # an instance of Config; subclasses narrow the type
     metric: ClassVar[str] = "accuracy"  # the metric early stopping and comparisons use
     maximize: ClassVar[bool] = True  # whether a larger `metric` is better
 
-    def __init__(self, config=None):
+    def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.Config()
 
     @property
@@ -109,7 +110,7 @@ class Task:
 TASKS: Registry[type[Task]] = Registry("task")
 
 
-def build_task(name: str, config: dict | None = None) -> Task:
+def build_task(name: str, config: dict[str, Any] | None = None) -> Task:
     """A task by registry name with config values (plain data) checked against its Config."""
     from attnlab.config import build
 

@@ -50,7 +50,7 @@ class DigitsConfig:
     data_dir: str = ""  # folder holding mnist/; empty = env ATTNLAB_DATA
     val_size: int = 5000  # training images held out for validation (capped at 20% of them)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {self.setting!r}")
         if self.source not in SOURCES:
@@ -84,8 +84,9 @@ class Digits(Task):
     """MNIST digits, centred, translated or cluttered: classify the one digit on the canvas."""
 
     Config = DigitsConfig
+    config: DigitsConfig
 
-    def __init__(self, config=None):
+    def __init__(self, config: DigitsConfig | None = None) -> None:
         super().__init__(config)
         self._source: str | None = None  # "mnist" or "small", resolved on first use
         self._data: dict[str, _Split] | None = None  # "train", "val", "test", built on first use
@@ -165,7 +166,9 @@ class Digits(Task):
         """(r, 4) long (top, left, height, width) of the digit on each fixed val or test canvas."""
         if split not in CANVAS_SEEDS:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-        return self._split(split).boxes.clone()
+        boxes = self._split(split).boxes
+        assert boxes is not None  # val and test keep the boxes of their fixed canvases
+        return boxes.clone()
 
     def _split(self, split: str) -> _Split:
         data = self.data()
@@ -192,6 +195,7 @@ class Digits(Task):
         if split not in CANVAS_SEEDS:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         stored = self.data()[split]
+        assert stored.canvas is not None  # val and test keep their fixed canvases
         inputs = stored.canvas[:size].float().div(255.0).unsqueeze(1)  # (r, 1, y, x)
         return Batch(inputs, stored.labels[:size].unsqueeze(1).clone())  # (r, 1, y, x), (r, 1)
 

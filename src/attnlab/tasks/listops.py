@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, TypeAlias
 
 import torch
 
@@ -54,15 +54,27 @@ LEAF_PROBABILITY = 0.75  # LRA draws r in [0, 1) and makes a leaf when r > 0.25
 VOCAB = ["_"] + [str(d) for d in DIGITS] + list(OPERATORS) + [END]
 TOKEN_ID = {name: i for i, name in enumerate(VOCAB)}
 
-Tree = Union[int, tuple[str, tuple["Tree", ...]]]  # a digit, or (operator, arguments)
+Tree: TypeAlias = int | tuple[str, tuple["Tree", ...]]  # a digit, or (operator, arguments)
 
 PRESETS = {
-    "full": dict(
-        max_depth=10, max_args=10, min_length=500, max_length=2000, train_size=96000, val_size=2000, test_size=2000
-    ),
-    "mini": dict(
-        max_depth=6, max_args=5, min_length=20, max_length=128, train_size=20000, val_size=1000, test_size=1000
-    ),
+    "full": {
+        "max_depth": 10,
+        "max_args": 10,
+        "min_length": 500,
+        "max_length": 2000,
+        "train_size": 96000,
+        "val_size": 2000,
+        "test_size": 2000,
+    },
+    "mini": {
+        "max_depth": 6,
+        "max_args": 5,
+        "min_length": 20,
+        "max_length": 128,
+        "train_size": 20000,
+        "val_size": 1000,
+        "test_size": 1000,
+    },
 }
 
 
@@ -176,11 +188,11 @@ class ListOpsConfig:
     test_size: int | None = None  # distinct trees in the test split
     data_seed: int = 0  # seed of the generator the whole dataset is drawn from
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(sorted(PRESETS))}, got {self.preset!r}")
         s = self.resolved()
-        lows = dict(max_depth=1, max_args=2, min_length=0, train_size=1, val_size=1, test_size=1)
+        lows = {"max_depth": 1, "max_args": 2, "min_length": 0, "train_size": 1, "val_size": 1, "test_size": 1}
         for name, low in lows.items():
             if s[name] < low:
                 raise ValueError(f"{name} must be >= {low}, got {s[name]}")
@@ -243,8 +255,9 @@ class ListOps(Task):
     """ListOps (Long Range Arena): the value 0-9 of a nested MIN/MAX/MED/SM expression."""
 
     Config = ListOpsConfig
+    config: ListOpsConfig
 
-    def __init__(self, config=None):
+    def __init__(self, config: ListOpsConfig | None = None) -> None:
         super().__init__(config)
         self._splits: dict[str, Batch] | None = None  # built on first use
 

@@ -39,7 +39,7 @@ class LongRangeConfig:
     classes: int = 4  # distinct class tokens (the answers)
     noise: int = 8  # distinct noise tokens that fill every other position
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, low in (("distance", 1), ("jitter", 0), ("classes", 1), ("noise", 1)):
             value = getattr(self, name)
             if value < low:
@@ -51,6 +51,7 @@ class LongRange(Task):
     """Long range: recall the class token seen distance to distance + jitter steps before the query."""
 
     Config = LongRangeConfig
+    config: LongRangeConfig
 
     @property
     def first_class(self) -> int:
@@ -74,4 +75,4 @@ class LongRange(Task):
         return Batch(inputs, label)
 
     def token_names(self) -> list[str]:
-        return ["_", "?"] + letter_names(self.config.noise) + letter_names(self.config.classes, upper=True)
+        return ["_", "?", *letter_names(self.config.noise), *letter_names(self.config.classes, upper=True)]

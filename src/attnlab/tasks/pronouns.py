@@ -85,7 +85,7 @@ class PronounsConfig:
     nouns: int = 8  # candidate nouns per role: the first `nouns` of each frame's two lists
     heldout: float = 0.25  # share of noun pairs kept out of training, for val and test only
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.templates:
             raise ValueError("templates must name at least one frame")
         for name in self.templates:
@@ -136,8 +136,9 @@ class Pronouns(Task):
     """Pronouns: name the antecedent of "it" in a Winograd-style sentence (answer at the query)."""
 
     Config = PronounsConfig
+    config: PronounsConfig
 
-    def __init__(self, config=None):
+    def __init__(self, config: PronounsConfig | None = None) -> None:
         super().__init__(config)
         cfg = self.config
         self.templates = [next(t for t in TEMPLATES if t.name == name) for name in cfg.templates]

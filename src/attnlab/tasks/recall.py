@@ -38,7 +38,7 @@ class RecallConfig:
     num_values: int = 16  # distinct value tokens
     num_queries: int = 1  # keys asked after "?" (distinct; > 1 is multi-query recall, Arora et al. 2023)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("num_pairs", "num_keys", "num_values", "num_queries"):
             value = getattr(self, name)
             if value < 1:
@@ -55,6 +55,7 @@ class AssociativeRecall(Task):
 
     # tokens: 0 PAD "_", 1 "?", keys 2 .. 2+K-1 ("a", "b", ...), then values ("0", "1", ...)
     Config = RecallConfig
+    config: RecallConfig
     QUERY = 1
     FIRST_KEY = 2
 
@@ -85,7 +86,7 @@ class AssociativeRecall(Task):
 
     def token_names(self) -> list[str]:
         values = [str(v) for v in range(self.config.num_values)]
-        return ["_", "?"] + letter_names(self.config.num_keys) + values
+        return ["_", "?", *letter_names(self.config.num_keys), *values]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class InductionConfig:
     length: int = 64  # t, tokens per example (the trigger, its successor and the final trigger included)
     symbols: int = 16  # distinct ordinary symbol tokens
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.length < 3:
             raise ValueError(f"length must be >= 3, got {self.length}")
         if self.symbols < 1:
@@ -106,6 +107,7 @@ class InductionHeads(Task):
 
     # tokens: 0 PAD "_", 1 the trigger "*", symbols 2 .. 2+S-1 ("a", "b", ...)
     Config = InductionConfig
+    config: InductionConfig
     TRIGGER = 1
     FIRST_SYMBOL = 2
 
@@ -123,7 +125,7 @@ class InductionHeads(Task):
         return Batch(inputs, inputs.gather(1, where + 1))  # targets (b, 1): the symbol after the trigger
 
     def token_names(self) -> list[str]:
-        return ["_", "*"] + letter_names(self.config.symbols)
+        return ["_", "*", *letter_names(self.config.symbols)]
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class SelectiveCopyConfig:
     num_tokens: int = 8  # data symbols to copy (at distinct positions of the region)
     symbols: int = 8  # distinct data symbol tokens
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("length", "num_tokens", "symbols"):
             value = getattr(self, name)
             if value < 1:
@@ -147,6 +149,7 @@ class SelectiveCopying(Task):
 
     # tokens: 0 PAD "_", 1 noise "~", 2 "SEP", 3 blank ".", symbols 4 .. 4+S-1 ("a", "b", ...)
     Config = SelectiveCopyConfig
+    config: SelectiveCopyConfig
     NOISE, SEP, BLANK, FIRST_SYMBOL = 1, 2, 3, 4
 
     @property
@@ -170,4 +173,4 @@ class SelectiveCopying(Task):
         return Batch(inputs, data)  # positions ascend, so data is already in order of appearance
 
     def token_names(self) -> list[str]:
-        return ["_", "~", "SEP", "."] + letter_names(self.config.symbols)
+        return ["_", "~", "SEP", ".", *letter_names(self.config.symbols)]

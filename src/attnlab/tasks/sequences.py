@@ -39,7 +39,7 @@ class SequenceConfig:
     length: int = 10  # L, symbols to read (and answers to write)
     symbols: int = 8  # distinct symbol tokens
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("length", "symbols"):
             value = getattr(self, name)
             if value < 1:
@@ -50,6 +50,7 @@ class _SequenceTask(Task):
     """Shared frame of copy, reverse and sort: read L symbols, then write L answers."""
 
     Config = SequenceConfig
+    config: SequenceConfig
 
     @property
     def spec(self) -> TaskSpec:
@@ -71,7 +72,7 @@ class _SequenceTask(Task):
         return Batch(inputs, self.answer(x))
 
     def token_names(self) -> list[str]:
-        return ["_", "SEP", "."] + letter_names(self.config.symbols)
+        return ["_", "SEP", ".", *letter_names(self.config.symbols)]
 
 
 @TASKS.register("copy")

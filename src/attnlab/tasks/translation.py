@@ -55,7 +55,7 @@ class TranslationConfig:
     toy_max_adjectives: int = 2  # toy: adjectives per noun phrase at most (longer sentences)
     seed: int = 0  # toy: seeds the generated pairs
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.corpus not in CORPORA:
             raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}")
         if self.corpus == "tsv" and not self.path:
@@ -79,6 +79,7 @@ class TranslationTask(Task):
     """Translate source sentences; metric: BLEU of the greedy translations on the val split."""
 
     Config = TranslationConfig
+    config: TranslationConfig
     metric = "bleu"
 
     def __init__(self, config: TranslationConfig | None = None):
@@ -130,7 +131,7 @@ class TranslationTask(Task):
             limit = self.config.max_len
             sources = [src_vocab.encode(s) for s, _ in pairs]
             targets = [tgt_vocab.encode(t) for _, t in pairs]
-            keep = range(len(pairs))
+            keep = list(range(len(pairs)))
             if name == "train":
                 keep = [i for i in keep if 0 < len(sources[i]) <= limit and 0 < len(targets[i]) <= limit]
                 keep.sort(key=lambda i: (len(sources[i]), len(targets[i])))
@@ -219,9 +220,9 @@ def _read_corpus(config: TranslationConfig) -> dict[str, list]:
         cfg = ToyPairConfig(seed=config.seed, max_adjectives=config.toy_max_adjectives)
         out: dict[str, list] = {}
         for name, count, offset in (("train", config.toy_pairs, 0), ("val", 1000, 1), ("test", 1000, 2)):
-            pairs = generate_pairs(count, config.seed * 3 + offset, cfg)
-            out[name] = [(" ".join(p.source), " ".join(p.target)) for p in pairs]
-            out[f"{name}_alignments"] = [p.alignment for p in pairs]
+            generated = generate_pairs(count, config.seed * 3 + offset, cfg)
+            out[name] = [(" ".join(p.source), " ".join(p.target)) for p in generated]
+            out[f"{name}_alignments"] = [p.alignment for p in generated]
         return out
     if config.corpus == "multi30k":
         folder = multi30k_dir(config.data_dir or None)

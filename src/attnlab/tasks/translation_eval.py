@@ -82,7 +82,7 @@ def _targets_with_eos(rows: list[list[int]], limit: int) -> Tensor:
     rows = [row[: limit - 1] for row in rows]
     out = torch.full((len(rows), max(len(r) for r in rows) + 1), PAD, dtype=torch.long)  # (b, n)
     for i, row in enumerate(rows):
-        out[i, : len(row) + 1] = torch.tensor(row + [EOS])
+        out[i, : len(row) + 1] = torch.tensor([*row, EOS])
     return out
 
 
@@ -97,7 +97,7 @@ def alignment(task: TranslationTask, model: TaskModel, sentence: str, *, beam_si
     return Alignment(
         [w[0] for w in weights],
         src_vocab.tokens(inputs[0].tolist()),
-        tgt_vocab.tokens(shown) + ["</s>"],
+        [*tgt_vocab.tokens(shown), "</s>"],
         tgt_vocab.decode(ids[0]),
     )
 

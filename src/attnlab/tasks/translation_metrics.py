@@ -21,6 +21,7 @@ attention matrix (i target positions, j source positions) becomes links by `atte
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import sacrebleu
@@ -83,7 +84,7 @@ def bleu_by_length(
         "30") and ">30" for the rest; a bucket without sentences has BLEU 0.
     """
     edges = list(bins)
-    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+    if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
         raise ValueError(f"bins must be increasing upper edges, got {edges}")
     _check(hypotheses, references)
     if len(sources) != len(hypotheses):
