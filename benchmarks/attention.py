@@ -25,17 +25,15 @@ the inputs exist) minus the resident set just before the call.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -43,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+import common
 from attnlab.attention import MultiHeadAttention
 from attnlab.core import attend
 
@@ -296,7 +295,8 @@ def measure_memory(lengths: list[int], args: argparse.Namespace) -> list[dict]:
 # ---------------------------------------------------------------- report
 
 
-def machine_info() -> dict:
+def machine_info(argv: list[str] | None = None) -> dict:
+    """common.machine() with the CPU's model name and the instruction set torch dispatches to."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -305,17 +305,7 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "platform": platform.platform(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-    }
+    return common.machine(argv, cpu_model=cpu, cpu_capability=torch.backends.cpu.get_cpu_capability())
 
 
 def print_table(rows: list[dict], ratios: list[dict]) -> None:
@@ -369,9 +359,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.lengths, args.memory_lengths = "64,128", "256"
         args.repeats, args.warmup = min(args.repeats, 3), 1
         args.batch = args.batch or 2
-    if args.out is None:
-        name = "attention-quick.json" if args.quick else "attention.json"
-        args.out = str(Path(__file__).resolve().parent / "results" / name)
     return args
 
 
@@ -381,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(memory_child(json.loads(args.memory_child))))
         return
     started = time.perf_counter()
-    info = machine_info()
+    info = machine_info(argv)
     print(f"torch {info['torch']} on {info['cpu_model']} ({info['cpu_capability']}), {info['threads']} threads; "
           f"1-min load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     lengths = [int(s) for s in args.lengths.split(",") if s]
@@ -427,11 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_1min": loads,
         "elapsed_s": elapsed,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out)
+    out = common.write_result(result, "attention-quick.json" if args.quick else "attention.json", args.out)
     print(f"wrote {out}")
 
 

@@ -9,7 +9,7 @@ docs/babi.md lists the exact commands behind its figures and what each measured.
 
 Trains `--model` (memn2n or kvmemnn from attnlab.models.memory, or the lstm and transformer
 readers of the flat rows) on the "babi" task (attnlab.tasks.babi) once per seed, each run in its
-own folder, then reads the per-task test error (`error_qa{N}` of the run's test summary) and
+own folder (under `--run-dir`, a finished run is reused and a killed one resumed), then reads the per-task test error (`error_qa{N}` of the run's test summary) and
 prints a table: mean and best error over the seeds per task, the mean over tasks and the failed
 tasks (error > 5%), next to the joint-training figures of MemN2N PE LS RN (Sukhbaatar et al.
 2015) in ../shared/REFERENCES.md. Those are 20-task means only (no per-task figures there), so
@@ -27,9 +27,6 @@ seed, supporting-fact attention, summary, training seconds, the step LS ended, m
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,11 +36,11 @@ from pathlib import Path
 import torch
 
 import attnlab.models.memory  # noqa: F401  (registers memn2n and kvmemnn)
+import common
 from attnlab.core import capture
 from attnlab.memory import hop_weights
-from attnlab.train import checkpoint, load_run, resolve, train
+from attnlab.train import checkpoint, ensure, load_run, resolve
 
-ROOT = Path(__file__).resolve().parents[1]
 MEMORY = ("memn2n", "kvmemnn")
 FAIL = 0.05  # a task fails above 5% test error (Weston et al. 2015)
 # ../shared/REFERENCES.md, "Memory networks on bAbI": MemN2N PE LS RN, joint training, 20 tasks
@@ -73,7 +70,10 @@ def run_config(args, seed: int) -> dict:
 
 @torch.no_grad()
 def support_attention(run, chunk: int = 500) -> dict[int, dict[str, float]]:
-    """Per task, how often each hop's largest weight on the test split is a supporting fact."""
+    """Per task, how often each hop's largest weight on the test split is a supporting fact.
+
+    The whole split goes through one capture in chunks of `chunk` stories, which bounds the memory.
+    """
     test = run.task.eval_set(10**7, "test")
     with capture(run.model) as trace:
         for i in range(0, len(test), chunk):
@@ -175,7 +175,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     name = f"babi-{args.model}-{args.setting}-{args.tasks.replace(',', '-').replace(' ', '')}"
-    out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
     per_seed, seconds, runs, support, notes = {}, {}, {}, {}, {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,7 +182,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             data = run_config(args, seed)
             folder = base / f"{name}-seed{seed}"
-            result = train(resolve(data), folder, progress=sys.stderr.isatty())
+            result = ensure(resolve(data), folder, progress=sys.stderr.isatty())
             per_seed[seed] = {int(k.removeprefix("error_qa")): v for k, v in result.items() if k.startswith("error_qa")}
             seconds[seed] = result["seconds"]
             runs[seed] = {k: result[k] for k in ("accuracy", "best_val", "step", "parameters")}
@@ -204,9 +203,11 @@ def main(argv=None) -> int:
         print(f"tasks {notes['trained_on_1k_file']} lack their en-10k training file: trained on the 1k file")
     wall = time.perf_counter() - started
     print(f"training: {sum(seconds.values()):.1f} s over {len(seconds)} seed(s); wall {wall:.1f} s")
+    meta = common.machine(argv, device=args.device,
+                          cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     record = {
         "benchmark": "babi",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": meta["date"],
         "config": run_config(args, args.seeds[0]) | {"seeds": args.seeds},
         "per_seed_error": {str(s): {str(n): e for n, e in errors.items()} for s, errors in per_seed.items()},
         "runs": {str(s): r for s, r in runs.items()},
@@ -216,11 +217,9 @@ def main(argv=None) -> int:
                     "best_error": {str(n): e for n, e in summary["best_error"].items()}},
         "paper": PAPER.get(args.setting),
         "train_seconds": seconds,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-                    "device": args.device, "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "machine": meta,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    out = common.write_result(record, f"{name}.json", args.out)
     print(f"wrote {out}")
     return 0
 

@@ -27,24 +27,18 @@ with `figures` docs/figures/glimpse-cost.png and docs/figures/glimpse-paths-<set
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import common
 from attnlab.models import build_model
-from attnlab.tasks import build_task
-from attnlab.train import checkpoint, load_run, resolve, train
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-FIGURES = ROOT / "docs" / "figures"
+from attnlab.train import ensure, load_run, resolve
+from common import FIGURES, RESULTS
 
 SETTINGS = {
     "centered28": {"task": {"setting": "centered"}, "ram": {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 6},
@@ -69,11 +63,6 @@ COST_SIZES = (28, 60, 100, 200)
 COST_RAM = {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8}
 
 
-def machine() -> dict:
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
-
-
 def run_config(args, setting: str, model: str) -> dict:
     entry = SETTINGS[setting]
     values = dict(entry["ram"]) if model == "ram" else dict(BASELINES.get(model, {}))
@@ -85,26 +74,16 @@ def run_config(args, setting: str, model: str) -> dict:
     }
 
 
-def train_one(config: dict, folder: Path) -> None:
-    """Train into folder; a finished run with this config is kept, a killed or extended one resumed."""
-    cfg = resolve(config)
-    done = [r for r in checkpoint.read_metrics(folder) if r.get("split") == "test"] if folder.exists() else []
-    finished = done and (done[-1]["step"] >= cfg.train.steps
-                         or (done[-1]["stopped_early"] and cfg.train.target is not None))
-    if finished and resolve(checkpoint.load_config(folder)) == cfg:
-        return
-    train(cfg, folder, resume=(folder / checkpoint.TRAINER).is_file())
-
-
 def accuracy(args) -> dict:
-    result = {"command": " ".join(sys.argv), "date": dt.date.today().isoformat(), "machine": machine(),
+    meta = common.machine()
+    result = {"command": meta["command"], "date": meta["date"], "machine": meta,
               "paper_source": PAPER_SOURCE, "settings": {}}
     for setting in args.settings.split(","):
         rows = {}
         for model in args.models.split(","):
             folder = args.runs / setting / model
             config = run_config(args, setting, model)
-            train_one(config, folder)
+            ensure(resolve(config), folder, progress=True)
             run = load_run(folder)
             test = next(r for r in reversed(run.metrics) if r.get("split") == "test")
             curve = [{"step": r["step"], "error": 1 - r["accuracy"], "seconds": r["seconds"]}
@@ -157,7 +136,8 @@ def cost(args) -> dict:
     for r in rows:
         r["multiply_adds_ratio"] = r["multiply_adds"] / base["multiply_adds"]
         r["time_ratio"] = r["seconds_per_image"] / base["seconds_per_image"]
-    return {"command": " ".join(sys.argv), "date": dt.date.today().isoformat(), "machine": machine(),
+    meta = common.machine()
+    return {"command": meta["command"], "date": meta["date"], "machine": meta,
             "baseline": "ram at 28 px, same run", "ram": COST_RAM, "batch": args.cost_batch, "rows": rows}
 
 
@@ -226,9 +206,9 @@ def main(argv=None) -> int:
     else:
         result = accuracy(args)
         name, shown = f"glimpse-accuracy{'-' + args.label if args.label else ''}.json", accuracy_table
-    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
+    path = common.write_result(result, name)
     print(shown(result))
-    print("wrote", RESULTS / name)
+    print("wrote", path)
     return 0
 
 

@@ -24,15 +24,14 @@ Every method sees the same patterns and the same queries.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+import common
 from attnlab.memory.hopfield import hopfield_update
 
 NUM_PATTERNS = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -81,7 +80,7 @@ def run(dim: int, num_queries: int, seed: int) -> tuple[list[dict], dict[str, fl
             for name, retrieve in methods.items():
                 out = retrieve(queries, patterns).sign()  # (q, d)
                 accuracy = (out == targets).all(-1).double().mean().item()
-                rows.append(dict(method=name, noise=noise, num_patterns=n, accuracy=accuracy))
+                rows.append({"method": name, "noise": noise, "num_patterns": n, "accuracy": accuracy})
     return rows, betas
 
 
@@ -125,8 +124,8 @@ def draw(rows: list[dict], dim: int, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmarks/results/hopfield.json", help="JSON results")
-    parser.add_argument("--figure", default="docs/figures/hopfield-retrieval.png", help="PNG figure")
+    parser.add_argument("--out", default=None, help="JSON results (default benchmarks/results/hopfield.json)")
+    parser.add_argument("--figure", default=str(common.FIGURES / "hopfield-retrieval.png"), help="PNG figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dim", type=int, default=64, help="d, the pattern dimension")
     parser.add_argument("--queries", type=int, default=200, help="queries per N and noise level")
@@ -135,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     rows, betas = run(args.dim, args.queries, args.seed)
     seconds = time.perf_counter() - start
     print(table(rows))
+    meta = common.machine(argv)
     result = {
-        "command": " ".join(["python", *sys.argv]),
-        "torch": torch.__version__,
+        "command": meta["command"],
+        "torch": meta["torch"],
         "seed": args.seed,
         "dim": args.dim,
         "queries": args.queries,
@@ -146,10 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": "fraction of queries whose output, after sign(), equals the stored pattern",
         "seconds": round(seconds, 2),
         "results": rows,
+        "machine": meta,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out = common.write_result(result, "hopfield.json", args.out)
     draw(rows, args.dim, Path(args.figure))
     print(f"wrote {out} and {args.figure} in {seconds:.1f} s")
     return 0

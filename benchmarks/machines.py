@@ -19,21 +19,16 @@ the NTM's read and write weightings on one test sequence, docs/figures/machines-
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from attnlab.core import capture
-from attnlab.train import checkpoint, evaluate, load_run, resolve, retarget, train
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-FIGURES = ROOT / "docs" / "figures"
+import common
+from attnlab.train import ensure, evaluate, load_run, resolve, retarget
+from attnlab.train.examples import traced_examples
+from common import FIGURES, RESULTS
 
 # The sizes of each family: the NTM's and the LSTM's follow Graves et al. 2014 (section 4: a
 # 100-unit LSTM controller, 128 x 20 memory; 3 x 256 LSTM layers). The DNC trains with 32 slots
@@ -61,11 +56,6 @@ PAPER = {
 }
 
 
-def machine() -> dict:
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
-
-
 def run_config(args, which: str, model: str) -> dict:
     spec = TASKS[which]
     return {
@@ -77,28 +67,16 @@ def run_config(args, which: str, model: str) -> dict:
     }
 
 
-def train_one(config: dict, folder: Path) -> None:
-    """Train into folder; a finished run with this config is kept, a killed or extended one resumed."""
-    cfg = resolve(config)
-    done = [r for r in checkpoint.read_metrics(folder) if r.get("split") == "test"] if folder.exists() else []
-    finished = done and (done[-1]["step"] >= cfg.train.steps
-                         or (done[-1]["stopped_early"] and cfg.train.target is not None))
-    if finished and resolve(checkpoint.load_config(folder)) == cfg:
-        return
-    resume = (folder / checkpoint.TRAINER).is_file()
-    train(cfg, folder, resume=resume)
-
-
 def bench(args, which: str) -> dict:
     spec = TASKS[which]
+    meta = common.machine()
     result = {"task": spec["name"], "train": spec["train"], "key": spec["key"], "paper": PAPER[which],
-              "command": " ".join(sys.argv), "date": dt.date.today().isoformat(), "machine": machine(),
-              "models": {}}
+              "command": meta["command"], "date": meta["date"], "machine": meta, "models": {}}
     for model in args.models.split(","):
         folder = args.runs / which / model
         config = run_config(args, which, model)
         started = time.perf_counter()
-        train_one(config, folder)
+        ensure(resolve(config), folder, progress=True)
         run = load_run(folder)
         curve = [{k: r[k] for k in ("step", "bit_errors", "bits", "seconds")} for r in run.metrics
                  if r.get("split") == "val"]
@@ -121,7 +99,7 @@ def bench(args, which: str) -> dict:
 
 def table(result: dict) -> str:
     tests = list(next(iter(result["models"].values()))["tests"])
-    head = f"| model | params | steps | train s | " + " | ".join(f"{result['key']} {n}" for n in tests) + " |"
+    head = "| model | params | steps | train s | " + " | ".join(f"{result['key']} {n}" for n in tests) + " |"
     lines = [head, "|" + "---|" * (4 + len(tests))]
     for model, r in result["models"].items():
         cells = " | ".join(f"{r['tests'][n]['bit_errors']:.2f}" for n in tests)
@@ -142,10 +120,8 @@ def figures(args) -> None:
         if ntm and Path(ntm["run"]).is_dir():
             run = retarget(load_run(ntm["run"]), model={"memory_size": TEST_MEMORY["ntm"]},
                            **TASKS[which]["test"](TASKS[which]["tests"][1]))
-            batch = run.task.eval_set(1, "test")
-            with capture(run.model) as trace:
-                logits = run.model(batch.inputs)
-            draw_machine(trace, batch, logits, FIGURES / f"machines-{which}-ntm.png",
+            seen = traced_examples(run, 1)
+            draw_machine(seen.trace, seen.data, seen.logits, FIGURES / f"machines-{which}-ntm.png",
                          title=f"NTM, {which}, {TASKS[which]['key']} {TASKS[which]['tests'][1]}")
         print(f"figures for {which} written")
 
@@ -182,8 +158,7 @@ def main(argv=None) -> int:
         figures(args)
         return 0
     result = bench(args, args.which)
-    out = RESULTS / f"machines-{args.which}{'-' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out = common.write_result(result, f"machines-{args.which}{'-' + args.label if args.label else ''}.json")
     print(table(result))
     print(f"wrote {out}")
     return 0

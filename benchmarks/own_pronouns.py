@@ -18,21 +18,16 @@ Writes benchmarks/results/own_pronouns.json and docs/figures/own_pronoun_{twins,
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+import common
 from attnlab.probes import own_encoder
 from attnlab.viz.probes import draw_head_grids
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
@@ -42,8 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=512, help="sentences in each of the selection and evaluation sets")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "own_pronouns.json")
-    parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/own_pronouns.json")
+    parser.add_argument("--figures", type=Path, default=common.FIGURES)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: fastest on 2 shared cores)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -73,15 +68,11 @@ def main(argv=None) -> int:
             for r in rows
         ]
         config = run.config.to_dict()
+    meta = common.machine(argv, load_average=os.getloadavg())
     report = {
-        "command": " ".join(["python", f"benchmarks/{Path(__file__).name}", *(sys.argv[1:] if argv is None else argv)]),
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "load_average": os.getloadavg(),
-        },
+        "command": meta["command"],
+        "date": meta["date"],
+        "machine": meta,
         "config": config,
         "train": summary,
         **probe,
@@ -89,15 +80,14 @@ def main(argv=None) -> int:
         "figures": ["own_pronoun_twins.png", "own_pronoun_heads.png"],
         "seconds": round(time.perf_counter() - start, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+    out = common.write_result(report, "own_pronouns.json", args.out)
     print(f"held-out accuracy {probe['heldout_accuracy']:.3f} (both twins right {probe['twin_pairs_both_right']:.3f}); "
           f"baselines {probe['baselines']}")
     for kind in own_encoder.ROWS:
         p = probe[f"from_{kind}"]
         print(f"from the {kind}: best head {p['best_head']} held-out {p['eval_accuracy']:.3f}; per layer "
               f"{[round(x, 3) for x in p['per_layer_eval_accuracy']]}")
-    print(f"trained in {summary['seconds']} s; wrote {args.out} in {report['seconds']} s")
+    print(f"trained in {summary['seconds']} s; wrote {out} in {report['seconds']} s")
     return 0
 
 

@@ -26,10 +26,8 @@ benchmarks/own_pronouns.py.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -38,13 +36,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
+import common
 from attnlab.pretrained import load_encoder, sentence_attention
 from attnlab.probes import pronouns, senses
-from attnlab.probes.tour_section import TWINS, draw_pronoun_rows, pronoun_rows
+from attnlab.tour.pretrained import TWINS, draw_pronoun_rows, pronoun_rows
 from attnlab.viz import draw_attention
 from attnlab.viz.probes import draw_head_grids, draw_layer_curves
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parity(encoder) -> dict:
@@ -196,22 +193,18 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding wsc273/ (default: $ATTNLAB_DATA)")
     parser.add_argument("--schemas", type=int, default=24, help="generated schemas per template (2 sentences each)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "probes.json")
-    parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/probes.json")
+    parser.add_argument("--figures", type=Path, default=common.FIGURES)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: fastest on 2 shared cores)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     encoder = load_encoder()
+    meta = common.machine(argv, load_average=os.getloadavg())
     report = {
-        "command": "python benchmarks/probes.py" + (f" --data-dir {args.data_dir}" if args.data_dir else ""),
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "load_average": os.getloadavg(),
-        },
+        "command": meta["command"],
+        "date": meta["date"],
+        "machine": meta,
         "model": str(encoder.path),
         "parity": parity(encoder),
         "mlm": mlm_head(encoder),
@@ -223,8 +216,7 @@ def main(argv=None) -> int:
     args.figures.mkdir(parents=True, exist_ok=True)
     report["figures"] = draw_figures(args.figures, report["pronouns"], sense, vectors, examples, encoder)
     report["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+    out = common.write_result(report, "probes.json", args.out)
     gen = report["pronouns"]["generated"]
     print(
         f"best head {gen['best_head']}: selection {gen['selection_accuracy']:.3f}, held-out {gen['eval_accuracy']:.3f} "
@@ -234,7 +226,7 @@ def main(argv=None) -> int:
         w = report["pronouns"]["wsc273"]
         print(f"WSC273 with that head: {w['eval_accuracy']:.3f} (p={w['eval_p_value']:.3g})")
     print("senses 1-NN per layer", [round(x, 3) for x in sense["layers"]["nn"]])
-    print(f"wrote {args.out} and {len(report['figures'])} figures in {report['seconds']} s")
+    print(f"wrote {out} and {len(report['figures'])} figures in {report['seconds']} s")
     return 0
 
 

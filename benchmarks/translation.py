@@ -27,20 +27,18 @@ Results go to benchmarks/results/translation-*.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
+import common
 from attnlab.config import parse_overrides
 from attnlab.tasks.translation_eval import alignment_errors, score_split
-from attnlab.train import load_run, resolve, train
-
-RESULTS = Path(__file__).parent / "results"
+from attnlab.train import checkpoint, ensure, load_run, resolve
+from common import FIGURES, RESULTS
 
 # Published test2016 BLEU (lowercased tokenised corpus BLEU), from ../shared/REFERENCES.md.
 PUBLISHED = {
@@ -60,23 +58,15 @@ TOY_MODELS = {  # name in the results -> (family, model overrides)
 }
 
 
-def machine() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
-
-
 def curve(folder: Path) -> list[dict]:
     """Validation BLEU against training time, from the run's metrics.jsonl."""
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return [{"step": r["step"], "seconds": r["seconds"], "bleu": r["bleu"], "train_loss": r["train_loss"]}
-            for r in rows if r.get("split") == "val"]
+            for r in checkpoint.read_metrics(folder) if r.get("split") == "val"]
 
 
 def train_run(config: dict, folder: Path) -> None:
-    """Train into folder, resuming a run already there."""
-    run_config = resolve(config)
-    resume = (folder / "trainer.safetensors").exists()
-    train(run_config, folder, resume=resume, progress=sys.stderr.isatty())
+    """Train into folder (attnlab.train.ensure: a finished run is reused, a killed one resumed)."""
+    ensure(resolve(config), folder, progress=sys.stderr.isatty())
 
 
 def multi30k(args, overrides: dict) -> dict:
@@ -95,15 +85,16 @@ def multi30k(args, overrides: dict) -> dict:
         scores[f"beam{args.beam}"] = score_split(run.task, run.model, "test", beam_size=args.beam)
     rows = curve(folder)
     published = PUBLISHED.get((args.model, args.source, args.target))
+    meta = common.machine()
     return {
-        "benchmark": "translation-multi30k", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "translation-multi30k", "date": meta["date"],
         "config": run.config.to_dict(), "folder": str(folder),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "train_seconds": rows[-1]["seconds"] if rows else None, "steps": rows[-1]["step"] if rows else None,
         "scores": scores, "curve": rows,
         "published": {"bleu": published[0], "what": published[1],
                       "scored_as": "lowercased tokenised corpus BLEU-4 (compare with tokenized_bleu)"} if published else None,
-        "machine": machine(),
+        "machine": meta,
     }
 
 
@@ -125,8 +116,9 @@ def toy(args, overrides: dict) -> dict:
             entry["alignment_error_rate"] = alignment_errors(run.task, run.model)
         results[name] = entry
         print(f"{name:>14}: BLEU {entry['test']['bleu']:.2f}  AER {entry.get('alignment_error_rate')}", flush=True)
-    return {"benchmark": "translation-toy", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "steps": args.steps, "models": results, "machine": machine()}
+    meta = common.machine()
+    return {"benchmark": "translation-toy", "date": meta["date"], "steps": args.steps, "models": results,
+            "machine": meta}
 
 
 def figures(args) -> None:
@@ -135,7 +127,7 @@ def figures(args) -> None:
     from attnlab.viz.curves import draw_comparison
     from attnlab.viz.translation import draw_alignments
 
-    out = Path(__file__).parent.parent / "docs" / "figures"
+    out = FIGURES
     curves, by_length = [], []
     for path in sorted(RESULTS.glob("translation-multi30k-*.json")):
         result = json.loads(path.read_text())
@@ -217,13 +209,11 @@ def main(argv=None) -> int:
         return 0
     result = multi30k(args, overrides) if args.corpus == "multi30k" else toy(args, overrides)
     print(report(result))
-    RESULTS.mkdir(exist_ok=True)
     if args.corpus == "multi30k":
         name = f"translation-multi30k-{args.model}-{args.source}-{args.target}{args.label and '-' + args.label}.json"
     else:
         name = "translation-toy.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {RESULTS / name}")
+    print(f"wrote {common.write_result(result, name)}")
     return 0
 
 

@@ -125,3 +125,12 @@ def test_translate_prints_and_draws(tmp_path, capsys, trained):
 def test_data_dir_flag_names_the_missing_folder(tmp_path, capsys):
     one_line_error(capsys, ["train", "translate", "--model", "bahdanau", "--task.corpus=multi30k",
                             "--data-dir", str(tmp_path / "nowhere"), *FEW], "nowhere")
+
+
+def test_python_dash_m_attnlab_runs_the_command():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "attnlab", "tasks"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\ncopy " in "\n" + proc.stdout

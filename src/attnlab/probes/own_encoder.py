@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from matplotlib.figure import Figure
+from torch import Tensor, nn
 
 from attnlab.core import capture
+from attnlab.errors import ConfigError
 from attnlab.probes import pronouns
 from attnlab.tasks.base import Batch
 from attnlab.tasks.pronouns import Pronouns
-from attnlab.train import Run, checkpoint, load_run, resolve, train
+from attnlab.train import Run, ensure, load_run, resolve
 from attnlab.viz.probes import draw_token_bars
 
 MODEL = {"embed_dim": 64, "num_heads": 4, "num_layers": 3}  # the default small encoder (about 1.7e5 parameters)
@@ -42,7 +44,7 @@ ROWS = ("pronoun", "query")  # the positions whose attention is scored
 
 
 @torch.no_grad()
-def attention(model, batch: Batch) -> tuple[Tensor, Tensor]:
+def attention(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
     """Every self-attention layer's weights on batch and the logits: (L, b, h, t, t), (b, n, o).
 
     Puts the model in eval mode (no dropout) and records through attnlab.core.capture.
@@ -98,7 +100,7 @@ def shortcut_baselines(task: Pronouns, heldout: Batch, *, train_size: int = 4096
     }
 
 
-def probe_run(task: Pronouns, model, *, size: int = 512) -> dict[str, Any]:
+def probe_run(task: Pronouns, model: nn.Module, *, size: int = 512) -> dict[str, Any]:
     """Score the heads of a trained model on held-out twins.
 
     `size` (even) sentences, size / 2 twin pairs, in each of the selection ("val") and evaluation
@@ -137,7 +139,9 @@ def probe_run(task: Pronouns, model, *, size: int = 512) -> dict[str, Any]:
     return out
 
 
-def twin_rows(task: Pronouns, model, *, layer: int, head: int, kind: str = "query", seed: int = 0):
+def twin_rows(
+    task: Pronouns, model: nn.Module, *, layer: int, head: int, kind: str = "query", seed: int = 0
+) -> list[dict[str, Any]]:
     """One held-out twin pair and one head's attention from the pronoun or query row, for drawing.
 
     Returns a list of two dicts: tokens (t real tokens), weights (t,), candidates (two token
@@ -167,15 +171,15 @@ def twin_rows(task: Pronouns, model, *, layer: int, head: int, kind: str = "quer
 def train_run(
     folder: str | Path,
     *,
-    task: dict | None = None,
-    model: dict | None = None,
-    train_settings: dict | None = None,
+    task: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    train_settings: dict[str, Any] | None = None,
 ) -> tuple[Run, dict[str, Any]]:
     """Train the "transformer" family on "pronouns" into `folder`; returns the loaded run and its test summary.
 
     task, model and train_settings override the task's defaults, MODEL and TRAIN (plain data, as
-    in a run's config.yaml). A folder that already holds this finished run is reused, a killed one
-    resumed; one that holds anything else is a RunError.
+    in a run's config.yaml). attnlab.train.ensure trains it: a folder that already holds this
+    finished run is reused, a killed one resumed; one that holds another run is a RunError.
     """
     folder = Path(folder)
     config = resolve({
@@ -183,27 +187,27 @@ def train_run(
         "model": {"name": "transformer", **MODEL, **(model or {})},
         "train": {**TRAIN, **(train_settings or {})},
     })
-    done = [r for r in checkpoint.read_metrics(folder) if r.get("split") == "test"]
-    if done and resolve(checkpoint.load_config(folder)).to_dict() == config.to_dict():
-        summary = done[-1]
-    else:
-        summary = train(config, folder, resume=(folder / checkpoint.TRAINER).is_file(), progress=False)
+    summary = ensure(config, folder)
     return load_run(folder), summary
 
 
-def train_and_probe(folder: str | Path, *, size: int = 512, **overrides) -> dict[str, Any]:
+def train_and_probe(folder: str | Path, *, size: int = 512, **overrides: dict[str, Any] | None) -> dict[str, Any]:
     """`train_run` (overrides: task, model, train_settings), then `probe_run` on `size` sentences per split.
 
     Returns the run's config, its test summary ("train"), the probe and the seconds spent.
     """
     start = time.perf_counter()
     run, summary = train_run(folder, **overrides)
+    if not isinstance(run.task, Pronouns):
+        raise ConfigError(f"task: the probe reads the pronouns task, not {run.config.task!r}")
     result = {"config": run.config.to_dict(), "train": summary, **probe_run(run.task, run.model, size=size)}
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 
 
-def draw_twins(rows: list[dict], *, layer: int, head: int, kind: str, path: str | Path | None = None):
+def draw_twins(
+    rows: list[dict[str, Any]], *, layer: int, head: int, kind: str, path: str | Path | None = None
+) -> Figure:
     """Draw `twin_rows` with attnlab.viz.probes.draw_token_bars: the antecedent red, the other candidate orange."""
     titles = [
         f"{' '.join(r['tokens'][:-1])}  (answer {r['tokens'][r['answer']]}, model says {r['predicted']})" for r in rows

@@ -3,8 +3,9 @@
     attnlab compare long_range --models lstm,transformer --seeds 3 --sweep task.distance=8,32,128
 
 Each (model, setting, seed) is an ordinary run folder under OUT/runs/, so any of them can be
-evaluated, drawn or resumed on its own; a finished run with the same config is reused, a killed
-one is resumed, and one whose train.* settings changed (say, more steps) is continued.
+evaluated, drawn or resumed on its own. `attnlab.train.ensure` trains each: a finished run with
+the same config is reused, a killed one is resumed, one given more steps or a target it has not
+reached is continued, and a folder holding another run is an error.
 The table gives the task's metric on the test split: mean, standard deviation, min and max over
 seeds, in results.csv (one row per run), summary.csv / summary.md and a plot.
 """
@@ -15,7 +16,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -26,7 +26,7 @@ from attnlab.config import closest
 from attnlab.errors import ConfigError
 from attnlab.models import MODELS
 from attnlab.tasks import TASKS
-from attnlab.train import checkpoint
+from attnlab.train.ensure import ensure
 from attnlab.train.run import resolve
 
 
@@ -84,20 +84,8 @@ def plan(task: str, models: list[str], seeds: int, overrides: dict, sweep: Sweep
 def _run_one(job: dict, folder: str, threads: int) -> dict:
     import torch
 
-    from attnlab.train.loop import train
-
     torch.set_num_threads(threads)
-    run_dir = Path(folder)
-    done = [r for r in checkpoint.read_metrics(run_dir) if r.get("split") == "test"]
-    same = checkpoint.is_run(run_dir) and resolve(checkpoint.load_config(run_dir)) == job["config"]
-    if done and same:
-        summary = done[-1]
-    elif (run_dir / checkpoint.TRAINER).is_file():
-        summary = train(job["config"], run_dir, resume=True, progress=False)
-    else:
-        if same:
-            shutil.rmtree(run_dir)  # this comparison's own run, killed before its first checkpoint
-        summary = train(job["config"], run_dir, progress=False)
+    summary = ensure(job["config"], folder)
     return {k: job[k] for k in ("model", "setting", "seed", "name")} | {
         key: summary.get(key) for key in ("step", "seconds", "parameters", "best_val", "stopped_early")
     } | {"test": {k: v for k, v in summary.items() if isinstance(v, float) and k not in ("seconds", "best_val")}}
@@ -153,9 +141,9 @@ def write_results(out: Path, rows: list[dict], summary: list[dict], *, task: str
             writer.writerow([r["model"], r["setting"], r["seed"], *[r["test"].get(m) for m in metrics],
                              r["step"], r["seconds"], r["parameters"]])
     with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
-        writer.writeheader()
-        writer.writerows(summary)
+        table = csv.DictWriter(f, fieldnames=list(summary[0]))
+        table.writeheader()
+        table.writerows(summary)
     (out / "summary.md").write_text(markdown_table(summary, metric, sweep) + f"\n\nCommand: `{command}`\n")
     (out / "results.json").write_text(json.dumps({"task": task, "metric": metric, "command": command,
                                                   "sweep": sweep.name if sweep else None, "rows": rows,

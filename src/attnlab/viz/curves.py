@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -40,15 +41,17 @@ def draw_comparison(
         ax.set_xlabel("model")
     else:
         settings = list(dict.fromkeys(s["setting"] for s in summary))
-        numeric = all(_number(v) is not None for v in settings)
-        xs = {v: (_number(v) if numeric else n) for n, v in enumerate(settings)}
+        numbers = [_number(v) for v in settings]
+        numeric = all(x is not None for x in numbers)
+        xs: dict[Any, float] = {v: (x if numeric and x is not None else float(n)) for n, (v, x) in enumerate(zip(settings, numbers))}
         for n, model in enumerate(models):
             rows = [s for s in summary if s["model"] == model]
             x = [xs[r["setting"]] for r in rows]
             mean = [r["mean"] for r in rows]
             err = [[m - r["min"] for m, r in zip(mean, rows)], [r["max"] - m for m, r in zip(mean, rows)]]
-            style = {"marker": MARKERS[n % len(MARKERS)], "linestyle": "-" if n % 2 == 0 else "--"}
-            ax.errorbar(x, mean, yerr=err, capsize=3, label=model, **style)  # distinct shapes: lines may overlap
+            # distinct shapes: lines may overlap
+            ax.errorbar(x, mean, yerr=err, capsize=3, label=model, marker=MARKERS[n % len(MARKERS)],
+                        linestyle="-" if n % 2 == 0 else "--")
         if numeric and min(xs.values()) > 0 and max(xs.values()) / min(xs.values()) >= 8:
             ax.set_xscale("log", base=2)
         ax.set_xticks(list(xs.values()), [str(v) for v in settings])

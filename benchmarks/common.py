@@ -1,0 +1,61 @@
+"""What every benchmark records beside its numbers, and where its results go.
+
+    import common                        # benchmarks/ is sys.path[0] under `python benchmarks/x.py`
+    result = {..., "machine": common.machine()}
+    common.write_result(result, "x.json")   # benchmarks/results/x.json, written atomically
+
+`machine()` is the date, the command line, the host's CPU count, platform, Python and torch
+versions and torch's thread count at the moment it is called (after the script set its threads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnlab.train.checkpoint import write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"  # the one results root
+FIGURES = ROOT / "docs" / "figures"
+
+
+def command(argv: Sequence[str] | None = None) -> str:
+    """The command line as typed from the repository root: python, the script, its arguments."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return shlex.join(["python", str(shown), *(sys.argv[1:] if argv is None else argv)])
+
+
+def machine(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """Date (UTC), command line, CPU count, platform, Python, torch and its threads, then extra.
+
+    argv: the arguments a script's main() was given (default: sys.argv[1:]).
+    """
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": command(argv),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        **extra,
+    }
+
+
+def write_result(result: dict[str, Any], name: str, out: str | Path | None = None) -> Path:
+    """JSON into RESULTS / name, or into out where a script's --out gives a path; renamed into place when complete."""
+    path = RESULTS / name if out is None else Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(result, indent=1) + "\n")
+    return path
