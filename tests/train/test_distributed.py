@@ -27,7 +27,7 @@ def test_shards_partition_the_global_batch():
 def test_two_torchrun_processes_train_the_same_weights_as_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "attnlab.cli", "train", *ARGS, "--out", str(tmp_path / "two")]
+           "-m", "attnlab", "train", *ARGS, "--out", str(tmp_path / "two")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("test {") == 1  # only rank 0 reports

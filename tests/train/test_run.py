@@ -79,7 +79,7 @@ def test_load_run_errors(tmp_path, run_dir):
     corrupt = tmp_path / "corrupt"
     shutil.copytree(run_dir, corrupt)
     (corrupt / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(RunError, match="model.safetensors: cannot load weights"):
+    with pytest.raises(RunError, match=r"model\.safetensors: cannot load weights"):
         load_run(corrupt)
     mismatched = tmp_path / "mismatched"
     shutil.copytree(run_dir, mismatched)
@@ -88,7 +88,7 @@ def test_load_run_errors(tmp_path, run_dir):
     with pytest.raises(RunError, match="weights do not match the config's model"):
         load_run(mismatched)
     (mismatched / "model.safetensors").unlink()
-    with pytest.raises(RunError, match="model.safetensors: missing"):
+    with pytest.raises(RunError, match=r"model\.safetensors: missing"):
         load_run(mismatched)
 
 
@@ -122,3 +122,58 @@ def test_retarget_says_when_the_weights_depend_on_the_length(tmp_path):
                                       "ff_dim": 8, "positions": "learned"})
     with pytest.raises(RunError, match="do not fit ntm_copy"):
         retarget(run, min_length=9, max_length=9)
+
+
+# config.yaml files as earlier versions of attnlab wrote them (every field of the model section then):
+# each is still a field of the mechanism's config, with the same meaning and default.
+OLD_RUNS = {
+    "memn2n": """kind: attnlab-run
+task: {name: babi, tasks: '1', setting: generated, memory_size: 6, generated_stories: 10}
+model: {name: memn2n, embed_dim: 12, hops: 2, memory_size: 0, encoding: position, temporal: true,
+        random_noise: 0.1, linear_start: true, linear_start_patience: 2, linear_start_steps: 0, tying: adjacent,
+        init_std: 0.1}
+train: {steps: 4}
+""",
+    "ntm": """kind: attnlab-run
+task: {name: ntm_copy, max_length: 3}
+model: {name: ntm, controller: feedforward, controller_size: 16, memory_size: 12, word_size: 6, num_reads: 1,
+        num_writes: 1, shift_range: 1}
+train: {steps: 4}
+""",
+    "ram": """kind: attnlab-run
+task: {name: digits, setting: centered, source: small}
+model: {name: ram, glimpse_size: 8, num_scales: 2, num_glimpses: 4, glimpse_hidden: 32, glimpse_dim: 64,
+        core_size: 64, core: lstm, location_std: 0.17}
+train: {steps: 4}
+""",
+    "transformer": """kind: attnlab-run
+task: {name: copy, length: 3}
+model: {name: transformer, embed_dim: 32, num_heads: 4, num_layers: 1, ff_dim: 64, dropout: 0.0,
+        positions: rope, norm_first: false}
+train: {steps: 4}
+""",
+}
+
+
+@pytest.mark.parametrize("family", sorted(OLD_RUNS))
+def test_config_yaml_of_earlier_runs_still_resolves(tmp_path, family):
+    from attnlab.models import MODELS
+    from attnlab.train import build_task_and_model, checkpoint
+
+    (tmp_path / "config.yaml").write_text(OLD_RUNS[family])
+    data = checkpoint.load_config(tmp_path)
+    config = resolve(data)
+    written = {k: v for k, v in data["model"].items() if k != "name"}
+    assert {k: getattr(config.model_config, k) for k in written} == written
+    others = {f: getattr(config.model_config, f) for f in MODELS.get(family).Config.__dataclass_fields__ if f not in written}
+    assert others == {f: getattr(MODELS.build_config(family), f) for f in others}  # the rest at their defaults
+    task, model = build_task_and_model(config)
+    if family == "memn2n":
+        assert model.memory.memory_size == 6 and model.memory.linear_start and model.memory.vocab_size == task.spec.vocab_size
+    if family == "ntm":
+        assert model.machine.input_size == task.spec.input_features and model.machine.controller.out_features == 16
+    if family == "ram":
+        assert (model.ram.num_classes, model.ram.image_channels) == (10, 1) and model.ram.config.num_scales == 2
+    if family == "transformer":
+        assert others["activation"] == "gelu" and others["num_kv_heads"] is None
+        assert model.encoder.layers[0].sub.norm_first is False and model.config.positions == "rope"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call write(tmp_path), then rename the temporary file over path."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -128,7 +129,7 @@ def load_weights(folder: Path, model: nn.Module) -> None:
         raise RunError(f"{path}: missing (the run has no saved weights yet)")
     try:
         with safe_open(str(path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
         wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         wrong = [k for k in shapes if k in wanted and shapes[k] != wanted[k]]
         if wrong:
@@ -159,7 +160,7 @@ def load_trainer(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     try:
         with safe_open(str(path), framework="pt") as f:
             state = json.loads((f.metadata() or {})["state"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
         raise RunError(f"{path}: corrupt trainer state ({type(err).__name__})") from None
     return tensors, state

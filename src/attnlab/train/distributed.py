@@ -1,4 +1,4 @@
-"""More than one process: `torchrun --nproc_per_node=N -m attnlab.cli train ...`.
+"""More than one process: `torchrun --nproc_per_node=N -m attnlab train ...`.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; we join a process group (gloo on CPU, nccl on
 GPU) and wrap the model in DistributedDataParallel. Every process draws the same global batch
@@ -10,7 +10,7 @@ Only rank 0 writes files or shows progress.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -27,7 +27,7 @@ class Processes:
 
     rank: int = 0
     world_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_main(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from attnlab.errors import ConfigError, RunError
 from attnlab.tasks import TASKS
 from attnlab.train import checkpoint
-from attnlab.train.loop import _reached, train
+from attnlab.train.loop import reached, train
 from attnlab.train.run import RunConfig, resolve
 
 # The train.* settings a run may be continued under: how long it trains, when it stops, and where.
@@ -116,7 +116,7 @@ def _check_not_past(folder: Path, config: RunConfig) -> None:
     task = TASKS.get(config.task)
     hit = next((r for r in checkpoint.read_metrics(folder)
                 if r.get("split") == "val" and r.get("step", 0) <= step and task.metric in r
-                and _reached(r[task.metric], target, task.maximize)), None)
+                and reached(r[task.metric], target, task.maximize)), None)
     if hit is not None and not (hit["step"] == step and state["stopped_early"]):
         raise RunError(f"{folder}: its validation {task.metric} reached train.target={target} at step {hit['step']}, "
                        f"where a run of this config stops, and was not stopped there (checkpoint at step {step}); "

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from attnlab.errors import RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
@@ -95,7 +96,7 @@ def _trainer_state(
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     py_state = random.getstate()
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, has_gauss, gauss)
     meta = {
         **state,
         "param_groups": opt_state["param_groups"],
@@ -113,7 +114,7 @@ def _restore(
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = set(missing) - (set(model.state_dict()) - set(_unique_state(model)))
     if missing or unexpected:
-        raise checkpoint.RunError(f"{folder / checkpoint.TRAINER}: weights do not match the model")
+        raise RunError(f"{folder / checkpoint.TRAINER}: weights do not match the model")
     opt_state: dict[str, Any] = {"state": {}, "param_groups": meta.pop("param_groups")}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -131,7 +132,7 @@ def _restore(
     return meta
 
 
-def _reached(value: float, target: float | None, maximize: bool) -> bool:
+def reached(value: float, target: float | None, maximize: bool) -> bool:
     if target is None:
         return False
     return value >= target if maximize else value <= target
@@ -162,7 +163,7 @@ def train(
         if resume:
             saved = resolve(checkpoint.load_config(folder))
             if saved.to_dict() | {"train": {}} != config.to_dict() | {"train": {}}:
-                raise checkpoint.RunError(f"{folder}: --resume takes the run's own config (only train.* may change)")
+                raise RunError(f"{folder}: --resume takes the run's own config (only train.* may change)")
         elif procs.is_main:
             checkpoint.check_new_run_dir(folder)
         seed_everything(cfg.seed)
@@ -174,7 +175,7 @@ def train(
         if resume:
             state.update(_restore(folder, model, opt, data_gen))
             # a run that stopped at its target goes on when the resumed config's target is not reached
-            state["stopped_early"] = state["stopped_early"] and _reached(state["best"], cfg.target, task.maximize)
+            state["stopped_early"] = state["stopped_early"] and reached(state["best"], cfg.target, task.maximize)
             if procs.is_main:
                 checkpoint.truncate_metrics(folder, state["step"])
                 checkpoint.save_config(folder, config.to_dict())
@@ -188,7 +189,18 @@ def train(
         distributed.stop(procs)
 
 
-def _loop(config, folder, task, model, opt, data_gen, state, procs, progress, stop_after) -> dict[str, Any]:
+def _loop(
+    config: RunConfig,
+    folder: Path,
+    task: Task,
+    model: TaskModel,
+    opt: torch.optim.Optimizer,
+    data_gen: torch.Generator,
+    state: dict[str, Any],
+    procs: distributed.Processes,
+    progress: bool,
+    stop_after: int | None,
+) -> dict[str, Any]:
     cfg: TrainConfig = config.train
     step0 = state["step"]
     net = distributed.wrap(model, procs)
@@ -222,7 +234,7 @@ def _loop(config, folder, task, model, opt, data_gen, state, procs, progress, st
             value = metrics[task.metric]
             if _better(value, state["best"], task.maximize):
                 state["best"] = value
-            state["stopped_early"] = _reached(value, cfg.target, task.maximize)
+            state["stopped_early"] = reached(value, cfg.target, task.maximize)
             state["train_seconds"] = time.perf_counter() - started
             record = {"step": state["step"], "split": "val", "lr": opt.param_groups[0]["lr"],
                       "train_loss": sum(losses) / len(losses), **metrics, **scheduled,
