@@ -12,7 +12,7 @@ from attnlab.viz.glimpse import draw_glimpses, glimpse_figure, glimpse_paths
 def traced_run(b=5):
     torch.manual_seed(0)
     model = RAM(RAMConfig(glimpse_size=4, num_scales=2, num_glimpses=3, glimpse_hidden=8, glimpse_dim=8,
-                          core_size=8, num_classes=4))
+                          core_size=8), num_classes=4)
     images = torch.rand(b, 1, 20, 20, generator=torch.Generator().manual_seed(1))
     with torch.no_grad(), capture(model) as trace:
         out = model.train()(images)  # sampled locations: each image's path differs

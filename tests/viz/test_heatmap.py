@@ -146,7 +146,7 @@ def test_heads_tokens_on_outer_axes_only():
     tokens = ["a", "b", "c", "d"]
     fig = draw_heads([_weights(2, 4, 4), _weights(2, 4, 4, seed=1)], tokens=tokens, dpi=DPI)
     maps = _heatmaps(fig)  # row-major (layer, head)
-    labels = lambda ticks: [t.get_text() for t in ticks]  # noqa: E731
+    labels = lambda ticks: [t.get_text() for t in ticks]
     assert labels(maps[2].get_xticklabels()) == tokens and labels(maps[3].get_xticklabels()) == tokens
     assert labels(maps[0].get_yticklabels()) == tokens and labels(maps[2].get_yticklabels()) == tokens
     assert maps[0].get_xticks().size == 0 and maps[1].get_xticks().size == 0  # top row: no key labels

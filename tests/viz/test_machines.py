@@ -20,7 +20,7 @@ def _traced(name="ntm"):
 
 @pytest.mark.parametrize("name, reads", [("ntm", 1), ("dnc", 2)])
 def test_machine_weights_stack_the_steps_of_one_example(name, reads):
-    task, batch, logits, trace = _traced(name)
+    task, _, _, trace = _traced(name)
     weights = machine_weights(trace, "read", example=1)
     assert weights.shape == (reads, 10, task.spec.seq_len)
     assert torch.equal(weights[:, :, 3], trace.select(kind="read")[3].weights[1, :, 0])

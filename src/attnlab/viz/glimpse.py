@@ -13,8 +13,9 @@ pixels its patch read. Figures are plain `matplotlib.figure.Figure`s (no pyplot 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from matplotlib import colormaps
@@ -22,8 +23,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from attnlab.core import Trace, capture
+from attnlab.core import Trace
 from attnlab.glimpse.retina import pixel_centres
+from attnlab.tasks.base import Task
+from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
 
 
 def glimpse_paths(trace: Trace) -> tuple[Tensor, dict[str, Any]]:
@@ -58,7 +61,21 @@ def glimpse_figure(
     boxes: Tensor | None = None,
     columns: int = 4,
 ) -> Figure:
-    """The figure `draw_glimpses` saves; arguments as there. One visible axes per image."""
+    """A grid of images, each with its glimpse path: one visible axes per image.
+
+    Args:
+        images: (k, c, y, x) floats in [0, 1]; c == 3 is drawn in colour, otherwise channel 0 in grey.
+        locations: (k, g, 2) (row, col) in [-1, 1], e.g. from `glimpse_paths`.
+        glimpse_size: g of the retina, the finest patch's side.
+        num_scales: patches per glimpse; one square is drawn per scale.
+        scale_factor: width ratio of consecutive scales.
+        labels: k true labels, shown in each panel's title as "label / predicted".
+        predictions: k predicted labels.
+        boxes: (k, 4) (top, left, height, width) in pixels: where the object truly is, outlined.
+        columns: panels per row of the grid.
+    Returns:
+        The figure.
+    """
     k, c, y, x = images.shape
     if locations.dim() != 3 or locations.shape[0] != k or locations.shape[2] != 2:
         raise ValueError(f"draw_glimpses: locations must be (k={k}, g, 2); got {tuple(locations.shape)}")
@@ -103,60 +120,42 @@ def glimpse_figure(
     return fig
 
 
-def draw_glimpses(
-    images: Tensor,
-    locations: Tensor,
-    path: str | Path,
-    *,
-    glimpse_size: int,
-    num_scales: int,
-    scale_factor: int = 2,
-    labels: Sequence | None = None,
-    predictions: Sequence | None = None,
-    boxes: Tensor | None = None,
-    columns: int = 4,
-) -> Path:
-    """Draw a grid of images, each with its glimpse path, into path (.png or .svg).
+def draw_glimpses(images: Tensor, locations: Tensor, path: str | Path, **options: Any) -> Path:
+    """Draw `glimpse_figure(images, locations, **options)` into path (.png or .svg); returns path.
 
-    Args:
-        images: (k, c, y, x) floats in [0, 1]; c == 3 is drawn in colour, otherwise channel 0 in grey.
-        locations: (k, g, 2) (row, col) in [-1, 1], e.g. from `glimpse_paths`.
-        path: the file to write; parent folders are created.
-        glimpse_size: g of the retina, the finest patch's side.
-        num_scales: patches per glimpse; one square is drawn per scale.
-        scale_factor: width ratio of consecutive scales.
-        labels: k true labels, shown in each panel's title as "label / predicted".
-        predictions: k predicted labels.
-        boxes: (k, 4) (top, left, height, width) in pixels: where the object truly is, outlined.
-        columns: panels per row of the grid.
-    Returns:
-        path.
+    options are glimpse_figure's keywords (glimpse_size and num_scales are required); parent
+    folders of path are created.
     """
-    fig = glimpse_figure(images, locations, glimpse_size=glimpse_size, num_scales=num_scales,
-                         scale_factor=scale_factor, labels=labels, predictions=predictions, boxes=boxes,
-                         columns=columns)
+    fig = glimpse_figure(images, locations, **options)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
 
 
-@torch.no_grad()
-def draw_glimpse_run(run, out: str | Path, *, examples: int = 8, name: str = "glimpses") -> list[Path]:
-    """The glimpse paths of a trained "ram" run on `examples` test images into out/<name>.png; returns the files.
+def draw_glimpse_examples(seen: TracedExamples, task: Task, out: Path, label: str = "", *,
+                          name: str = "glimpses") -> list[Path]:
+    """The glimpse paths of a "ram" model on its test images into out/<name>.png; returns the files.
 
-    The digit's true box is drawn when the task knows it (`boxes("test")`, as `digits` does).
+    Args:
+        seen: test images (b, c, y, x) with the logits (b, 1, o) and trace (kind "glimpse").
+        task: renders the examples into out/<name>.txt; the digit's true box is drawn when the task
+            knows it (`boxes("test")`, as `digits` does).
+        out: the folder.
+        label: "<model> on <task>"; unused, the figure's own title says what the panels show.
+        name: the files' stem.
     """
-    out = Path(out)
-    data = run.task.eval_set(examples, "test")
-    run.model.eval()
-    with capture(run.model) as trace:
-        logits = run.model(data.inputs)  # (b, 1, o)
-    locations, meta = glimpse_paths(trace)
-    boxes = run.task.boxes("test")[: len(data)] if hasattr(run.task, "boxes") else None
+    data, logits = seen.data, seen.logits
+    locations, meta = glimpse_paths(seen.trace)
+    boxes = task.boxes("test")[: len(data)] if hasattr(task, "boxes") else None
     path = draw_glimpses(data.inputs, locations, out / f"{name}.png", glimpse_size=meta["glimpse_size"],
                          num_scales=meta["num_scales"], scale_factor=meta["scale_factor"],
                          labels=data.targets[:, 0].tolist(), predictions=logits[:, 0].argmax(-1).tolist(), boxes=boxes)
-    text = "\n\n".join(run.task.render(data, i, logits) for i in range(len(data)))
+    text = "\n\n".join(task.render(data, i, logits) for i in range(len(data)))
     (out / f"{name}.txt").write_text(text + "\n")
     return [path, out / f"{name}.txt"]
+
+
+def draw_glimpse_run(run: HasTaskAndModel, out: str | Path, *, examples: int = 8, name: str = "glimpses") -> list[Path]:
+    """The glimpse paths of a trained "ram" run on `examples` test images into out/<name>.png; returns the files."""
+    return draw_glimpse_examples(traced_examples(run, examples), run.task, Path(out), name=name)

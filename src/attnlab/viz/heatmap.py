@@ -12,16 +12,21 @@ This module only reads tensors and traces (`attnlab.core.Trace`); it never reach
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from torch import Tensor
 
 from attnlab.core.trace import Trace
+
+if TYPE_CHECKING:
+    from attnlab.pretrained import SentenceAttention
 
 # Grids label their outer axes with tokens only up to this many; beyond it the ticks go off.
 MAX_GRID_LABELS = 40
@@ -64,7 +69,7 @@ def draw_attention(
         fig = Figure(figsize=_matrix_size(i, j, rows, cols), dpi=dpi, layout="constrained")
         ax = fig.add_subplot()
     else:
-        fig = ax.figure
+        fig = cast(Figure, ax.figure)  # attnlab draws into axes of a Figure, never of a SubFigure
     image = ax.imshow(values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     _label_axis(ax, "x", cols)
     _label_axis(ax, "y", rows)
@@ -121,7 +126,7 @@ def draw_heads(
     panel = 1.6 if not (show_cols or show_rows) else max(1.6, 0.11 * max(len(tokens or ()), len(query_tokens or ())))
     fig = Figure(figsize=(panel * num_heads + 1.0, panel * num_layers + 0.4), dpi=dpi, layout="constrained")
     axes = fig.subplots(num_layers, num_heads, squeeze=False)  # (L, h) grid of Axes
-    image = None
+    image: AxesImage | None = None
     for layer, grid in enumerate(grids):
         for head in range(num_heads):
             ax = axes[layer, head]
@@ -136,6 +141,7 @@ def draw_heads(
                     _label_axis(ax, "y", query_tokens, fontsize=7)
             if layer == num_layers - 1 and show_cols:
                 _label_axis(ax, "x", tokens, fontsize=7)
+    assert image is not None  # every layer has at least one head
     fig.colorbar(image, ax=axes, shrink=0.8)
     if title is not None:
         fig.suptitle(title)
@@ -190,7 +196,7 @@ def layers_from_trace(trace: Trace, *, kind: str = "self", example: int = 0, ste
 # ---------------------------------------------------------------- helpers
 
 
-def _to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
+def _to_numpy(x: Tensor | np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     if isinstance(x, Tensor):
         return x.detach().to("cpu", torch.float32).numpy()
     return np.asarray(x, dtype=np.float32)
@@ -203,7 +209,7 @@ def _matrix(x: Tensor | np.ndarray, arg: str, fn: str) -> np.ndarray:
     return values
 
 
-def _layers(layers) -> list[np.ndarray]:
+def _layers(layers: Sequence[Tensor | np.ndarray] | Tensor | np.ndarray) -> list[np.ndarray]:
     if isinstance(layers, (Tensor, np.ndarray)):
         if layers.ndim != 4:
             raise ValueError(
@@ -224,7 +230,9 @@ def _layers(layers) -> list[np.ndarray]:
     return grids
 
 
-def _check_labels(fn: str, arg: str, labels, expected: int, axis: str, shape) -> None:
+def _check_labels(
+    fn: str, arg: str, labels: Sequence[str] | None, expected: int, axis: str, shape: tuple[int, ...]
+) -> None:
     if labels is not None and len(labels) != expected:
         raise ValueError(
             f"{fn}: {arg} must have one label per {axis}: expected {expected}, got {len(labels)} "
@@ -232,12 +240,12 @@ def _check_labels(fn: str, arg: str, labels, expected: int, axis: str, shape) ->
         )
 
 
-def _check_suffix(fn: str, path) -> None:
+def _check_suffix(fn: str, path: str | Path | None) -> None:
     if path is not None and Path(path).suffix.lower() not in _SUFFIXES:
         raise ValueError(f"{fn}: path must end in one of {_SUFFIXES}; got {str(path)!r}")
 
 
-def _matrix_size(i: int, j: int, rows, cols) -> tuple[float, float]:
+def _matrix_size(i: int, j: int, rows: Sequence[str] | None, cols: Sequence[str] | None) -> tuple[float, float]:
     """Inches for a new single-matrix figure: about square cells, room for labels and colorbar."""
     cell = 0.28
     width = min(14.0, max(3.0, cell * j)) + 1.2 + (0.6 if rows else 0.0)
@@ -245,7 +253,7 @@ def _matrix_size(i: int, j: int, rows, cols) -> tuple[float, float]:
     return width, height
 
 
-def _label_axis(ax: Axes, which: str, labels, fontsize: float = 8) -> None:
+def _label_axis(ax: Axes, which: str, labels: Sequence[str] | None, fontsize: float = 8) -> None:
     if labels is None:
         return
     ticks = range(len(labels))
@@ -262,7 +270,7 @@ def _save(fig: Figure, path: str | Path) -> None:
     fig.savefig(path, format=path.suffix.lower().lstrip("."))
 
 
-def draw_sentence_attention(att, out: str | Path, *, layer: int | None = None, head: int | None = None) -> list[Path]:
+def draw_sentence_attention(att: SentenceAttention, out: str | Path, *, layer: int | None = None, head: int | None = None) -> list[Path]:
     """Save the grid of every layer and head of a sentence's attention, plus one PNG per selected head.
 
     Args:

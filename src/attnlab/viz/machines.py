@@ -6,6 +6,7 @@ the steps they give a slot x step picture per head: on copy, a trained NTM write
 vectors to consecutive slots (a diagonal) and then reads them back along the same diagonal
 (Graves et al. 2014, fig. 6). The figure shows the input and the answers beside them.
 
+`draw_machine_examples` draws the episodes of `attnlab.train.examples.traced_examples`;
 `draw_lengths` draws a benchmark's errors per sequence against the test length, one line per family.
 """
 
@@ -18,9 +19,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from attnlab.core import Trace, capture
+from attnlab.core import Trace
 from attnlab.tasks.algorithmic import IGNORE
-from attnlab.tasks.base import Batch
+from attnlab.tasks.base import Batch, Task
+from attnlab.train.examples import TracedExamples
 from attnlab.viz.curves import draw_comparison
 
 
@@ -103,17 +105,19 @@ def draw_lengths(result: dict, path: str | Path) -> Path:
     return Path(path)
 
 
-@torch.no_grad()
-def draw_machine_run(run, out: str | Path, *, examples: int = 3) -> list[Path]:
-    """Write and read weightings of an NTM or DNC run on `examples` test episodes; returns the files."""
-    out = Path(out)
-    data = run.task.eval_set(examples, "test")
-    run.model.eval()
-    with capture(run.model) as trace:
-        logits = run.model(data.inputs)  # (b, n, o)
-    paths = [draw_machine(trace, data, logits, out / f"memory-example{i}.png", example=i,
-                          title=f"{run.config.model} on {run.config.task}, example {i}")
-             for i in range(min(examples, len(data)))]
-    text = "\n\n".join(run.task.render(data, i, logits) for i in range(min(examples, len(data))))
+def draw_machine_examples(seen: TracedExamples, task: Task, out: Path, label: str) -> list[Path]:
+    """Write and read weightings of an NTM or DNC on its test episodes into out; returns the files.
+
+    Args:
+        seen: test episodes with the logits and trace of the machine (kinds "write" and "read").
+        task: renders the episodes into examples.txt.
+        out: the folder for memory-example<i>.png and examples.txt.
+        label: "<model> on <task>", the start of every title.
+    """
+    data, logits = seen.data, seen.logits
+    paths = [draw_machine(seen.trace, data, logits, out / f"memory-example{i}.png", example=i,
+                          title=f"{label}, example {i}")
+             for i in range(len(data))]
+    text = "\n\n".join(task.render(data, i, logits) for i in range(len(data)))
     (out / "examples.txt").write_text(text + "\n")
     return [*paths, out / "examples.txt"]

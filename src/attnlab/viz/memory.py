@@ -7,8 +7,9 @@ et al. 2016) as a coloured, annotated cell. The true supporting facts, when the 
 ("where is the football?") and the largest weight should move from "john took the football" to
 "john went to the garden".
 
-The weights come from a trace (`attnlab.core.capture`, read with `attnlab.memory.hop_weights`);
-this module never reaches into the model. Figures are plain `matplotlib.figure.Figure`s.
+The weights come from the trace of `attnlab.train.examples.traced_examples`, read with
+`attnlab.memory.hop_weights`; this module never runs or reaches into the model. Figures are
+plain `matplotlib.figure.Figure`s.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from attnlab.core import capture
 from attnlab.memory import hop_weights
+from attnlab.tasks.base import Task
+from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
 
 
 @dataclass(frozen=True)
@@ -71,18 +73,24 @@ def draw_hops(figure: HopFigure, path: str | Path, *, title: str | None = None) 
     return path
 
 
-@torch.no_grad()
-def hop_figures(run, examples: int = 3, split: str = "test") -> list[HopFigure]:
-    """What `draw_memory_run` draws for the first `examples` rows of split, read from a trace.
+def hop_figures(run: HasTaskAndModel, examples: int = 3, split: str = "test") -> list[HopFigure]:
+    """What `draw_hop_examples` draws for the first `examples` rows of split.
 
     `run` is an attnlab.train.Run of a memory family on a task with a (m, s, q) layout.
     """
-    task = run.task
-    data = task.eval_set(examples, split)
-    run.model.eval()
-    with capture(run.model) as trace:
-        logits = run.model(data.inputs)  # (b, 1, o)
-    weights = hop_weights(trace)  # (b, K, m)
+    return hop_figures_of(traced_examples(run, examples, split), run.task, split)
+
+
+def hop_figures_of(seen: TracedExamples, task: Task, split: str = "test") -> list[HopFigure]:
+    """One HopFigure per example, read from the trace of a memory network's forward pass.
+
+    Args:
+        seen: examples of split with their logits (b, 1, o) and a trace holding kind "memory".
+        task: has a (m, s, q) layout and names the tokens; marks supporting facts if it has `support`.
+        split: where the examples came from (`task.support(split)` marks the facts).
+    """
+    data, logits = seen.data, seen.logits
+    weights = hop_weights(seen.trace)  # (b, K, m)
     support = task.support(split)[: len(data)] if hasattr(task, "support") else torch.zeros_like(weights[:, 0]).bool()
     names = task.token_names()
     m, s, _ = task.spec.layout
@@ -103,14 +111,20 @@ def hop_figures(run, examples: int = 3, split: str = "test") -> list[HopFigure]:
     return out
 
 
-def draw_memory_run(run, out: str | Path, *, examples: int = 3) -> list[Path]:
-    """Draw the hops of a memn2n or kvmemnn run on `examples` test questions into out; returns the files."""
-    out = Path(out)
+def draw_hop_examples(seen: TracedExamples, task: Task, out: Path, label: str) -> list[Path]:
+    """Draw the hops of a memory network on its test questions into out; returns the files.
+
+    Args:
+        seen: test questions with the logits and trace of a memn2n or kvmemnn.
+        task: as for `hop_figures_of`.
+        out: the folder for memory-hops-example<i>.png and examples.txt (created).
+        label: "<model> on <task>", the start of every title.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    figures = hop_figures(run, examples)
+    figures = hop_figures_of(seen, task)
     paths = []
     for i, figure in enumerate(figures):
-        title = f"{run.config.model} on {run.config.task}: hops, test question {i}"
+        title = f"{label}: hops, test question {i}"
         paths.append(draw_hops(figure, out / f"memory-hops-example{i}.png", title=title))
     text = "\n\n".join(
         "\n".join([*(f"{'*' if sup else ' '} {s}" for s, sup in zip(f.sentences, f.supporting)),

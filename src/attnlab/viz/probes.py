@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from torch import Tensor
 
 from attnlab.viz.heatmap import _check_suffix, _save, _to_numpy
@@ -110,7 +111,7 @@ def draw_head_grids(
     _check_suffix("draw_head_grids", path)
     fig = Figure(figsize=(4.5 * len(arrays), 3.6), dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(arrays), squeeze=False)[0]
-    image = None
+    image: AxesImage | None = None
     for ax, (name, a) in zip(axes, arrays.items()):
         image = ax.imshow(a, cmap="RdBu", vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_xticks(range(a.shape[1]))
@@ -121,6 +122,7 @@ def draw_head_grids(
     if mark is not None:
         layer, head = mark
         axes[0].scatter([head], [layer], marker="s", facecolors="none", edgecolors="k", s=120)
+    assert image is not None  # grids is not empty
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=label)
     if path is not None:
         _save(fig, path)

@@ -1,27 +1,62 @@
-"""The attention of a trained run on a few test examples: one figure of layers x heads per stack.
+"""The attention of a trained run on a few test examples, drawn the way its trace asks for.
 
-Works for every family that attends. A stack decoded step by step with a KV cache records one
-query row per step; those rows are put back together into the full (queries x keys) matrix.
+`draw_run` runs the model once (`attnlab.train.examples.traced_examples`) and looks at the kinds
+the trace recorded: each kind has a drawer in `DRAWERS`,
+
+    "memory"                               story sentences x hops       (attnlab.viz.memory)
+    "read", "write"                        memory slots x steps per head (attnlab.viz.machines)
+    "glimpse"                              glimpse paths on the images   (attnlab.viz.glimpse)
+    "self", "cross", "spatial", "hopfield" layers x heads, one grid per stack (here)
+
+A stack decoded step by step with a KV cache records one query row per step; those rows are put
+back together into the full (queries x keys) matrix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from attnlab.core import Trace, capture
+from attnlab.core import Trace
 from attnlab.errors import ConfigError
-from attnlab.viz.glimpse import draw_glimpse_run
+from attnlab.tasks.base import Task
+from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
+from attnlab.viz.glimpse import draw_glimpse_examples
 from attnlab.viz.heatmap import draw_heads
-from attnlab.viz.machines import draw_machine_run
-from attnlab.viz.memory import draw_memory_run
+from attnlab.viz.machines import draw_machine_examples
+from attnlab.viz.memory import draw_hop_examples
 
-MEMORY_FAMILIES = ("memn2n", "kvmemnn")  # drawn as story sentences x hops
-MACHINE_FAMILIES = ("ntm", "dnc")  # drawn as memory slots x steps, per read and write head
-GLIMPSE_FAMILIES = ("ram",)  # drawn as glimpse paths on the images
+
+class RunNames(Protocol):
+    """The names a run's config gives its task and model family (attnlab.train.RunConfig)."""
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+
+class DrawableRun(HasTaskAndModel, Protocol):
+    """A run (attnlab.train.Run): a task, a model and the config that names both."""
+
+    @property
+    def config(self) -> RunNames: ...
+
+
+@dataclass(frozen=True)
+class Drawer:
+    """How the records of some kinds are drawn."""
+
+    # (examples, task, out folder, "<model> on <task>" for titles) -> the files written
+    draw: Callable[[TracedExamples, Task, Path, str], list[Path]]
+    at_least: int = 1  # examples drawn however few are asked for
 
 
 def merge_steps(weights: list[Tensor]) -> Tensor:
@@ -46,8 +81,8 @@ def stacks_from_trace(trace: Trace) -> dict[str, list[Tensor]]:
     return stacks
 
 
-def _axis_labels(name: str, shape: tuple[int, int], inputs: list[str], answers: list[str]) -> tuple[list, list]:
-    """Query and key labels for one stack's matrices: inputs, decoded answers, or both in a row."""
+def _axis_labels(name: str, shape: tuple[int, ...], inputs: list[str], answers: list[str]) -> tuple[list, list]:
+    """Query and key labels for one stack's (queries, keys) matrices: inputs, decoded answers, or both in a row."""
     decoded = ["<s>", *answers[:-1]]
     sequence = inputs + answers
     rows, cols = shape
@@ -58,34 +93,22 @@ def _axis_labels(name: str, shape: tuple[int, int], inputs: list[str], answers: 
     return sequence[:rows], sequence[:cols]
 
 
-@torch.no_grad()
-def draw_run(run, out: str | Path, *, examples: int = 3) -> list[Path]:
-    """Draw the attention of run.model on `examples` test examples into out; returns the files.
+def draw_head_examples(seen: TracedExamples, task: Task, out: Path, label: str) -> list[Path]:
+    """One layers x heads grid per stack and example, and the examples as text; returns the files.
 
-    `run` is an attnlab.train.Run (task, model, config). A family without attention is a ConfigError.
-    Memory networks (memn2n, kvmemnn) get story sentences x hops instead (attnlab.viz.memory), and
-    memory machines (ntm, dnc) their read and write weightings over slots and steps (attnlab.viz.machines),
-    and the recurrent attention model its glimpse paths (attnlab.viz.glimpse).
+    Args:
+        seen: the examples with the trace of their forward pass; every record is drawn.
+        task: renders the examples and names their tokens.
+        out: the folder for `<stack>-<kind>-example<i>.png` and examples.txt.
+        label: "<model> on <task>", the start of every title.
     """
-    if run.config.model in MEMORY_FAMILIES:
-        return draw_memory_run(run, out, examples=examples)
-    if run.config.model in MACHINE_FAMILIES:
-        return draw_machine_run(run, out, examples=examples)
-    if run.config.model in GLIMPSE_FAMILIES:
-        return draw_glimpse_run(run, out, examples=max(examples, 4))
-    out = Path(out)
-    data = run.task.eval_set(examples, "test")
-    run.model.eval()
-    with capture(run.model) as trace:
-        logits = run.model(data.inputs)  # (b, n, o)
-    if not len(trace):
-        raise ConfigError(f"model {run.config.model!r} has no attention to draw; try a transformer, encdec or lm run")
-    names = run.task.token_names() if run.task.spec.tokens else []
+    data, logits = seen.data, seen.logits
+    names = task.token_names() if task.spec.tokens else []
     predicted = logits.argmax(-1)  # (b, n)
     paths = []
-    for name, layers in stacks_from_trace(trace).items():
-        for i in range(min(examples, len(data))):
-            if run.task.spec.tokens:
+    for name, layers in stacks_from_trace(seen.trace).items():
+        for i in range(len(data)):
+            if task.spec.tokens:
                 inputs = [names[int(t)] for t in data.inputs[i]]
                 answers = [names[int(t)] for t in predicted[i]]
             else:  # float inputs: positions stand in for tokens
@@ -93,10 +116,64 @@ def draw_run(run, out: str | Path, *, examples: int = 3) -> list[Path]:
             grid = [layer[i] for layer in layers]  # L x (h, I, J)
             rows, cols = _axis_labels(name, tuple(grid[0].shape[-2:]), inputs, answers)
             path = out / f"{name.replace(' ', '-').replace('.', '-') or 'attention'}-example{i}.png"
-            title = f"{run.config.model} on {run.config.task}: {name}, example {i}"
             draw_heads(grid, tokens=cols if len(cols) == grid[0].shape[-1] else None,
-                       query_tokens=rows if len(rows) == grid[0].shape[-2] else None, path=path, title=title)
+                       query_tokens=rows if len(rows) == grid[0].shape[-2] else None, path=path,
+                       title=f"{label}: {name}, example {i}")
             paths.append(path)
-    text = "\n\n".join(run.task.render(data, i, logits) for i in range(min(examples, len(data))))
+    text = "\n\n".join(task.render(data, i, logits) for i in range(len(data)))
     (out / "examples.txt").write_text(text + "\n")
     return [*paths, out / "examples.txt"]
+
+
+HEADS = Drawer(draw_head_examples)
+MACHINE = Drawer(draw_machine_examples)
+DRAWERS: dict[str, Drawer] = {  # what a recorded kind is drawn as; a kind not here is not drawn
+    "memory": Drawer(draw_hop_examples),
+    "read": MACHINE,
+    "write": MACHINE,
+    "glimpse": Drawer(draw_glimpse_examples, at_least=4),
+    "self": HEADS,
+    "cross": HEADS,
+    "spatial": HEADS,
+    "hopfield": HEADS,
+}
+
+
+def _only(seen: TracedExamples, kinds: list[str]) -> TracedExamples:
+    """The same examples with the records of `kinds` only."""
+    trace = Trace(detach=seen.trace.detach)
+    trace.records = [r for r in seen.trace.records if r.kind in kinds]
+    return replace(seen, trace=trace)
+
+
+def draw_run(run: DrawableRun, out: str | Path, *, examples: int = 3) -> list[Path]:
+    """Draw what run.model's attention recorded on `examples` test examples into out; returns the files.
+
+    The model runs once; each recorded kind goes to its drawer in `DRAWERS` (a drawer that shows
+    at least more examples than asked, as the glimpse paths do, runs it once more on that many).
+
+    Args:
+        run: an attnlab.train.Run (task, model, config).
+        out: the folder for the figures and the rendered examples (created).
+        examples: how many test examples.
+    Returns:
+        The files written, figures first.
+    Raises:
+        ConfigError: the model recorded nothing that a drawer draws.
+    """
+    out = Path(out)
+    seen = traced_examples(run, examples)
+    kinds: dict[Drawer, list[str]] = {}
+    for kind in seen.trace.kinds():
+        if kind in DRAWERS:
+            kinds.setdefault(DRAWERS[kind], []).append(kind)
+    if not kinds:
+        raise ConfigError(f"model {run.config.model!r} has no attention to draw; try a transformer, encdec or lm run")
+    out.mkdir(parents=True, exist_ok=True)
+    label = f"{run.config.model} on {run.config.task}"
+    paths: list[Path] = []
+    for drawer, drawn in kinds.items():
+        wanted = max(examples, drawer.at_least)
+        mine = seen if wanted == examples else traced_examples(run, wanted)
+        paths += drawer.draw(_only(mine, drawn), run.task, out, label)
+    return list(dict.fromkeys(paths))

@@ -7,13 +7,17 @@ with several heads is drawn as its head average, one panel per cross-attention l
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
 from attnlab.viz.heatmap import _save, draw_attention
 
+if TYPE_CHECKING:
+    from attnlab.tasks.translation_eval import Alignment
 
-def _panels(named: dict[str, object]) -> list[tuple[str, object, int]]:
+
+def _panels(named: dict[str, Alignment]) -> list[tuple[str, Alignment, int]]:
     """(title, alignment, layer) for every layer of every named alignment."""
     return [
         (name if len(found.weights) == 1 else f"{name}, layer {layer + 1}", found, layer)
@@ -22,7 +26,7 @@ def _panels(named: dict[str, object]) -> list[tuple[str, object, int]]:
     ]
 
 
-def draw_alignments(named: dict[str, object], path: str | Path, *, title: str | None = None) -> Path:
+def draw_alignments(named: dict[str, Alignment], path: str | Path, *, title: str | None = None) -> Path:
     """One heatmap per model (and per layer) of the head-averaged cross-attention, side by side.
 
     Args:
@@ -50,6 +54,6 @@ def draw_alignments(named: dict[str, object], path: str | Path, *, title: str | 
     return Path(path)
 
 
-def draw_alignment(found, path: str | Path, *, title: str | None = None) -> Path:
+def draw_alignment(found: Alignment, path: str | Path, *, title: str | None = None) -> Path:
     """The alignment matrix of one translation (one panel per cross-attention layer)."""
     return draw_alignments({"cross-attention": found}, path, title=title)
