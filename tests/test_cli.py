@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -134,3 +135,33 @@ def test_python_dash_m_attnlab_runs_the_command():
     proc = subprocess.run([sys.executable, "-m", "attnlab", "tasks"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "\ncopy " in "\n" + proc.stdout
+
+
+def model_fields(capsys, name):
+    """`attnlab models NAME` as its heading and {field: [type, default, comment]} (columns 2+ spaces apart)."""
+    assert main(["models", name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    return lines[:2], {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in lines[2:])}
+
+
+def test_models_name_lists_every_field_with_type_default_and_comment(capsys):
+    heading, rows = model_fields(capsys, "lstm")
+    assert heading[0].startswith("lstm: LSTM") and heading[1].startswith("RecurrentConfig fields")
+    assert list(rows) == ["embed_dim", "hidden_dim", "num_layers", "dropout"]
+    hidden = rows["hidden_dim"]
+    assert hidden[:2] == ["int", "80"] and hidden[2].startswith("state width")  # the entry's default, not 128
+    heading, rows = model_fields(capsys, "transformer")
+    assert heading[1].startswith("TransformerConfig fields")
+    for field in ("num_kv_heads", "activation", "bias", "tie_embeddings", "num_decoder_layers", "layer_norm_eps"):
+        assert field in rows, field
+    assert rows["num_kv_heads"] == ["int | None", "none", "hk, key/value heads for grouped-query attention; None = h"]
+    assert rows["ff_dim"][:2] == ["int", "256"] and rows["norm_first"][:2] == ["bool", "true"]
+    assert "vocab_size" not in rows and "max_len" not in rows
+    _, rows = model_fields(capsys, "image_cnn")
+    assert rows["channels"][:2] == ["tuple[int, ...]", "32,64"]
+    _, rows = model_fields(capsys, "luong")
+    assert all(len(cells) == 3 for cells in rows.values())  # every field of the seq2seq configs has a comment
+
+
+def test_models_name_unknown_family_is_one_line(capsys):
+    one_line_error(capsys, ["models", "lstn"], "unknown model 'lstn' (did you mean \"lstm\"?)")

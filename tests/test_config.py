@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from attnlab.config import Registry, build, closest, parse_overrides, read_yaml, to_dict
+from attnlab.config import Registry, build, closest, field_comments, parse_overrides, read_yaml, to_dict
 from attnlab.errors import ConfigError
 
 
@@ -96,3 +96,51 @@ def test_read_yaml_errors_name_the_file_and_line(tmp_path):
 def test_to_dict_is_plain_data():
     assert to_dict(Example()) == {"num_layers": 2, "lr": 1e-3, "norm_first": True, "positions": "rope",
                                   "target": None, "act": "gelu", "sizes": [1, 2]}
+
+
+@dataclass(frozen=True)
+class Commented:
+    width: int = 8  # w, the width of a slot
+    depth: int = 2
+    name: str = (
+        "x"
+    )  # a value over several lines
+
+
+@dataclass(frozen=True)
+class MoreCommented(Commented):
+    depth: int = 3  # layers, a comment of the subclass
+    extra: bool = False  # one more field
+
+
+def test_registry_defaults_are_applied_by_build_config():
+    reg = Registry("model")
+
+    @reg.register("plain")
+    class Plain:
+        Config = Example
+
+    @reg.register("deep", defaults={"num_layers": 6, "sizes": (3,)})
+    class Deep:
+        Config = Example
+
+    assert reg.defaults("plain") == {} and reg.defaults("deep") == {"num_layers": 6, "sizes": (3,)}
+    assert reg.build_config("plain") == Example()
+    assert reg.build_config("deep") == Example(num_layers=6, sizes=(3,))
+    assert reg.build_config("deep", {"num_layers": "2", "lr": "0.5"}) == Example(num_layers=2, lr=0.5, sizes=(3,))
+    reg.defaults("deep")["num_layers"] = 1  # a copy: the entry keeps its own
+    assert reg.build_config("deep").num_layers == 6
+    with pytest.raises(ConfigError, match=r'^unknown key model.num_layer \(did you mean "num_layers"\?\)$'):
+        reg.build_config("deep", {"num_layer": 3}, where="model")
+    with pytest.raises(ConfigError, match=r"^unknown model 'deap'"):
+        reg.defaults("deap")
+    with pytest.raises(ValueError, match="model 'bad': default 'num_layer' is not a field of its Config"):
+        reg.register("bad", defaults={"num_layer": 3})(Deep)
+    assert "bad" not in reg
+
+
+def test_field_comments_are_read_from_the_source():
+    assert field_comments(Commented) == {"width": "w, the width of a slot", "name": "a value over several lines"}
+    assert field_comments(MoreCommented) == {"width": "w, the width of a slot", "name": "a value over several lines",
+                                             "depth": "layers, a comment of the subclass", "extra": "one more field"}
+    assert field_comments(Example) == {}

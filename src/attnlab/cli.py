@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"attnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("tasks", help="list the tasks")
-    sub.add_parser("models", help="list the model families")
+    models = sub.add_parser("models", help="list the model families, or one family's config fields")
+    models.add_argument("name", nargs="?", help="a family: list its fields, types, defaults and meanings")
 
     train = sub.add_parser("train", help="train a model on a task into a run folder")
     train.add_argument("task", nargs="?", help="task name (see `attnlab tasks`)")
@@ -99,14 +100,36 @@ def _sections(config_file: Path | None, extra: list[str]) -> tuple[dict, dict]:
     return data, parse_overrides(extra)
 
 
-def _cmd_list(kind: str) -> int:
+def _cmd_list(kind: str, name: str | None = None) -> int:
+    import dataclasses
+
+    from attnlab.config import field_comments
     from attnlab.models import MODELS
     from attnlab.tasks import TASKS
 
     registry = TASKS if kind == "tasks" else MODELS
-    width = max(len(n) for n in registry.names())
-    for name in registry.names():
-        print(f"{name:<{width}}  {registry.summary(name)}")
+    if name is None:
+        width = max(len(n) for n in registry.names())
+        for entry in registry.names():
+            print(f"{entry:<{width}}  {registry.summary(entry)}")
+        return 0
+
+    def shown(value: object) -> str:  # as typed after --model.FIELD=
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple):
+            return ",".join(map(str, value))
+        return "none" if value is None else str(value)
+
+    config = MODELS.build_config(name, where="model")
+    comments = field_comments(type(config))
+    rows = [(f.name, f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)),
+             shown(getattr(config, f.name)), comments.get(f.name, "")) for f in dataclasses.fields(config)]
+    print(f"{name}: {MODELS.summary(name)}")
+    print(f"{type(config).__name__} fields, set with --model.FIELD=VALUE:")
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + f"  {row[3]}".rstrip())
     return 0
 
 
@@ -244,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ATTNLAB_DATA"] = str(args.data_dir)
     try:
         if args.command in ("tasks", "models"):
-            return _cmd_list(args.command)
+            return _cmd_list(args.command, getattr(args, "name", None))
         if args.command == "train":
             return _cmd_train(args, extra)
         if args.command == "compare":

@@ -8,12 +8,18 @@ message names the key or file at fault and, for an unknown key, the closest vali
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import io
+import textwrap
+import tokenize
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 
@@ -31,17 +37,31 @@ def closest(name: str, valid: list[str]) -> str:
 
 
 class Registry(Generic[T]):
-    """Classes by name; each registered class has a `Config` dataclass and a one-line docstring."""
+    """Classes by name; each registered class has a `Config` dataclass and a one-line docstring.
+
+    An entry may carry `defaults`, values of its Config's fields that replace the dataclass's
+    own: families that share one mechanism's Config differ only there (rnn, gru and lstm share
+    one recurrent config, each with its own hidden_dim). `build_config` applies them.
+    """
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._defaults: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, defaults: dict[str, Any] | None = None) -> Callable[[T], T]:
+        """A decorator that adds a class by name, with `defaults` for fields of its Config."""
+
         def add(cls: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            config = getattr(cls, "Config", None)
+            valid = [f.name for f in dataclasses.fields(config)] if dataclasses.is_dataclass(config) else []
+            for key in defaults or {}:
+                if key not in valid:
+                    raise ValueError(f"{self.kind} {name!r}: default {key!r} is not a field of its Config")
             self._entries[name] = cls
+            self._defaults[name] = dict(defaults or {})
             return cls
 
         return add
@@ -50,6 +70,16 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise ConfigError(f"unknown {self.kind} {name!r}{closest(name, list(self._entries))}")
         return self._entries[name]
+
+    def defaults(self, name: str) -> dict[str, Any]:
+        """The entry's own defaults: Config field values that replace the dataclass's."""
+        self.get(name)
+        return dict(self._defaults[name])
+
+    def build_config(self, name: str, values: dict[str, Any] | None = None, where: str = "config") -> Any:
+        """The entry's Config from its defaults with `values` on top, checked like `build`."""
+        cls: Any = self.get(name)
+        return build(cls.Config, {**self._defaults[name], **(values or {})}, where=where)
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -60,6 +90,33 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The comment written beside each field of a dataclass in its source, base classes first.
+
+    `x: int = 3  # the comment` gives {"x": "the comment"}; a field without one is left out.
+    """
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        comments = {
+            tok.start[0]: tok.string.lstrip("#").strip()
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+            if tok.type == tokenize.COMMENT
+        }
+        body = ast.parse(source).body[0]
+        for node in getattr(body, "body", []):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                line = node.end_lineno or node.lineno
+                if line in comments:
+                    out[node.target.id] = comments[line]
+    return out
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -142,9 +199,10 @@ def parse_overrides(args: list[str]) -> dict[str, dict[str, str]]:
             raise ConfigError(f"expected an override like --section.key=value, got {arg!r}")
         key, sep, value = arg[2:].partition("=")
         if not sep:
-            value = next(it, None)
-            if value is None:
+            following = next(it, None)
+            if following is None:
                 raise ConfigError(f"override --{key} has no value")
+            value = following
         section, _, name = key.partition(".")
         out.setdefault(section, {})[name] = value
     return out

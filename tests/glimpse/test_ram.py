@@ -9,7 +9,7 @@ from attnlab.core import capture
 from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward, gaussian_log_prob, policy_gradient_loss
 from attnlab.glimpse.retina import Retina
 
-TINY = dict(glimpse_size=4, num_scales=2, num_glimpses=3, glimpse_hidden=16, glimpse_dim=24, core_size=32)
+TINY = {"glimpse_size": 4, "num_scales": 2, "num_glimpses": 3, "glimpse_hidden": 16, "glimpse_dim": 24, "core_size": 32}
 
 
 def images_and_labels(b=5, c=1, size=12, classes=10, seed=0):
@@ -20,7 +20,7 @@ def images_and_labels(b=5, c=1, size=12, classes=10, seed=0):
 @pytest.mark.parametrize("core", ["rnn", "lstm"])
 def test_output_shapes(core):
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY, core=core, num_classes=7, image_channels=3))
+    model = RAM(RAMConfig(**TINY, core=core), num_classes=7, image_channels=3)
     images, _ = images_and_labels(b=5, c=3, size=13)
     for training in (True, False):
         model.train(training)
@@ -34,7 +34,7 @@ def test_output_shapes(core):
 
 def test_the_classifier_gradient_never_reaches_the_policy_and_reinforce_does():
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY))
+    model = RAM(RAMConfig(**TINY), num_classes=10)
     images, labels = images_and_labels()
     out = model(images)
     assert not out.locations.requires_grad
@@ -54,7 +54,7 @@ def test_the_classifier_gradient_never_reaches_the_policy_and_reinforce_does():
 
 def test_eval_mode_is_deterministic_and_training_mode_samples():
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY)).eval()
+    model = RAM(RAMConfig(**TINY), num_classes=10).eval()
     images, _ = images_and_labels()
     first, second = model(images), model(images)
     for a, b in zip(first, second):
@@ -123,7 +123,7 @@ def test_overfits_one_batch_of_random_images():
     # in place, so 32 random labels can be memorised; the hybrid loss trains it as it always does.
     torch.manual_seed(0)
     model = RAM(RAMConfig(glimpse_size=8, num_scales=3, num_glimpses=3, glimpse_hidden=64, glimpse_dim=64,
-                          core_size=64, location_std=0.001))
+                          core_size=64, location_std=0.001), num_classes=10)
     images, labels = images_and_labels(b=32, size=28, seed=1)
     cross_entropy = []
 
@@ -148,7 +148,7 @@ def test_overfits_one_batch_of_random_images():
 
 def test_traced_glimpses_have_the_documented_shapes_and_equal_the_output():
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY, image_channels=2)).eval()
+    model = RAM(RAMConfig(**TINY), num_classes=10, image_channels=2).eval()
     images, _ = images_and_labels(b=4, c=2, size=11)
     plain = model(images)
     with torch.no_grad(), capture(model) as trace:
@@ -169,7 +169,7 @@ def test_traced_glimpses_have_the_documented_shapes_and_equal_the_output():
 
 def test_black_images_give_finite_outputs_and_gradients():
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY))
+    model = RAM(RAMConfig(**TINY), num_classes=10)
     images = torch.zeros(3, 1, 12, 12)
     out = model(images)
     loss = F.cross_entropy(out.logits, torch.tensor([0, 1, 2])) + model.reinforce_loss(out, torch.zeros(3))
@@ -179,9 +179,13 @@ def test_black_images_give_finite_outputs_and_gradients():
 
 
 def test_bad_configs_fail_with_a_message():
-    with pytest.raises(ValueError, match="RAMConfig.core"):
+    with pytest.raises(ValueError, match=r"RAMConfig.core"):
         RAMConfig(core="gru")
-    with pytest.raises(ValueError, match="RAMConfig.location_std"):
+    with pytest.raises(ValueError, match=r"RAMConfig.location_std"):
         RAMConfig(location_std=0.0)
-    with pytest.raises(ValueError, match="RAMConfig.num_glimpses"):
+    with pytest.raises(ValueError, match=r"RAMConfig.num_glimpses"):
         RAMConfig(num_glimpses=0)
+    with pytest.raises(ValueError, match="RAM: num_classes must be >= 2; got 1"):
+        RAM(RAMConfig(), num_classes=1)
+    with pytest.raises(ValueError, match="RAM: image_channels must be >= 1; got 0"):
+        RAM(RAMConfig(), num_classes=10, image_channels=0)

@@ -101,7 +101,7 @@ def test_shift_moves_one_hot_weightings_and_wraps_around():
 
 
 def test_shift_rejects_an_even_number_of_shifts():
-    with pytest.raises(ValueError, match="^shift_weights must have an odd last dim"):
+    with pytest.raises(ValueError, match=r"^shift_weights must have an odd last dim"):
         shift(torch.rand(1, 1, 4), torch.rand(1, 1, 2))
 
 
@@ -137,7 +137,7 @@ def test_sharpen_is_safe_for_zero_and_tiny_weights():
 
 
 def test_sharpen_rejects_gamma_below_one():
-    with pytest.raises(ValueError, match="^gamma must be >= 1"):
+    with pytest.raises(ValueError, match=r"^gamma must be >= 1"):
         sharpen(torch.rand(1, 2, 4), torch.tensor([[1.0, 0.5]]))
 
 
@@ -156,7 +156,7 @@ def test_zero_memory_and_zero_keys_give_finite_uniform_weights_and_gradients():
 
 def test_gradcheck_float64():
     torch.manual_seed(0)
-    f64 = dict(dtype=torch.float64, requires_grad=True)
+    f64 = {"dtype": torch.float64, "requires_grad": True}
     keys, memory = torch.randn(2, 2, 4, **f64), torch.randn(2, 5, 4, **f64)
     strength = (torch.rand(2, 2, dtype=torch.float64) * 3).requires_grad_()
     assert torch.autograd.gradcheck(content_weights, (keys, memory, strength))

@@ -211,10 +211,10 @@ def test_gradcheck_pure_functions():
     assert gradcheck(link_update, (link, p, ww))
 
 
-def _tiny(seed=0, dtype=torch.float32, **sizes):
+def _tiny(seed=0, dtype=torch.float32, input_size=3, output_size=2, **sizes):
     torch.manual_seed(seed)
-    cfg = dict(input_size=3, output_size=2, controller_size=4, memory_size=5, word_size=3, num_reads=2)
-    return DNC(DNCConfig(**{**cfg, **sizes})).to(dtype)
+    cfg = {"controller_size": 4, "memory_size": 5, "word_size": 3, "num_reads": 2}
+    return DNC(DNCConfig(**{**cfg, **sizes}), input_size, output_size).to(dtype)
 
 
 def test_gradcheck_one_step_of_a_tiny_dnc():
@@ -270,7 +270,7 @@ def _finite_state(state):
 
 def test_300_adam_steps_on_bit_copy_stay_finite():
     torch.manual_seed(0)
-    model = DNC(DNCConfig(9, 8, controller_size=32, memory_size=16, word_size=8, num_reads=2))
+    model = DNC(DNCConfig(controller_size=32, memory_size=16, word_size=8, num_reads=2), 9, 8)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # a large rate, to stress the gates and the sort
     gen = torch.Generator().manual_seed(1)
     for _ in range(300):
@@ -288,7 +288,7 @@ def test_300_adam_steps_on_bit_copy_stay_finite():
 
 def test_overfits_four_copy_episodes():
     torch.manual_seed(0)
-    model = DNC(DNCConfig(9, 8, controller_size=32, memory_size=8, word_size=8, num_reads=1))
+    model = DNC(DNCConfig(controller_size=32, memory_size=8, word_size=8, num_reads=1), 9, 8)
     x, target = copy_episodes(batch=4, length=3, gen=torch.Generator().manual_seed(2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     # chance is log 2 = 0.69 per bit; 0.05 is a mean probability of about 0.95 on the right bit
@@ -332,8 +332,11 @@ def test_initial_state_is_empty_and_config_is_checked():
     assert state.memory.shape == (3, 5, 3) and state.link.shape == (3, 5, 5) and state.reads.shape == (3, 2, 3)
     assert all((t == 0).all() for t in (*state[:7], *state.controller))
     with pytest.raises(ValueError, match="num_writes must be 1"):
-        DNCConfig(3, 2, num_writes=2)
+        DNCConfig(num_writes=2)
     with pytest.raises(ValueError, match="memory_size must be >= 1"):
-        DNCConfig(3, 2, memory_size=0)
+        DNCConfig(memory_size=0)
+    with pytest.raises(ValueError, match="output_size must be >= 1, got 0"):
+        DNC(DNCConfig(), 3, 0)
+    assert (model.input_size, model.output_size, model.output.out_features) == (3, 2, 2)
     with pytest.raises(ValueError, match="x must have shape"):
         model.step(torch.zeros(3, 4), state)

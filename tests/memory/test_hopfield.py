@@ -10,7 +10,7 @@ F64 = torch.float64
 
 
 def naive_update(queries, patterns, beta):
-    b, i, d = queries.shape
+    b, i, _d = queries.shape
     out = torch.zeros_like(queries)
     for bi in range(b):
         for q in range(i):

@@ -7,7 +7,7 @@ from attnlab.memory import MemN2N, MemN2NConfig, hop_weights
 
 def test_hop_weights_stack_hops_and_join_calls_along_the_batch():
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=3, memory_size=5))
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=3, memory_size=5), 12)
     story, question = torch.randint(1, 12, (4, 5, 3)), torch.randint(1, 12, (4, 2))
     with capture(model) as trace:
         model(story[:3], question[:3])

@@ -17,7 +17,7 @@ def test_last_words_match_a_loop():
 
 def test_planted_key_with_the_question_words_gets_the_weight():
     v = 10
-    model = KVMemNN(KVMemNNConfig(v, embed_dim=v, hops=1, encoding="bow", values="last_word"))
+    model = KVMemNN(KVMemNNConfig(embed_dim=v, hops=1, encoding="bow", values="last_word"), v)
     with torch.no_grad():
         model.embed.weight.copy_(10 * torch.eye(v))
         model.embed.weight[0].zero_()
@@ -34,7 +34,7 @@ def test_planted_key_with_the_question_words_gets_the_weight():
 @pytest.mark.parametrize("values", ["sentence", "last_word"])
 def test_each_hop_is_traced_and_empty_memories_are_safe(values):
     torch.manual_seed(0)
-    model = KVMemNN(KVMemNNConfig(12, embed_dim=8, hops=3, memory_size=5, values=values))
+    model = KVMemNN(KVMemNNConfig(embed_dim=8, hops=3, memory_size=5, values=values), 12)
     story = torch.randint(1, 12, (2, 4, 3))
     story[1] = 0  # an empty story
     question = torch.randint(1, 12, (2, 3))
@@ -50,8 +50,8 @@ def test_each_hop_is_traced_and_empty_memories_are_safe(values):
 
 def test_value_kind_changes_what_is_read():
     torch.manual_seed(0)
-    a = KVMemNN(KVMemNNConfig(12, embed_dim=8, values="sentence"))
-    b = KVMemNN(KVMemNNConfig(12, embed_dim=8, values="last_word"))
+    a = KVMemNN(KVMemNNConfig(embed_dim=8, values="sentence"), 12)
+    b = KVMemNN(KVMemNNConfig(embed_dim=8, values="last_word"), 12)
     b.load_state_dict(a.state_dict())
     story, question = torch.randint(1, 12, (2, 4, 3)), torch.randint(1, 12, (2, 3))
     assert not torch.allclose(a(story, question), b(story, question))
@@ -59,7 +59,7 @@ def test_value_kind_changes_what_is_read():
 
 def test_only_the_most_recent_memory_size_sentences_are_read():
     torch.manual_seed(0)
-    model = KVMemNN(KVMemNNConfig(12, embed_dim=8, memory_size=3))
+    model = KVMemNN(KVMemNNConfig(embed_dim=8, memory_size=3), 12)
     story, question = torch.randint(1, 12, (2, 6, 4)), torch.randint(1, 12, (2, 3))
     torch.testing.assert_close(model(story, question), model(story[:, -3:], question))
 
@@ -69,7 +69,7 @@ def test_overfits_a_few_generated_stories():
     examples = generate_babi(1, num_stories=12, seed=0)
     vocab = Vocabulary(examples)
     data = to_tensors(examples, vocab, memory_size=10)
-    model = KVMemNN(KVMemNNConfig(len(vocab), embed_dim=24, hops=2, memory_size=10, values="last_word"))
+    model = KVMemNN(KVMemNNConfig(embed_dim=24, hops=2, memory_size=10, values="last_word"), len(vocab))
     fit(lambda: F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer),
         model.parameters(), steps=200, lr=0.02, optimizer=torch.optim.Adam)
     accuracy = (model(data.story, data.question, data.story_mask).argmax(-1) == data.answer).float().mean()
@@ -78,9 +78,18 @@ def test_overfits_a_few_generated_stories():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("vocab_size", 0), ("embed_dim", 0), ("hops", 0), ("memory_size", 0), ("encoding", "cnn"),
-     ("values", "window"), ("init_std", -1.0)],
+    [("embed_dim", 0), ("hops", 0), ("memory_size", -1), ("encoding", "cnn"), ("values", "window"),
+     ("init_std", -1.0)],
 )
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=f"^{field} must"):
-        KVMemNNConfig(**{"vocab_size": 5, field: value})
+        KVMemNNConfig(**{field: value})
+
+
+def test_memory_size_zero_keeps_the_stories_sentences():
+    assert KVMemNN(KVMemNNConfig(memory_size=0), 12, num_sentences=7).memory_size == 7
+    assert KVMemNN(KVMemNNConfig(memory_size=3), 12, num_sentences=7).memory_size == 3
+    with pytest.raises(ValueError, match=r"^memory_size must be >= 1 \(or 0 with num_sentences >= 1\), got 0"):
+        KVMemNN(KVMemNNConfig(memory_size=0), 12)
+    with pytest.raises(ValueError, match=r"^vocab_size must be >= 1, got 0"):
+        KVMemNN(KVMemNNConfig(), 0)

@@ -45,10 +45,10 @@ def test_position_encoded_sentences_are_the_formula_weighted_sums_of_their_words
 
 
 def test_linear_start_phase_is_part_of_the_state():
-    model = MemN2N(MemN2NConfig(10, embed_dim=4, linear_start=True))
+    model = MemN2N(MemN2NConfig(embed_dim=4, linear_start=True), 10)
     assert model.state_dict()["linear_phase"].item() is True
     model.linear_start = False
-    fresh = MemN2N(MemN2NConfig(10, embed_dim=4, linear_start=True))
+    fresh = MemN2N(MemN2NConfig(embed_dim=4, linear_start=True), 10)
     fresh.load_state_dict(model.state_dict())
     assert fresh.linear_start is False
 
@@ -63,8 +63,8 @@ def test_sentence_ages_count_later_sentences():
 
 
 def planted_model(vocab_size=10, hops=1, **overrides):
-    cfg = MemN2NConfig(vocab_size, embed_dim=vocab_size, hops=hops, memory_size=8, encoding="bow", temporal=False, **overrides)
-    model = MemN2N(cfg)
+    cfg = MemN2NConfig(embed_dim=vocab_size, hops=hops, memory_size=8, encoding="bow", temporal=False, **overrides)
+    model = MemN2N(cfg, vocab_size)
     with torch.no_grad():
         for e in model.embeddings:
             e.weight.copy_(10 * torch.eye(vocab_size))  # words one-hot: m_i . u counts shared words
@@ -86,7 +86,7 @@ def test_planted_sentence_with_the_question_words_gets_the_weight():
 
 def test_each_hop_is_traced_and_tracing_changes_nothing():
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=3, memory_size=5))
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=3, memory_size=5), 12)
     story = torch.randint(1, 12, (2, 4, 3))
     story[1, :2] = 0  # two empty sentences in the second story
     question = torch.randint(1, 12, (2, 3))
@@ -104,7 +104,7 @@ def test_each_hop_is_traced_and_tracing_changes_nothing():
 @pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
 def test_padding_side_and_empty_memories(tying):
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=2, memory_size=6, tying=tying))
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=6, tying=tying), 12)
     sentences = torch.randint(1, 12, (1, 3, 4))
     right = torch.cat([sentences, torch.zeros(1, 2, 4, dtype=torch.long)], 1)  # (1, 5, 4)
     left = torch.cat([torch.zeros(1, 2, 4, dtype=torch.long), sentences], 1)  # (1, 5, 4)
@@ -119,7 +119,7 @@ def test_padding_side_and_empty_memories(tying):
 
 def test_only_the_most_recent_memory_size_sentences_are_read():
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=2, memory_size=3))
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=3), 12)
     story = torch.randint(1, 12, (2, 6, 4))
     question = torch.randint(1, 12, (2, 3))
     torch.testing.assert_close(model(story, question), model(story[:, -3:], question))
@@ -141,7 +141,7 @@ def test_linear_start_uses_raw_scores_without_normalising():
 
 def test_random_noise_acts_only_in_training():
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(12, embed_dim=8, hops=2, memory_size=10, random_noise=0.5))
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=10, random_noise=0.5), 12)
     story, question = torch.randint(1, 12, (4, 6, 3)), torch.randint(1, 12, (4, 3))
     model.eval()
     torch.testing.assert_close(model(story, question), model(story, question))
@@ -155,7 +155,7 @@ def test_overfits_a_few_generated_stories(tying, noise):
     examples = generate_babi(2, num_stories=12, seed=0)
     vocab = Vocabulary(examples)
     data = to_tensors(examples, vocab, memory_size=10)
-    model = MemN2N(MemN2NConfig(len(vocab), embed_dim=24, hops=3, memory_size=10, tying=tying, random_noise=noise))
+    model = MemN2N(MemN2NConfig(embed_dim=24, hops=3, memory_size=10, tying=tying, random_noise=noise), len(vocab))
     fit(lambda: F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer),
         model.parameters(), steps=200, lr=0.02, optimizer=torch.optim.Adam)
     model.eval()
@@ -165,10 +165,19 @@ def test_overfits_a_few_generated_stories(tying, noise):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("vocab_size", 0), ("embed_dim", 0), ("hops", 0), ("memory_size", 0), ("encoding", "cnn"),
-     ("tying", "none"), ("random_noise", 1.0), ("init_std", 0.0)],
+    [("embed_dim", 0), ("hops", 0), ("memory_size", -1), ("encoding", "cnn"), ("tying", "none"),
+     ("random_noise", 1.0), ("init_std", 0.0), ("linear_start_patience", -1), ("linear_start_steps", -1)],
 )
 def test_config_names_the_bad_field(field, value):
-    args = {"vocab_size": 5, field: value}
     with pytest.raises(ValueError, match=f"^{field} must"):
-        MemN2NConfig(**args)
+        MemN2NConfig(**{field: value})
+
+
+def test_memory_size_zero_keeps_the_stories_sentences():
+    model = MemN2N(MemN2NConfig(memory_size=0, hops=2), 12, num_sentences=7)
+    assert model.memory_size == 7 and [tuple(t.shape) for t in model.temporal] == [(7, 20)] * 3
+    assert MemN2N(MemN2NConfig(memory_size=3), 12, num_sentences=7).memory_size == 3
+    with pytest.raises(ValueError, match=r"^memory_size must be >= 1 \(or 0 with num_sentences >= 1\), got 0"):
+        MemN2N(MemN2NConfig(memory_size=0), 12)
+    with pytest.raises(ValueError, match=r"^vocab_size must be >= 1, got 0"):
+        MemN2N(MemN2NConfig(), 0)

@@ -36,8 +36,11 @@ def copy_loss(model, inputs, targets, mask):
     return F.binary_cross_entropy_with_logits(logits[mask], targets[mask]), logits
 
 
+SIZES = (BITS + 1, BITS)  # input_size, output_size
+
+
 def tiny(**kw):
-    base = dict(input_size=BITS + 1, output_size=BITS, controller_size=24, memory_size=12, word_size=6)
+    base = {"controller_size": 24, "memory_size": 12, "word_size": 6}
     return NTMConfig(**{**base, **kw})
 
 
@@ -45,7 +48,7 @@ def tiny(**kw):
 def test_shapes_and_state(controller):
     torch.manual_seed(0)
     cfg = tiny(controller=controller, num_reads=2, num_writes=3, shift_range=2)
-    model = NTM(cfg)
+    model = NTM(cfg, *SIZES)
     state = model.initial_state(4)
     assert state.memory.shape == (4, 12, 6) and not state.memory.any()
     assert state.read_weights.shape == (4, 2, 12) and state.write_weights.shape == (4, 3, 12)
@@ -62,7 +65,7 @@ def test_shapes_and_state(controller):
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 def test_forward_equals_stepping_by_hand(controller):
     torch.manual_seed(0)
-    model = NTM(tiny(controller=controller, num_reads=2))
+    model = NTM(tiny(controller=controller, num_reads=2), *SIZES)
     x = torch.randn(3, 6, 9)
     state = model.initial_state(3)
     steps = []
@@ -90,7 +93,7 @@ def naive_address(key, beta, gate, shifts, gamma, memory, previous):
 def test_one_step_write_then_read_matches_a_loop_over_slots():
     torch.manual_seed(0)
     cfg = tiny(num_reads=2, num_writes=2, memory_size=5, word_size=4)
-    model = NTM(cfg).double()
+    model = NTM(cfg, *SIZES).double()
     b, n, w = 2, 5, 4
     state = NTMState(
         memory=torch.randn(b, n, w, dtype=torch.float64),
@@ -140,7 +143,7 @@ def test_a_full_erase_and_add_on_one_slot_replaces_that_row():
     """A planted write: weights one-hot on slot 2, erase 1, add a -> row 2 becomes a, the rest stay."""
     torch.manual_seed(0)
     cfg = tiny(num_reads=1, num_writes=1, memory_size=5, word_size=4, controller="feedforward")
-    model = NTM(cfg)
+    model = NTM(cfg, *SIZES)
     w, rs = 4, model.read_size
     add = torch.tensor([1.0, -2.0, 3.0, 0.5])
     with torch.no_grad():
@@ -164,7 +167,7 @@ def test_a_full_erase_and_add_on_one_slot_replaces_that_row():
 
 def test_trains_from_zero_memory_without_nan():
     torch.manual_seed(0)
-    model = NTM(tiny(memory_size=16, word_size=8, controller_size=32))
+    model = NTM(tiny(memory_size=16, word_size=8, controller_size=32), *SIZES)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(300):
         inputs, targets, mask = copy_episodes(4, 1, 5, seed=step)
@@ -185,7 +188,7 @@ def test_trains_from_zero_memory_without_nan():
 
 def test_overfits_four_copy_episodes():
     torch.manual_seed(0)
-    model = NTM(tiny(memory_size=8, word_size=8, controller_size=32))
+    model = NTM(tiny(memory_size=8, word_size=8, controller_size=32), *SIZES)
     inputs, targets, mask = copy_episodes(4, 3, 3, seed=1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
@@ -205,7 +208,7 @@ def test_overfits_four_copy_episodes():
 
 def test_traced_read_and_write_weightings():
     torch.manual_seed(0)
-    model = NTM(tiny(num_reads=2, num_writes=3))
+    model = NTM(tiny(num_reads=2, num_writes=3), *SIZES)
     x = torch.randn(2, 4, 9)
     plain = model(x)
     with capture(model) as trace:
@@ -224,8 +227,8 @@ def test_traced_read_and_write_weightings():
 
 def test_weights_load_into_another_memory_size_and_run_longer_sequences():
     torch.manual_seed(0)
-    small = NTM(tiny(memory_size=8))
-    big = NTM(tiny(memory_size=40))
+    small = NTM(tiny(memory_size=8), *SIZES)
+    big = NTM(tiny(memory_size=40), *SIZES)
     big.load_state_dict(small.state_dict())
     out = big(torch.randn(2, 30, 9))
     assert out.shape == (2, 30, 8) and torch.isfinite(out).all()
@@ -235,8 +238,8 @@ def test_weights_load_into_another_memory_size_and_run_longer_sequences():
 def test_gradcheck_one_step_float64(controller):
     torch.manual_seed(0)
     model = NTM(tiny(controller=controller, controller_size=5, memory_size=4, word_size=3, num_reads=2,
-                     num_writes=2)).double()
-    b, f64 = 2, dict(dtype=torch.float64, requires_grad=True)
+                     num_writes=2), *SIZES).double()
+    b, f64 = 2, {"dtype": torch.float64, "requires_grad": True}
     x, memory, reads = torch.randn(b, 9, **f64), torch.randn(b, 4, 3, **f64), torch.randn(b, 2, 3, **f64)
     read_w = torch.softmax(torch.randn(b, 2, 4, dtype=torch.float64), -1).requires_grad_()
     write_w = torch.softmax(torch.randn(b, 2, 4, dtype=torch.float64), -1).requires_grad_()
@@ -259,9 +262,19 @@ def test_gradcheck_one_step_float64(controller):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("input_size", 0), ("output_size", 0), ("controller_size", 0), ("memory_size", 0), ("word_size", 0),
-     ("num_reads", 0), ("num_writes", -1), ("shift_range", -1), ("controller", "gru")],
+    [("controller_size", 0), ("memory_size", 0), ("word_size", 0), ("num_reads", 0), ("num_writes", -1),
+     ("shift_range", -1), ("controller", "gru")],
 )
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=f"^{field} must"):
-        NTMConfig(**{"input_size": 3, "output_size": 2, field: value})
+        NTMConfig(**{field: value})
+
+
+@pytest.mark.parametrize("sizes, field", [((0, 2), "input_size"), ((3, 0), "output_size")])
+def test_task_sizes_are_checked_by_the_machine(sizes, field):
+    with pytest.raises(ValueError, match=f"^{field} must be >= 1, got 0"):
+        NTM(NTMConfig(), *sizes)
+    model = NTM(NTMConfig(memory_size=4, word_size=3), 3, 2)
+    assert (model.input_size, model.output_size) == (3, 2) and model.out.out_features == 2
+    with pytest.raises(ValueError, match=r"input_size=3"):
+        model(torch.zeros(1, 2, 4))

@@ -10,12 +10,12 @@ from attnlab.spec import PAD, TaskSpec
 from batches import copy_batch, fit, left_padded
 
 TINY = {
-    "mlp": dict(embed_dim=8, hidden_dim=32, num_layers=1),
-    "cnn": dict(channels=16, kernel_size=3, num_layers=2),
-    "rnn": dict(embed_dim=16, hidden_dim=32, num_layers=1),
-    "gru": dict(embed_dim=16, hidden_dim=32, num_layers=1),
-    "lstm": dict(embed_dim=16, hidden_dim=32, num_layers=1),
-    "bilstm": dict(embed_dim=16, hidden_dim=16, num_layers=1),
+    "mlp": {"embed_dim": 8, "hidden_dim": 32, "num_layers": 1},
+    "cnn": {"channels": 16, "kernel_size": 3, "num_layers": 2},
+    "rnn": {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1},
+    "gru": {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1},
+    "lstm": {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1},
+    "bilstm": {"embed_dim": 16, "hidden_dim": 16, "num_layers": 1},
 }
 UNIDIRECTIONAL = ["rnn", "gru", "lstm"]
 
@@ -124,7 +124,7 @@ def test_mlp_shares_no_weights_between_positions():
     assert not torch.allclose(mlp(x[:, perm]), mlp(x), atol=1e-4)
     # Control: attention without positions shares weights across positions, and is unmoved.
     torch.manual_seed(0)
-    bag = build_model("transformer", dict(embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, positions="none"), spec)
+    bag = build_model("transformer", {"embed_dim": 8, "num_heads": 2, "num_layers": 1, "ff_dim": 16, "positions": "none"}, spec)
     bag.eval()
     torch.testing.assert_close(bag(x[:, perm]), bag(x))
 
@@ -154,7 +154,7 @@ def test_input_embedding_floats_and_wrong_inputs():
         embed(torch.randn(2, 8, 3))
     with pytest.raises(ValueError, match="integer ids"):
         InputEmbedding(token_spec(), 6)(torch.randn(2, 8))
-    with pytest.raises(ValueError, match="TaskSpec.vocab_size"):
+    with pytest.raises(ValueError, match=r"TaskSpec.vocab_size"):
         InputEmbedding(TaskSpec(seq_len=4, answer_len=1, vocab_size=1, num_outputs=1), 6)
 
 
@@ -164,7 +164,7 @@ def test_answer_head_reads_only_the_last_n_positions():
     head(features).sum().backward()
     used = (features.grad != 0).any(-1).any(0)  # (t,)
     assert torch.equal(used, torch.arange(8) >= 5)
-    with pytest.raises(ValueError, match="TaskSpec.answer_len"):
+    with pytest.raises(ValueError, match=r"TaskSpec.answer_len"):
         AnswerHead(TaskSpec(seq_len=4, answer_len=5, vocab_size=10, num_outputs=10), 5)
 
 

@@ -2,6 +2,7 @@
 greedy), and the cross-attention read back in the inputs' columns."""
 
 import math
+from typing import ClassVar
 
 import pytest
 import torch
@@ -55,7 +56,7 @@ class TableModel:
     inputs[:, 0] picks the table of the row; a prefix not in the table ends with EOS for sure.
     """
 
-    TABLES = {
+    TABLES: ClassVar[dict] = {
         1: {(): {A: 0.6, B: 0.4}, (A,): {A: 0.4, B: 0.3, EOS: 0.3}, (B,): {B: 0.9, EOS: 0.1}},  # greedy's trap
         2: {(): {A: 0.6, B: 0.4}, (A,): {A: 0.9, EOS: 0.1}, (B,): {B: 0.5, EOS: 0.5}},  # greedy is best
         3: {(): {EOS: 0.5, A: 0.45, B: 0.05}, (A,): {A: 1.0}},  # short or long, by the length penalty

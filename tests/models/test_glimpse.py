@@ -12,7 +12,7 @@ from attnlab.models.registry import build_model, split_output
 from attnlab.spec import TaskSpec
 
 SPEC = TaskSpec(seq_len=1, answer_len=1, num_outputs=4, image=(1, 28, 28))
-SMALL = dict(glimpse_size=8, num_scales=1, num_glimpses=3, glimpse_hidden=32, glimpse_dim=64, core_size=64)
+SMALL = {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 3, "glimpse_hidden": 32, "glimpse_dim": 64, "core_size": 64}
 
 
 def quadrant_batch(b, gen):
@@ -33,6 +33,21 @@ def accuracy(model, images, labels):
         return (model(images)[:, 0].argmax(-1) == labels[:, 0]).float().mean().item()
 
 
+def test_family_is_ram_with_its_own_config_and_the_tasks_sizes():
+    from attnlab.config import to_dict
+    from attnlab.errors import ConfigError
+    from attnlab.glimpse import RAM, RAMConfig
+    from attnlab.models import MODELS
+
+    model = build_model("ram", SMALL, TaskSpec(seq_len=1, answer_len=1, num_outputs=5, image=(3, 16, 16)))
+    assert MODELS.get("ram").Config is RAMConfig and model.config == RAMConfig(**SMALL) and MODELS.defaults("ram") == {}
+    assert isinstance(model.ram, RAM) and model.ram.config is model.config
+    assert (model.ram.num_classes, model.ram.image_channels, model.ram.classifier.out_features) == (5, 3, 5)
+    assert to_dict(model.config) == {**SMALL, "core": "rnn", "location_std": 0.17}
+    with pytest.raises(ConfigError, match=r"unknown key model.num_classes"):
+        build_model("ram", {"num_classes": 4}, SPEC)
+
+
 def test_forward_follows_the_loop_contract():
     torch.manual_seed(0)
     model = build_model("ram", SMALL, SPEC)
@@ -44,7 +59,7 @@ def test_forward_follows_the_loop_contract():
 
 
 def test_bad_specs_and_inputs_fail_with_a_message():
-    with pytest.raises(ValueError, match="TaskSpec.image"):
+    with pytest.raises(ValueError, match=r"TaskSpec.image"):
         build_model("ram", SMALL, TaskSpec(seq_len=5, answer_len=1, num_outputs=4))
     with pytest.raises(ValueError, match="answer_len"):
         build_model("ram", SMALL, TaskSpec(seq_len=1, answer_len=2, num_outputs=4, image=(1, 28, 28)))

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from attnlab.core import capture
-from attnlab.models import build_model
+from attnlab.errors import ConfigError
+from attnlab.memory import DNC, NTM, DNCConfig, NTMConfig
+from attnlab.models import MODELS, build_model
 from attnlab.tasks import build_task
 from attnlab.train import evaluate, load_run, resolve, retarget, train
 
@@ -22,6 +24,17 @@ def test_machines_answer_at_the_last_steps_and_trace_reads_and_writes(name):
     t = task.spec.seq_len
     assert len(trace.select(kind="write")) == t and len(trace.select(kind="read")) == t
     assert torch.allclose(model.machine(batch.inputs)[:, -4:], logits)
+
+
+@pytest.mark.parametrize("name, machine, config", [("ntm", NTM, NTMConfig), ("dnc", DNC, DNCConfig)])
+def test_families_register_the_machines_own_config(name, machine, config):
+    task = build_task("ntm_copy", {"max_length": 4})
+    model = build_model(name, TINY[name], task.spec)
+    assert MODELS.get(name).Config is config and model.config == config(**TINY[name]) and MODELS.defaults(name) == {}
+    assert isinstance(model.machine, machine) and model.machine.config is model.config
+    assert (model.machine.input_size, model.machine.output_size) == (task.spec.input_features, 8)
+    with pytest.raises(ConfigError, match=r"unknown key model.input_size"):
+        build_model(name, {"input_size": 9}, task.spec)  # the task's width, never a config field
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -5,7 +5,10 @@ import pytest
 import torch
 
 import attnlab.models.memory  # noqa: F401  (registers memn2n and kvmemnn)
-from attnlab.models.memory import KVMemNNFamilyConfig, MemN2NFamilyConfig, split_layout
+from attnlab.config import to_dict
+from attnlab.errors import ConfigError
+from attnlab.memory import KVMemNN, KVMemNNConfig, MemN2N, MemN2NConfig
+from attnlab.models.memory import split_layout
 from attnlab.models.registry import MODELS, build_model
 from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks import build_task
@@ -52,23 +55,34 @@ def test_family_is_the_memory_network_on_the_reshaped_rows(name):
     torch.manual_seed(0)
     model = build_model(name, {"embed_dim": 8}, SPEC).eval()
     assert MODELS.summary(name) and "\n" not in MODELS.summary(name)
-    assert model.memory.config.memory_size == 4 and model.memory.config.vocab_size == 9  # 0 = the task's m
+    assert model.memory.memory_size == 4 and model.memory.vocab_size == 9  # memory_size 0 = the task's m
+    assert model.config == model.memory.config and model.config.memory_size == 0
     story, question, inputs = flat_rows(torch.Generator().manual_seed(1))
     logits = model(inputs)
     assert logits.shape == (5, 1, 9)
     torch.testing.assert_close(logits[:, 0], model.memory(story, question, (story != PAD).any(-1)))
 
 
+@pytest.mark.parametrize("name, network, config", [("memn2n", MemN2N, MemN2NConfig), ("kvmemnn", KVMemNN, KVMemNNConfig)])
+def test_family_registers_the_networks_own_config(name, network, config):
+    assert MODELS.get(name).Config is config and MODELS.defaults(name) == {"memory_size": 0}
+    model = build_model(name, {}, SPEC)
+    assert isinstance(model.memory, network) and model.config == config(memory_size=0)
+    assert build_model(name, {"memory_size": 2}, SPEC).memory.memory_size == 2
+    assert build_model(name, to_dict(model.config), SPEC).config == model.config  # the round trip of a run
+
+
 def test_family_configs_check_their_fields():
-    with pytest.raises(ValueError, match="hops must be >= 1"):
-        MemN2NFamilyConfig(hops=0)
-    with pytest.raises(ValueError, match="memory_size must be >= 0"):
-        KVMemNNFamilyConfig(memory_size=-1)
-    with pytest.raises(ValueError, match="linear_start_patience must be >= 0, got -1"):
-        MemN2NFamilyConfig(linear_start_patience=-1)
-    with pytest.raises(ValueError, match="values must be one of"):
-        KVMemNNFamilyConfig(values="words")
-    assert build_model("memn2n", {"memory_size": 2}, SPEC).memory.config.memory_size == 2
+    with pytest.raises(ConfigError, match="hops must be >= 1"):
+        build_model("memn2n", {"hops": 0}, SPEC)
+    with pytest.raises(ConfigError, match="memory_size must be >= 0"):
+        build_model("kvmemnn", {"memory_size": -1}, SPEC)
+    with pytest.raises(ConfigError, match="linear_start_patience must be >= 0, got -1"):
+        build_model("memn2n", {"linear_start_patience": -1}, SPEC)
+    with pytest.raises(ConfigError, match="values must be one of"):
+        build_model("kvmemnn", {"values": "words"}, SPEC)
+    with pytest.raises(ConfigError, match=r"unknown key model.vocab_size"):
+        build_model("memn2n", {"vocab_size": 9}, SPEC)  # the task's, never a config field
 
 
 def test_memn2n_overfits_a_few_generated_questions_through_the_task():

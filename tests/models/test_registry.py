@@ -14,7 +14,6 @@ FAMILIES = {"mlp", "cnn", "rnn", "gru", "lstm", "bilstm", "transformer", "encdec
 SPEC = TaskSpec(seq_len=21, answer_len=10, vocab_size=12, num_outputs=12)
 
 
-
 def test_task_spec_properties():
     assert SPEC.tokens and not SPEC.regression
     floats = TaskSpec(seq_len=4, answer_len=1, input_features=2, num_outputs=1)
@@ -32,7 +31,7 @@ def test_every_family_builds_from_defaults(name):
     assert dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen
     torch.manual_seed(0)
     model = build_model(name, None, SPEC).eval()
-    assert model.config == cls.Config() and model.spec == SPEC
+    assert model.config == cls.Config(**MODELS.defaults(name)) == MODELS.build_config(name) and model.spec == SPEC
     inputs = torch.randint(1, 12, (2, 21))
     inputs[0, :5] = PAD
     assert model(inputs).shape == (2, 10, 12)
@@ -67,9 +66,11 @@ def test_build_model_from_plain_values():
     [
         ("cnn", {"kernel_size": 4}, "CNNConfig.kernel_size"),
         ("mlp", {"num_layers": -1}, "MLPConfig.num_layers"),
-        ("transformer", {"embed_dim": 30, "num_heads": 4}, "TransformerModelConfig.embed_dim"),
-        ("lm", {"positions": "nope"}, "LMConfig.positions"),
-        ("encdec", {"dropout": 1.5}, "EncDecConfig.dropout"),
+        ("transformer", {"embed_dim": 30, "num_heads": 4}, "TransformerConfig.embed_dim"),
+        ("lm", {"positions": "nope"}, "TransformerConfig.positions"),
+        ("encdec", {"dropout": 1.5}, "TransformerConfig.dropout"),
+        ("encdec", {"num_layers": 0}, "TransformerConfig.num_layers"),
+        ("transformer", {"num_heads": 0}, "TransformerConfig.num_heads"),
         ("rnn", {"hidden_dim": 2.5}, "model.hidden_dim"),
     ],
 )
@@ -77,3 +78,74 @@ def test_bad_values_name_the_field(name, values, field):
     with pytest.raises(ConfigError, match=field) as err:
         build_model(name, values, SPEC)
     assert "\n" not in str(err.value)
+
+
+STACK = {"embed_dim": 64, "num_heads": 4, "num_kv_heads": None, "num_layers": 2, "num_decoder_layers": None,
+         "ff_dim": 256, "dropout": 0.0, "activation": "gelu", "norm_first": True, "positions": "sinusoidal",
+         "bias": True, "layer_norm_eps": 1e-5, "tie_embeddings": True}
+
+# Every family's config with nothing set: the contract that keeps old runs and seeds reproducing.
+DEFAULTS = {
+    "mlp": {"embed_dim": 32, "hidden_dim": 128, "num_layers": 2, "dropout": 0.0},
+    "cnn": {"channels": 64, "kernel_size": 5, "num_layers": 5, "dropout": 0.0},
+    "rnn": {"embed_dim": 64, "hidden_dim": 160, "num_layers": 2, "dropout": 0.0},
+    "gru": {"embed_dim": 64, "hidden_dim": 96, "num_layers": 2, "dropout": 0.0},
+    "lstm": {"embed_dim": 64, "hidden_dim": 80, "num_layers": 2, "dropout": 0.0},
+    "bilstm": {"embed_dim": 64, "hidden_dim": 48, "num_layers": 2, "dropout": 0.0},
+    "transformer": STACK,
+    "encdec": {**STACK, "num_layers": 1},
+    "lm": STACK,
+    "seq2seq": {"embed_dim": 64, "hidden_dim": 80, "num_layers": 1, "dropout": 0.0, "output_dim": 0, "cell": "gru"},
+    "bahdanau": {"embed_dim": 64, "hidden_dim": 56, "num_layers": 1, "dropout": 0.0, "output_dim": 0, "attn_dim": 56},
+    "luong": {"embed_dim": 64, "hidden_dim": 64, "num_layers": 1, "dropout": 0.0, "output_dim": 0, "method": "general",
+              "bidirectional": False},
+    "ntm": {"controller": "lstm", "controller_size": 100, "memory_size": 128, "word_size": 20, "num_reads": 1,
+            "num_writes": 1, "shift_range": 1},
+    "dnc": {"controller_size": 64, "memory_size": 64, "word_size": 16, "num_reads": 4, "num_writes": 1},
+    "memn2n": {"embed_dim": 20, "hops": 3, "memory_size": 0, "encoding": "position", "temporal": True,
+               "random_noise": 0.0, "linear_start": False, "linear_start_patience": 1, "linear_start_steps": 0,
+               "tying": "adjacent", "init_std": 0.1},
+    "kvmemnn": {"embed_dim": 20, "hops": 2, "memory_size": 0, "encoding": "position", "values": "sentence",
+                "init_std": 0.1},
+    "ram": {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 6, "glimpse_hidden": 128, "glimpse_dim": 256,
+            "core_size": 256, "core": "rnn", "location_std": 0.17},
+    "image_mlp": {"hidden_dim": 256, "num_layers": 2, "dropout": 0.0},
+    "image_cnn": {"channels": [32, 64], "kernel_size": 5, "pooling": "avg", "hidden_dim": 256, "num_layers": 1,
+                  "dropout": 0.0},
+    "soft_attention": {"channels": [32, 64], "kernel_size": 5, "embed_dim": 64, "num_heads": 4, "hidden_dim": 256,
+                       "num_layers": 1, "dropout": 0.0},
+}
+
+
+def test_every_registered_family_has_its_pinned_defaults():
+    assert sorted(DEFAULTS) == MODELS.names()
+    for name, values in DEFAULTS.items():
+        assert to_dict(MODELS.build_config(name)) == values, name
+
+
+def test_families_sharing_a_config_differ_by_their_registry_defaults():
+    from attnlab.models.baselines import RecurrentConfig
+    from attnlab.models.transformer import TransformerConfig
+
+    assert {MODELS.get(n).Config for n in ("rnn", "gru", "lstm", "bilstm")} == {RecurrentConfig}
+    assert {MODELS.get(n).Config for n in ("transformer", "encdec", "lm")} == {TransformerConfig}
+    assert MODELS.defaults("rnn") == {"hidden_dim": 160} and MODELS.defaults("mlp") == {}
+    assert MODELS.defaults("encdec") == {"embed_dim": 64, "ff_dim": 256, "dropout": 0.0, "num_layers": 1}
+    assert MODELS.build_config("lstm", {"hidden_dim": "12"}).hidden_dim == 12  # a value over the entry's default
+    assert build_model("gru", None, SPEC).rnn.hidden_size == 96
+
+
+def test_every_transformer_field_is_a_model_override():
+    from attnlab.train import resolve
+
+    values = {"num_kv_heads": "2", "activation": "relu", "bias": "false", "tie_embeddings": "false", "num_layers": "1"}
+    config = resolve({"task": {"name": "copy"}, "model": {"name": "encdec"}}, {"model": values}).model_config
+    assert (config.num_kv_heads, config.activation, config.bias, config.tie_embeddings) == (2, "relu", False, False)
+    assert config.embed_dim == 64 and config.ff_dim == 256  # the entry's defaults stay under the overrides
+    model = build_model("encdec", to_dict(config), SPEC)
+    layer = model.net.encoder.layers[0]
+    assert layer.attn.num_kv_heads == 2 and layer.ff.linear1.bias is None
+    assert model.net.head.weight is not model.net.tgt_embed.weight
+    for key in ("vocab_size", "tgt_vocab_size", "max_len", "pad_id"):  # the task's sizes, not config fields
+        with pytest.raises(ConfigError, match=f"unknown key model.{key}"):
+            build_model("lm", {key: 4}, SPEC)

@@ -10,7 +10,7 @@ from attnlab.models import build_model
 from attnlab.spec import PAD, TaskSpec
 from batches import copy_batch, fit, left_padded
 
-TINY = dict(embed_dim=16, num_heads=2, num_layers=1, ff_dim=32)
+TINY = {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 32}
 FAMILIES = ["transformer", "encdec", "lm"]
 DECODERS = ["encdec", "lm"]
 

@@ -27,7 +27,7 @@ def perturbed(module: nn.Module) -> nn.Module:
     return module.double().eval()
 
 
-CFG = dict(embed_dim=16, num_heads=4, ff_dim=24, dropout=0.0, activation="relu")
+CFG = {"embed_dim": 16, "num_heads": 4, "ff_dim": 24, "dropout": 0.0, "activation": "relu"}
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -68,7 +68,7 @@ def test_decoder_layer_equals_torch():
 
 
 def tiny(positions="sinusoidal", **kw):
-    base = dict(vocab_size=20, embed_dim=16, num_heads=4, num_layers=2, ff_dim=32, dropout=0.0, max_len=64)
+    base = {"embed_dim": 16, "num_heads": 4, "num_layers": 2, "ff_dim": 32, "dropout": 0.0}  # vocabularies of 20, max_len 64
     base.update(kw)
     return TransformerConfig(positions=positions, **base)
 
@@ -77,7 +77,7 @@ def tiny(positions="sinusoidal", **kw):
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_lm_kv_cache_generation_equals_recompute(positions, norm_first):
     torch.manual_seed(0)
-    lm = DecoderLM(tiny(positions, norm_first=norm_first, num_kv_heads=2)).double().eval()
+    lm = DecoderLM(tiny(positions, norm_first=norm_first, num_kv_heads=2), 20, max_len=64).double().eval()
     prompt = torch.randint(1, 20, (3, 4))
     cached = lm.generate(prompt, 12, temperature=0, use_cache=True)
     plain = lm.generate(prompt, 12, temperature=0, use_cache=False)
@@ -92,7 +92,7 @@ def test_lm_kv_cache_generation_equals_recompute(positions, norm_first):
 
 def test_lm_sampling_is_seeded_and_respects_top_k():
     torch.manual_seed(0)
-    lm = DecoderLM(tiny()).eval()
+    lm = DecoderLM(tiny(), 20, max_len=64).eval()
     prompt = torch.randint(1, 20, (2, 3))
     a = lm.generate(prompt, 8, top_k=3, generator=torch.Generator().manual_seed(1))
     b = lm.generate(prompt, 8, top_k=3, generator=torch.Generator().manual_seed(1))
@@ -105,7 +105,7 @@ def test_lm_sampling_is_seeded_and_respects_top_k():
 @pytest.mark.parametrize("positions", ["sinusoidal", "rope", "t5"])
 def test_encoder_decoder_cached_generation_equals_recompute(positions):
     torch.manual_seed(0)
-    model = EncoderDecoder(tiny(positions, num_decoder_layers=3)).double().eval()
+    model = EncoderDecoder(tiny(positions, num_decoder_layers=3), 20, 20, max_len=64).double().eval()
     src = torch.randint(3, 20, (3, 6))
     src[1, 4:] = 0  # padding
     cached = model.generate(src, bos_id=1, eos_id=2, max_len=10, use_cache=True)
@@ -116,7 +116,7 @@ def test_encoder_decoder_cached_generation_equals_recompute(positions):
 
 def test_decoder_caches_select_rows_for_beams():
     torch.manual_seed(0)
-    model = EncoderDecoder(tiny()).double().eval()
+    model = EncoderDecoder(tiny(), 20, 20, max_len=64).double().eval()
     src = torch.randint(3, 20, (3, 6))
     src[1, 4:] = 0  # padding
     index = torch.tensor([1, 1, 2, 0])
@@ -133,7 +133,7 @@ def test_decoder_caches_select_rows_for_beams():
 
 def test_capture_records_every_layer_and_head():
     torch.manual_seed(0)
-    model = EncoderDecoder(tiny(num_layers=3))
+    model = EncoderDecoder(tiny(num_layers=3), 20, 20, max_len=64)
     src, tgt = torch.randint(3, 20, (2, 6)), torch.randint(3, 20, (2, 4))
     src[0, 5] = 0
     plain, _ = model(src, tgt)
@@ -153,7 +153,7 @@ def test_capture_records_every_layer_and_head():
 @pytest.mark.parametrize("model_cls", [DecoderLM, EncoderDecoder])
 def test_overfits_one_batch(model_cls):
     torch.manual_seed(0)
-    model = model_cls(tiny("rope"))
+    model = DecoderLM(tiny("rope"), 20, max_len=64) if model_cls is DecoderLM else EncoderDecoder(tiny("rope"), 20, 20, max_len=64)
     src = torch.randint(3, 20, (4, 8))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(150):
@@ -175,3 +175,20 @@ def test_config_errors_name_the_field():
         TransformerConfig(activation="swish")
     with pytest.raises(ValueError, match=r"TransformerConfig.embed_dim: 10 is not divisible by num_heads 4"):
         TransformerConfig(embed_dim=10)
+    with pytest.raises(ValueError, match=r"TransformerConfig.num_decoder_layers: must be >= 1; got 0"):
+        TransformerConfig(num_decoder_layers=0)
+
+
+def test_vocabularies_lengths_and_padding_are_the_models_arguments():
+    torch.manual_seed(0)
+    model = EncoderDecoder(tiny("learned"), 11, 7, max_len=9, pad_id=3)
+    assert (model.src_embed.num_embeddings, model.tgt_embed.num_embeddings, model.head.out_features) == (11, 7, 7)
+    assert model.src_positions.max_len == model.tgt_positions.max_len == 9
+    src = torch.tensor([[4, 5, 3, 3]])
+    _, mask = model.encode(src)
+    assert mask.flatten().tolist() == [True, True, False, False]  # pad_id 3 is never attended
+    lm = DecoderLM(tiny("learned"), 13, max_len=5, pad_id=2)
+    assert lm.embed.num_embeddings == lm.head.out_features == 13 and lm.positions.max_len == 5
+    logits, loss = lm(torch.tensor([[1, 4, 5]]), torch.tensor([[2, 2, 6]]))  # targets equal to pad_id are skipped
+    want = torch.nn.functional.cross_entropy(logits[0, 2:], torch.tensor([6]))
+    torch.testing.assert_close(loss, want)

@@ -15,9 +15,9 @@ from attnlab.models.vision import ImageCNNConfig, SoftAttentionConfig, sinusoid_
 from attnlab.spec import TaskSpec
 
 TINY = {
-    "image_mlp": dict(hidden_dim=32, num_layers=1),
-    "image_cnn": dict(channels=(8, 16), kernel_size=3, hidden_dim=32),
-    "soft_attention": dict(channels=(8, 16), kernel_size=3, embed_dim=16, num_heads=2, hidden_dim=32),
+    "image_mlp": {"hidden_dim": 32, "num_layers": 1},
+    "image_cnn": {"channels": (8, 16), "kernel_size": 3, "hidden_dim": 32},
+    "soft_attention": {"channels": (8, 16), "kernel_size": 3, "embed_dim": 16, "num_heads": 2, "hidden_dim": 32},
 }
 FAMILIES = list(TINY)
 
@@ -58,8 +58,8 @@ def test_rejects_wrong_inputs(name):
 # it takes a few hundred. The flattened variant is tried at 28x28.
 OVERFIT = [
     ("image_mlp", 28, {}, 3e-3),
-    ("image_cnn", 28, dict(pooling="flatten"), 3e-3),
-    ("image_cnn", 16, dict(pooling="avg"), 1e-2),
+    ("image_cnn", 28, {"pooling": "flatten"}, 3e-3),
+    ("image_cnn", 16, {"pooling": "avg"}, 1e-2),
     ("soft_attention", 28, {}, 3e-3),
 ]
 
@@ -106,13 +106,13 @@ def test_image_too_small_for_the_pools(name):
 @pytest.mark.parametrize(
     "cls, values, field",
     [
-        (ImageCNNConfig, dict(channels=()), "channels"),
-        (ImageCNNConfig, dict(kernel_size=4), "kernel_size"),
-        (ImageCNNConfig, dict(pooling="max"), "pooling"),
-        (ImageCNNConfig, dict(dropout=1.0), "dropout"),
-        (SoftAttentionConfig, dict(embed_dim=18, num_heads=2), "embed_dim"),
-        (SoftAttentionConfig, dict(embed_dim=16, num_heads=3), "embed_dim"),
-        (SoftAttentionConfig, dict(num_heads=0), "num_heads"),
+        (ImageCNNConfig, {"channels": ()}, "channels"),
+        (ImageCNNConfig, {"kernel_size": 4}, "kernel_size"),
+        (ImageCNNConfig, {"pooling": "max"}, "pooling"),
+        (ImageCNNConfig, {"dropout": 1.0}, "dropout"),
+        (SoftAttentionConfig, {"embed_dim": 18, "num_heads": 2}, "embed_dim"),
+        (SoftAttentionConfig, {"embed_dim": 16, "num_heads": 3}, "embed_dim"),
+        (SoftAttentionConfig, {"num_heads": 0}, "num_heads"),
     ],
 )
 def test_bad_config(cls, values, field):
@@ -191,7 +191,7 @@ def planted_model():
     plus the sinusoid's dim 0, which lies in [-1, 1].
     """
     spec = image_spec(size=28, classes=4)
-    model = build_model("soft_attention", dict(channels=(2, 2), kernel_size=1, embed_dim=8, num_heads=2), spec)
+    model = build_model("soft_attention", {"channels": (2, 2), "kernel_size": 1, "embed_dim": 8, "num_heads": 2}, spec)
     e = model.head_dim
     with torch.no_grad():
         for p in model.parameters():

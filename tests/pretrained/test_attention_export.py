@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from attnlab.pretrained import SentenceAttention, load_bertviz, load_encoder, sentence_attention
+from attnlab.pretrained import load_bertviz, load_encoder, sentence_attention
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 

@@ -66,7 +66,7 @@ def test_bad_tokenizer_files_are_errors_naming_them(tmp_path):
     (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "model": 3}')
     with pytest.raises(ValueError, match=r"tokenizer\.json: cannot read the tokenizer"):
         WordPiece.from_folder(tmp_path, max_length=16, pad_id=0)
-    with pytest.raises(ValueError, match="no tokenizer.json or vocab.txt"):
+    with pytest.raises(ValueError, match=r"no tokenizer.json or vocab.txt"):
         WordPiece.from_folder(tmp_path / "x", max_length=16, pad_id=0)
 
 

@@ -44,6 +44,8 @@ SCALE_FACTOR = 2  # each scale of a glimpse is twice the previous width, as in t
 
 @dataclass(frozen=True)
 class RAMConfig:
+    """Sizes of a recurrent attention model (the classes and image channels are the task's: RAM's arguments)."""
+
     glimpse_size: int = 8  # g, patch side at the finest scale
     num_scales: int = 1  # k, patches per glimpse, each twice the previous width
     num_glimpses: int = 6  # glimpses per image
@@ -52,16 +54,11 @@ class RAMConfig:
     core_size: int = 256  # hidden size of the core RNN
     core: str = "rnn"  # "rnn" (ReLU, the paper's) or "lstm"
     location_std: float = 0.17  # fixed std of the Gaussian location policy
-    num_classes: int = 10  # classes of the classifier
-    image_channels: int = 1  # c of the images
 
-    def __post_init__(self):
-        for name in ("glimpse_size", "num_scales", "num_glimpses", "glimpse_hidden", "glimpse_dim",
-                     "core_size", "image_channels"):
+    def __post_init__(self) -> None:
+        for name in ("glimpse_size", "num_scales", "num_glimpses", "glimpse_hidden", "glimpse_dim", "core_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RAMConfig.{name}: must be >= 1; got {getattr(self, name)}")
-        if self.num_classes < 2:
-            raise ValueError(f"RAMConfig.num_classes: must be >= 2; got {self.num_classes}")
         if self.core not in ("rnn", "lstm"):
             raise ValueError(f"RAMConfig.core: must be 'rnn' or 'lstm'; got {self.core!r}")
         if not self.location_std > 0:
@@ -109,14 +106,21 @@ class RAM(Traced, nn.Module):
 
     Args:
         config: the sizes (RAMConfig).
+        num_classes: classes of the classifier, >= 2.
+        image_channels: c of the images.
     """
 
     Config = RAMConfig
 
-    def __init__(self, config: RAMConfig):
+    def __init__(self, config: RAMConfig, num_classes: int, image_channels: int = 1):
         super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"RAM: num_classes must be >= 2; got {num_classes}")
+        if image_channels < 1:
+            raise ValueError(f"RAM: image_channels must be >= 1; got {image_channels}")
         self.config = config
-        self.retina = Retina(config.glimpse_size, config.num_scales, SCALE_FACTOR, config.image_channels)
+        self.num_classes, self.image_channels = num_classes, image_channels
+        self.retina = Retina(config.glimpse_size, config.num_scales, SCALE_FACTOR, image_channels)
         self.glimpse_fc = nn.Linear(self.retina.output_size, config.glimpse_hidden)  # theta_g^0
         self.location_fc = nn.Linear(2, config.glimpse_hidden)  # theta_g^1
         self.what = nn.Linear(config.glimpse_hidden, config.glimpse_dim)  # theta_g^2, from h_g
@@ -128,7 +132,7 @@ class RAM(Traced, nn.Module):
             self.input = nn.Linear(config.glimpse_dim, config.core_size, bias=False)  # W_hg
         self.locator = nn.Linear(config.core_size, 2)
         self.baseline = nn.Linear(config.core_size, 1)
-        self.classifier = nn.Linear(config.core_size, config.num_classes)
+        self.classifier = nn.Linear(config.core_size, num_classes)
 
     def glimpse_features(self, patches: Tensor, locations: Tensor) -> Tensor:
         """g_t from the retina's patches (b, k, c, g, g) and the locations (b, 2) -> (b, glimpse_dim)."""

@@ -52,18 +52,16 @@ from attnlab.memory.addressing import content_weights
 
 @dataclass(frozen=True)
 class DNCConfig:
-    """Sizes of a differentiable neural computer."""
+    """Sizes of a differentiable neural computer (the input and output widths are the task's: DNC's arguments)."""
 
-    input_size: int  # features of x_t
-    output_size: int  # outputs per step (logits; the task applies its own sigmoid or softmax)
     controller_size: int = 64  # hidden size of the LSTM controller
     memory_size: int = 64  # N, memory slots
     word_size: int = 16  # W, features per slot
     num_reads: int = 4  # R, read heads
     num_writes: int = 1  # write heads; the paper's single write head is the only one supported
 
-    def __post_init__(self):
-        for name in ("input_size", "output_size", "controller_size", "memory_size", "word_size", "num_reads"):
+    def __post_init__(self) -> None:
+        for name in ("controller_size", "memory_size", "word_size", "num_reads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_writes != 1:
@@ -231,20 +229,32 @@ def _oneplus(x: Tensor) -> Tensor:
 
 
 class DNC(Traced, nn.Module):
-    """A differentiable neural computer: LSTM controller, one write head, R read heads."""
+    """A differentiable neural computer: LSTM controller, one write head, R read heads.
+
+    Args:
+        config: the computer's sizes (DNCConfig).
+        input_size: features of x_t.
+        output_size: outputs per step (logits; the task applies its own sigmoid or softmax).
+    """
 
     Config = DNCConfig
 
-    def __init__(self, config: DNCConfig):
+    def __init__(self, config: DNCConfig, input_size: int, output_size: int):
         super().__init__()
+        for name, size in (("input_size", input_size), ("output_size", output_size)):
+            if size < 1:
+                raise ValueError(f"{name} must be >= 1, got {size}")
         self.config = config
+        self.input_size, self.output_size = input_size, output_size
         R, W = config.num_reads, config.word_size
         self._sizes = [R * W, R, W, 1, W, W, R, 1, 1, 3 * R]  # the fields of Interface, in order
-        self.controller = nn.LSTMCell(config.input_size + R * W, config.controller_size)
+        self.controller = nn.LSTMCell(input_size + R * W, config.controller_size)
         self.interface = nn.Linear(config.controller_size, sum(self._sizes))  # W_xi
-        self.output = nn.Linear(config.controller_size + R * W, config.output_size)  # [W_y, W_r]
+        self.output = nn.Linear(config.controller_size + R * W, output_size)  # [W_y, W_r]
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> DNCState:
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> DNCState:
         """Empty memory, zero usage, links, precedence, weightings and reads, zero controller state.
 
         Args:
@@ -254,18 +264,22 @@ class DNC(Traced, nn.Module):
             DNCState of zeros with the shapes listed on its fields.
         """
         p = self.interface.weight
-        kw = dict(device=device or p.device, dtype=dtype or p.dtype)
+        device, dtype = device or p.device, dtype or p.dtype
         cfg, b = self.config, batch_size
         N, W, R, H = cfg.memory_size, cfg.word_size, cfg.num_reads, cfg.controller_size
+
+        def zeros(*shape: int) -> Tensor:
+            return torch.zeros(*shape, device=device, dtype=dtype)
+
         return DNCState(
-            memory=torch.zeros(b, N, W, **kw),
-            usage=torch.zeros(b, N, **kw),
-            link=torch.zeros(b, N, N, **kw),
-            precedence=torch.zeros(b, N, **kw),
-            read_weights=torch.zeros(b, R, N, **kw),
-            write_weights=torch.zeros(b, N, **kw),
-            reads=torch.zeros(b, R, W, **kw),
-            controller=(torch.zeros(b, H, **kw), torch.zeros(b, H, **kw)),
+            memory=zeros(b, N, W),
+            usage=zeros(b, N),
+            link=zeros(b, N, N),
+            precedence=zeros(b, N),
+            read_weights=zeros(b, R, N),
+            write_weights=zeros(b, N),
+            reads=zeros(b, R, W),
+            controller=(zeros(b, H), zeros(b, H)),
         )
 
     def _interface(self, h: Tensor) -> Interface:
@@ -293,8 +307,8 @@ class DNC(Traced, nn.Module):
         Returns:
             y (b, output_size) logits, and the state after step t.
         """
-        if x.dim() != 2 or x.shape[1] != self.config.input_size:
-            raise ValueError(f"x must have shape (b, input_size={self.config.input_size}); got {tuple(x.shape)}")
+        if x.dim() != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x must have shape (b, input_size={self.input_size}); got {tuple(x.shape)}")
         b = x.shape[0]
         chi = torch.cat([x, state.reads.flatten(1)], dim=-1)  # (b, input_size + R W)
         h, c = self.controller(chi, state.controller)  # (b, controller_size) each

@@ -24,27 +24,28 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.core import Traced, attend
-from attnlab.memory.memn2n import ENCODINGS, encode_sentences, sentence_ages
+from attnlab.memory.memn2n import ENCODINGS, encode_sentences, memory_slots, sentence_ages
 
 VALUE_KINDS = ("sentence", "last_word")
 
 
 @dataclass(frozen=True)
 class KVMemNNConfig:
-    """Sizes and options of a key-value memory network."""
+    """Sizes and options of a key-value memory network (the vocabulary is the task's: KVMemNN's argument)."""
 
-    vocab_size: int  # word ids lie in [0, vocab_size); 0 is padding; also the number of answers
     embed_dim: int = 20  # d, the size of keys, values and queries
     hops: int = 2  # H, key addressings per question
-    memory_size: int = 50  # sentences kept, the most recent
+    memory_size: int = 50  # sentences kept, the most recent; 0 = the task's m
     encoding: str = "position"  # Phi: "bow" (sum of words) or "position" (PE weighted)
     values: str = "sentence"  # what a slot's value holds: "sentence" or "last_word"
     init_std: float = 0.1  # std of the normal initialisation of every parameter
 
-    def __post_init__(self):
-        for name in ("vocab_size", "embed_dim", "hops", "memory_size"):
+    def __post_init__(self) -> None:
+        for name in ("embed_dim", "hops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.memory_size < 0:
+            raise ValueError(f"memory_size must be >= 0, got {self.memory_size}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         if self.values not in VALUE_KINDS:
@@ -63,14 +64,25 @@ def last_words(story: Tensor) -> Tensor:
 
 
 class KVMemNN(Traced, nn.Module):
-    """Key-value memory network over a story of sentences; one answer word per question."""
+    """Key-value memory network over a story of sentences; one answer word per question.
+
+    Args:
+        config: the network's sizes and options (KVMemNNConfig).
+        vocab_size: word ids lie in [0, vocab_size); 0 is padding; also the number of answers.
+        num_sentences: m, the sentences of the task's stories: the memory size when
+            config.memory_size is 0.
+    """
 
     Config = KVMemNNConfig
 
-    def __init__(self, config: KVMemNNConfig):
+    def __init__(self, config: KVMemNNConfig, vocab_size: int, num_sentences: int = 0):
         super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         self.config = config
-        v, d = config.vocab_size, config.embed_dim
+        self.vocab_size = vocab_size
+        self.memory_size = memory_slots(config.memory_size, num_sentences)
+        v, d = vocab_size, config.embed_dim
         self.embed = nn.Embedding(v, d, padding_idx=0)  # A
         self.answers = nn.Embedding(v, d)  # B, one row per candidate answer
         self.updates = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(config.hops))  # R_j
@@ -92,7 +104,7 @@ class KVMemNN(Traced, nn.Module):
         """
         cfg = self.config
         mask = (story != 0).any(-1) if story_mask is None else story_mask  # (b, m)
-        mask = mask & (sentence_ages(mask, cfg.memory_size + 1) < cfg.memory_size)
+        mask = mask & (sentence_ages(mask, self.memory_size + 1) < self.memory_size)
         keys = encode_sentences(self.embed, story, cfg.encoding)[:, None]  # (b, 1, m, d)
         if cfg.values == "sentence":
             values = keys
@@ -102,7 +114,7 @@ class KVMemNN(Traced, nn.Module):
         need = self.tracing
         for hop, update in enumerate(self.updates):
             o, p = attend(q[:, None, None, :], keys, values, score="dot", mask=mask[:, None, None, :], need_weights=need)
-            if need:
+            if p is not None:  # need: the weights of this hop
                 self.record("memory", p, hop=hop)
             q = update(q + o[:, 0, 0])  # (b, d)
         return q @ self.answers.weight.t()  # (b, vocab_size)

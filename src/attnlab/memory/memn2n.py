@@ -26,6 +26,7 @@ the flag is a buffer (`linear_phase`) of the model's state, so a checkpoint keep
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -39,23 +40,31 @@ TYINGS = ("adjacent", "layerwise")
 
 @dataclass(frozen=True)
 class MemN2NConfig:
-    """Sizes and options of an end-to-end memory network."""
+    """Sizes and options of an end-to-end memory network (the vocabulary is the task's: MemN2N's argument).
 
-    vocab_size: int  # word ids lie in [0, vocab_size); 0 is padding; also the number of answers
+    The two linear_start_* fields schedule the end of the LS phase; the training loop applies them
+    through the "memn2n" family's `on_eval` (attnlab.models.memory), the network never reads them.
+    """
+
     embed_dim: int = 20  # d, the size of m_i, c_i and u
     hops: int = 3  # K, memory reads per question
-    memory_size: int = 50  # sentences kept, the most recent; rows of the temporal tables
+    memory_size: int = 50  # sentences kept, the most recent (rows of the temporal tables); 0 = the task's m
     encoding: str = "position"  # sentence encoding: "bow" (sum of words) or "position" (PE)
     temporal: bool = True  # add the learned T_A(i), T_C(i) by sentence age
     random_noise: float = 0.0  # RN: training-time chance of an empty memory before each sentence
     linear_start: bool = False  # LS: start with p = u^T m unnormalised (no softmax)
+    linear_start_patience: int = 1  # LS ends after this many evaluations without a new low val loss; 0 = never
+    linear_start_steps: int = 0  # LS ends at the first evaluation at or after this step; 0 = no such limit
     tying: str = "adjacent"  # weight tying across hops: "adjacent" or "layerwise"
     init_std: float = 0.1  # std of the normal initialisation of every embedding
 
-    def __post_init__(self):
-        for name in ("vocab_size", "embed_dim", "hops", "memory_size"):
+    def __post_init__(self) -> None:
+        for name in ("embed_dim", "hops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("memory_size", "linear_start_patience", "linear_start_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         if self.tying not in TYINGS:
@@ -86,7 +95,7 @@ def position_weights(tokens: Tensor, embed_dim: int) -> Tensor:
     return weights * present.unsqueeze(-1)
 
 
-def encode_sentences(embedding: nn.Embedding, tokens: Tensor, encoding: str) -> Tensor:
+def encode_sentences(embedding: nn.Module, tokens: Tensor, encoding: str) -> Tensor:
     """Sum of word embeddings, weighted by PE when encoding == "position".
 
     Args:
@@ -129,27 +138,51 @@ def sentence_ages(story_mask: Tensor, memory_size: int, noise: float = 0.0) -> T
     return after.clamp(max=memory_size - 1)
 
 
+def memory_slots(memory_size: int, num_sentences: int) -> int:
+    """The sentences a memory keeps: memory_size, or with memory_size 0 the task's m (num_sentences).
+
+    A one-line ValueError when neither gives at least one slot.
+    """
+    slots = memory_size or num_sentences
+    if slots < 1:
+        raise ValueError(f"memory_size must be >= 1 (or 0 with num_sentences >= 1), got {memory_size}")
+    return slots
+
+
 class MemN2N(Traced, nn.Module):
-    """End-to-end memory network over a story of sentences; one answer word per question."""
+    """End-to-end memory network over a story of sentences; one answer word per question.
+
+    Args:
+        config: the network's sizes and options (MemN2NConfig).
+        vocab_size: word ids lie in [0, vocab_size); 0 is padding; also the number of answers.
+        num_sentences: m, the sentences of the task's stories: the memory size when
+            config.memory_size is 0.
+    """
 
     Config = MemN2NConfig
+    linear_phase: Tensor  # () bool buffer, True in the LS phase
 
-    def __init__(self, config: MemN2NConfig):
+    def __init__(self, config: MemN2NConfig, vocab_size: int, num_sentences: int = 0):
         super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         self.config = config
+        self.vocab_size = vocab_size
+        self.memory_size = memory_slots(config.memory_size, num_sentences)
         # a buffer, not an attribute, so that saved weights and checkpoints carry the LS phase
         self.register_buffer("linear_phase", torch.tensor(config.linear_start))
-        v, d, K = config.vocab_size, config.embed_dim, config.hops
+        v, d, K = vocab_size, config.embed_dim, config.hops
         tables = K + 1 if config.tying == "adjacent" else 3  # adjacent: E_0..E_K; layer-wise: A, C, B
-        self.embeddings = nn.ModuleList(nn.Embedding(v, d, padding_idx=0) for _ in range(tables))
+        embeddings = [nn.Embedding(v, d, padding_idx=0) for _ in range(tables)]
+        self.embeddings = nn.ModuleList(embeddings)
         rows = tables if config.tying == "adjacent" else 2  # one T per memory table: T_A, T_C
-        temporal = (nn.Parameter(torch.zeros(config.memory_size, d)) for _ in range(rows))
+        temporal = (nn.Parameter(torch.zeros(self.memory_size, d)) for _ in range(rows))
         self.temporal = nn.ParameterList(temporal) if config.temporal else None
         self.mapping = nn.Linear(d, d, bias=False) if config.tying == "layerwise" else None  # H
         self.out = nn.Linear(d, v, bias=False) if config.tying == "layerwise" else None  # W
         for p in self.parameters():
             nn.init.normal_(p, std=config.init_std)
-        for e in self.embeddings:
+        for e in embeddings:
             with torch.no_grad():
                 e.weight[0].zero_()
 
@@ -181,9 +214,9 @@ class MemN2N(Traced, nn.Module):
         """
         cfg = self.config
         mask = (story != 0).any(-1) if story_mask is None else story_mask  # (b, m)
-        exact = sentence_ages(mask, cfg.memory_size + 1)  # (b, m), ages past memory_size collapse
-        mask = mask & (exact < cfg.memory_size)
-        ages = sentence_ages(mask, cfg.memory_size, cfg.random_noise if self.training else 0.0)  # (b, m)
+        exact = sentence_ages(mask, self.memory_size + 1)  # (b, m), ages past memory_size collapse
+        mask = mask & (exact < self.memory_size)
+        ages = sentence_ages(mask, self.memory_size, cfg.random_noise if self.training else 0.0)  # (b, m)
         b_table = 0 if cfg.tying == "adjacent" else 2
         u = encode_sentences(self.embeddings[b_table], question, cfg.encoding)  # (b, d)
         if cfg.tying == "layerwise":
@@ -197,18 +230,20 @@ class MemN2N(Traced, nn.Module):
             u = (u if self.mapping is None else self.mapping(u)) + o
         if self.out is not None:
             return self.out(u)  # (b, vocab_size)
-        return u @ self.embeddings[-1].weight.t()  # (b, vocab_size), W^T = C^K
+        last = typing.cast(nn.Embedding, self.embeddings[-1])
+        return u @ last.weight.t()  # (b, vocab_size), W^T = C^K
 
     def _read(self, u: Tensor, keys: Tensor, values: Tensor, mask: Tensor, hop: int) -> Tensor:
         """One hop's read: o = sum_i p_i c_i. u (b, d), keys/values (b, m, d), mask (b, m) -> (b, d)."""
         q = u[:, None, None, :]  # (b, 1, 1, d)
         k, v = keys[:, None], values[:, None]  # (b, 1, m, d)
+        p: Tensor | None
         if self.linear_start:
             p = (q @ k.transpose(-2, -1)).masked_fill(~mask[:, None, None, :], 0.0)  # (b, 1, 1, m)
             out = p @ v  # (b, 1, 1, d): LS phase, weights left unnormalised
         else:
             need = self.tracing
             out, p = attend(q, k, v, score="dot", mask=mask[:, None, None, :], need_weights=need)
-        if self.tracing:
+        if self.tracing and p is not None:
             self.record("memory", p, hop=hop, linear=self.linear_start)
         return out[:, 0, 0]  # (b, d)

@@ -40,10 +40,8 @@ CONTROLLERS = ("lstm", "feedforward")
 
 @dataclass(frozen=True)
 class NTMConfig:
-    """Sizes of a Neural Turing Machine."""
+    """Sizes of a Neural Turing Machine (the input and output widths are the task's: NTM's arguments)."""
 
-    input_size: int  # features of x_t
-    output_size: int  # outputs per step (logits; the task applies the sigmoid)
     controller: str = "lstm"  # "lstm" or "feedforward" (one tanh layer)
     controller_size: int = 100  # hidden units of the controller
     memory_size: int = 128  # n, memory slots
@@ -52,8 +50,8 @@ class NTMConfig:
     num_writes: int = 1  # write heads
     shift_range: int = 1  # s: shifts -s..s are allowed
 
-    def __post_init__(self):
-        for name in ("input_size", "output_size", "controller_size", "memory_size", "word_size", "num_reads"):
+    def __post_init__(self) -> None:
+        for name in ("controller_size", "memory_size", "word_size", "num_reads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_writes < 0:
@@ -75,41 +73,55 @@ class NTMState(NamedTuple):
 
 
 class NTM(Traced, nn.Module):
-    """Neural Turing Machine over a sequence of feature vectors, one output per step."""
+    """Neural Turing Machine over a sequence of feature vectors, one output per step.
+
+    Args:
+        config: the machine's sizes (NTMConfig).
+        input_size: features of x_t.
+        output_size: outputs per step (logits; the task applies the sigmoid).
+    """
 
     Config = NTMConfig
 
-    def __init__(self, config: NTMConfig):
+    def __init__(self, config: NTMConfig, input_size: int, output_size: int):
         super().__init__()
+        for name, size in (("input_size", input_size), ("output_size", output_size)):
+            if size < 1:
+                raise ValueError(f"{name} must be >= 1, got {size}")
         self.config = config
+        self.input_size, self.output_size = input_size, output_size
         cfg = config
         w, span = cfg.word_size, 2 * cfg.shift_range + 1
         self.read_size = w + 3 + span  # k, beta, g, s, gamma
         self.write_size = self.read_size + 2 * w  # and e, a
-        read_in = cfg.input_size + cfg.num_reads * w
+        read_in = input_size + cfg.num_reads * w
         if cfg.controller == "lstm":
-            self.controller = nn.LSTMCell(read_in, cfg.controller_size)
+            self.controller: nn.Module = nn.LSTMCell(read_in, cfg.controller_size)
         else:
             self.controller = nn.Linear(read_in, cfg.controller_size)
         self.heads = nn.Linear(cfg.controller_size, cfg.num_reads * self.read_size + cfg.num_writes * self.write_size)
-        self.out = nn.Linear(cfg.controller_size + cfg.num_reads * w, cfg.output_size)
+        self.out = nn.Linear(cfg.controller_size + cfg.num_reads * w, output_size)
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> NTMState:
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> NTMState:
         """Zero memory and reads, every head's weighting one-hot on slot 0, zero controller state."""
         cfg = self.config
         param = self.out.weight
-        kw = dict(device=param.device if device is None else device, dtype=param.dtype if dtype is None else dtype)
+        device = param.device if device is None else device
+        dtype = param.dtype if dtype is None else dtype
         b, n, w = batch_size, cfg.memory_size, cfg.word_size
-        first = torch.zeros(n, **kw)  # (n,)
+        first = torch.zeros(n, device=device, dtype=dtype)  # (n,)
         first[0] = 1.0
-        controller = ()
+        controller: tuple[Tensor, ...] = ()
         if cfg.controller == "lstm":
-            controller = (torch.zeros(b, cfg.controller_size, **kw), torch.zeros(b, cfg.controller_size, **kw))
+            h, c = (torch.zeros(b, cfg.controller_size, device=device, dtype=dtype) for _ in range(2))
+            controller = (h, c)  # (b, controller_size) each
         return NTMState(
-            memory=torch.zeros(b, n, w, **kw),
+            memory=torch.zeros(b, n, w, device=device, dtype=dtype),
             read_weights=first.expand(b, cfg.num_reads, n).clone(),  # (b, num_reads, n)
             write_weights=first.expand(b, cfg.num_writes, n).clone(),  # (b, num_writes, n)
-            reads=torch.zeros(b, cfg.num_reads, w, **kw),
+            reads=torch.zeros(b, cfg.num_reads, w, device=device, dtype=dtype),
             controller=controller,
         )
 
@@ -144,11 +156,12 @@ class NTM(Traced, nn.Module):
         cfg = self.config
         b, w = x.shape[0], cfg.word_size
         inputs = torch.cat([x, state.reads.flatten(1)], -1)  # (b, input_size + num_reads * w)
+        controller: tuple[Tensor, ...] = ()
         if cfg.controller == "lstm":
             h, c = self.controller(inputs, state.controller)  # (b, controller_size) each
             controller = (h, c)
         else:
-            h, controller = torch.tanh(self.controller(inputs)), ()  # (b, controller_size)
+            h = torch.tanh(self.controller(inputs))  # (b, controller_size)
         params = self.heads(h)  # (b, num_reads * read_size + num_writes * write_size)
         read_params, write_params = params.split([cfg.num_reads * self.read_size, cfg.num_writes * self.write_size], -1)
         read_params = read_params.view(b, cfg.num_reads, self.read_size)  # (b, num_reads, read_size)
@@ -177,8 +190,8 @@ class NTM(Traced, nn.Module):
         Returns:
             (b, t, output_size) logits.
         """
-        if x.dim() != 3 or x.shape[-1] != self.config.input_size:
-            raise ValueError(f"x must be (b, t, input_size={self.config.input_size}); got {tuple(x.shape)}")
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must be (b, t, input_size={self.input_size}); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
         outputs = []

@@ -21,7 +21,7 @@ the transformer families in attnlab.models.sequence, so that families compare at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,14 +31,14 @@ from attnlab.models.registry import MODELS, TaskModel
 from attnlab.spec import PAD, TaskSpec
 
 
-def check_at_least(config, name: str, low: int) -> None:
+def check_at_least(config: Any, name: str, low: int) -> None:
     """A one-line ValueError naming the field when config.<name> < low."""
     value = getattr(config, name)
     if value < low:
         raise ValueError(f"{type(config).__name__}.{name}: must be >= {low}; got {value}")
 
 
-def check_dropout(config, name: str = "dropout") -> None:
+def check_dropout(config: Any, name: str = "dropout") -> None:
     """A one-line ValueError naming the field when a dropout rate is outside [0, 1)."""
     value = getattr(config, name)
     if not 0.0 <= value < 1.0:
@@ -120,7 +120,7 @@ class MLPConfig:
     num_layers: int = 2  # hidden layers; 0 gives a linear model of the flattened window
     dropout: float = 0.0  # after each hidden layer's GELU
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_at_least(self, "embed_dim", 1)
         check_at_least(self, "hidden_dim", 1)
         check_at_least(self, "num_layers", 0)
@@ -162,7 +162,7 @@ class CNNConfig:
     num_layers: int = 5  # convolutions; the receptive field is 1 + num_layers * (k - 1)
     dropout: float = 0.0  # on each convolution's output before the residual sum
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_at_least(self, "channels", 1)
         check_at_least(self, "kernel_size", 1)
         if self.kernel_size % 2 == 0:
@@ -201,42 +201,22 @@ class CNN(TaskModel):
 @dataclass(frozen=True)
 class RecurrentConfig:
     embed_dim: int = 64  # e, input embedding width
-    hidden_dim: int = 128  # state width (per direction for bilstm)
+    hidden_dim: int = 128  # state width (h, and the cell c of an LSTM; per direction for bilstm)
     num_layers: int = 2  # stacked recurrent layers
     dropout: float = 0.0  # between stacked layers (unused with one layer)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_at_least(self, "embed_dim", 1)
         check_at_least(self, "hidden_dim", 1)
         check_at_least(self, "num_layers", 1)
         check_dropout(self)
 
 
-@dataclass(frozen=True)
-class RNNConfig(RecurrentConfig):
-    hidden_dim: int = 160  # state width; wider than the gated cells' at a similar parameter count
-
-
-@dataclass(frozen=True)
-class GRUConfig(RecurrentConfig):
-    hidden_dim: int = 96  # state width
-
-
-@dataclass(frozen=True)
-class LSTMConfig(RecurrentConfig):
-    hidden_dim: int = 80  # state width (h and the cell c)
-
-
-@dataclass(frozen=True)
-class BiLSTMConfig(RecurrentConfig):
-    hidden_dim: int = 48  # state width of each direction; the head reads 2 * hidden_dim
-
-
 class Recurrent(TaskModel):
     """A recurrent stack over the embedded inputs, answers read at the last n positions."""
 
     Config: ClassVar[type] = RecurrentConfig
-    cell: ClassVar[type[nn.RNNBase]] = nn.RNN
+    cell: ClassVar[type[nn.RNN] | type[nn.GRU] | type[nn.LSTM]] = nn.RNN
     bidirectional: ClassVar[bool] = False
 
     def __init__(self, config: RecurrentConfig, spec: TaskSpec):
@@ -258,34 +238,32 @@ class Recurrent(TaskModel):
         return self.head(states)  # (b, n, o)
 
 
-@MODELS.register("rnn")
+# hidden_dim per cell type: about 1e5 parameters each on a small task (the Elman RNN's cell is the
+# smallest, so its state is the widest; bilstm's is per direction, the head reads 2 * hidden_dim)
+@MODELS.register("rnn", defaults={"hidden_dim": 160})
 class RNN(Recurrent):
     """Elman RNN (tanh), unidirectional, answers read at the last n positions."""
 
-    Config = RNNConfig
     cell = nn.RNN
 
 
-@MODELS.register("gru")
+@MODELS.register("gru", defaults={"hidden_dim": 96})
 class GRU(Recurrent):
     """GRU, unidirectional, answers read at the last n positions."""
 
-    Config = GRUConfig
     cell = nn.GRU
 
 
-@MODELS.register("lstm")
+@MODELS.register("lstm", defaults={"hidden_dim": 80})
 class LSTM(Recurrent):
     """LSTM, unidirectional, answers read at the last n positions."""
 
-    Config = LSTMConfig
     cell = nn.LSTM
 
 
-@MODELS.register("bilstm")
+@MODELS.register("bilstm", defaults={"hidden_dim": 48})
 class BiLSTM(Recurrent):
     """Bidirectional LSTM, answers read from both directions at the last n positions."""
 
-    Config = BiLSTMConfig
     cell = nn.LSTM
     bidirectional = True

@@ -14,9 +14,6 @@ only: every equation lives in attnlab.glimpse.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 from torch import Tensor
 
 from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward
@@ -25,32 +22,16 @@ from attnlab.models.vision import check_image_spec
 from attnlab.spec import TaskSpec
 
 
-@dataclass(frozen=True)
-class RAMFamilyConfig:
-    glimpse_size: int = 8  # g, patch side at the finest scale
-    num_scales: int = 1  # k, patches per glimpse, each twice the previous width
-    num_glimpses: int = 6  # glimpses per image
-    glimpse_hidden: int = 128  # width of h_g and of h_l (the paper's 128/128)
-    glimpse_dim: int = 256  # width of g_t
-    core_size: int = 256  # hidden size of the core RNN
-    core: str = "rnn"  # "rnn" (ReLU, the paper's) or "lstm"
-    location_std: float = 0.17  # fixed std of the Gaussian location policy
-
-    def __post_init__(self):
-        RAMConfig(**dataclasses.asdict(self))  # the network's checks, with one message per field
-
-
 @MODELS.register("ram")
 class RAMFamily(TaskModel):
     """The recurrent attention model behind the TaskModel interface: images in, (b, 1, o) logits out."""
 
-    Config = RAMFamilyConfig
+    Config = RAMConfig
 
-    def __init__(self, config: RAMFamilyConfig, spec: TaskSpec):
+    def __init__(self, config: RAMConfig, spec: TaskSpec):
         super().__init__(config, spec)
         check_image_spec(spec, "ram")
-        self.ram = RAM(RAMConfig(**dataclasses.asdict(config), num_classes=spec.num_outputs,
-                                 image_channels=spec.image[0]))
+        self.ram = RAM(config, num_classes=spec.num_outputs, image_channels=spec.image[0])
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """Classify images from a few glimpses.

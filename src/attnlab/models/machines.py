@@ -11,10 +11,9 @@ trained on short sequences runs unchanged on long ones (`attnlab.train.retarget`
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from attnlab.memory.dnc import DNC, DNCConfig
 from attnlab.memory.ntm import NTM, NTMConfig
@@ -29,32 +28,16 @@ def _require_features(name: str, spec: TaskSpec) -> None:
     check_answers(spec)
 
 
-@dataclass(frozen=True)
-class NTMFamilyConfig:
-    controller: str = "lstm"  # "lstm" or "feedforward"
-    controller_size: int = 100  # controller width
-    memory_size: int = 128  # n, memory slots
-    word_size: int = 20  # w, width of a slot
-    num_reads: int = 1  # read heads
-    num_writes: int = 1  # write heads
-    shift_range: int = 1  # location shifts -s..s
-
-    def __post_init__(self):
-        NTMConfig(input_size=1, output_size=1, **dataclasses.asdict(self))  # its checks, once
-
-
 class _MachineFamily(TaskModel):
     """A memory machine whose outputs at the last n steps are the answers' logits."""
 
-    name = ""
-    machine_class: type
-    machine_config: type
+    name: ClassVar[str] = ""
+    machine_class: ClassVar[type[nn.Module]]
 
-    def __init__(self, config, spec: TaskSpec):
+    def __init__(self, config: Any, spec: TaskSpec):
         super().__init__(config, spec)
         _require_features(self.name, spec)
-        sizes = {"input_size": spec.input_features, "output_size": spec.num_outputs}
-        self.machine = self.machine_class(self.machine_config(**sizes, **dataclasses.asdict(config)))
+        self.machine = self.machine_class(config, spec.input_features, spec.num_outputs)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
         """inputs (b, t, f) -> logits (b, n, o)."""
@@ -65,29 +48,15 @@ class _MachineFamily(TaskModel):
 class NTMFamily(_MachineFamily):
     """Neural Turing Machine (Graves et al. 2014)."""
 
-    Config = NTMFamilyConfig
+    Config = NTMConfig
     name = "ntm"
     machine_class = NTM
-    machine_config = NTMConfig
-
-
-@dataclass(frozen=True)
-class DNCFamilyConfig:
-    controller_size: int = 64  # LSTM controller width
-    memory_size: int = 64  # N, memory slots
-    word_size: int = 16  # W, width of a slot
-    num_reads: int = 4  # R, read heads
-    num_writes: int = 1  # write heads (the paper's one)
-
-    def __post_init__(self):
-        DNCConfig(input_size=1, output_size=1, **dataclasses.asdict(self))  # its checks, once
 
 
 @MODELS.register("dnc")
 class DNCFamily(_MachineFamily):
     """Differentiable Neural Computer (Graves et al. 2016)."""
 
-    Config = DNCFamilyConfig
+    Config = DNCConfig
     name = "dnc"
     machine_class = DNC
-    machine_config = DNCConfig

@@ -1,7 +1,9 @@
 """Model families by registry name, all behind one interface to the tasks.
 
-A family is built from its own frozen `Config` and the task's `TaskSpec`, and maps a batch's
-inputs to logits for its answers: `model(inputs, targets=None) -> (b, n, num_outputs)`.
+A family is built from its mechanism's frozen `Config` and the task's `TaskSpec`, and maps a
+batch's inputs to logits for its answers: `model(inputs, targets=None) -> (b, n, num_outputs)`.
+Families that share a Config (rnn, gru, lstm) differ by the defaults of their registry entry,
+`@MODELS.register(name, defaults={...})`; `build_model` and `MODELS.build_config` apply them.
 Families that decode (`seq2seq = True`) use `targets` for teacher forcing while training and
 decode greedily in eval mode; the others ignore `targets`.
 
@@ -12,11 +14,11 @@ loss (`split_output`). In eval mode every family returns logits only.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from attnlab.config import Registry, build
+from attnlab.config import Registry
 from attnlab.spec import TaskSpec
 
 
@@ -26,13 +28,13 @@ class TaskModel(nn.Module):
     Config: ClassVar[type]
     seq2seq: ClassVar[bool] = False  # True: decodes its answers, reads targets for teacher forcing
 
-    def __init__(self, config, spec: TaskSpec):
+    def __init__(self, config: Any, spec: TaskSpec):
         super().__init__()
         self.config = config
         self.spec = spec
 
-    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
-        """inputs (b, t) token ids or (b, t, f) floats -> logits (b, n, num_outputs)."""
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """inputs (b, t) token ids or (b, t, f) floats -> logits (b, n, num_outputs) (or, see above, a pair)."""
         raise NotImplementedError
 
 
@@ -47,7 +49,6 @@ def split_output(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | 
 MODELS: Registry[type[TaskModel]] = Registry("model")
 
 
-def build_model(name: str, config: dict | None, spec: TaskSpec) -> TaskModel:
-    """A family by registry name, its config values checked against its Config."""
-    cls = MODELS.get(name)
-    return cls(build(cls.Config, config, where="model"), spec)
+def build_model(name: str, config: dict[str, Any] | None, spec: TaskSpec) -> TaskModel:
+    """A family by registry name, its config values over the entry's defaults, checked against its Config."""
+    return MODELS.get(name)(MODELS.build_config(name, config, where="model"), spec)

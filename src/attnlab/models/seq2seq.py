@@ -44,7 +44,8 @@ from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.sequence import require_token_answers
 from attnlab.spec import PAD, TaskSpec
 
-CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+CELLS: dict[str, type[nn.GRU] | type[nn.LSTM]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+State = Tensor | tuple[Tensor, ...]  # a GRU's hidden state, or an LSTM's (h, c)
 
 
 def front_order(inputs: Tensor) -> Tensor:
@@ -96,12 +97,12 @@ class RecurrentEncoder(nn.Module):
 @dataclass(frozen=True)
 class RecurrentSeq2SeqConfig:
     embed_dim: int = 64  # e, source and target embedding width
-    hidden_dim: int = 64  # H, recurrent state width
-    num_layers: int = 1  # stacked recurrent layers (encoder and decoder)
+    hidden_dim: int = 64  # H, the decoder's state width and the encoder's (per direction in bahdanau; H/2 each in a bidirectional luong)
+    num_layers: int = 1  # stacked recurrent layers of the encoder, and of the decoder (bahdanau's is one GRU cell)
     dropout: float = 0.0  # on embeddings, between stacked layers and before the output layer
     output_dim: int = 0  # seq2seq, bahdanau: 0 = one Linear to the vocabulary; > 0 = a maxout layer this wide first
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("embed_dim", "hidden_dim", "num_layers"):
             check_at_least(self, name, 1)
         check_at_least(self, "output_dim", 0)
@@ -169,14 +170,14 @@ class RecurrentSeq2Seq(TaskModel):
         raise NotImplementedError
 
 
-def _batch_first(state):
+def _batch_first(state: State) -> State:
     """nn.RNN's (layers, b, H) state (or LSTM pair of them) -> (b, layers, H)."""
     if isinstance(state, tuple):
         return tuple(s.transpose(0, 1) for s in state)  # each (b, layers, H)
     return state.transpose(0, 1)  # (b, layers, H)
 
 
-def _layers_first(state):
+def _layers_first(state: State) -> State:
     """(b, layers, H) (or a pair) -> nn.RNN's (layers, b, H)."""
     if isinstance(state, tuple):
         return tuple(s.transpose(0, 1).contiguous() for s in state)  # each (layers, b, H)
@@ -185,18 +186,20 @@ def _layers_first(state):
 
 @dataclass(frozen=True)
 class Seq2SeqConfig(RecurrentSeq2SeqConfig):
-    hidden_dim: int = 80  # H, encoder and decoder state width (equal: the encoder's state starts the decoder)
     cell: str = "gru"  # "gru" or "lstm", in encoder and decoder
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if self.cell not in CELLS:
             raise ValueError(f"Seq2SeqConfig.cell: {self.cell!r} is not one of {', '.join(CELLS)}")
 
 
-@MODELS.register("seq2seq")
+@MODELS.register("seq2seq", defaults={"hidden_dim": 80})
 class Seq2Seq(RecurrentSeq2Seq):
-    """RNN encoder-decoder without attention: one fixed context vector for the whole output."""
+    """RNN encoder-decoder without attention: one fixed context vector for the whole output.
+
+    The encoder's state starts the decoder, so both are hidden_dim wide.
+    """
 
     Config = Seq2SeqConfig
     name = "seq2seq"
@@ -237,18 +240,20 @@ class Seq2Seq(RecurrentSeq2Seq):
 
 @dataclass(frozen=True)
 class BahdanauConfig(RecurrentSeq2SeqConfig):
-    hidden_dim: int = 56  # H, decoder state width and each encoder direction's (annotations are 2H)
     attn_dim: int = 56  # hidden size of the additive score
-    num_layers: int = 1  # stacked bidirectional encoder layers; the decoder is one GRU cell
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         check_at_least(self, "attn_dim", 1)
 
 
-@MODELS.register("bahdanau")
+@MODELS.register("bahdanau", defaults={"hidden_dim": 56})
 class Bahdanau(RecurrentSeq2Seq):
-    """Bidirectional GRU encoder, GRU decoder with additive attention over the annotations."""
+    """Bidirectional GRU encoder, GRU decoder with additive attention over the annotations.
+
+    hidden_dim H is the decoder's state and each encoder direction's (annotations are 2H);
+    num_layers stacks bidirectional encoder layers, the decoder is one GRU cell.
+    """
 
     Config = BahdanauConfig
     name = "bahdanau"
@@ -304,7 +309,7 @@ class LuongConfig(RecurrentSeq2SeqConfig):
     method: str = "general"  # the score: "dot" or "general"
     bidirectional: bool = False  # encoder LSTM in both directions, hidden_dim / 2 each (hidden_dim even)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if self.method not in LUONG_METHODS[:2]:
             raise ValueError(f"LuongConfig.method: {self.method!r} is not one of dot, general")
@@ -348,7 +353,7 @@ class Luong(RecurrentSeq2Seq):
         feed = memory.new_zeros(memory.shape[0], self.config.hidden_dim)  # (b, H)
         return {"hidden": _batch_first((h, c)), "feed": feed, "memory": memory, "mask": mask}
 
-    def _advance(self, previous: Tensor, feed: Tensor, hidden, state: dict):
+    def _advance(self, previous: Tensor, feed: Tensor, hidden: State, state: dict) -> tuple[Tensor, State]:
         """previous (b, e) embedded y_{t-1}, feed h~_{t-1} (b, H), hidden (layers, b, H) pair -> (h~_t, hidden)."""
         h, hidden = self.decoder(torch.cat([previous, feed], dim=-1)[:, None], hidden)  # (b, 1, H)
         c = self.attention(h[:, 0], state["memory"], mask=state["mask"])  # (b, H)

@@ -14,74 +14,27 @@ encdec uses the shared InputEmbedding for its source; the LM keeps DecoderLM's e
 is tied to its output head over the one vocabulary of inputs and answers.
 
 Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records them all.
-Defaults are sized for about 1e5 parameters on a small task, like the baselines.
+All three take TransformerConfig; the registry entries' defaults size them for about 1e5 parameters
+on a small task, like the baselines (embed_dim 64, ff_dim 256, no dropout; encdec has one encoder
+and one decoder layer). num_decoder_layers is read by encdec only, tie_embeddings by encdec and lm.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention.positions import POSITIONS, build_positions
+from attnlab.attention.positions import build_positions
 from attnlab.core import key_mask
-from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers, check_at_least, check_dropout
+from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers
 from attnlab.models.decoding import greedy_logits
 from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.transformer import DecoderCache, DecoderLM, Encoder, EncoderDecoder, TransformerConfig
 from attnlab.spec import PAD, TaskSpec
 
-
-@dataclass(frozen=True)
-class StackConfig:
-    embed_dim: int = 64  # d, the model dim
-    num_heads: int = 4  # h, attention heads (divides embed_dim)
-    num_layers: int = 2  # layers of the stack
-    ff_dim: int = 256  # hidden width of each feed-forward sublayer
-    dropout: float = 0.0  # on attention weights, sublayer outputs and embeddings
-    positions: str = "sinusoidal"  # positional scheme, a name in attnlab.attention.POSITIONS
-    norm_first: bool = True  # pre-norm (True) or the paper's post-norm (False)
-
-    def __post_init__(self):
-        name = type(self).__name__
-        for field in ("embed_dim", "num_heads", "num_layers", "ff_dim"):
-            check_at_least(self, field, 1)
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"{name}.embed_dim: {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        check_dropout(self)
-        if self.positions not in POSITIONS:
-            raise ValueError(f"{name}.positions: {self.positions!r} is not one of {', '.join(sorted(POSITIONS))}")
-
-    def transformer_config(self, **sizes) -> TransformerConfig:
-        """The TransformerConfig of the stack, with the task's vocabularies and lengths in `sizes`."""
-        return TransformerConfig(
-            embed_dim=self.embed_dim,
-            num_heads=self.num_heads,
-            num_layers=self.num_layers,
-            ff_dim=self.ff_dim,
-            dropout=self.dropout,
-            positions=self.positions,
-            norm_first=self.norm_first,
-            pad_id=PAD,
-            **sizes,
-        )
-
-
-@dataclass(frozen=True)
-class TransformerModelConfig(StackConfig):
-    """The encoder's sizes; every field is StackConfig's."""
-
-
-@dataclass(frozen=True)
-class EncDecConfig(StackConfig):
-    num_layers: int = 1  # encoder layers, and as many decoder layers (about 1e5 parameters at d = 64)
-
-
-@dataclass(frozen=True)
-class LMConfig(StackConfig):
-    """The decoder's sizes; every field is StackConfig's."""
+STACK_DEFAULTS: dict[str, Any] = {"embed_dim": 64, "ff_dim": 256, "dropout": 0.0}  # about 1e5 parameters
 
 
 def require_token_answers(model: str, spec: TaskSpec, same_vocab: bool) -> None:
@@ -100,22 +53,21 @@ def require_token_answers(model: str, spec: TaskSpec, same_vocab: bool) -> None:
     check_answers(spec)
 
 
-@MODELS.register("transformer")
+@MODELS.register("transformer", defaults=STACK_DEFAULTS)
 class TransformerModel(TaskModel):
     """Transformer encoder (bidirectional, PAD keys masked), answers read at the last n positions."""
 
-    Config = TransformerModelConfig
+    Config = TransformerConfig
 
-    def __init__(self, config: TransformerModelConfig, spec: TaskSpec):
+    def __init__(self, config: TransformerConfig, spec: TaskSpec):
         super().__init__(config, spec)
         check_answers(spec)  # before the positions, which would only say that max_len is 0
-        cfg = config.transformer_config(vocab_size=max(spec.vocab_size, 1), max_len=spec.seq_len)
         self.embed = InputEmbedding(spec, config.embed_dim)
         self.positions = build_positions(
             config.positions, embed_dim=config.embed_dim, num_heads=config.num_heads, max_len=spec.seq_len
         )
         self.drop = nn.Dropout(config.dropout)
-        self.encoder = Encoder(cfg)
+        self.encoder = Encoder(config)
         self.head = AnswerHead(spec, config.embed_dim)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
@@ -126,24 +78,23 @@ class TransformerModel(TaskModel):
         return self.head(x)  # (b, n, o)
 
 
-@MODELS.register("encdec")
+@MODELS.register("encdec", defaults={**STACK_DEFAULTS, "num_layers": 1})
 class EncoderDecoderModel(TaskModel):
     """Transformer encoder-decoder: decodes the n answers after BOS (greedy, KV-cached, in eval).
 
     Implements the incremental interface of attnlab.models.decoding (start / step / teacher_force).
     """
 
-    Config = EncDecConfig
+    Config = TransformerConfig
     seq2seq: ClassVar[bool] = True
 
-    def __init__(self, config: EncDecConfig, spec: TaskSpec):
+    def __init__(self, config: TransformerConfig, spec: TaskSpec):
         super().__init__(config, spec)
         require_token_answers("encdec", spec, same_vocab=False)
         self.bos_id = spec.num_outputs  # one id past the answers: never an answer itself
-        cfg = config.transformer_config(
-            vocab_size=spec.vocab_size, tgt_vocab_size=spec.num_outputs + 1, max_len=max(spec.seq_len, spec.answer_len)
+        self.net = EncoderDecoder(
+            config, spec.vocab_size, spec.num_outputs + 1, max_len=max(spec.seq_len, spec.answer_len), pad_id=PAD
         )
-        self.net = EncoderDecoder(cfg)
         # The shared input layer in place of the net's own: same size, and the PAD row stays zero.
         self.net.src_embed = InputEmbedding(spec, config.embed_dim)
 
@@ -170,18 +121,17 @@ class EncoderDecoderModel(TaskModel):
         return logits[:, -1, : self.spec.num_outputs], state  # (b, o)
 
 
-@MODELS.register("lm")
+@MODELS.register("lm", defaults=STACK_DEFAULTS)
 class LanguageModel(TaskModel):
     """Decoder-only transformer over inputs ++ answers, PAD masked (greedy, KV-cached, in eval)."""
 
-    Config = LMConfig
+    Config = TransformerConfig
     seq2seq: ClassVar[bool] = True
 
-    def __init__(self, config: LMConfig, spec: TaskSpec):
+    def __init__(self, config: TransformerConfig, spec: TaskSpec):
         super().__init__(config, spec)
         require_token_answers("lm", spec, same_vocab=True)
-        cfg = config.transformer_config(vocab_size=spec.vocab_size, max_len=spec.seq_len + spec.answer_len)
-        self.net = DecoderLM(cfg)
+        self.net = DecoderLM(config, spec.vocab_size, max_len=spec.seq_len + spec.answer_len, pad_id=PAD)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
         """inputs (b, t) ids, targets (b, n) ids (read only while training) -> logits (b, n, vocab).

@@ -7,14 +7,17 @@ EncoderLayer     self-attention + feed-forward (a causal stack of them is a deco
 DecoderLayer     causal self-attention + cross-attention to the encoder + feed-forward
 Encoder/Decoder  stacks of those; EncoderDecoder and DecoderLM add embeddings, positions and a head.
 
+TransformerConfig holds the sizes of the stacks; what the task decides (vocabularies, the longest
+sequence, the padding id) is given to DecoderLM and EncoderDecoder as arguments.
+
 Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records the
 per-head weights of every layer ("self" and "cross").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,14 +26,15 @@ from torch import Tensor, nn
 from attnlab.attention.multihead import KVCache, MultiHeadAttention
 from attnlab.attention.positions import POSITIONS, Positions, build_positions
 from attnlab.core import key_mask
+from attnlab.spec import PAD
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    vocab_size: int = 256  # source vocabulary (and target, unless tgt_vocab_size is set)
-    tgt_vocab_size: int | None = None  # target vocabulary of an encoder-decoder; None = vocab_size
+    """Sizes of a transformer stack; vocabularies, max_len and pad_id are the model's arguments."""
+
     embed_dim: int = 128  # d, the model dim
     num_heads: int = 4  # h, attention heads
     num_kv_heads: int | None = None  # hk, key/value heads for grouped-query attention; None = h
@@ -41,13 +45,15 @@ class TransformerConfig:
     activation: str = "gelu"  # feed-forward nonlinearity: relu or gelu
     norm_first: bool = True  # pre-norm (True) or the paper's post-norm (False)
     positions: str = "sinusoidal"  # positional scheme, a name in attnlab.attention.POSITIONS
-    max_len: int = 1024  # longest sequence the positional scheme prepares for
     bias: bool = True  # biases in the projections and feed-forward
     layer_norm_eps: float = 1e-5  # LayerNorm epsilon
     tie_embeddings: bool = True  # output head shares the (target) embedding matrix
-    pad_id: int = 0  # token id of padding: never attended, never a target
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        for name in ("embed_dim", "num_heads", "num_kv_heads", "num_layers", "num_decoder_layers", "ff_dim"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"TransformerConfig.{name}: must be >= 1; got {value}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"TransformerConfig.activation: {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
         if self.positions not in POSITIONS:
@@ -128,7 +134,7 @@ class DecoderCache:
     self_attn: KVCache = field(default_factory=KVCache)
     cross_attn: KVCache = field(default_factory=lambda: KVCache(static=True))
 
-    def select(self, index: Tensor) -> "DecoderCache":
+    def select(self, index: Tensor) -> DecoderCache:
         """A new cache holding the rows `index` (b',) of this one: beams expanded or reordered."""
         return DecoderCache(self.self_attn.select(index), self.cross_attn.select(index))
 
@@ -245,7 +251,7 @@ def _loss(logits: Tensor, targets: Tensor | None, pad_id: int) -> Tensor | None:
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
 
 
-def _next_token(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
+def _next_token(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
     """Pick the next token from (b, V) logits: argmax when temperature == 0, else sample.
 
     Sampling uses the Gumbel-max trick: argmax(logits / T + Gumbel noise) is distributed as the
@@ -262,18 +268,26 @@ def _next_token(logits: Tensor, temperature: float, top_k: int | None, generator
 
 
 class DecoderLM(nn.Module):
-    """Decoder-only language model: a causal stack of EncoderLayers with a tied output head."""
+    """Decoder-only language model: a causal stack of EncoderLayers with a tied output head.
 
-    def __init__(self, cfg: TransformerConfig):
+    Args:
+        cfg: the stack's sizes.
+        vocab_size: V, token ids lie in [0, V).
+        max_len: the longest sequence (prompt and continuation) the positional scheme prepares for.
+        pad_id: token id of padding: never a target of the loss.
+    """
+
+    def __init__(self, cfg: TransformerConfig, vocab_size: int, *, max_len: int = 1024, pad_id: int = PAD):
         super().__init__()
         self.config = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
+        self.vocab_size, self.max_len, self.pad_id = vocab_size, max_len, pad_id
+        self.embed = nn.Embedding(vocab_size, cfg.embed_dim)
         self.positions = build_positions(
-            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=cfg.max_len
+            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = Encoder(cfg)
-        self.head = nn.Linear(cfg.embed_dim, cfg.vocab_size, bias=False)
+        self.head = nn.Linear(cfg.embed_dim, vocab_size, bias=False)
         _init_weights(self)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
@@ -295,7 +309,7 @@ class DecoderLM(nn.Module):
         x = self.drop(self.positions.embed(self.embed(idx), offset))  # (b, t, d)
         x = self.blocks(x, mask=mask, causal=True, positions=self.positions, caches=caches)  # (b, t, d)
         logits = self.head(x)  # (b, t, V)
-        return logits, _loss(logits, targets, self.config.pad_id)
+        return logits, _loss(logits, targets, self.pad_id)
 
     def new_caches(self) -> list[KVCache]:
         return [KVCache() for _ in self.blocks.layers]
@@ -326,28 +340,43 @@ class DecoderLM(nn.Module):
 
 
 class EncoderDecoder(nn.Module):
-    """The original transformer: encoder over the source, decoder with cross-attention over it."""
+    """The original transformer: encoder over the source, decoder with cross-attention over it.
 
-    def __init__(self, cfg: TransformerConfig):
+    Args:
+        cfg: the stacks' sizes.
+        src_vocab_size: source token ids lie in [0, src_vocab_size).
+        tgt_vocab_size: target token ids lie in [0, tgt_vocab_size).
+        max_len: the longest source or target sequence the positional schemes prepare for.
+        pad_id: token id of padding in both: never attended, never a target.
+    """
+
+    def __init__(
+        self, cfg: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int, *, max_len: int = 1024,
+        pad_id: int = PAD,
+    ):
         super().__init__()
         self.config = cfg
-        tgt_vocab = cfg.tgt_vocab_size or cfg.vocab_size
-        self.src_embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
-        self.tgt_embed = nn.Embedding(tgt_vocab, cfg.embed_dim)
-        kw = dict(embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=cfg.max_len)
-        self.src_positions = build_positions(cfg.positions, **kw)
-        self.tgt_positions = build_positions(cfg.positions, **kw)
+        self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
+        self.max_len, self.pad_id = max_len, pad_id
+        self.src_embed: nn.Module = nn.Embedding(src_vocab_size, cfg.embed_dim)
+        self.tgt_embed = nn.Embedding(tgt_vocab_size, cfg.embed_dim)
+        self.src_positions = build_positions(
+            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len
+        )
+        self.tgt_positions = build_positions(
+            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg, cfg.num_decoder_layers)
-        self.head = nn.Linear(cfg.embed_dim, tgt_vocab, bias=False)
+        self.head = nn.Linear(cfg.embed_dim, tgt_vocab_size, bias=False)
         _init_weights(self)
         if cfg.tie_embeddings:
             self.head.weight = self.tgt_embed.weight
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
         """src (b, s) -> (memory (b, s, d), memory mask (b, 1, 1, s), True for non-pad tokens)."""
-        mask = key_mask(src != self.config.pad_id)  # (b, 1, 1, s)
+        mask = key_mask(src != self.pad_id)  # (b, 1, 1, s)
         x = self.drop(self.src_positions.embed(self.src_embed(src)))  # (b, s, d)
         return self.encoder(x, mask=mask, positions=self.src_positions), mask
 
@@ -364,7 +393,7 @@ class EncoderDecoder(nn.Module):
         """Teacher forcing: src (b, s), tgt (b, t) decoder inputs, targets (b, t) -> (logits, loss)."""
         memory, mask = self.encode(src)
         logits = self.decode(tgt, memory, mask)
-        return logits, _loss(logits, targets, self.config.pad_id)
+        return logits, _loss(logits, targets, self.pad_id)
 
     @torch.no_grad()
     def generate(self, src: Tensor, *, bos_id: int, eos_id: int, max_len: int, use_cache: bool = True) -> Tensor:
@@ -379,7 +408,7 @@ class EncoderDecoder(nn.Module):
         for _ in range(max_len):
             step_in = out[:, -1:] if use_cache else out
             logits = self.decode(step_in, memory, mask, caches)  # (b, t, V)
-            nxt = logits[:, -1].argmax(-1).masked_fill(done, self.config.pad_id)  # (b,)
+            nxt = logits[:, -1].argmax(-1).masked_fill(done, self.pad_id)  # (b,)
             out = torch.cat([out, nxt[:, None]], dim=1)  # (b, t + 1)
             done |= nxt == eos_id
             if bool(done.all()):

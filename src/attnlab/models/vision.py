@@ -77,7 +77,7 @@ def hidden_layers(in_dim: int, hidden_dim: int, num_layers: int, dropout: float)
     return nn.Sequential(*layers), width
 
 
-def check_trunk(config, family: str, y: int, x: int) -> None:
+def check_trunk(config: ImageCNNConfig | SoftAttentionConfig, family: str, y: int, x: int) -> None:
     """A one-line ValueError when the image is too small for one cell after every pool."""
     least = 2 ** len(config.channels)
     if min(y, x) < least:
@@ -86,7 +86,7 @@ def check_trunk(config, family: str, y: int, x: int) -> None:
         )
 
 
-def check_conv_fields(config) -> None:
+def check_conv_fields(config: ImageCNNConfig | SoftAttentionConfig) -> None:
     """One-line ValueErrors for the fields of the conv trunk (channels, kernel_size)."""
     name = type(config).__name__
     if not config.channels or min(config.channels) < 1:
@@ -127,7 +127,9 @@ class ConvTrunk(nn.Module):
         return self.layers(images)  # (b, c', y', x')
 
 
-def sinusoid_2d(rows: int, cols: int, dim: int, *, device=None, dtype=torch.float32) -> Tensor:
+def sinusoid_2d(
+    rows: int, cols: int, dim: int, *, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Fixed 2-D positional encoding: row sinusoids in the first dim/2, column ones in the rest.
 
     Args:
@@ -154,7 +156,7 @@ class ImageMLPConfig:
     num_layers: int = 2  # hidden layers; 0 gives multinomial logistic regression on the pixels
     dropout: float = 0.0  # after each hidden layer's ReLU
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_at_least(self, "hidden_dim", 1)
         check_at_least(self, "num_layers", 0)
         check_dropout(self)
@@ -188,7 +190,7 @@ class ImageCNNConfig:
     num_layers: int = 1  # fully connected hidden layers before the classes
     dropout: float = 0.0  # after each fully connected hidden layer
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_conv_fields(self)
         if self.pooling not in POOLINGS:
             raise ValueError(f"ImageCNNConfig.pooling: must be one of {POOLINGS}; got {self.pooling!r}")
@@ -232,7 +234,7 @@ class SoftAttentionConfig:
     num_layers: int = 1  # fully connected hidden layers before the classes
     dropout: float = 0.0  # on the attention weights while training and after each hidden layer
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_conv_fields(self)
         check_at_least(self, "embed_dim", 4)
         check_at_least(self, "num_heads", 1)
@@ -292,7 +294,7 @@ class SoftAttention(Traced, TaskModel):
             dropout=self.config.dropout if self.training else 0.0,
             need_weights=need,
         )  # (b, h, 1, e)
-        if need:
+        if weights is not None:  # need: traced
             self.record("spatial", weights, grid=self.grid)
         z = self.out_proj(z.reshape(b, h * e))  # (b, d)
         return self.out(self.hidden(z)).unsqueeze(1)  # (b, 1, o)

@@ -23,6 +23,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -104,7 +105,6 @@ class BertConfig:
     def transformer(self) -> TransformerConfig:
         """The attnlab TransformerConfig of the stack: post-norm, no dropout (inference only)."""
         return TransformerConfig(
-            vocab_size=self.vocab_size,
             embed_dim=self.embed_dim,
             num_heads=self.num_heads,
             num_layers=self.num_layers,
@@ -113,9 +113,7 @@ class BertConfig:
             activation=self.activation,
             norm_first=False,
             positions="learned",
-            max_len=self.max_positions,
             layer_norm_eps=self.layer_norm_eps,
-            pad_id=self.pad_id,
         )
 
 
@@ -308,7 +306,7 @@ def _some(items: list[str], limit: int = 6) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _read_json(path: Path, default=None):
+def _read_json(path: Path, default: dict[str, Any] | list[Any] | None = None) -> Any:
     if not path.is_file():
         if default is not None:
             return default
@@ -326,5 +324,5 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: file not found")
     try:
         return load_file(str(path))
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own SafetensorError on truncated/corrupted files
+    except Exception as err:  # safetensors raises its own SafetensorError on truncated/corrupted files
         raise CheckpointError(f"{path}: corrupted or not a safetensors file ({err})") from None

@@ -24,8 +24,11 @@ from attnlab.tasks.base import Batch, Task
 class HasTaskAndModel(Protocol):
     """A run (attnlab.train.Run) or anything else with a task and a model for it."""
 
-    task: Task
-    model: nn.Module
+    @property
+    def task(self) -> Task: ...
+
+    @property
+    def model(self) -> nn.Module: ...
 
 
 @dataclass

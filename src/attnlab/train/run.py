@@ -6,9 +6,10 @@ A run's config is plain data in three sections,
     model: {name: lstm, hidden_dim: 128, ...}      the family's registry name and Config fields
     train: {steps: 2000, lr: 0.001, ...}           TrainConfig fields
 
-built from defaults, then a YAML file, then dotted overrides (`--model.num_layers=2`), each
-checked against the dataclass it fills. `load_run(folder)` rebuilds the task and the model from
-a run's config.yaml and loads its weights.
+built from defaults (the dataclass's, then the registry entry's), then a YAML file, then dotted
+overrides (`--model.num_layers=2`), each checked against the dataclass it fills. A model section
+holds fields of the family's Config, the mechanism's own (NTMConfig, TransformerConfig, ...).
+`load_run(folder)` rebuilds the task and the model from a run's config.yaml and loads its weights.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, numpy and torch: the model's init and the training data
     device: str = "auto"  # cpu, cuda, cuda:N, or auto (cuda when present)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -69,7 +70,7 @@ class RunConfig:
             "train": to_dict(self.train),
         }
 
-    def replace(self, section: str, **values) -> RunConfig:
+    def replace(self, section: str, **values: Any) -> RunConfig:
         """A copy with some fields of one section changed (checked like overrides)."""
         data = self.to_dict()
         data[section] = {**data[section], **values}
@@ -95,12 +96,11 @@ def resolve(data: dict[str, Any], overrides: dict[str, dict[str, Any]] | None = 
         raise ConfigError("task.name is missing")
     if not model_name:
         raise ConfigError("model.name is missing")
-    task_cls, model_cls = TASKS.get(task_name), MODELS.get(model_name)
     return RunConfig(
         task=task_name,
         model=model_name,
-        task_config=build(task_cls.Config, merged["task"], where="task"),
-        model_config=build(model_cls.Config, merged["model"], where="model"),
+        task_config=TASKS.build_config(task_name, merged["task"], where="task"),
+        model_config=MODELS.build_config(model_name, merged["model"], where="model"),
         train=build(TrainConfig, merged["train"], where="train"),
     )
 
