@@ -25,6 +25,7 @@ import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 from attnlab import __version__
 from attnlab.config import parse_overrides, read_yaml
@@ -32,7 +33,7 @@ from attnlab.errors import ConfigError, DataError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage block
+    def error(self, message: str) -> NoReturn:  # one line, no usage block
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
@@ -95,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sections(config_file: Path | None, extra: list[str]) -> tuple[dict, dict]:
+def _sections(config_file: Path | None, extra: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
     data = read_yaml(config_file) if config_file else {}
     return data, parse_overrides(extra)
 
@@ -133,7 +134,7 @@ def _cmd_list(kind: str, name: str | None = None) -> int:
     return 0
 
 
-def _cmd_train(args, extra: list[str]) -> int:
+def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from attnlab.train import checkpoint, resolve, train
 
     data, overrides = _sections(args.config, extra)
@@ -163,7 +164,7 @@ def _cmd_train(args, extra: list[str]) -> int:
     return 0
 
 
-def _cmd_eval(args) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     from attnlab.train import evaluate, load_run
 
     run = load_run(args.run)
@@ -183,7 +184,7 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def _cmd_compare(args, extra: list[str]) -> int:
+def _cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     from attnlab.tasks import TASKS
     from attnlab.train import compare
     from attnlab.viz.curves import draw_results
@@ -212,7 +213,7 @@ def _cmd_compare(args, extra: list[str]) -> int:
     return 0
 
 
-def _cmd_viz(args) -> int:
+def _cmd_viz(args: argparse.Namespace) -> int:
     from attnlab.train import load_run
     from attnlab.viz.runs import draw_run
 
@@ -224,7 +225,7 @@ def _cmd_viz(args) -> int:
     return 0
 
 
-def _cmd_translate(args) -> int:
+def _cmd_translate(args: argparse.Namespace) -> int:
     from attnlab.tasks.translation import TranslationTask
     from attnlab.tasks.translation_eval import alignment, translate
     from attnlab.train import load_run
@@ -247,7 +248,7 @@ def _cmd_translate(args) -> int:
     return 0
 
 
-def _cmd_tour(args) -> int:
+def _cmd_tour(args: argparse.Namespace) -> int:
     from attnlab.tour import run_tour
 
     report = run_tour(args.out, seed=args.seed, quick=args.quick)

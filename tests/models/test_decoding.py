@@ -199,3 +199,13 @@ def test_cross_attention_of_a_model_without_attention_is_empty():
 def test_beam_size_must_be_positive():
     with pytest.raises(ValueError, match="beam_size: must be >= 1; got 0"):
         beam_search(TableModel(), torch.tensor([[1]]), 0, 4)
+
+
+def test_as_decoder_refuses_a_family_that_does_not_decode():
+    from attnlab.models.decoding import as_decoder
+
+    with pytest.raises(ValueError, match="Linear does not decode its answers"):
+        as_decoder(torch.nn.Linear(2, 2))
+    model = torch.nn.Linear(2, 2)
+    model.seq2seq = True
+    assert as_decoder(model) is model

@@ -10,6 +10,20 @@ from attnlab.memory.memn2n import MemN2N, MemN2NConfig, position_weights
 from attnlab.memory.ntm import NTM, NTMConfig, NTMState
 
 __all__ = [
-    "DNC", "DNCConfig", "DNCState", "Hopfield", "HopfieldConfig", "KVMemNN", "KVMemNNConfig", "MemN2N", "MemN2NConfig",
-    "NTM", "NTMConfig", "NTMState", "energy", "hop_weights", "hopfield_update", "position_weights",
+    "DNC",
+    "NTM",
+    "DNCConfig",
+    "DNCState",
+    "Hopfield",
+    "HopfieldConfig",
+    "KVMemNN",
+    "KVMemNNConfig",
+    "MemN2N",
+    "MemN2NConfig",
+    "NTMConfig",
+    "NTMState",
+    "energy",
+    "hop_weights",
+    "hopfield_update",
+    "position_weights",
 ]

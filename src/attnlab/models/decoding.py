@@ -25,15 +25,36 @@ per token; 0: the raw sum, which prefers short outputs).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from attnlab.core import capture
-from attnlab.spec import PAD
+from attnlab.spec import PAD, TaskSpec
 
 FINISHED_PAD_LOGIT = 1.0  # greedy_logits' steps after every row finished: 0 everywhere, this at PAD
+
+
+class Decoder(Protocol):
+    """The incremental interface above, as a type (every decoding family is an nn.Module too)."""
+
+    spec: TaskSpec
+    bos_id: int
+
+    def start(self, inputs: Tensor) -> Any: ...
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
+
+    def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor: ...
+
+
+def as_decoder(model: nn.Module) -> Decoder:
+    """model as a Decoder; a ValueError naming it unless it is a decoding family (seq2seq = True)."""
+    if not getattr(model, "seq2seq", False):
+        raise ValueError(f"{type(model).__name__} does not decode its answers (not a seq2seq family)")
+    return cast(Decoder, model)
 
 
 def reorder(state: Any, index: Tensor) -> Any:
@@ -55,11 +76,11 @@ def reorder(state: Any, index: Tensor) -> Any:
     return state
 
 
-def _eos(model) -> int | None:
+def _eos(model: Decoder) -> int | None:
     return model.spec.eos_id
 
 
-def _greedy_steps(model, inputs: Tensor, steps: int):
+def _greedy_steps(model: Decoder, inputs: Tensor, steps: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """Yield (logits (b, o), argmax token (b,), done before this step (b,)) for each greedy step.
 
     Each step is fed the previous step's argmax; the steps end once every row has produced eos_id.
@@ -79,7 +100,7 @@ def _greedy_steps(model, inputs: Tensor, steps: int):
                 return
 
 
-def greedy_logits(model, inputs: Tensor, steps: int) -> Tensor:
+def greedy_logits(model: Decoder, inputs: Tensor, steps: int) -> Tensor:
     """Logits of greedy decoding, each step fed the previous step's argmax.
 
     Args:
@@ -100,7 +121,7 @@ def greedy_logits(model, inputs: Tensor, steps: int) -> Tensor:
 
 
 @torch.no_grad()
-def greedy(model, inputs: Tensor, max_len: int) -> Tensor:
+def greedy(model: Decoder, inputs: Tensor, max_len: int) -> Tensor:
     """Greedy decoding of a batch.
 
     Args:
@@ -118,7 +139,7 @@ def greedy(model, inputs: Tensor, max_len: int) -> Tensor:
 
 
 @torch.no_grad()
-def beam_search(model, inputs: Tensor, beam_size: int, max_len: int, length_penalty: float = 1.0) -> Tensor:
+def beam_search(model: Decoder, inputs: Tensor, beam_size: int, max_len: int, length_penalty: float = 1.0) -> Tensor:
     """Beam search over b * beam_size rows at once.
 
     Args:
@@ -170,7 +191,7 @@ def beam_search(model, inputs: Tensor, beam_size: int, max_len: int, length_pena
 
 
 @torch.no_grad()
-def cross_attention(model, inputs: Tensor, outputs: Tensor) -> list[Tensor]:
+def cross_attention(model: nn.Module, inputs: Tensor, outputs: Tensor) -> list[Tensor]:
     """Every cross-attention module's weights while teacher-forced on given outputs, in eval mode.
 
     Args:
@@ -185,14 +206,15 @@ def cross_attention(model, inputs: Tensor, outputs: Tensor) -> list[Tensor]:
     model.eval()
     try:
         with capture(model) as trace:
-            model.teacher_force(inputs, outputs)
+            as_decoder(model).teacher_force(inputs, outputs)
     finally:
         model.train(training)
     by_path: dict[str, list[Tensor]] = {}
     for record in trace.select(kind="cross"):
         by_path.setdefault(record.path, []).append(record.weights)
     weights = [torch.cat(steps, dim=2) for steps in by_path.values()]  # each (b, h, i, j)
-    order = model.source_order(inputs) if hasattr(model, "source_order") else None
+    source_order = getattr(model, "source_order", None)
+    order = source_order(inputs) if callable(source_order) else None
     if order is None:
         return weights
     out = []

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from attnlab.data.subword import EOS
-from attnlab.models.decoding import beam_search, cross_attention, greedy
+from attnlab.models.decoding import as_decoder, beam_search, cross_attention, greedy
 from attnlab.models.registry import TaskModel
 from attnlab.spec import PAD
 from attnlab.tasks.translation import TranslationTask
@@ -52,9 +52,9 @@ def decode_ids(model: TaskModel, inputs: Tensor, *, beam_size: int = 1, max_len:
     for start in range(0, inputs.shape[0], chunk):
         part = inputs[start : start + chunk]
         if beam_size == 1:
-            ids = greedy(model, part, max_len)
+            ids = greedy(as_decoder(model), part, max_len)
         else:
-            ids = beam_search(model, part, beam_size, max_len)
+            ids = beam_search(as_decoder(model), part, beam_size, max_len)
         for row in ids.tolist():
             row = row[: row.index(EOS)] if EOS in row else row
             out.append([t for t in row if t != PAD])
