@@ -1,0 +1,70 @@
+"""attnlab.tour: the quick tour writes metrics.json and a report whose images exist; the report
+can be written again from metrics.json alone."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from attnlab.errors import RunError
+from attnlab.tour import QUICK, SECTIONS, core, render_report, run_tour
+
+HEADINGS = ("One attention core", "growing distance", "reverse a sequence", "learns to copy",
+            "Attention between two sentences", "A memory network reads a story",
+            "Memory that is written as well as read", "Glimpses: attention that moves the eye",
+            "Self-attention on real language")
+
+
+def test_sections_have_distinct_names_in_report_order() -> None:
+    names = [s.NAME for s in SECTIONS]
+    assert names == ["core", "families", "copy", "translation", "babi", "machines", "glimpse", "pretrained"]
+    assert all(s.TITLE and callable(s.run) and callable(s.render) for s in SECTIONS)
+
+
+def test_quick_tour_writes_a_report_whose_images_exist(quick_tour: tuple[Path, dict]) -> None:
+    out, metrics = quick_tour
+    out = out
+    page = (out / "report.html").read_text()
+    for heading in HEADINGS:
+        assert heading in page
+    for section in SECTIONS:
+        assert f'<section id="{section.NAME}">' in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 6
+    for src in images:
+        assert (out / src).stat().st_size > 1000, src
+    metrics = metrics
+    assert set(metrics) == {*(s.NAME for s in SECTIONS), "seconds"}
+    assert {s["model"] for s in metrics["families"]["long_range"]["summary"]} == {"mlp", "cnn", "rnn", "lstm", "transformer"}
+    assert (out / "long_range" / "summary.md").is_file()
+    assert (out / "long_range" / "plot.png").stat().st_size > 1000
+
+
+def test_a_second_tour_into_the_same_folder_reuses_the_finished_runs(quick_tour: tuple[Path, dict]) -> None:
+    out, metrics = quick_tour
+    weights = next((out / "copy" / "runs").iterdir()) / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    run_tour(out, quick=True)
+    assert weights.stat().st_mtime_ns == stamp
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["copy"] == metrics["copy"] and again["babi"] == metrics["babi"]
+
+
+def test_render_report_writes_the_same_page_from_metrics_json_alone(quick_tour: tuple[Path, dict]) -> None:
+    out, _ = quick_tour
+    path = out / "report.html"
+    page = path.read_text()
+    path.unlink()
+    assert render_report(out) == path
+    assert path.read_text() == page
+
+
+def test_render_report_renders_the_sections_found_and_needs_metrics(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match=r"no metrics\.json"):
+        render_report(tmp_path)
+    result = core.run(tmp_path, QUICK, 0)
+    (tmp_path / "metrics.json").write_text(json.dumps({"core": result, "seconds": 1.0}))
+    page = render_report(tmp_path).read_text()
+    assert '<section id="core">' in page and "One attention core" in page
+    assert "<section id=\"families\">" not in page and "(1 s on this machine)" in page
