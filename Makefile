@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attnlab-installed
 
-.PHONY: tour test bench clean
+.PHONY: tour test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ $(STAMP): $(PY) pyproject.toml
 tour: $(STAMP)
 	$(VENV)/bin/attnlab tour --out tour
 
-test: $(STAMP)
+# Lint, formatting and types on src/ first (configured in pyproject.toml), then the suite.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -124,8 +124,15 @@ def _cmd_list(kind: str, name: str | None = None) -> int:
 
     config = MODELS.build_config(name, where="model")
     comments = field_comments(type(config))
-    rows = [(f.name, f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)),
-             shown(getattr(config, f.name)), comments.get(f.name, "")) for f in dataclasses.fields(config)]
+    rows = [
+        (
+            f.name,
+            f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)),
+            shown(getattr(config, f.name)),
+            comments.get(f.name, ""),
+        )
+        for f in dataclasses.fields(config)
+    ]
     print(f"{name}: {MODELS.summary(name)}")
     print(f"{type(config).__name__} fields, set with --model.FIELD=VALUE:")
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -146,8 +153,11 @@ def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         config = resolve(checkpoint.load_config(args.resume), overrides)
         folder = args.resume
     else:
-        data = {**data, "task": {**(data.get("task") or {}), **({"name": args.task} if args.task else {})},
-                "model": {**(data.get("model") or {}), **({"name": args.model} if args.model else {})}}
+        data = {
+            **data,
+            "task": {**(data.get("task") or {}), **({"name": args.task} if args.task else {})},
+            "model": {**(data.get("model") or {}), **({"name": args.model} if args.model else {})},
+        }
         if not data["task"].get("name"):
             raise ConfigError("give a task: attnlab train TASK --model NAME (see `attnlab tasks`)")
         if not data["model"].get("name"):

@@ -18,7 +18,9 @@ class TaskSpec:
     vocab_size: int = 0  # input token ids lie in [0, vocab_size); 0 for float inputs
     input_features: int = 0  # f > 0: inputs are floats (b, t, f) instead of token ids
     num_outputs: int = 0  # classes per answer (vocab_size for token answers); 1 for regression
-    layout: tuple[int, ...] = ()  # flat input's structure: (m, s, q) = m sentences of s words, q question words; () plain
+    layout: tuple[
+        int, ...
+    ] = ()  # flat input's structure: (m, s, q) = m sentences of s words, q question words; () plain
     eos_id: int | None = None  # answers of any length up to n end with this id, then PAD; None: always n answers
     image: tuple[int, ...] = ()  # (c, y, x): inputs are images (b, c, y, x) of floats; () otherwise
 

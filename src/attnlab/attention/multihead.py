@@ -203,9 +203,7 @@ class MultiHeadAttention(Traced, nn.Module):
         return new
 
 
-def torch_masks_to_attend(
-    attn_mask: Tensor | None, key_padding_mask: Tensor | None
-) -> Tensor | None:
+def torch_masks_to_attend(attn_mask: Tensor | None, key_padding_mask: Tensor | None) -> Tensor | None:
     """nn.MultiheadAttention's (attn_mask (i, j), key_padding_mask (b, j)), True = masked, as one attend mask."""
     keep = from_torch_mask(key_padding_mask)  # (b, j)
     return combine_masks(from_torch_mask(attn_mask), None if keep is None else key_mask(keep))

@@ -168,9 +168,7 @@ def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-def _check_inputs(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, bias: Tensor | None, name: str | None
-) -> None:
+def _check_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, bias: Tensor | None, name: str | None) -> None:
     for arg, t, letters in (("q", q, "(b, h, i, e)"), ("k", k, "(b, hk, j, e)"), ("v", v, "(b, hk, j, f)")):
         if t.dim() != 4:
             raise ValueError(f"attend: {arg} must be 4-D {letters}; got shape {_shape(t)}")

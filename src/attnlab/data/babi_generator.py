@@ -85,7 +85,9 @@ def _step(world: _World, rng: random.Random, kinds: str, index: int) -> tuple[st
     return (actor, rng.choice(MOVE_VERBS), "to", "the", room)
 
 
-def _question(task: int, world: _World, rng: random.Random) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]] | None:
+def _question(
+    task: int, world: _World, rng: random.Random
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]] | None:
     """A question the world can answer now, with its answer and supports; None when there is none."""
     placed = sorted(world.place)
     if task in (1, 6):

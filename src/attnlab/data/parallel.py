@@ -94,9 +94,7 @@ def multi30k_dir(data_dir: str | Path | None = None) -> Path:
     """`data_root(data_dir) / "multi30k"`; DataError naming the folder when it does not exist."""
     folder = data_root(data_dir) / "multi30k"
     if not folder.is_dir():
-        raise DataError(
-            f"{folder}: no such folder; it should hold Multi30k's train, val and test2016 .de/.en files"
-        )
+        raise DataError(f"{folder}: no such folder; it should hold Multi30k's train, val and test2016 .de/.en files")
     return folder
 
 

@@ -79,10 +79,12 @@ class Subword:
         tokenizer = Tokenizer(models.BPE(unk_token=SPECIALS[UNK]))
         norm = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
         tokenizer.normalizer = normalizers.Sequence(norm)
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always"),
-            pre_tokenizers.Punctuation("isolated"),
-        ])
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always"),
+                pre_tokenizers.Punctuation("isolated"),
+            ]
+        )
         tokenizer.decoder = decoders.Metaspace(replacement=SPACE, prepend_scheme="always")
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIALS), show_progress=False

@@ -34,17 +34,40 @@ import torch
 
 # (singular, plural) source nouns; each has one target stem
 NOUNS = (
-    ("cat", "cats"), ("dog", "dogs"), ("bird", "birds"), ("horse", "horses"), ("fox", "foxes"),
-    ("farmer", "farmers"), ("teacher", "teachers"), ("child", "children"), ("king", "kings"),
-    ("queen", "queens"), ("baker", "bakers"), ("sailor", "sailors"), ("wolf", "wolves"),
-    ("mouse", "mice"), ("goat", "goats"), ("frog", "frogs"), ("doctor", "doctors"),
-    ("student", "students"), ("rabbit", "rabbits"), ("house", "houses"),
+    ("cat", "cats"),
+    ("dog", "dogs"),
+    ("bird", "birds"),
+    ("horse", "horses"),
+    ("fox", "foxes"),
+    ("farmer", "farmers"),
+    ("teacher", "teachers"),
+    ("child", "children"),
+    ("king", "kings"),
+    ("queen", "queens"),
+    ("baker", "bakers"),
+    ("sailor", "sailors"),
+    ("wolf", "wolves"),
+    ("mouse", "mice"),
+    ("goat", "goats"),
+    ("frog", "frogs"),
+    ("doctor", "doctors"),
+    ("student", "students"),
+    ("rabbit", "rabbits"),
+    ("house", "houses"),
 )
 ADJECTIVES = ("big", "small", "red", "old", "young", "happy", "quiet", "brown", "green", "tall", "lazy", "clever")
 # (with a singular subject, with a plural subject); each form has its own target word
 VERBS = (
-    ("sees", "see"), ("likes", "like"), ("chases", "chase"), ("finds", "find"), ("watches", "watch"),
-    ("follows", "follow"), ("feeds", "feed"), ("carries", "carry"), ("helps", "help"), ("hears", "hear"),
+    ("sees", "see"),
+    ("likes", "like"),
+    ("chases", "chase"),
+    ("finds", "find"),
+    ("watches", "watch"),
+    ("follows", "follow"),
+    ("feeds", "feed"),
+    ("carries", "carry"),
+    ("helps", "help"),
+    ("hears", "hear"),
 )
 PREPOSITIONS = ("near", "behind", "under", "with")
 DETERMINERS = (("the", "a", "this"), ("the", "some", "these"))  # (singular, plural)

@@ -1,7 +1,7 @@
 """Hard visual attention: a retina that takes foveated glimpses, and the recurrent attention model.
 
-    Retina   rho(x, l): k patches around a location, each twice as wide, resized to g x g
-    RAM      glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
+Retina   rho(x, l): k patches around a location, each twice as wide, resized to g x g
+RAM      glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
 """
 
 from attnlab.glimpse.ram import (

@@ -180,8 +180,14 @@ class RAM(Traced, nn.Module):
             location = action.clamp(-1.0, 1.0)  # (b, 2), detached: no gradient through the crop
             patches = self.retina(images, location)  # (b, k, c, g, g)
             if self.tracing:
-                self.record("glimpse", location, patches=patches.detach(), glimpse_size=cfg.glimpse_size,
-                            num_scales=cfg.num_scales, scale_factor=SCALE_FACTOR)
+                self.record(
+                    "glimpse",
+                    location,
+                    patches=patches.detach(),
+                    glimpse_size=cfg.glimpse_size,
+                    num_scales=cfg.num_scales,
+                    scale_factor=SCALE_FACTOR,
+                )
             locations.append(location)
             state = self._step(self.glimpse_features(patches, location), state)
         return RAMOutput(

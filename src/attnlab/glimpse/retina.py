@@ -58,8 +58,12 @@ class Retina(nn.Module):
 
     def __init__(self, glimpse_size: int, num_scales: int, scale_factor: int = 2, channels: int = 1):
         super().__init__()
-        for name, value in (("glimpse_size", glimpse_size), ("num_scales", num_scales),
-                            ("scale_factor", scale_factor), ("channels", channels)):
+        for name, value in (
+            ("glimpse_size", glimpse_size),
+            ("num_scales", num_scales),
+            ("scale_factor", scale_factor),
+            ("channels", channels),
+        ):
             if value < 1:
                 raise ValueError(f"Retina.{name}: must be >= 1; got {value}")
         self.glimpse_size = glimpse_size

@@ -143,8 +143,9 @@ class Hopfield(Traced, nn.Module):
         k = self._heads(self.k_proj(stored))  # (b, h, j, e)
         v = self._heads(self.v_proj(stored))  # (b, h, j, e)
         need = self.tracing
-        out, weights = attend(q, k, v, score="scaled_dot", score_args={"scale": self.beta}, mask=mask,
-                              need_weights=need)  # (b, h, i, e)
+        out, weights = attend(
+            q, k, v, score="scaled_dot", score_args={"scale": self.beta}, mask=mask, need_weights=need
+        )  # (b, h, i, e)
         if weights is not None:  # asked for exactly when tracing
             self.record("hopfield", weights)
         b, _, i, _ = out.shape

@@ -113,7 +113,9 @@ class KVMemNN(Traced, nn.Module):
         q = encode_sentences(self.embed, question, cfg.encoding)  # (b, d)
         need = self.tracing
         for hop, update in enumerate(self.updates):
-            o, p = attend(q[:, None, None, :], keys, values, score="dot", mask=mask[:, None, None, :], need_weights=need)
+            o, p = attend(
+                q[:, None, None, :], keys, values, score="dot", mask=mask[:, None, None, :], need_weights=need
+            )
             if p is not None:  # need: the weights of this hop
                 self.record("memory", p, hop=hop)
             q = update(q + o[:, 0, 0])  # (b, d)

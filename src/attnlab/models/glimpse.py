@@ -44,8 +44,9 @@ class RAMFamily(TaskModel):
             REINFORCE loss of the locations.
         """
         if inputs.dim() != 4 or tuple(inputs.shape[1:]) != tuple(self.spec.image):
-            raise ValueError(f"ram: inputs must be (b, {', '.join(map(str, self.spec.image))}); got "
-                             f"{tuple(inputs.shape)}")
+            raise ValueError(
+                f"ram: inputs must be (b, {', '.join(map(str, self.spec.image))}); got {tuple(inputs.shape)}"
+            )
         out = self.ram(inputs)
         logits = out.logits[:, None]  # (b, 1, o)
         if not (self.training and targets is not None):

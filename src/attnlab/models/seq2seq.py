@@ -64,15 +64,25 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(
-        self, spec: TaskSpec, cell: str, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,
+        self,
+        spec: TaskSpec,
+        cell: str,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        dropout: float,
         bidirectional: bool = False,
     ):
         super().__init__()
         self.embed = InputEmbedding(spec, embed_dim)
         self.drop = nn.Dropout(dropout)
         self.rnn = CELLS[cell](
-            embed_dim, hidden_dim, num_layers=num_layers, batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional,
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
         )
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor | tuple[Tensor, Tensor]]:

@@ -165,9 +165,7 @@ class DecoderLayer(nn.Module):
         x = self.sub.residual(
             0,
             x,
-            lambda y: self.self_attn(
-                y, mask=self_mask, bias=bias, causal=True, positions=positions, cache=self_cache
-            ),
+            lambda y: self.self_attn(y, mask=self_mask, bias=bias, causal=True, positions=positions, cache=self_cache),
         )
         x = self.sub.residual(1, x, lambda y: self.cross_attn(y, memory, mask=memory_mask, cache=cross_cache))
         return self.sub.residual(2, x, self.ff)
@@ -351,7 +349,12 @@ class EncoderDecoder(nn.Module):
     """
 
     def __init__(
-        self, cfg: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int, *, max_len: int = 1024,
+        self,
+        cfg: TransformerConfig,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        *,
+        max_len: int = 1024,
         pad_id: int = PAD,
     ):
         super().__init__()

@@ -158,13 +158,15 @@ def twin_rows(
         real = int((pair.inputs[n] != 0).sum())
         start = pair.inputs.shape[1] - real  # left padding
         row = attn[layer, n, head, int(getattr(m, kind)[n]), start:]  # (t_real,)
-        out.append({
-            "tokens": [names[int(i)] for i in pair.inputs[n, start:]],
-            "weights": row,
-            "candidates": [int(c) - start for c in m.candidates[n]],
-            "answer": int(m.candidates[n, m.label[n]]) - start,
-            "predicted": names[int(logits[n, -1].argmax())],
-        })
+        out.append(
+            {
+                "tokens": [names[int(i)] for i in pair.inputs[n, start:]],
+                "weights": row,
+                "candidates": [int(c) - start for c in m.candidates[n]],
+                "answer": int(m.candidates[n, m.label[n]]) - start,
+                "predicted": names[int(logits[n, -1].argmax())],
+            }
+        )
     return out
 
 
@@ -182,11 +184,13 @@ def train_run(
     finished run is reused, a killed one resumed; one that holds another run is a RunError.
     """
     folder = Path(folder)
-    config = resolve({
-        "task": {"name": "pronouns", **(task or {})},
-        "model": {"name": "transformer", **MODEL, **(model or {})},
-        "train": {**TRAIN, **(train_settings or {})},
-    })
+    config = resolve(
+        {
+            "task": {"name": "pronouns", **(task or {})},
+            "model": {"name": "transformer", **MODEL, **(model or {})},
+            "train": {**TRAIN, **(train_settings or {})},
+        }
+    )
     summary = ensure(config, folder)
     return load_run(folder), summary
 

@@ -63,7 +63,9 @@ def sense_examples(words: Sequence[str] | None = None) -> list[SenseExample]:
 
 
 @torch.no_grad()
-def word_vectors(encoder: PretrainedEncoder, examples: Sequence[SenseExample], *, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+def word_vectors(
+    encoder: PretrainedEncoder, examples: Sequence[SenseExample], *, batch_size: int = 32
+) -> tuple[Tensor, Tensor]:
     """The word's vector at every layer, and the bag-of-static-vectors control.
 
     Returns:

@@ -135,8 +135,9 @@ class CopyBits(_BitTask):
     @property
     def spec(self) -> TaskSpec:
         cfg = self.config
-        return TaskSpec(seq_len=2 * cfg.max_length + 2, answer_len=cfg.max_length,
-                        input_features=cfg.bits + 1, num_outputs=cfg.bits)
+        return TaskSpec(
+            seq_len=2 * cfg.max_length + 2, answer_len=cfg.max_length, input_features=cfg.bits + 1, num_outputs=cfg.bits
+        )
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         cfg, spec = self.config, self.spec
@@ -182,8 +183,9 @@ class RepeatCopyBits(_BitTask):
     def spec(self) -> TaskSpec:
         cfg = self.config
         n = cfg.max_length * cfg.max_repeats + 1
-        return TaskSpec(seq_len=cfg.max_length + 2 + n, answer_len=n, input_features=cfg.bits + 2,
-                        num_outputs=cfg.bits + 1)
+        return TaskSpec(
+            seq_len=cfg.max_length + 2 + n, answer_len=n, input_features=cfg.bits + 2, num_outputs=cfg.bits + 1
+        )
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         cfg, spec = self.config, self.spec
@@ -284,8 +286,12 @@ class PrioritySortBits(_BitTask):
     @property
     def spec(self) -> TaskSpec:
         cfg = self.config
-        return TaskSpec(seq_len=cfg.num_inputs + 1 + cfg.num_sorted, answer_len=cfg.num_sorted,
-                        input_features=cfg.bits + 2, num_outputs=cfg.bits)
+        return TaskSpec(
+            seq_len=cfg.num_inputs + 1 + cfg.num_sorted,
+            answer_len=cfg.num_sorted,
+            input_features=cfg.bits + 2,
+            num_outputs=cfg.bits,
+        )
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         cfg = self.config

@@ -228,7 +228,7 @@ class Babi(Task):
         return self.data()[split].support.clone()
 
     def _split_of(self, batch: Batch) -> str | None:
-        """"val" or "test" when batch holds the first rows of that split, else None."""
+        """ "val" or "test" when batch holds the first rows of that split, else None."""
         for split in ("val", "test"):
             stored = self.data()[split]
             b = len(batch)

@@ -116,4 +116,3 @@ def build_task(name: str, config: dict[str, Any] | None = None) -> Task:
 
     cls = TASKS.get(name)
     return cls(build(cls.Config, config, where="task"))
-

@@ -95,7 +95,7 @@ class Digits(Task):
 
     @property
     def source_used(self) -> str:
-        """"mnist" or "small": the source the task reads (resolves "auto")."""
+        """ "mnist" or "small": the source the task reads (resolves "auto")."""
         if self._source is None:
             source, folder = self.config.source, self.config.data_dir or None
             if source == "auto":

@@ -289,4 +289,3 @@ class ListOps(Task):
 
     def token_names(self) -> list[str]:
         return list(VOCAB)
-

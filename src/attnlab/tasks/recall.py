@@ -68,7 +68,9 @@ class AssociativeRecall(Task):
         cfg = self.config
         vocab = self.first_value + cfg.num_values
         return TaskSpec(
-            seq_len=2 * cfg.num_pairs + 1 + cfg.num_queries, answer_len=cfg.num_queries, vocab_size=vocab,
+            seq_len=2 * cfg.num_pairs + 1 + cfg.num_queries,
+            answer_len=cfg.num_queries,
+            vocab_size=vocab,
             num_outputs=vocab,
         )
 

@@ -208,7 +208,9 @@ class TranslationTask(Task):
         return self.vocabs[1].tokens(range(len(self.vocabs[1])))
 
     def render(self, batch: Batch, index: int = 0, logits: Tensor | None = None) -> str:
-        text = f"source: {self.detokenize(batch.inputs[index], 'source')}\ntarget: {self.detokenize(batch.targets[index])}"
+        text = (
+            f"source: {self.detokenize(batch.inputs[index], 'source')}\ntarget: {self.detokenize(batch.targets[index])}"
+        )
         if logits is not None:
             text += f"\npredicted: {self.detokenize(logits[index].argmax(-1))}"
         return text

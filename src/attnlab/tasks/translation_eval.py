@@ -45,7 +45,9 @@ def _encode_sources(task: TranslationTask, sentences: list[str]) -> Tensor:
 
 
 @torch.no_grad()
-def decode_ids(model: TaskModel, inputs: Tensor, *, beam_size: int = 1, max_len: int, chunk: int = 128) -> list[list[int]]:
+def decode_ids(
+    model: TaskModel, inputs: Tensor, *, beam_size: int = 1, max_len: int, chunk: int = 128
+) -> list[list[int]]:
     """Output ids per row (without EOS) of greedy (beam_size 1) or beam-search decoding, in chunks."""
     model.eval()
     out: list[list[int]] = []
@@ -128,7 +130,8 @@ def score_split(
             for label, n, value in bleu_by_length(sources, hypotheses, references, LENGTH_BINS)
         ],
         "examples": [
-            {"source": s, "reference": r, "translation": h} for s, r, h in list(zip(sources, references, hypotheses))[:5]
+            {"source": s, "reference": r, "translation": h}
+            for s, r, h in list(zip(sources, references, hypotheses))[:5]
         ],
     }
 

@@ -60,7 +60,9 @@ def run(out: Path, budget: Budget, seed: int) -> dict[str, Any]:
     drawn = draw_run(trained, folder / "viz", examples=3)
     return {
         "accuracy": row["test"]["accuracy"],
-        "error_per_task": {int(k.removeprefix("error_qa")): v for k, v in row["test"].items() if k.startswith("error_qa")},
+        "error_per_task": {
+            int(k.removeprefix("error_qa")): v for k, v in row["test"].items() if k.startswith("error_qa")
+        },
         "support_attention": _support(trained),
         "steps": row["step"],
         "seconds": row["seconds"],
@@ -84,8 +86,10 @@ def render(result: dict[str, Any]) -> str:
             "MemN2N ({parameters:,} parameters, 3 hops, position encoding, temporal encoding, random noise) trained "
             "jointly on generated bAbI-style tasks 1, 2, 3, 6, 7, 8 for {steps} steps in {seconds:.0f} s: test "
             "accuracy {accuracy:.1%}. The columns after the error give, per hop, how often that hop's largest "
-            "weight falls on a true supporting fact of the question; \"any_hop\" counts a question when some hop's "
-            "does.", **result)
+            'weight falls on a true supporting fact of the question; "any_hop" counts a question when some hop\'s '
+            "does.",
+            **result,
+        )
         + report.table(["task", "test error", *hops], rows)
         + report.paragraph("Each hop's weights on the story's sentences (supporting facts starred and boxed):")
         + report.images(result["images"])

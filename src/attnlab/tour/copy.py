@@ -45,11 +45,21 @@ def run(out: Path, budget: Budget, seed: int) -> dict[str, Any]:
     layer, head = divmod(int(back.argmax()), back.shape[1])
     names = trained.task.token_names()
     tokens = [names[int(i)] for i in seen.data.inputs[0]] + [names[int(i)] for i in seen.data.targets[0][:-1]]
-    draw_attention(layers[layer][0, head], rows=tokens, cols=tokens, path=out / NAME / "copy_head.png",
-                   title=f"layer {layer} head {head}: each copied symbol looks back at its source")
+    draw_attention(
+        layers[layer][0, head],
+        rows=tokens,
+        cols=tokens,
+        path=out / NAME / "copy_head.png",
+        title=f"layer {layer} head {head}: each copied symbol looks back at its source",
+    )
     draw_run(trained, out / NAME / "viz", examples=1)
-    return {**row["test"], "steps": row["step"], "seconds": row["seconds"], "parameters": row["parameters"],
-            "copy_head": {"layer": layer, "head": head, "weight_on_source": round(float(back.max()), 3)}}
+    return {
+        **row["test"],
+        "steps": row["step"],
+        "seconds": row["seconds"],
+        "parameters": row["parameters"],
+        "copy_head": {"layer": layer, "head": head, "weight_on_source": round(float(back.max()), 3)},
+    }
 
 
 def render(result: dict[str, Any]) -> str:
@@ -58,5 +68,6 @@ def render(result: dict[str, Any]) -> str:
         "{parameters:,} parameters, {steps} steps in {seconds:.0f} s: greedy copy accuracy {accuracy:.1%} per "
         "symbol, {sequence_accuracy:.1%} per sequence (KV-cache decoding). Layer {copy_head[layer]}, head "
         "{copy_head[head]} puts {copy_head[weight_on_source]:.0%} of the copy positions' attention on the source "
-        "sequence: the head that copies.", **result,
+        "sequence: the head that copies.",
+        **result,
     ) + report.images([f"{NAME}/copy_head.png"], alt="the copying head")

@@ -48,6 +48,7 @@ def render(result: dict[str, Any]) -> str:
     return report.paragraph(
         "Fused kernel and eager path agree to {diff:.2e} (max abs difference); weights sum to one: {rows}; "
         "largest weight on a future key under the causal mask: {future}.",
-        diff=result["fast_vs_eager_max_abs_diff"], rows=result["weights_rows_sum_to_one"],
+        diff=result["fast_vs_eager_max_abs_diff"],
+        rows=result["weights_rows_sum_to_one"],
         future=result["future_weight"],
     ) + report.table(["call", "path"], result["why_not_fast_path"].items())

@@ -23,8 +23,9 @@ FAMILIES = ("mlp", "cnn", "rnn", "lstm", "transformer")
 SEQUENCE_FAMILIES = ("mlp", "cnn", "lstm", "bilstm", "transformer")
 
 
-def _compare(out: Path, name: str, models: tuple[str, ...], sweep: compare.Sweep | None, train: Train,
-             seed: int, budget: Budget) -> tuple[dict[str, Any], list[dict]]:
+def _compare(
+    out: Path, name: str, models: tuple[str, ...], sweep: compare.Sweep | None, train: Train, seed: int, budget: Budget
+) -> tuple[dict[str, Any], list[dict]]:
     """Train `models` on task `name` into out/name; its summary (with sequence accuracy) and the jobs."""
     over = {"train": train.overrides(seed)}
     jobs = compare.plan(name, list(models), 1, over, sweep)
@@ -33,8 +34,9 @@ def _compare(out: Path, name: str, models: tuple[str, ...], sweep: compare.Sweep
     summary = compare.summarise(rows, "accuracy")
     for entry, exact in zip(summary, compare.summarise(rows, "sequence_accuracy")):
         entry["sequence_accuracy"] = exact["mean"]
-    compare.write_results(folder, rows, summary, task=name, metric="accuracy", sweep=sweep,
-                          command=f"attnlab tour (section {name})")
+    compare.write_results(
+        folder, rows, summary, task=name, metric="accuracy", sweep=sweep, command=f"attnlab tour (section {name})"
+    )
     draw_results(folder)
     result = {"summary": summary, "plot": f"{name}/plot.png", "runs": [f"{name}/runs/{j['name']}" for j in jobs]}
     return result, jobs
@@ -84,7 +86,8 @@ def render(result: dict[str, Any]) -> str:
             "Test accuracy of each family (chance 25%), one seed, same loop, same budget, about 10<sup>5</sup> "
             "parameters each. The feed-forward net (MLP) sees every position but as unrelated features; the CNN "
             "sees only its receptive field (21 tokens here); recurrent nets must carry the token across the gap; "
-            "attention looks it up in one step.")
+            "attention looks it up in one step."
+        )
         + report.table(["family", "parameters", *[f"distance {v}" for v in settings]], _rows(far["summary"], None))
         + report.images([far["plot"]], alt="accuracy against distance")
         + report.paragraph("Where the transformer's query looks, at the longest distance:")
@@ -93,9 +96,11 @@ def render(result: dict[str, Any]) -> str:
         + report.paragraph(
             "Ten symbols, then write them last first (task <code>reverse</code>): accuracy per symbol and per "
             "whole sequence. A unidirectional recurrent net must hold all ten in its state and give the first one "
-            "back last; attention reads each from its position.")
-        + report.table(["family", "parameters", "accuracy", "sequence_accuracy"],
-                       _rows(rev["summary"], "sequence_accuracy"))
+            "back last; attention reads each from its position."
+        )
+        + report.table(
+            ["family", "parameters", "accuracy", "sequence_accuracy"], _rows(rev["summary"], "sequence_accuracy")
+        )
         + report.images([rev["plot"]], alt="reverse accuracy")
         + report.paragraph("Where the transformer looks while writing each answer:")
         + report.images(rev["attention"])

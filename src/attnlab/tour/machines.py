@@ -23,8 +23,10 @@ NAME = "machines"
 TITLE = "Memory that is written as well as read: a Neural Turing Machine"
 COPY_TRAIN, COPY_TESTS = 8, (8, 16, 32)  # copy: trained on lengths 1..8, tested at these
 RECALL_TRAIN, RECALL_TESTS = 4, (4, 6, 8)  # recall: trained on 2..4 items, tested at these
-MODELS = {"ntm": {"controller_size": "64", "memory_size": "40", "word_size": "10"},
-          "lstm": {"embed_dim": "32", "hidden_dim": "128", "num_layers": "2"}}
+MODELS = {
+    "ntm": {"controller_size": "64", "memory_size": "40", "word_size": "10"},
+    "lstm": {"embed_dim": "32", "hidden_dim": "128", "num_layers": "2"},
+}
 
 
 def _jobs(task: str, values: dict[str, str], models: list[str], train: Train, seed: int) -> list[dict]:
@@ -95,17 +97,26 @@ def render(result: dict[str, Any]) -> str:
         report.paragraph(
             "The NTM ({ntm:,} parameters) and an LSTM ({lstm:,}) trained on copying random 8-bit vectors of lengths "
             "1-{trained}, then ran unchanged on longer sequences. Bit errors per sequence (the NTM paper's metric; "
-            "lower is better):", **result["parameters"], trained=COPY_TRAIN)
-        + report.table(["copy", *[f"length {n}" for n in copy["ntm"]]],
-                       [_row("NTM", copy["ntm"]), _row("LSTM", copy["lstm"])])
-        + report.paragraph("Associative recall (items of three 6-bit vectors; give the item after the query), "
-                           "trained on 2-{trained} items:", trained=RECALL_TRAIN)
+            "lower is better):",
+            **result["parameters"],
+            trained=COPY_TRAIN,
+        )
+        + report.table(
+            ["copy", *[f"length {n}" for n in copy["ntm"]]], [_row("NTM", copy["ntm"]), _row("LSTM", copy["lstm"])]
+        )
+        + report.paragraph(
+            "Associative recall (items of three 6-bit vectors; give the item after the query), "
+            "trained on 2-{trained} items:",
+            trained=RECALL_TRAIN,
+        )
         + report.table(["recall", *[f"{n} items" for n in recall["ntm"]]], [_row("NTM", recall["ntm"])])
         + report.paragraph(
             "An NTM learns late and suddenly: with a budget of {steps} steps it may not have found the copy program "
             "yet. Trained longer on lengths 1-20 (<code>benchmarks/machines.py</code>, docs/machines.md), it copies "
             "sequences six times longer than any it saw, where an LSTM and a transformer fall to chance. Where the "
             "NTM wrote and read, slot by step, on one longer episode of each task (a trained one writes the vectors "
-            "to consecutive slots and reads them back along the same path):", steps=result["steps"])
+            "to consecutive slots and reads them back along the same path):",
+            steps=result["steps"],
+        )
         + report.images(result["images"])
     )

@@ -177,15 +177,27 @@ def render(result: dict[str, Any]) -> str:
             "{layer}-{head} is the one whose attention from a pronoun best picks its antecedent on generated Winograd "
             "twins ({sel:.0%} on the selection split, {acc:.0%} on {n} held-out sentences; chance is 50%, one-sided "
             "p = {pv:.2g}). On the twins below it says &ldquo;too tired&rdquo;: it &rarr; {tired} ({tired_verdict}); "
-            "&ldquo;too wide&rdquo;: it &rarr; {wide} ({wide_verdict}).", layer=layer, head=head,
-            sel=p["selection_accuracy"], acc=p["eval_accuracy"], n=p["eval_n"], pv=p["eval_p_value"],
-            tired=t["tired"]["picks"], tired_verdict=_verdict(t["tired"]), wide=t["wide"]["picks"],
-            wide_verdict=_verdict(t["wide"]))
+            "&ldquo;too wide&rdquo;: it &rarr; {wide} ({wide_verdict}).",
+            layer=layer,
+            head=head,
+            sel=p["selection_accuracy"],
+            acc=p["eval_accuracy"],
+            n=p["eval_n"],
+            pv=p["eval_p_value"],
+            tired=t["tired"]["picks"],
+            tired_verdict=_verdict(t["tired"]),
+            wide=t["wide"]["picks"],
+            wide_verdict=_verdict(t["wide"]),
+        )
         + report.images(["pretrained_pronoun.png"], alt="attention from it in the two twin sentences")
         + report.paragraph(
             "Word senses: the same word (bank, bat, match, plant, spring) enters as one vector; after the layers, "
             "the nearest other occurrence has the same sense {last:.0%} of the time (input embeddings: {first:.0%}; "
-            "a bag of the sentence's input vectors: {bag:.0%}).", last=s["nn"][-1], first=s["nn"][0], bag=s["bag_nn"])
+            "a bag of the sentence's input vectors: {bag:.0%}).",
+            last=s["nn"][-1],
+            first=s["nn"][0],
+            bag=s["bag_nn"],
+        )
         + report.images(["pretrained_senses.png"], alt="2-D projections of one word in two senses, input vs last layer")
         + (_own(result["own_encoder"]) if "own_encoder" in result else "")
     )
@@ -208,10 +220,22 @@ def _own(o: dict[str, Any]) -> str:
             "{switch:.0%}. From the query position, head {ql}-{qh} puts more weight on the antecedent than on the "
             "other candidate in {q_acc:.0%} of {q_n} held-out sentences; from the pronoun itself the best head "
             "({pl}-{ph}) manages {p_acc:.0%}. Layer 0 cannot beat 50%: it has not yet mixed in the switch word.",
-            layers=o["layers"], parameters=o["parameters"], steps=o["steps"], seconds=o["train_seconds"],
-            heldout=o["heldout_accuracy"], both=o["twin_pairs_both_right"], first=b["first_candidate"],
-            switch=b["switch_word_alone"], ql=ql, qh=qh, q_acc=q["eval_accuracy"], q_n=q["eval_n"], pl=pl, ph=ph,
-            p_acc=pr["eval_accuracy"])
+            layers=o["layers"],
+            parameters=o["parameters"],
+            steps=o["steps"],
+            seconds=o["train_seconds"],
+            heldout=o["heldout_accuracy"],
+            both=o["twin_pairs_both_right"],
+            first=b["first_candidate"],
+            switch=b["switch_word_alone"],
+            ql=ql,
+            qh=qh,
+            q_acc=q["eval_accuracy"],
+            q_n=q["eval_n"],
+            pl=pl,
+            ph=ph,
+            p_acc=pr["eval_accuracy"],
+        )
         + report.images(["own_pronoun.png"], alt="the own encoder's best head on one twin pair")
     )
 

@@ -23,9 +23,11 @@ $sections
 </body></html>
 """)
 
-INTRO = ("Everything here was trained on generated data in this run ({seconds:.0f} s on this machine); every "
-         "run folder under <code>runs/</code> can be reopened with <code>attnlab eval</code> and "
-         "<code>attnlab viz</code>.")
+INTRO = (
+    "Everything here was trained on generated data in this run ({seconds:.0f} s on this machine); every "
+    "run folder under <code>runs/</code> can be reopened with <code>attnlab eval</code> and "
+    "<code>attnlab viz</code>."
+)
 
 
 class _Escaping(string.Formatter):

@@ -24,8 +24,12 @@ from attnlab.viz.translation import draw_alignments
 NAME = "translation"
 TITLE = "Attention between two sentences: translation"
 FAMILIES = ("seq2seq", "bahdanau", "luong", "encdec")
-LABELS = {"seq2seq": "no attention (GRU)", "bahdanau": "Bahdanau (additive)", "luong": "Luong (general)",
-          "encdec": "transformer"}
+LABELS = {
+    "seq2seq": "no attention (GRU)",
+    "bahdanau": "Bahdanau (additive)",
+    "luong": "Luong (general)",
+    "encdec": "transformer",
+}
 SENTENCE_INDEX = 3  # the test sentence whose alignments are drawn
 
 
@@ -63,13 +67,25 @@ def run(out: Path, budget: Budget, seed: int) -> dict[str, Any]:
         for b in s["bleu_by_length"]
         if b["sentences"] > 0
     ]
-    draw_comparison(by_length, metric="test BLEU", x_label="source length (words, bucket's upper edge)",
-                    title="BLEU against sentence length", path=folder / "bleu_by_length.png")
+    draw_comparison(
+        by_length,
+        metric="test BLEU",
+        x_label="source length (words, bucket's upper edge)",
+        title="BLEU against sentence length",
+        path=folder / "bleu_by_length.png",
+    )
     return {
-        "models": {name: {"bleu": scores[name]["bleu"], "chrf": scores[name]["chrf"],
-                          "parameters": row["parameters"], "seconds": row["seconds"], "steps": row["step"],
-                          "alignment_error_rate": errors.get(name)}
-                   for name, row in zip(runs, rows)},
+        "models": {
+            name: {
+                "bleu": scores[name]["bleu"],
+                "chrf": scores[name]["chrf"],
+                "parameters": row["parameters"],
+                "seconds": row["seconds"],
+                "steps": row["step"],
+                "alignment_error_rate": errors.get(name),
+            }
+            for name, row in zip(runs, rows)
+        },
         "sentence": sentence,
         "alignments": f"{NAME}/alignments.png",
         "bleu_by_length": f"{NAME}/bleu_by_length.png",
@@ -78,9 +94,19 @@ def run(out: Path, budget: Budget, seed: int) -> dict[str, Any]:
 
 def _row(name: str, m: dict[str, Any]) -> list[object]:
     aer = m["alignment_error_rate"]
-    cells = ["-", "-"] if not aer else [f"{min(v['argmax'] for v in aer.values()):.1%}",
-                                        f"{min(v['threshold'] for v in aer.values()):.1%}"]
-    return [LABELS[name], f"{m['parameters']:,}", f"{m['bleu']:.1f}", f"{m['chrf']:.1f}", *cells, f"{m['seconds']:.0f} s"]
+    cells = (
+        ["-", "-"]
+        if not aer
+        else [f"{min(v['argmax'] for v in aer.values()):.1%}", f"{min(v['threshold'] for v in aer.values()):.1%}"]
+    )
+    return [
+        LABELS[name],
+        f"{m['parameters']:,}",
+        f"{m['bleu']:.1f}",
+        f"{m['chrf']:.1f}",
+        *cells,
+        f"{m['seconds']:.0f} s",
+    ]
 
 
 def render(result: dict[str, Any]) -> str:
@@ -92,13 +118,20 @@ def render(result: dict[str, Any]) -> str:
             "drops articles, so the word alignments are known. Each family is trained by the same loop; BLEU is "
             "sacreBLEU's on the test set, greedy decoding. The alignment error rate compares each model's "
             "cross-attention (teacher-forced on the reference, heads averaged, best layer) with the known "
-            "alignments: the argmax of each row, or every weight above 0.3.")
-        + report.table(["model", "parameters", "BLEU", "chrF", "AER (argmax)", "AER (threshold)", "training"],
-                       [_row(name, m) for name, m in result["models"].items()])
-        + report.paragraph("What each attention model looks at while writing the translation of <i>{sentence}</i>:",
-                           sentence=result["sentence"])
+            "alignments: the argmax of each row, or every weight above 0.3."
+        )
+        + report.table(
+            ["model", "parameters", "BLEU", "chrF", "AER (argmax)", "AER (threshold)", "training"],
+            [_row(name, m) for name, m in result["models"].items()],
+        )
+        + report.paragraph(
+            "What each attention model looks at while writing the translation of <i>{sentence}</i>:",
+            sentence=result["sentence"],
+        )
         + report.images([result["alignments"]], alt="alignment matrices")
-        + report.paragraph("BLEU against the length of the source sentence: the model without attention must "
-                           "squeeze the whole sentence into one vector.")
+        + report.paragraph(
+            "BLEU against the length of the source sentence: the model without attention must "
+            "squeeze the whole sentence into one vector."
+        )
         + report.images([result["bleu_by_length"]], alt="BLEU against sentence length")
     )

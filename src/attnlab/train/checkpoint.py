@@ -134,7 +134,9 @@ def load_weights(folder: Path, model: nn.Module) -> None:
         wrong = [k for k in shapes if k in wanted and shapes[k] != wanted[k]]
         if wrong:
             k = wrong[0]
-            raise RunError(f"{path}: weights do not match the config's model ({k} is {shapes[k]}, expected {wanted[k]})")
+            raise RunError(
+                f"{path}: weights do not match the config's model ({k} is {shapes[k]}, expected {wanted[k]})"
+            )
         missing, unexpected = load_model(model, str(path), strict=False)
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         if isinstance(err, RunError):

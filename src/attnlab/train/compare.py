@@ -86,9 +86,11 @@ def _run_one(job: dict, folder: str, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     summary = ensure(job["config"], folder)
-    return {k: job[k] for k in ("model", "setting", "seed", "name")} | {
-        key: summary.get(key) for key in ("step", "seconds", "parameters", "best_val", "stopped_early")
-    } | {"test": {k: v for k, v in summary.items() if isinstance(v, float) and k not in ("seconds", "best_val")}}
+    return (
+        {k: job[k] for k in ("model", "setting", "seed", "name")}
+        | {key: summary.get(key) for key in ("step", "seconds", "parameters", "best_val", "stopped_early")}
+        | {"test": {k: v for k, v in summary.items() if isinstance(v, float) and k not in ("seconds", "best_val")}}
+    )
 
 
 def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True) -> list[dict]:
@@ -122,32 +124,62 @@ def summarise(rows: list[dict], metric: str) -> list[dict]:
     out = []
     for (setting, model), members in groups.items():
         values = [m["test"][metric] for m in members]
-        out.append({
-            "model": model, "setting": setting, "seeds": len(values), "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "min": min(values), "max": max(values),
-            "seconds": statistics.fmean(m["seconds"] or 0.0 for m in members), "parameters": members[0]["parameters"],
-        })
+        out.append(
+            {
+                "model": model,
+                "setting": setting,
+                "seeds": len(values),
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "min": min(values),
+                "max": max(values),
+                "seconds": statistics.fmean(m["seconds"] or 0.0 for m in members),
+                "parameters": members[0]["parameters"],
+            }
+        )
     return out
 
 
-def write_results(out: Path, rows: list[dict], summary: list[dict], *, task: str, metric: str,
-                  sweep: Sweep | None, command: str) -> dict[str, Path]:
+def write_results(
+    out: Path, rows: list[dict], summary: list[dict], *, task: str, metric: str, sweep: Sweep | None, command: str
+) -> dict[str, Path]:
     """results.csv, summary.csv, summary.md and results.json in out (attnlab.viz.curves.draw_results plots it)."""
     metrics = sorted({k for r in rows for k in r["test"]})
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", sweep.name if sweep else "setting", "seed", *metrics, "steps", "seconds", "parameters"])
+        writer.writerow(
+            ["model", sweep.name if sweep else "setting", "seed", *metrics, "steps", "seconds", "parameters"]
+        )
         for r in rows:
-            writer.writerow([r["model"], r["setting"], r["seed"], *[r["test"].get(m) for m in metrics],
-                             r["step"], r["seconds"], r["parameters"]])
+            writer.writerow(
+                [
+                    r["model"],
+                    r["setting"],
+                    r["seed"],
+                    *[r["test"].get(m) for m in metrics],
+                    r["step"],
+                    r["seconds"],
+                    r["parameters"],
+                ]
+            )
     with open(out / "summary.csv", "w", newline="") as f:
         table = csv.DictWriter(f, fieldnames=list(summary[0]))
         table.writeheader()
         table.writerows(summary)
     (out / "summary.md").write_text(markdown_table(summary, metric, sweep) + f"\n\nCommand: `{command}`\n")
-    (out / "results.json").write_text(json.dumps({"task": task, "metric": metric, "command": command,
-                                                  "sweep": sweep.name if sweep else None, "rows": rows,
-                                                  "summary": summary}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "task": task,
+                "metric": metric,
+                "command": command,
+                "sweep": sweep.name if sweep else None,
+                "rows": rows,
+                "summary": summary,
+            },
+            indent=1,
+        )
+    )
     return {name: out / name for name in ("results.csv", "summary.csv", "summary.md", "results.json")}
 
 

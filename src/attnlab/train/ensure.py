@@ -60,7 +60,9 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
     there, asked = _saved_config(folder).to_dict(), config.to_dict()
     other = [*_differences(there, asked, "task").values(), *_differences(there, asked, "model").values()]
     if other:
-        raise RunError(f"{folder}: holds another run ({other[0]}); only train.* settings may change, choose another folder")
+        raise RunError(
+            f"{folder}: holds another run ({other[0]}); only train.* settings may change, choose another folder"
+        )
     changed = _differences(there, asked, "train")
     tests = [r for r in checkpoint.read_metrics(folder) if r.get("split") == "test"]
     if tests and set(changed) <= {"device"} and _finished(tests[-1], config):
@@ -68,14 +70,17 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
     if not (folder / checkpoint.TRAINER).is_file():
         if tests:
             first = next(iter(changed.values()), "it did not finish")
-            raise RunError(f"{folder}: a finished run without trainer state cannot be continued ({first}); "
-                           "choose another folder")
+            raise RunError(
+                f"{folder}: a finished run without trainer state cannot be continued ({first}); choose another folder"
+            )
         shutil.rmtree(folder)  # killed before its first checkpoint: nothing was trained
         return train(config, folder, progress=progress)
     fixed = [text for key, text in changed.items() if key not in CONTINUABLE]
     if fixed:
-        raise RunError(f"{folder}: holds a run trained with other settings ({fixed[0]}); only train.steps, "
-                       "train.target and train.device may change to continue a run, choose another folder")
+        raise RunError(
+            f"{folder}: holds a run trained with other settings ({fixed[0]}); only train.steps, "
+            "train.target and train.device may change to continue a run, choose another folder"
+        )
     _check_not_past(folder, config)
     return train(config, folder, resume=True, progress=progress)
 
@@ -96,13 +101,18 @@ def _saved_config(folder: Path) -> RunConfig:
 def _differences(there: dict[str, Any], asked: dict[str, Any], section: str) -> dict[str, str]:
     """key -> 'section.key is X there, Y asked', for every key of section whose values differ."""
     old, new = there[section], asked[section]
-    return {key: f"{section}.{key} is {old.get(key)!r} there, {new.get(key)!r} asked"
-            for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)}
+    return {
+        key: f"{section}.{key} is {old.get(key)!r} there, {new.get(key)!r} asked"
+        for key in dict.fromkeys([*old, *new])
+        if old.get(key) != new.get(key)
+    }
 
 
 def _finished(summary: dict[str, Any], config: RunConfig) -> bool:
     """Whether a test summary closes a run of config: it ran all its steps or stopped at its target."""
-    return summary["step"] >= config.train.steps or bool(summary.get("stopped_early") and config.train.target is not None)
+    return summary["step"] >= config.train.steps or bool(
+        summary.get("stopped_early") and config.train.target is not None
+    )
 
 
 def _check_not_past(folder: Path, config: RunConfig) -> None:
@@ -114,10 +124,20 @@ def _check_not_past(folder: Path, config: RunConfig) -> None:
     if target is None:
         return
     task = TASKS.get(config.task)
-    hit = next((r for r in checkpoint.read_metrics(folder)
-                if r.get("split") == "val" and r.get("step", 0) <= step and task.metric in r
-                and reached(r[task.metric], target, task.maximize)), None)
+    hit = next(
+        (
+            r
+            for r in checkpoint.read_metrics(folder)
+            if r.get("split") == "val"
+            and r.get("step", 0) <= step
+            and task.metric in r
+            and reached(r[task.metric], target, task.maximize)
+        ),
+        None,
+    )
     if hit is not None and not (hit["step"] == step and state["stopped_early"]):
-        raise RunError(f"{folder}: its validation {task.metric} reached train.target={target} at step {hit['step']}, "
-                       f"where a run of this config stops, and was not stopped there (checkpoint at step {step}); "
-                       "choose another folder")
+        raise RunError(
+            f"{folder}: its validation {task.metric} reached train.target={target} at step {hit['step']}, "
+            f"where a run of this config stops, and was not stopped there (checkpoint at step {step}); "
+            "choose another folder"
+        )

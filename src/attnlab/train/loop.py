@@ -106,9 +106,7 @@ def _trainer_state(
     return tensors, meta
 
 
-def _restore(
-    folder: Path, model: nn.Module, opt: torch.optim.Optimizer, data_gen: torch.Generator
-) -> dict[str, Any]:
+def _restore(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, data_gen: torch.Generator) -> dict[str, Any]:
     tensors, meta = checkpoint.load_trainer(folder)
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -205,8 +203,15 @@ def _loop(
     step0 = state["step"]
     net = distributed.wrap(model, procs)
     val = task.eval_set(cfg.eval_size, "val")
-    bar = tqdm(total=cfg.steps, initial=step0, desc=f"{config.model} on {config.task}", unit="step",
-               disable=not (progress and procs.is_main), leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step0,
+        desc=f"{config.model} on {config.task}",
+        unit="step",
+        disable=not (progress and procs.is_main),
+        leave=False,
+        dynamic_ncols=True,
+    )
     losses: list[float] = []
     started = time.perf_counter() - state["train_seconds"]
     while state["step"] < cfg.steps and not state["stopped_early"]:
@@ -236,9 +241,15 @@ def _loop(
                 state["best"] = value
             state["stopped_early"] = reached(value, cfg.target, task.maximize)
             state["train_seconds"] = time.perf_counter() - started
-            record = {"step": state["step"], "split": "val", "lr": opt.param_groups[0]["lr"],
-                      "train_loss": sum(losses) / len(losses), **metrics, **scheduled,
-                      "seconds": round(state["train_seconds"], 3)}
+            record = {
+                "step": state["step"],
+                "split": "val",
+                "lr": opt.param_groups[0]["lr"],
+                "train_loss": sum(losses) / len(losses),
+                **metrics,
+                **scheduled,
+                "seconds": round(state["train_seconds"], 3),
+            }
             losses.clear()
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", **{task.metric: f"{value:.3f}"})
             if procs.is_main:
@@ -248,9 +259,15 @@ def _loop(
             distributed.barrier(procs)
     bar.close()
     test = evaluate(model, task, task.eval_set(cfg.eval_size, "test"))
-    summary = {"step": state["step"], "split": "test", **test, "best_val": state["best"],
-               "stopped_early": state["stopped_early"], "seconds": round(state["train_seconds"], 3),
-               "parameters": sum(p.numel() for p in model.parameters())}
+    summary = {
+        "step": state["step"],
+        "split": "test",
+        **test,
+        "best_val": state["best"],
+        "stopped_early": state["stopped_early"],
+        "seconds": round(state["train_seconds"], 3),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if procs.is_main:
         checkpoint.append_metrics(folder, summary)
     return summary

@@ -165,6 +165,8 @@ def retarget(run: Run, *, model: dict[str, Any] | None = None, **task_values: An
         rebuilt.load_state_dict(run.model.state_dict())
     except RuntimeError as err:
         first = str(err).strip().splitlines()[-1].strip()
-        raise checkpoint.RunError(f"{run.folder}: the weights do not fit {config.task} with {task_values}: {first}") from None
+        raise checkpoint.RunError(
+            f"{run.folder}: the weights do not fit {config.task} with {task_values}: {first}"
+        ) from None
     rebuilt.eval()
     return Run(run.folder, config, task, rebuilt, run.metrics)

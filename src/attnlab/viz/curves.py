@@ -18,7 +18,11 @@ def _number(value: Any) -> float | None:
 
 
 def draw_comparison(
-    summary: list[dict], *, metric: str, x_label: str | None = None, title: str | None = None,
+    summary: list[dict],
+    *,
+    metric: str,
+    x_label: str | None = None,
+    title: str | None = None,
     path: str | Path | None = None,
 ) -> Figure:
     """A line per model of the metric's mean against the setting, with min-max bars.
@@ -36,22 +40,36 @@ def draw_comparison(
     if x_label is None:
         rows = [next(s for s in summary if s["model"] == m) for m in models]
         means = [r["mean"] for r in rows]
-        ax.bar(models, means, yerr=[[m - r["min"] for m, r in zip(means, rows)], [r["max"] - m for m, r in zip(means, rows)]],
-               capsize=3, color="#4c72b0")
+        ax.bar(
+            models,
+            means,
+            yerr=[[m - r["min"] for m, r in zip(means, rows)], [r["max"] - m for m, r in zip(means, rows)]],
+            capsize=3,
+            color="#4c72b0",
+        )
         ax.set_xlabel("model")
     else:
         settings = list(dict.fromkeys(s["setting"] for s in summary))
         numbers = [_number(v) for v in settings]
         numeric = all(x is not None for x in numbers)
-        xs: dict[Any, float] = {v: (x if numeric and x is not None else float(n)) for n, (v, x) in enumerate(zip(settings, numbers))}
+        xs: dict[Any, float] = {
+            v: (x if numeric and x is not None else float(n)) for n, (v, x) in enumerate(zip(settings, numbers))
+        }
         for n, model in enumerate(models):
             rows = [s for s in summary if s["model"] == model]
             x = [xs[r["setting"]] for r in rows]
             mean = [r["mean"] for r in rows]
             err = [[m - r["min"] for m, r in zip(mean, rows)], [r["max"] - m for m, r in zip(mean, rows)]]
             # distinct shapes: lines may overlap
-            ax.errorbar(x, mean, yerr=err, capsize=3, label=model, marker=MARKERS[n % len(MARKERS)],
-                        linestyle="-" if n % 2 == 0 else "--")
+            ax.errorbar(
+                x,
+                mean,
+                yerr=err,
+                capsize=3,
+                label=model,
+                marker=MARKERS[n % len(MARKERS)],
+                linestyle="-" if n % 2 == 0 else "--",
+            )
         if numeric and min(xs.values()) > 0 and max(xs.values()) / min(xs.values()) >= 8:
             ax.set_xscale("log", base=2)
         ax.set_xticks(list(xs.values()), [str(v) for v in settings])
@@ -79,6 +97,7 @@ def draw_results(folder: str | Path) -> Path:
     folder = Path(folder)
     results = json.loads((folder / "results.json").read_text())
     path = folder / "plot.png"
-    draw_comparison(results["summary"], metric=results["metric"], x_label=results["sweep"], title=results["task"],
-                    path=path)
+    draw_comparison(
+        results["summary"], metric=results["metric"], x_label=results["sweep"], title=results["task"], path=path
+    )
     return path

@@ -80,8 +80,9 @@ def glimpse_figure(
     if locations.dim() != 3 or locations.shape[0] != k or locations.shape[2] != 2:
         raise ValueError(f"draw_glimpses: locations must be (k={k}, g, 2); got {tuple(locations.shape)}")
     if boxes is not None and tuple(boxes.shape) != (k, 4):
-        raise ValueError(f"draw_glimpses: boxes must be (k={k}, 4) = (top, left, height, width); "
-                         f"got {tuple(boxes.shape)}")
+        raise ValueError(
+            f"draw_glimpses: boxes must be (k={k}, 4) = (top, left, height, width); got {tuple(boxes.shape)}"
+        )
     columns = max(1, min(columns, k))
     rows = math.ceil(k / columns)
     fig = Figure(figsize=(2.6 * columns, 2.8 * rows))
@@ -105,8 +106,11 @@ def glimpse_figure(
             ax.text(col, row, str(t + 1), color=colours[t], fontsize=8, ha="center", va="center", fontweight="bold")
         if boxes is not None:
             top, left, height, width = boxes[i].tolist()
-            ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="lime",
-                                   linestyle="--", linewidth=1))
+            ax.add_patch(
+                Rectangle(
+                    (left - 0.5, top - 0.5), width, height, fill=False, edgecolor="lime", linestyle="--", linewidth=1
+                )
+            )
         if labels is not None or predictions is not None:
             label = "?" if labels is None else str(labels[i])
             predicted = "?" if predictions is None else str(predictions[i])
@@ -133,8 +137,9 @@ def draw_glimpses(images: Tensor, locations: Tensor, path: str | Path, **options
     return path
 
 
-def draw_glimpse_examples(seen: TracedExamples, task: Task, out: Path, label: str = "", *,
-                          name: str = "glimpses") -> list[Path]:
+def draw_glimpse_examples(
+    seen: TracedExamples, task: Task, out: Path, label: str = "", *, name: str = "glimpses"
+) -> list[Path]:
     """The glimpse paths of a "ram" model on its test images into out/<name>.png; returns the files.
 
     Args:
@@ -148,9 +153,17 @@ def draw_glimpse_examples(seen: TracedExamples, task: Task, out: Path, label: st
     data, logits = seen.data, seen.logits
     locations, meta = glimpse_paths(seen.trace)
     boxes = task.boxes("test")[: len(data)] if hasattr(task, "boxes") else None
-    path = draw_glimpses(data.inputs, locations, out / f"{name}.png", glimpse_size=meta["glimpse_size"],
-                         num_scales=meta["num_scales"], scale_factor=meta["scale_factor"],
-                         labels=data.targets[:, 0].tolist(), predictions=logits[:, 0].argmax(-1).tolist(), boxes=boxes)
+    path = draw_glimpses(
+        data.inputs,
+        locations,
+        out / f"{name}.png",
+        glimpse_size=meta["glimpse_size"],
+        num_scales=meta["num_scales"],
+        scale_factor=meta["scale_factor"],
+        labels=data.targets[:, 0].tolist(),
+        predictions=logits[:, 0].argmax(-1).tolist(),
+        boxes=boxes,
+    )
     text = "\n\n".join(task.render(data, i, logits) for i in range(len(data)))
     (out / f"{name}.txt").write_text(text + "\n")
     return [path, out / f"{name}.txt"]

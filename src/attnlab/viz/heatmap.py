@@ -224,8 +224,7 @@ def _layers(layers: Sequence[Tensor | np.ndarray] | Tensor | np.ndarray) -> list
             raise ValueError(f"draw_heads: layers[{n}] must be 3-D (h, i, j); got shape {grid.shape}")
         if grid.shape[0] != grids[0].shape[0]:
             raise ValueError(
-                f"draw_heads: layers[{n}] must have the {grids[0].shape[0]} heads of layers[0]; "
-                f"got shape {grid.shape}"
+                f"draw_heads: layers[{n}] must have the {grids[0].shape[0]} heads of layers[0]; got shape {grid.shape}"
             )
     return grids
 
@@ -270,7 +269,9 @@ def _save(fig: Figure, path: str | Path) -> None:
     fig.savefig(path, format=path.suffix.lower().lstrip("."))
 
 
-def draw_sentence_attention(att: SentenceAttention, out: str | Path, *, layer: int | None = None, head: int | None = None) -> list[Path]:
+def draw_sentence_attention(
+    att: SentenceAttention, out: str | Path, *, layer: int | None = None, head: int | None = None
+) -> list[Path]:
     """Save the grid of every layer and head of a sentence's attention, plus one PNG per selected head.
 
     Args:
@@ -286,6 +287,8 @@ def draw_sentence_attention(att: SentenceAttention, out: str | Path, *, layer: i
     paths = [grid]
     for lay, hd in att.select(layer, head) if (layer is not None or head is not None) else []:
         path = out / f"attention_layer{lay}_head{hd}.png"
-        draw_attention(att.weights[lay, hd], rows=att.tokens, cols=att.tokens, title=f"layer {lay} head {hd}", path=path)
+        draw_attention(
+            att.weights[lay, hd], rows=att.tokens, cols=att.tokens, title=f"layer {lay} head {hd}", path=path
+        )
         paths.append(path)
     return paths

@@ -47,8 +47,9 @@ def machine_weights(trace: Trace, kind: str, example: int = 0, path: str | None 
     return torch.stack(steps, dim=-1)  # (heads, n, t)
 
 
-def draw_machine(trace: Trace, batch: Batch, logits: Tensor, path: str | Path, *, example: int = 0,
-                 title: str | None = None) -> Path:
+def draw_machine(
+    trace: Trace, batch: Batch, logits: Tensor, path: str | Path, *, example: int = 0, title: str | None = None
+) -> Path:
     """Input, answers, prediction and every head's write and read weightings for one episode.
 
     Args:
@@ -64,9 +65,11 @@ def draw_machine(trace: Trace, batch: Batch, logits: Tensor, path: str | Path, *
     x, logits = batch.inputs[example].detach().float(), logits.detach()  # (t, f), (b, n, o)
     start = int((x.abs().sum(-1) > 0).nonzero().flatten()[0]) if x.abs().sum() > 0 else 0
     kept = (batch.targets[example] != IGNORE).all(-1)  # (n,)
-    panels = [("input", x[start:].T.numpy(), "Greys"),
-              ("answer", batch.targets[example][kept].T.float().numpy(), "Greys"),
-              ("predicted", torch.sigmoid(logits[example][kept].float()).T.numpy(), "Greys")]
+    panels = [
+        ("input", x[start:].T.numpy(), "Greys"),
+        ("answer", batch.targets[example][kept].T.float().numpy(), "Greys"),
+        ("predicted", torch.sigmoid(logits[example][kept].float()).T.numpy(), "Greys"),
+    ]
     for kind in ("write", "read"):
         weights = machine_weights(trace, kind, example)[..., start:]  # (heads, n, t')
         used = weights.amax(dim=(0, 2)) > 0.01  # (n,) slots any head touched
@@ -77,8 +80,14 @@ def draw_machine(trace: Trace, batch: Batch, logits: Tensor, path: str | Path, *
     fig = Figure(figsize=(10, 1.2 + 1.6 * len(panels)))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (label, values, cmap) in zip(axes, panels):
-        ax.imshow(values, cmap=cmap, vmin=0.0, vmax=max(1.0, float(np.abs(values).max())), aspect="auto",
-                  interpolation="nearest")
+        ax.imshow(
+            values,
+            cmap=cmap,
+            vmin=0.0,
+            vmax=max(1.0, float(np.abs(values).max())),
+            aspect="auto",
+            interpolation="nearest",
+        )
         ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
         ax.tick_params(labelsize=7)
     axes[-1].set_xlabel("step (input from its first vector; answers: answer index)")
@@ -98,10 +107,18 @@ def draw_lengths(result: dict, path: str | Path) -> Path:
         result: benchmarks/machines.py's JSON: models -> {"tests": {length: {"bit_errors": ...}}}, and "key".
         path: where to save.
     """
-    summary = [{"model": model, "setting": n, "mean": r["bit_errors"], "min": r["bit_errors"], "max": r["bit_errors"]}
-               for model, entry in result["models"].items() for n, r in entry["tests"].items()]
-    draw_comparison(summary, metric="bit errors per sequence", x_label=f"test {result['key']}",
-                    title=f"{result['task']}, trained on {result['train']}", path=path)
+    summary = [
+        {"model": model, "setting": n, "mean": r["bit_errors"], "min": r["bit_errors"], "max": r["bit_errors"]}
+        for model, entry in result["models"].items()
+        for n, r in entry["tests"].items()
+    ]
+    draw_comparison(
+        summary,
+        metric="bit errors per sequence",
+        x_label=f"test {result['key']}",
+        title=f"{result['task']}, trained on {result['train']}",
+        path=path,
+    )
     return Path(path)
 
 
@@ -115,9 +132,10 @@ def draw_machine_examples(seen: TracedExamples, task: Task, out: Path, label: st
         label: "<model> on <task>", the start of every title.
     """
     data, logits = seen.data, seen.logits
-    paths = [draw_machine(seen.trace, data, logits, out / f"memory-example{i}.png", example=i,
-                          title=f"{label}, example {i}")
-             for i in range(len(data))]
+    paths = [
+        draw_machine(seen.trace, data, logits, out / f"memory-example{i}.png", example=i, title=f"{label}, example {i}")
+        for i in range(len(data))
+    ]
     text = "\n\n".join(task.render(data, i, logits) for i in range(len(data)))
     (out / "examples.txt").write_text(text + "\n")
     return [*paths, out / "examples.txt"]

@@ -99,15 +99,17 @@ def hop_figures_of(seen: TracedExamples, task: Task, split: str = "test") -> lis
         row = data.inputs[i].tolist()
         texts = [" ".join(names[t] for t in row[k * s : (k + 1) * s] if t != 0) for k in range(m)]
         slots = tuple(k for k, text in enumerate(texts) if text)
-        out.append(HopFigure(
-            sentences=tuple(texts[k] for k in slots),
-            slots=slots,
-            weights=weights[i][:, list(slots)].t().contiguous(),  # (n, K)
-            supporting=tuple(bool(support[i, k]) for k in slots),
-            question=" ".join(names[t] for t in row[m * s :] if t != 0),
-            answer=names[int(data.targets[i, 0])],
-            predicted=names[int(logits[i, 0].argmax())],
-        ))
+        out.append(
+            HopFigure(
+                sentences=tuple(texts[k] for k in slots),
+                slots=slots,
+                weights=weights[i][:, list(slots)].t().contiguous(),  # (n, K)
+                supporting=tuple(bool(support[i, k]) for k in slots),
+                question=" ".join(names[t] for t in row[m * s :] if t != 0),
+                answer=names[int(data.targets[i, 0])],
+                predicted=names[int(logits[i, 0].argmax())],
+            )
+        )
     return out
 
 
@@ -127,8 +129,14 @@ def draw_hop_examples(seen: TracedExamples, task: Task, out: Path, label: str) -
         title = f"{label}: hops, test question {i}"
         paths.append(draw_hops(figure, out / f"memory-hops-example{i}.png", title=title))
     text = "\n\n".join(
-        "\n".join([*(f"{'*' if sup else ' '} {s}" for s, sup in zip(f.sentences, f.supporting)),
-                   f"question: {f.question}", f"answer: {f.answer}", f"predicted: {f.predicted}"])
+        "\n".join(
+            [
+                *(f"{'*' if sup else ' '} {s}" for s, sup in zip(f.sentences, f.supporting)),
+                f"question: {f.question}",
+                f"answer: {f.answer}",
+                f"predicted: {f.predicted}",
+            ]
+        )
         for f in figures
     )
     (out / "examples.txt").write_text(text + "\n")

@@ -116,9 +116,13 @@ def draw_head_examples(seen: TracedExamples, task: Task, out: Path, label: str) 
             grid = [layer[i] for layer in layers]  # L x (h, I, J)
             rows, cols = _axis_labels(name, tuple(grid[0].shape[-2:]), inputs, answers)
             path = out / f"{name.replace(' ', '-').replace('.', '-') or 'attention'}-example{i}.png"
-            draw_heads(grid, tokens=cols if len(cols) == grid[0].shape[-1] else None,
-                       query_tokens=rows if len(rows) == grid[0].shape[-2] else None, path=path,
-                       title=f"{label}: {name}, example {i}")
+            draw_heads(
+                grid,
+                tokens=cols if len(cols) == grid[0].shape[-1] else None,
+                query_tokens=rows if len(rows) == grid[0].shape[-2] else None,
+                path=path,
+                title=f"{label}: {name}, example {i}",
+            )
             paths.append(path)
     text = "\n\n".join(task.render(data, i, logits) for i in range(len(data)))
     (out / "examples.txt").write_text(text + "\n")
