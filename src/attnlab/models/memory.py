@@ -16,8 +16,9 @@ Linear start (Sukhbaatar et al. 2015, sec. 4.2): "memn2n" with `linear_start=Tru
 the softmax of the hops until the validation loss stops falling, then re-inserts it. The training
 loop calls `on_eval(step, val_metrics)` after every evaluation; the family ends the LS phase there
 once the validation loss has not reached a new low for `linear_start_patience` evaluations, or at
-the first evaluation at or after step `linear_start_steps` (both fields of MemN2NConfig). The phase, the lowest loss so far and
-the count of stalled evaluations are buffers, so a resumed run continues the schedule exactly.
+the first evaluation at or after step `linear_start_steps` (both fields of MemN2NConfig). The
+phase, the lowest loss so far and the count of stalled evaluations are buffers, so a resumed run
+continues the schedule exactly.
 """
 
 from __future__ import annotations

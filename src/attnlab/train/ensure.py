@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from attnlab.errors import ConfigError, RunError
+from attnlab.errors import RunError
 from attnlab.tasks import TASKS
 from attnlab.train import checkpoint
 from attnlab.train.loop import reached, train
-from attnlab.train.run import RunConfig, resolve
+from attnlab.train.run import RunConfig, saved_config
 
 # The train.* settings a run may be continued under: how long it trains, when it stops, and where.
 # Any other (lr, batch_size, seed, ...) would make the continued run neither the old one nor the new.
@@ -90,12 +90,7 @@ def _saved_config(folder: Path) -> RunConfig:
         raise RunError(f"{folder}: exists and is not a folder")
     if not checkpoint.is_run(folder):
         raise RunError(f"{folder}: holds files that are not an attnlab run; choose another folder")
-    try:
-        return resolve(checkpoint.load_config(folder))
-    except RunError:
-        raise
-    except ConfigError as err:
-        raise RunError(f"{folder / checkpoint.CONFIG}: {err}") from None
+    return saved_config(folder)
 
 
 def _differences(there: dict[str, Any], asked: dict[str, Any], section: str) -> dict[str, str]:

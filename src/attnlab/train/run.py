@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.config import build, closest, to_dict
-from attnlab.errors import ConfigError
+from attnlab.errors import ConfigError, RunError
 from attnlab.models import MODELS, TaskModel
 from attnlab.tasks import TASKS, Task
 from attnlab.train import checkpoint
@@ -131,14 +131,24 @@ class Run:
     metrics: list[dict[str, Any]]
 
 
-def load_run(folder: str | Path) -> Run:
-    """Rebuild the task and model of a run from its config, then load its weights (eval mode)."""
+def saved_config(folder: str | Path) -> RunConfig:
+    """The RunConfig in a run folder's config.yaml.
+
+    Raises:
+        RunError: the folder is not a run, or its config no longer resolves (naming config.yaml).
+    """
     folder = Path(folder)
     data = checkpoint.load_config(folder)
     try:
-        config = resolve(data)
+        return resolve(data)
     except ConfigError as err:
-        raise checkpoint.RunError(f"{folder / checkpoint.CONFIG}: {err}") from None
+        raise RunError(f"{folder / checkpoint.CONFIG}: {err}") from None
+
+
+def load_run(folder: str | Path) -> Run:
+    """Rebuild the task and model of a run from its config, then load its weights (eval mode)."""
+    folder = Path(folder)
+    config = saved_config(folder)
     task, model = build_task_and_model(config, folder)
     checkpoint.load_weights(folder, model)
     model.eval()
@@ -165,8 +175,6 @@ def retarget(run: Run, *, model: dict[str, Any] | None = None, **task_values: An
         rebuilt.load_state_dict(run.model.state_dict())
     except RuntimeError as err:
         first = str(err).strip().splitlines()[-1].strip()
-        raise checkpoint.RunError(
-            f"{run.folder}: the weights do not fit {config.task} with {task_values}: {first}"
-        ) from None
+        raise RunError(f"{run.folder}: the weights do not fit {config.task} with {task_values}: {first}") from None
     rebuilt.eval()
     return Run(run.folder, config, task, rebuilt, run.metrics)
