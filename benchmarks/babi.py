@@ -37,9 +37,9 @@ import torch
 
 import attnlab.models.memory  # noqa: F401  (registers memn2n and kvmemnn)
 import common
-from attnlab.core import capture
 from attnlab.memory import hop_weights
 from attnlab.train import checkpoint, ensure, load_run, resolve
+from attnlab.train.examples import traced_examples
 
 MEMORY = ("memn2n", "kvmemnn")
 FAIL = 0.05  # a task fails above 5% test error (Weston et al. 2015)
@@ -68,17 +68,13 @@ def run_config(args, seed: int) -> dict:
     return {"task": task, "model": model, "train": train_cfg}
 
 
-@torch.no_grad()
 def support_attention(run, chunk: int = 500) -> dict[int, dict[str, float]]:
     """Per task, how often each hop's largest weight on the test split is a supporting fact.
 
     The whole split goes through one capture in chunks of `chunk` stories, which bounds the memory.
     """
-    test = run.task.eval_set(10**7, "test")
-    with capture(run.model) as trace:
-        for i in range(0, len(test), chunk):
-            run.model(test.inputs[i : i + chunk])
-    weights = hop_weights(trace)  # (r, K, m)
+    seen = traced_examples(run, 10**7, chunk=chunk)
+    weights = hop_weights(seen.trace)  # (r, K, m)
     return run.task.support_attention(weights, run.task.support("test"), run.task.task_ids("test"))
 
 

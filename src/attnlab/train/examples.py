@@ -41,18 +41,27 @@ class TracedExamples:
 
 
 @torch.no_grad()
-def traced_examples(run: HasTaskAndModel, examples: int, split: str = "test") -> TracedExamples:
+def traced_examples(
+    run: HasTaskAndModel, examples: int, split: str = "test", *, chunk: int | None = None
+) -> TracedExamples:
     """Run run.model in eval mode on the first `examples` examples of split, under capture.
 
     Args:
         run: has .task (its eval_set gives the examples) and .model.
         examples: how many (fewer if the split is smaller).
         split: "val" or "test".
+        chunk: at most this many examples per forward call (one capture records every call, in
+            order), which bounds the memory on a whole split; None: one call.
     Returns:
         The examples, logits (b, n, o) and the trace. The model is left in eval mode.
     """
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
     data = run.task.eval_set(examples, split)
     run.model.eval()
     with capture(run.model) as trace:
-        logits = run.model(data.inputs)  # (b, n, o)
+        if chunk is None:
+            logits = run.model(data.inputs)  # (b, n, o)
+        else:
+            logits = torch.cat([run.model(data.inputs[i : i + chunk]) for i in range(0, len(data), chunk)])
     return TracedExamples(data, logits, trace)
