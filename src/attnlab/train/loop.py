@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from attnlab.core.fast import COMPILE_SECONDS, set_path
 from attnlab.errors import RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
@@ -83,24 +85,46 @@ def _unique_state(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
-def _trainer_state(
-    model: nn.Module, opt: torch.optim.Optimizer, data_gen: torch.Generator, state: dict[str, Any]
+@dataclass
+class GlobalRNG:
+    """The global generators `seed_everything` seeds: torch's, Python's and numpy's states."""
+
+    torch: Tensor
+    python: tuple[Any, ...]
+    numpy: tuple[Any, ...]
+
+    @staticmethod
+    def capture() -> GlobalRNG:
+        numpy_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, has_gauss, gauss)
+        return GlobalRNG(torch.get_rng_state(), random.getstate(), numpy_state)
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.torch)
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+
+
+def trainer_state(
+    model: nn.Module,
+    opt_state: dict[str, Any],
+    data_gen: torch.Generator,
+    state: dict[str, Any],
+    rng: GlobalRNG,
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """What trainer.safetensors holds: weights, the optimizer's state_dict, the RNG states and `state`."""
     tensors = {f"model.{k}": v for k, v in _unique_state(model).items()}
-    opt_state = opt.state_dict()
     for index, entries in opt_state["state"].items():
         for name, value in entries.items():
             tensors[f"optim.{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.torch"] = rng.torch
     tensors["rng.data"] = data_gen.get_state()
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    py_state = random.getstate()
-    np_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, has_gauss, gauss)
+    np_state: Any = rng.numpy  # the legacy tuple (name, keys, pos, has_gauss, gauss)
     meta = {
         **state,
         "param_groups": opt_state["param_groups"],
-        "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
+        "rng_python": [rng.python[0], list(rng.python[1]), rng.python[2]],
         "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
     }
     return tensors, meta
@@ -167,6 +191,10 @@ def train(
         seed_everything(cfg.seed)
         task, model = build_task_and_model(config, folder if resume else None)
         model.to(procs.device)
+        paths = set_path(model, cfg.path)
+        if progress and procs.is_main:
+            for line in paths:
+                print(f"path: {line}", flush=True)
         opt = make_optimizer(model, cfg)
         data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         state: dict[str, Any] = {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False}
@@ -213,6 +241,7 @@ def _loop(
         dynamic_ncols=True,
     )
     losses: list[float] = []
+    compiling = sum(COMPILE_SECONDS.values())
     started = time.perf_counter() - state["train_seconds"]
     while state["step"] < cfg.steps and not state["stopped_early"]:
         if stop_after is not None and state["step"] - step0 >= stop_after:
@@ -255,7 +284,9 @@ def _loop(
             if procs.is_main:
                 checkpoint.append_metrics(folder, record)
                 checkpoint.save_weights(folder, model)
-                checkpoint.save_trainer(folder, *_trainer_state(model, opt, data_gen, state))
+                checkpoint.save_trainer(
+                    folder, *trainer_state(model, opt.state_dict(), data_gen, state, GlobalRNG.capture())
+                )
             distributed.barrier(procs)
     bar.close()
     test = evaluate(model, task, task.eval_set(cfg.eval_size, "test"))
@@ -268,6 +299,8 @@ def _loop(
         "seconds": round(state["train_seconds"], 3),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if sum(COMPILE_SECONDS.values()) > compiling:  # compiling is paid once per process, within seconds
+        summary["compile_seconds"] = round(sum(COMPILE_SECONDS.values()) - compiling, 3)
     if procs.is_main:
         checkpoint.append_metrics(folder, summary)
     return summary

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.config import build, closest, to_dict
+from attnlab.core.fast import check_path
 from attnlab.errors import ConfigError, RunError
 from attnlab.models import MODELS, TaskModel
 from attnlab.tasks import TASKS, Task
@@ -41,6 +42,7 @@ class TrainConfig:
     target: float | None = None  # stop early once the task's metric reaches this on validation
     seed: int = 0  # seeds Python, numpy and torch: the model's init and the training data
     device: str = "auto"  # cpu, cuda, cuda:N, or auto (cuda when present)
+    path: str = "fast"  # eager (the readable steps), fast (fused steps) or compiled (torch.compile)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_size"):
@@ -49,6 +51,7 @@ class TrainConfig:
         for name in ("lr", "weight_decay", "clip_norm", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_path(self.path)
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
