@@ -1,6 +1,7 @@
 """attend against SDPA (the oracle), a naive loop, and the battery in STYLE.md."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -8,8 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnlab.core import attend, causal_mask, padding_mask, why_not_fast_path
-from attnlab.core import scores
+from attnlab.core import attend, causal_mask, padding_mask, scores, why_not_fast_path
 
 
 def rand(*shape, dtype=torch.float32, grad=False, seed=None):
@@ -295,3 +295,14 @@ def test_property_shapes_rows_sum_to_one_or_zero(b, groups, hk, i, j, e, data):
     torch.testing.assert_close(sums, allowed.any(-1).to(sums.dtype))
     assert (w[~allowed] == 0).all()
     torch.testing.assert_close(attend(q, k, v, mask=mask).out, out, atol=1e-5, rtol=1e-4)
+
+
+def test_under_vmap_the_eager_path_gives_what_the_fused_kernel_gives():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 2, 5, 4), torch.randn(3, 2, 2, 6, 4), torch.randn(3, 2, 2, 6, 4)
+    mask = torch.rand(2, 1, 5, 6) > 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fused kernel under vmap warns of a per-sample fallback
+        batched = torch.vmap(lambda q, k, v: attend(q, k, v, mask=mask).out)(q, k, v)  # (3, b, h, i, f)
+    for n in range(3):
+        torch.testing.assert_close(batched[n], attend(q[n], k[n], v[n], mask=mask).out)

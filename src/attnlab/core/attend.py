@@ -7,6 +7,8 @@ A score (see scores.py) is the only thing that differs between scaled dot-produc
 Bahdanau, content addressing and memory hops. When the score is a dot product and no weights are
 wanted, the call goes to F.scaled_dot_product_attention (the fused kernel); otherwise it runs the
 eager path below. Both give the same numbers; `why_not_fast_path` says which one a call takes.
+Inside torch.vmap (several seeds as one model) the eager path runs: on a CPU the fused kernel has
+no batching rule and would loop over the vmapped dimension.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def attend(
         bias = bias.to(q.dtype)  # positional tables are float32; follow the queries' precision
     args = {} if score_args is None else dict(score_args)
     i, j = q.shape[-2], k.shape[-2]
-    if _fast_reason(name, args, need_weights) is None:
+    if _fast_reason(name, args, need_weights) is None and not _under_vmap(q):
         return AttendOutput(_fast(q, k, v, name, args, mask, bias, causal, dropout, i, j), None)
     if causal:
         mask = combine_masks(mask, causal_mask(i, j, device=q.device))
@@ -83,6 +85,11 @@ def why_not_fast_path(
     """Why `attend` with these arguments runs the eager path instead of the fused kernel; None if it does not."""
     name = score if isinstance(score, str) else None
     return _fast_reason(name, {} if score_args is None else dict(score_args), need_weights)
+
+
+def _under_vmap(q: Tensor) -> bool:
+    """Whether q is batched by torch.vmap: SDPA has no batching rule on CPU (a per-sample loop), matmuls do."""
+    return bool(torch._C._functorch.is_batchedtensor(q))
 
 
 def _fast_reason(name: str | None, args: dict[str, Any], need_weights: bool) -> str | None:
