@@ -57,9 +57,21 @@ def test_sentence_ages_count_later_sentences():
     mask = torch.tensor([[True, True, False, True], [False, False, True, True]])
     assert sentence_ages(mask, 10).tolist() == [[2, 1, 1, 0], [2, 2, 1, 0]]
     assert sentence_ages(mask, 2).max().item() == 1
-    torch.manual_seed(0)
-    noisy = sentence_ages(mask.repeat(50, 1), 10, noise=0.5)
-    assert (noisy >= sentence_ages(mask, 10).repeat(50, 1)).all() and noisy[:, 0].max() > 2
+    empty = torch.tensor([[True, False, False, True], [False, False, True, False]])
+    # RN: an empty memory just before a sentence ages every older sentence by one more
+    assert sentence_ages(mask, 10, empty).tolist() == [[3, 2, 2, 0], [3, 3, 1, 0]]
+
+
+def test_noise_drawn_up_front_equals_noise_drawn_inside():
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=10, random_noise=0.5), 12)
+    story, question = torch.randint(1, 12, (4, 6, 3)), torch.randint(1, 12, (4, 2))
+    torch.manual_seed(3)
+    inside = model(story, question)
+    torch.manual_seed(3)
+    noise = model.draw_noise((4, 6))
+    assert noise is not None
+    torch.testing.assert_close(model(story, question, noise=noise), inside)
+    torch.testing.assert_close(model(story, question, noise=torch.ones(4, 6)), model.eval()(story, question))
 
 
 def planted_model(vocab_size=10, hops=1, **overrides):
@@ -181,3 +193,16 @@ def test_memory_size_zero_keeps_the_stories_sentences():
         MemN2N(MemN2NConfig(memory_size=0), 12)
     with pytest.raises(ValueError, match=r"^vocab_size must be >= 1, got 0"):
         MemN2N(MemN2NConfig(), 0)
+
+
+@pytest.mark.parametrize("tying, encoding", [("adjacent", "position"), ("layerwise", "bow")])
+def test_all_memory_tables_in_one_product_equal_each_table_alone(tying, encoding):
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(embed_dim=6, hops=3, memory_size=5, tying=tying, encoding=encoding), 11)
+    story = torch.randint(0, 11, (3, 4, 5))  # (b, m, s), padding anywhere
+    ages = torch.randint(0, 5, (3, 4))  # (b, m)
+    memories = model._memories(story, ages)
+    assert len(memories) == (4 if tying == "adjacent" else 2)
+    for table, got in enumerate(memories):
+        want = encode_sentences(model.embeddings[table], story, encoding) + model.temporal[table][ages]  # (b, m, d)
+        torch.testing.assert_close(got, want)

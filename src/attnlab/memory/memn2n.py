@@ -30,6 +30,7 @@ import typing
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced, attend
@@ -95,45 +96,63 @@ def position_weights(tokens: Tensor, embed_dim: int) -> Tensor:
     return weights * present.unsqueeze(-1)
 
 
+def word_weights(tokens: Tensor, encoding: str) -> Tensor:
+    """Each word's weight in its sentence's sum, split in parts: (..., s) ids -> (..., w, s).
+
+    "bow": w = 1, every word 1. "position": w = 2, l_kj = a_j + (k/d) b_j with a_j = 1 - j/J and
+    b_j = 2j/J - 1 (J the sentence's words, j counted among them), so the sentence vector is
+    sum_j a_j A x_ij + (k/d) o sum_j b_j A x_ij (`combine_parts`). Padding weighs 0.
+    """
+    present = (tokens != 0).float()  # (..., s)
+    if encoding != "position":
+        return present[..., None, :]  # (..., 1, s)
+    j = present.cumsum(-1)  # (..., s)
+    big_j = present.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
+    return torch.stack([(1 - j / big_j) * present, (2 * j / big_j - 1) * present], -2)  # (..., 2, s)
+
+
 def encode_sentences(embedding: nn.Module, tokens: Tensor, encoding: str) -> Tensor:
     """Sum of word embeddings, weighted by PE when encoding == "position".
 
     Args:
-        embedding: word ids -> (d,) vectors; its padding row must be zero (padding_idx=0).
+        embedding: an nn.Embedding, word ids -> (d,) vectors; its padding row must be zero (padding_idx=0).
         tokens: (..., s) word ids.
         encoding: "bow" or "position".
     Returns:
         (..., d) sentence vectors.
     """
-    words = embedding(tokens)  # (..., s, d)
-    if encoding != "position":
-        return words.sum(-2)  # (..., d)
-    # l_kj = a_j + (k/d) b_j with a_j = 1 - j/J, b_j = 2j/J - 1: two weighted sums over the words
-    # instead of the (..., s, d) table of `position_weights` (the same numbers, far less memory)
-    present = (tokens != 0).to(words.dtype)  # (..., s)
-    j = present.cumsum(-1)  # (..., s)
-    big_j = present.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
-    a = (1 - j / big_j) * present  # (..., s)
-    b = (2 * j / big_j - 1) * present  # (..., s)
-    k = torch.arange(1, words.shape[-1] + 1, dtype=words.dtype, device=words.device) / words.shape[-1]  # (d,)
-    first = (a.unsqueeze(-2) @ words).squeeze(-2)  # (..., d)
-    second = (b.unsqueeze(-2) @ words).squeeze(-2)  # (..., d)
-    return first + k * second  # (..., d)
+    weight = typing.cast(Tensor, embedding.weight)  # (V, d)
+    parts = word_weights(tokens, encoding).to(weight.dtype) @ embedding(tokens)  # (..., w, d)
+    return combine_parts(parts, weight.shape[1])
 
 
-def sentence_ages(story_mask: Tensor, memory_size: int, noise: float = 0.0) -> Tensor:
+def combine_parts(vectors: Tensor, embed_dim: int) -> Tensor:
+    """The sentence vectors from their parts: (..., w, n*d) -> (..., n*d) for n tables side by side.
+
+    w = 1 (bag of words): the part itself; w = 2 (PE): first + (k/d) o second, k = 1..d in every table.
+    A weighted sum, not indexing, so the backward writes no (..., w, n*d) zeros.
+    """
+    if vectors.shape[-2] == 1:
+        return vectors.sum(-2)  # (..., n*d)
+    d, n = embed_dim, vectors.shape[-1] // embed_dim
+    k = torch.arange(1, d + 1, dtype=vectors.dtype, device=vectors.device) / d  # (d,)
+    coefficients = torch.stack([torch.ones_like(k), k]).repeat(1, n)  # (2, n*d)
+    return (vectors * coefficients).sum(-2)  # (..., n*d)
+
+
+def sentence_ages(story_mask: Tensor, memory_size: int, empty: Tensor | None = None) -> Tensor:
     """Each sentence's age: how many present sentences (and RN empty memories) come after it.
 
     Args:
         story_mask: (b, m) bool, True where a sentence is present.
         memory_size: ages are clamped to memory_size - 1 (the last temporal row).
-        noise: chance of an empty memory before each sentence (RN); 0 outside training.
+        empty: (b, m) bool, True where an empty memory precedes the sentence (RN); None outside training.
     Returns:
         (b, m) long ages, 0 = the most recent sentence.
     """
     slots = story_mask.long()
-    if noise > 0:
-        slots = slots + (torch.rand(story_mask.shape, device=story_mask.device) < noise).long() * slots
+    if empty is not None:
+        slots = slots + empty.long() * slots
     after = slots.flip(-1).cumsum(-1).flip(-1) - slots  # (b, m)
     return after.clamp(max=memory_size - 1)
 
@@ -195,13 +214,31 @@ class MemN2N(Traced, nn.Module):
     def linear_start(self, value: bool) -> None:
         self.linear_phase.fill_(bool(value))
 
-    def _memory(self, table: int, story: Tensor, ages: Tensor) -> Tensor:
-        vectors = encode_sentences(self.embeddings[table], story, self.config.encoding)  # (b, m, d)
-        if self.temporal is not None:
-            vectors = vectors + self.temporal[table][ages]  # (b, m, d)
-        return vectors
+    def draw_noise(self, shape: tuple[int, ...] | torch.Size, device: torch.device | None = None) -> Tensor | None:
+        """The uniform draws (b, m) that random noise (RN) uses in a training forward; None without RN."""
+        if not (self.training and self.config.random_noise > 0):
+            return None
+        return torch.rand(shape, device=device)  # (b, m)
 
-    def forward(self, story: Tensor, question: Tensor, story_mask: Tensor | None = None) -> Tensor:
+    def _memories(self, story: Tensor, ages: Tensor) -> list[Tensor]:
+        """Every memory table's sentence vectors, m_i = A x_i + T_A(age_i) for each table A, in one pass.
+
+        story (b, m, s), ages (b, m) -> one (b, m, d) per memory table (adjacent: E_0..E_K; layer-wise: A, C).
+        """
+        cfg = self.config
+        count = len(self.embeddings) if cfg.tying == "adjacent" else 2
+        tables = [typing.cast(nn.Embedding, e) for e in self.embeddings[:count]]
+        weight = torch.cat([e.weight for e in tables], -1)  # (V, count*d): every table's row of a word, side by side
+        words = F.embedding(story, weight)  # (b, m, s, count*d)
+        parts = word_weights(story, cfg.encoding).to(weight.dtype) @ words  # (b, m, w, count*d)
+        vectors = combine_parts(parts, cfg.embed_dim)  # (b, m, count*d)
+        if self.temporal is not None:
+            vectors = vectors + F.embedding(ages, torch.cat(list(self.temporal), -1))  # (b, m, count*d)
+        return list(vectors.split(cfg.embed_dim, -1))  # count x (b, m, d)
+
+    def forward(
+        self, story: Tensor, question: Tensor, story_mask: Tensor | None = None, noise: Tensor | None = None
+    ) -> Tensor:
         """Answer a question about a story.
 
         Args:
@@ -209,6 +246,9 @@ class MemN2N(Traced, nn.Module):
             question: (b, q) word ids.
             story_mask: (b, m) bool, True where a sentence is present; default: any word present.
                 Sentences older than the `memory_size` most recent are dropped.
+            noise: (b, m) uniform draws in [0, 1) for random noise (RN) while training; an empty
+                memory precedes sentence i where noise[:, i] < random_noise. Default: drawn here
+                with torch.rand (`draw_noise`).
         Returns:
             (b, vocab_size) answer logits W u^{K+1}.
         """
@@ -216,16 +256,19 @@ class MemN2N(Traced, nn.Module):
         mask = (story != 0).any(-1) if story_mask is None else story_mask  # (b, m)
         exact = sentence_ages(mask, self.memory_size + 1)  # (b, m), ages past memory_size collapse
         mask = mask & (exact < self.memory_size)
-        ages = sentence_ages(mask, self.memory_size, cfg.random_noise if self.training else 0.0)  # (b, m)
+        empty = None
+        if noise is None:
+            noise = self.draw_noise(mask.shape, mask.device)  # (b, m) while training with RN, else None
+        if noise is not None and self.training and cfg.random_noise > 0:
+            empty = noise < cfg.random_noise  # (b, m)
+        ages = sentence_ages(mask, self.memory_size, empty)  # (b, m)
         b_table = 0 if cfg.tying == "adjacent" else 2
         u = encode_sentences(self.embeddings[b_table], question, cfg.encoding)  # (b, d)
-        if cfg.tying == "layerwise":
-            keys, values = self._memory(0, story, ages), self._memory(1, story, ages)  # (b, m, d) each
-        else:
-            values = self._memory(0, story, ages)  # (b, m, d), becomes A^1 below
+        memories = self._memories(story, ages)  # (b, m, d) per table
+        keys, values = memories[0], memories[1]  # layer-wise: A and C; adjacent: A^1 = E_0 and C^1 = E_1
         for hop in range(cfg.hops):
             if cfg.tying == "adjacent":
-                keys, values = values, self._memory(hop + 1, story, ages)  # A^{k+1} = C^k
+                keys, values = memories[hop], memories[hop + 1]  # A^{k+1} = C^k
             o = self._read(u, keys, values, mask, hop)  # (b, d)
             u = (u if self.mapping is None else self.mapping(u)) + o
         if self.out is not None:

@@ -74,10 +74,21 @@ class _MemoryFamily(TaskModel):
         check_layout(spec, self.name)
         self.memory = self.network(config, spec.vocab_size, spec.layout[0])
 
-    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
-        """inputs (b, m*s + q) token ids -> logits (b, 1, vocab_size)."""
+    def forward(self, inputs: Tensor, targets: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+        """inputs (b, m*s + q) token ids -> logits (b, 1, vocab_size); noise: see `draw_noise`."""
         story, story_mask, question = split_layout(inputs, self.spec.layout)
-        return self.memory(story, question, story_mask)[:, None, :]  # (b, 1, v)
+        if noise is None:
+            return self.memory(story, question, story_mask)[:, None, :]  # (b, 1, v)
+        return self.memory(story, question, story_mask, noise)[:, None, :]  # (b, 1, v)
+
+    def draw_noise(self, inputs: Tensor) -> Tensor | None:
+        """The random draws a training forward on inputs makes, drawn now; None if it makes none.
+
+        forward(inputs, noise=draw_noise(inputs)) is forward(inputs) with torch's generator in the
+        same state, so K seeds trained as one model (attnlab.train.vectorised) draw what K runs would.
+        """
+        draw = getattr(self.memory, "draw_noise", None)
+        return None if draw is None else draw((inputs.shape[0], self.spec.layout[0]), inputs.device)
 
 
 @MODELS.register("memn2n", defaults={"memory_size": 0})
