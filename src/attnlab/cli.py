@@ -5,6 +5,7 @@
     attnlab train --resume DIR [--train.steps=N]
     attnlab eval DIR [--split test]
     attnlab compare TASK --models a,b,c --seeds N [--sweep task.distance=8,32] [--out DIR]
+                         [--together] [--best-of-seeds]
     attnlab viz DIR [--out DIR]
     attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR]
     attnlab attend "a sentence"
@@ -67,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, help="results folder (default compare/TASK)")
     cmp.add_argument("--config", type=Path, help="YAML file with task/model/train sections")
     cmp.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    cmp.add_argument(
+        "--together",
+        action="store_true",
+        help="train each family's seeds as one vectorised model (stacked weights, one batched step)",
+    )
+    cmp.add_argument(
+        "--best-of-seeds",
+        action="store_true",
+        help="report the test metric of the seed with the best validation metric (with the mean beside it)",
+    )
 
     viz = sub.add_parser("viz", help="draw the attention of a trained run on a few examples")
     viz.add_argument("run", type=Path)
@@ -212,13 +223,17 @@ def _cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     sweep = compare.Sweep.parse(args.sweep) if args.sweep else None
     jobs = compare.plan(args.task, models, args.seeds, overrides, sweep)
     out = args.out or Path("compare") / args.task
-    rows = compare.run_all(jobs, out, workers=args.jobs)
-    metric = TASKS.get(args.task).metric
-    summary = compare.summarise(rows, metric)
+    rows = compare.run_all(jobs, out, workers=args.jobs, together=args.together)
+    task = TASKS.get(args.task)
+    metric = task.metric
+    summary = compare.summarise(rows, metric, task.maximize)
     command = "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    files = compare.write_results(out, rows, summary, task=args.task, metric=metric, sweep=sweep, command=command)
+    best_of = args.best_of_seeds
+    files = compare.write_results(
+        out, rows, summary, task=args.task, metric=metric, sweep=sweep, command=command, best_of=best_of
+    )
     files["plot.png"] = draw_results(out)
-    print(compare.markdown_table(summary, metric, sweep))
+    print(compare.markdown_table(summary, metric, sweep, best_of=best_of))
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
 

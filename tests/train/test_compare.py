@@ -85,3 +85,14 @@ def test_a_finished_run_with_other_settings_is_continued_not_reused(tmp_path):
 
     with pytest.raises(RunError, match=re.escape("holds another run (task.length is 3 there, 4 asked)")):
         compare.run_all([clash], tmp_path, progress=False)
+
+
+def test_best_of_seeds_picks_the_seed_best_on_validation():
+    rows = [{"model": "a", "setting": None, "seed": s, "test": {"loss": t}, "best_val": v, "seconds": 1.0,
+             "parameters": 5} for s, (t, v) in enumerate([(0.3, 0.5), (0.4, 0.2), (0.1, 0.9)])]
+    (low,) = compare.summarise(rows, "loss", maximize=False)
+    assert (low["best_seed"], low["best_of_seeds"]) == (1, 0.4)  # the lowest validation loss, not the lowest test loss
+    (high,) = compare.summarise(rows, "loss", maximize=True)
+    assert (high["best_seed"], high["best_of_seeds"]) == (2, 0.1)
+    table = compare.markdown_table([low], "loss", None, best_of=True)
+    assert "| a | 0.400 (seed 1; 0.267 ± 0.153) |" in table and "best validation loss, of 3 seeds" in table

@@ -28,6 +28,7 @@ from attnlab.models import MODELS
 from attnlab.tasks import TASKS
 from attnlab.train.ensure import ensure
 from attnlab.train.run import resolve
+from attnlab.train.vectorised import ensure_seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,23 +82,46 @@ def plan(task: str, models: list[str], seeds: int, overrides: dict, sweep: Sweep
     return jobs
 
 
+NOT_METRICS = ("seconds", "best_val", "compile_seconds")  # floats of a run's summary that are not test metrics
+
+
+def _row(job: dict, summary: dict) -> dict:
+    """A results row: the job's labels, the run's step, time and size, and its test metrics."""
+    return (
+        {k: job[k] for k in ("model", "setting", "seed", "name")}
+        | {key: summary.get(key) for key in ("step", "seconds", "parameters", "best_val", "stopped_early")}
+        | {"test": {k: v for k, v in summary.items() if isinstance(v, float) and k not in NOT_METRICS}}
+    )
+
+
 def _run_one(job: dict, folder: str, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    summary = ensure(job["config"], folder)
-    return (
-        {k: job[k] for k in ("model", "setting", "seed", "name")}
-        | {key: summary.get(key) for key in ("step", "seconds", "parameters", "best_val", "stopped_early")}
-        | {"test": {k: v for k, v in summary.items() if isinstance(v, float) and k not in ("seconds", "best_val")}}
-    )
+    return _row(job, ensure(job["config"], folder))
 
 
-def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True) -> list[dict]:
-    """Train every job (workers processes at once), reusing finished runs; rows in job order."""
+def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True, together: bool = False) -> list[dict]:
+    """Train every job (workers processes at once), reusing finished runs; rows in job order.
+
+    together: the seeds of each (model, setting) train as one vectorised model where the family
+    allows it (`attnlab.train.vectorised`), one group after another; workers is then ignored.
+    """
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // workers)
+    if together:
+        groups: dict[tuple, list[dict]] = {}
+        for job in jobs:
+            groups.setdefault((job["model"], job["setting"]), []).append(job)
+        by_name = {}
+        for n, members in enumerate(groups.values(), 1):
+            if progress:
+                print(f"[{n}/{len(groups)}] {members[0]['model']} x{len(members)} seeds", flush=True)
+            folders = [runs / job["name"] for job in members]
+            summaries = ensure_seeds([job["config"] for job in members], folders, progress=progress)
+            by_name.update({job["name"]: _row(job, summary) for job, summary in zip(members, summaries)})
+        return [by_name[job["name"]] for job in jobs]
     if workers == 1:
         rows = []
         for n, job in enumerate(jobs, 1):
@@ -116,14 +140,17 @@ def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True
         return rows
 
 
-def summarise(rows: list[dict], metric: str) -> list[dict]:
-    """Mean, spread, min and max of the metric over seeds, per (setting, model)."""
+def summarise(rows: list[dict], metric: str, maximize: bool = True) -> list[dict]:
+    """Mean, spread, min and max of the metric over seeds, per (setting, model), and the test
+    metric of the seed whose best validation metric is best (`best_of_seeds`, `best_seed`)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["setting"], row["model"]), []).append(row)
     out = []
     for (setting, model), members in groups.items():
         values = [m["test"][metric] for m in members]
+        judged = [m for m in members if m.get("best_val") is not None] or members
+        chosen = (max if maximize else min)(judged, key=lambda m: m.get("best_val") or 0.0)
         out.append(
             {
                 "model": model,
@@ -135,13 +162,23 @@ def summarise(rows: list[dict], metric: str) -> list[dict]:
                 "max": max(values),
                 "seconds": statistics.fmean(m["seconds"] or 0.0 for m in members),
                 "parameters": members[0]["parameters"],
+                "best_of_seeds": chosen["test"][metric],  # the test metric of the seed best on validation
+                "best_seed": chosen["seed"],
             }
         )
     return out
 
 
 def write_results(
-    out: Path, rows: list[dict], summary: list[dict], *, task: str, metric: str, sweep: Sweep | None, command: str
+    out: Path,
+    rows: list[dict],
+    summary: list[dict],
+    *,
+    task: str,
+    metric: str,
+    sweep: Sweep | None,
+    command: str,
+    best_of: bool = False,
 ) -> dict[str, Path]:
     """results.csv, summary.csv, summary.md and results.json in out (attnlab.viz.curves.draw_results plots it)."""
     metrics = sorted({k for r in rows for k in r["test"]})
@@ -166,7 +203,8 @@ def write_results(
         table = csv.DictWriter(f, fieldnames=list(summary[0]))
         table.writeheader()
         table.writerows(summary)
-    (out / "summary.md").write_text(markdown_table(summary, metric, sweep) + f"\n\nCommand: `{command}`\n")
+    markdown = markdown_table(summary, metric, sweep, best_of=best_of)
+    (out / "summary.md").write_text(markdown + f"\n\nCommand: `{command}`\n")
     (out / "results.json").write_text(
         json.dumps(
             {
@@ -183,8 +221,9 @@ def write_results(
     return {name: out / name for name in ("results.csv", "summary.csv", "summary.md", "results.json")}
 
 
-def markdown_table(summary: list[dict], metric: str, sweep: Sweep | None) -> str:
-    """Models as rows, settings as columns, cells 'mean ± std (min-max)' of the metric."""
+def markdown_table(summary: list[dict], metric: str, sweep: Sweep | None, best_of: bool = False) -> str:
+    """Models as rows, settings as columns, cells 'mean ± std (min-max)' of the metric; with best_of,
+    cells 'best (seed s; mean ± std)': the test metric of the seed best on validation."""
     settings = list(dict.fromkeys(s["setting"] for s in summary))
     models = list(dict.fromkeys(s["model"] for s in summary))
     cell = {(s["model"], s["setting"]): s for s in summary}
@@ -194,7 +233,17 @@ def markdown_table(summary: list[dict], metric: str, sweep: Sweep | None) -> str
         cells = []
         for setting in settings:
             s = cell.get((model, setting))
-            cells.append("" if s is None else f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f})")
+            if s is None:
+                cells.append("")
+            elif best_of:
+                cells.append(f"{s['best_of_seeds']:.3f} (seed {s['best_seed']}; {s['mean']:.3f} ± {s['std']:.3f})")
+            else:
+                cells.append(f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f})")
         lines.append("| " + " | ".join([model, *cells]) + " |")
     note = f"{metric} on the test split: mean ± std (min–max) over {summary[0]['seeds']} seeds"
+    if best_of:
+        note = (
+            f"{metric} on the test split of the seed with the best validation {metric}, of "
+            f"{summary[0]['seeds']} seeds (that seed; mean ± std over all of them)"
+        )
     return note + "\n\n" + "\n".join(lines)

@@ -1,0 +1,362 @@
+"""K seeds of one configuration trained as one vectorised model: stacked parameters, one batched step.
+
+    summaries = train_seeds([config.replace("train", seed=s) for s in range(10)], folders)
+
+Small families (memory networks, RAM, the NTM and DNC, ~1e5-parameter sequence models) leave a
+CPU mostly idle at their batch sizes; K copies stacked along a new leading dimension and run by
+`torch.vmap` cost far less than K runs. Each seed is the run `attnlab.train.loop.train` would
+make with that seed: the model is built after `seed_everything(seed)`, its batches come from its
+own data generator, anything random in its forward is drawn from its own global RNG state (the
+family's `draw_noise(inputs)`, passed in as `noise=`), its gradient is clipped by its own norm,
+and AdamW acts on each element alone. Each seed gets an ordinary run folder (config, metrics,
+weights, trainer state) that `ensure`, `load_run` and `train(resume=True)` treat like any other;
+a seed that reaches its target is finished there and then while the others go on. The
+wall-clock `seconds` of every seed is the whole group's.
+
+A configuration is trained this way only when `why_not_vectorised` finds no reason against it:
+the runs differ in train.seed alone, no folder holds anything yet, one process, and the family
+draws nothing random inside its forward (dropout) and has no per-seed schedule (memn2n's linear
+start). Otherwise `train_seeds` raises ConfigError naming the reason; `ensure_seeds` falls back
+to training the seeds one after another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state
+from tqdm import tqdm
+
+from attnlab.core.fast import set_path
+from attnlab.errors import ConfigError, RunError
+from attnlab.models import TaskModel
+from attnlab.models.registry import split_output
+from attnlab.tasks.base import Batch, Task
+from attnlab.train import checkpoint
+from attnlab.train.ensure import ensure
+from attnlab.train.loop import (
+    GlobalRNG,
+    evaluate,
+    lr_at,
+    make_optimizer,
+    reached,
+    seed_everything,
+    trainer_state,
+)
+from attnlab.train.run import RunConfig, build_task_and_model
+
+
+def why_not_vectorised(configs: Sequence[RunConfig], folders: Sequence[str | Path]) -> str | None:
+    """Why these runs cannot train as one vectorised model, or None when they can."""
+    if len(configs) < 2:
+        return "one seed: nothing to stack"
+    if len(configs) != len(folders):
+        return f"{len(configs)} configs for {len(folders)} folders"
+    first = configs[0].to_dict()
+    for config in configs[1:]:
+        data = config.to_dict()
+        if {**data, "train": {**data["train"], "seed": 0}} != {**first, "train": {**first["train"], "seed": 0}}:
+            return "the runs differ in more than train.seed"
+    if len({c.train.seed for c in configs}) != len(configs):
+        return "two runs have the same seed"
+    device = configs[0].train.device
+    if device not in ("cpu", "auto") and not device.startswith("cuda"):
+        return f"train.device {device!r}"
+    for folder in map(Path, folders):
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            return f"{folder} already holds files (a run is resumed or reused on its own)"
+    model_config = configs[0].model_config
+    if getattr(model_config, "dropout", 0.0):
+        return f"model.dropout={model_config.dropout} draws random numbers inside the forward"
+    if getattr(model_config, "linear_start", False):
+        return "memn2n's linear start ends at a different step for each seed"
+    return None
+
+
+@dataclasses.dataclass
+class _Seed:
+    """One seed's own pieces: config, folder, a module to hold its slice, RNGs and bookkeeping."""
+
+    config: RunConfig
+    folder: Path
+    model: TaskModel
+    rng: GlobalRNG
+    data_gen: torch.Generator
+    state: dict[str, Any]
+    losses: list[float]
+    summary: dict[str, Any] | None = None
+
+
+class SeedStack:
+    """K models of one family stacked for torch.vmap: parameters (k, ...), one AdamW, one batched step.
+
+    Args:
+        models: the K models, each built as its own run builds it (same family and config).
+        task: the task they train on (its loss).
+        cfg: the runs' TrainConfig (optimizer groups, weight decay, clipping).
+    """
+
+    def __init__(self, models: Sequence[TaskModel], task: Task, cfg: Any):
+        self.template, self.task, self.cfg = models[0], task, cfg
+        self.params, _ = stack_module_state(list(models))  # name -> (k, ...) each
+        self.buffers = dict(self.template.named_buffers())  # shared, unstacked: a forward writing one cannot be batched
+        self.opt = _stacked_optimizer(self.template, self.params, cfg)
+        self.losses = _SeedLosses(task)
+
+    def _one(self, p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor, noise: Tensor | None) -> Any:
+        kwargs = {} if noise is None else {"noise": noise}
+        return functional_call(self.template, (p, b), (x, y), kwargs)
+
+    def draw_noise(self, inputs: Tensor) -> Tensor | None:
+        """What the family draws at random in a training forward on inputs (from torch's global RNG)."""
+        draw = getattr(self.template, "draw_noise", None)
+        return None if draw is None else draw(inputs)
+
+    def step(self, batches: Sequence[Batch], noises: Sequence[Tensor | None], lr: float) -> Tensor:
+        """One optimizer step of every seed on its own batch (and noise); the seeds' losses (k,).
+
+        Raises:
+            ConfigError: torch.vmap cannot batch the family's forward (data-dependent control flow,
+                a random draw inside it, a buffer it writes).
+        """
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        inputs = torch.stack([b.inputs for b in batches])  # (k, b, ...)
+        targets = torch.stack([b.targets for b in batches])  # (k, b, n)
+        drawn = [n for n in noises if n is not None]
+        noise = torch.stack(drawn) if drawn else None  # (k, b, ...)
+        self.template.train()
+        batched = torch.vmap(self._one, in_dims=(0, None, 0, 0, None if noise is None else 0), randomness="error")
+        try:
+            logits, aux = split_output(batched(self.params, self.buffers, inputs, targets, noise))  # (k, b, n, o)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ConfigError(f"cannot train the seeds as one model: torch.vmap: {first}") from None
+        losses = self.losses(logits, inputs, targets, list(batches))  # (k,)
+        if aux is not None:
+            losses = losses + aux  # (k,)
+        self.opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if self.cfg.clip_norm > 0:
+            _clip_each(list(self.params.values()), self.cfg.clip_norm)
+        self.opt.step()
+        return losses.detach()
+
+
+def train_seeds(
+    configs: Sequence[RunConfig], folders: Sequence[str | Path], *, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Train the runs (one config per seed, new folders) as one vectorised model; their test summaries.
+
+    Raises:
+        ConfigError: naming why they cannot be trained together (`why_not_vectorised`), or that
+            the family calls something vmap cannot batch (the first step tries).
+    """
+    reason = why_not_vectorised(configs, folders)
+    if reason is not None:
+        raise ConfigError(f"cannot train the seeds as one model: {reason}")
+    cfg = configs[0].train
+    device = torch.device(cfg.device if cfg.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    seeds, task = _build_seeds(configs, folders, device)
+    stack = SeedStack([s.model for s in seeds], task, cfg)
+    val = task.eval_set(cfg.eval_size, "val")
+    bar = tqdm(
+        total=cfg.steps,
+        desc=f"{configs[0].model} on {configs[0].task} x{len(seeds)} seeds",
+        unit="step",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    started = time.perf_counter()
+    step = 0
+    while step < cfg.steps and any(s.summary is None for s in seeds):
+        batches: list[Batch] = []
+        noises: list[Tensor | None] = []
+        for seed in seeds:  # each seed's data and random draws from its own generators, as its run makes them
+            seed.rng.restore()
+            batches.append(task.sample(cfg.batch_size, seed.data_gen).to(device))
+            noises.append(stack.draw_noise(batches[-1].inputs))
+            seed.rng = GlobalRNG.capture()
+        losses = stack.step(batches, noises, lr_at(step, cfg))
+        step += 1
+        bar.update(1)
+        for seed, loss in zip(seeds, losses.tolist()):
+            seed.losses.append(loss)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            seconds = time.perf_counter() - started
+            for k, seed in enumerate(seeds):
+                if seed.summary is None:
+                    _evaluate_seed(seed, k, step, seconds, task, val, stack)
+    bar.close()
+    return [s.summary or {} for s in seeds]
+
+
+class _SeedLosses:
+    """Each seed's task loss (k,): one vmapped call, or one call per seed where the loss cannot be vmapped."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.vmapped = True
+
+    def __call__(self, logits: Tensor, inputs: Tensor, targets: Tensor, batches: list[Batch]) -> Tensor:
+        if self.vmapped:
+            try:
+                return torch.vmap(lambda z, x, y: self.task.loss(z, Batch(x, y)))(logits, inputs, targets)  # (k,)
+            except RuntimeError:  # data-dependent indexing (a mask of the answers that exist)
+                self.vmapped = False
+        return torch.stack([self.task.loss(logits[k], batch) for k, batch in enumerate(batches)])  # (k,)
+
+
+def _build_seeds(
+    configs: Sequence[RunConfig], folders: Sequence[str | Path], device: torch.device
+) -> tuple[list[_Seed], Task]:
+    """Each seed's model built as its own run builds it, its folder started; the (shared) task."""
+    seeds, task = [], None
+    for config, folder in zip(configs, map(Path, folders)):
+        seed_everything(config.train.seed)
+        built_task, model = build_task_and_model(config)
+        model.to(device)
+        set_path(model, config.train.path)
+        task = task or built_task
+        folder.mkdir(parents=True, exist_ok=True)
+        checkpoint.save_config(folder, config.to_dict())
+        built_task.save_assets(folder)
+        seeds.append(
+            _Seed(
+                config,
+                folder,
+                model,
+                GlobalRNG.capture(),
+                torch.Generator().manual_seed(config.train.seed + 1),
+                {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False},
+                [],
+            )
+        )
+    assert task is not None
+    return seeds, task
+
+
+def _stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any) -> torch.optim.AdamW:
+    """AdamW over the stacked parameters, grouped and ordered as `make_optimizer` orders one model's."""
+    by_id = {id(p): name for name, p in template.named_parameters()}
+    single = make_optimizer(template, cfg)
+    groups = [
+        {**{k: v for k, v in group.items() if k != "params"}, "params": [params[by_id[id(p)]] for p in group["params"]]}
+        for group in single.param_groups
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+@torch.no_grad()
+def _clip_each(stacked: list[Tensor], max_norm: float) -> None:
+    """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
+    grads = [p.grad for p in stacked if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (k,)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (k,)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
+@torch.no_grad()
+def _load_slice(seed: _Seed, k: int, params: dict[str, Tensor]) -> None:
+    for name, param in seed.model.named_parameters():
+        param.copy_(params[name][k])
+
+
+def _seed_optimizer_state(opt: torch.optim.Optimizer, k: int) -> dict[str, Any]:
+    """The state_dict a one-seed AdamW would have: every stacked tensor's slice k."""
+    full = opt.state_dict()
+    state = {
+        index: {
+            name: value[k] if torch.is_tensor(value) and value.dim() > 0 else value for name, value in entry.items()
+        }
+        for index, entry in full["state"].items()
+    }
+    return {"state": state, "param_groups": full["param_groups"]}
+
+
+def _evaluate_seed(
+    seed: _Seed,
+    k: int,
+    step: int,
+    seconds: float,
+    task: Task,
+    val: Batch,
+    stack: SeedStack,
+) -> None:
+    """What the loop does at an evaluation, for seed k: metrics record, checkpoint, and the end."""
+    cfg = seed.config.train
+    opt, buffers = stack.opt, stack.buffers
+    _load_slice(seed, k, stack.params)
+    metrics = evaluate(seed.model, task, val)
+    on_eval = getattr(seed.model, "on_eval", None)
+    scheduled = (on_eval(step, metrics) if on_eval is not None else None) or {}
+    for name, buffer in seed.model.named_buffers():
+        if not torch.equal(buffer, buffers[name]):
+            raise RunError(f"{seed.folder}: buffer {name} changed for one seed; the seeds cannot share one model")
+    value = metrics[task.metric]
+    state = seed.state
+    state["step"] = step
+    if state["best"] is None or (value > state["best"] if task.maximize else value < state["best"]):
+        state["best"] = value
+    state["stopped_early"] = reached(value, cfg.target, task.maximize)
+    state["train_seconds"] = seconds
+    record = {
+        "step": step,
+        "split": "val",
+        "lr": opt.param_groups[0]["lr"],
+        "train_loss": sum(seed.losses) / len(seed.losses),
+        **metrics,
+        **scheduled,
+        "seconds": round(seconds, 3),
+    }
+    seed.losses.clear()
+    checkpoint.append_metrics(seed.folder, record)
+    checkpoint.save_weights(seed.folder, seed.model)
+    tensors, meta = trainer_state(seed.model, _seed_optimizer_state(opt, k), seed.data_gen, state, seed.rng)
+    checkpoint.save_trainer(seed.folder, tensors, meta)
+    if state["stopped_early"] or step >= cfg.steps:
+        test = evaluate(seed.model, task, task.eval_set(cfg.eval_size, "test"))
+        seed.summary = {
+            "step": step,
+            "split": "test",
+            **test,
+            "best_val": state["best"],
+            "stopped_early": state["stopped_early"],
+            "seconds": round(seconds, 3),
+            "parameters": sum(p.numel() for p in seed.model.parameters()),
+        }
+        checkpoint.append_metrics(seed.folder, seed.summary)
+
+
+def ensure_seeds(
+    configs: Sequence[RunConfig], folders: Sequence[str | Path], *, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Test summaries of the runs: the new ones trained as one model where possible, the rest by `ensure`.
+
+    Runs whose folders already hold something (finished, killed, or to be continued) go through
+    `ensure` one by one; the new ones train together when `why_not_vectorised` allows, else one by one.
+    """
+    fresh = [i for i, f in enumerate(map(Path, folders)) if not f.exists() or not any(f.iterdir())]
+    together = [configs[i] for i in fresh]
+    summaries: dict[int, dict[str, Any]] = {}
+    if why_not_vectorised(together, [folders[i] for i in fresh]) is None:
+        try:
+            trained = train_seeds(together, [folders[i] for i in fresh], progress=progress)
+        except ConfigError as err:  # vmap cannot batch the family: its folders hold no checkpoint yet
+            print(f"attnlab: training the seeds one by one: {err}", flush=True)
+            trained = []
+        summaries.update(zip(fresh, trained))
+    for i, (config, folder) in enumerate(zip(configs, folders)):
+        if i not in summaries:
+            summaries[i] = ensure(config, folder, progress=progress)
+    return [summaries[i] for i in range(len(configs))]

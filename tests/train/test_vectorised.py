@@ -1,0 +1,101 @@
+"""K seeds as one vectorised model against K separate runs of the training loop (the oracle)."""
+
+import re
+
+import pytest
+import torch
+
+from attnlab.errors import ConfigError
+from attnlab.train import checkpoint, compare, load_run, resolve, train
+from attnlab.train.vectorised import ensure_seeds, train_seeds, why_not_vectorised
+
+TRAIN = {"steps": 6, "eval_every": 3, "eval_size": 16, "batch_size": 8, "device": "cpu"}
+MEMN2N = {"task": {"name": "babi", "generated_stories": 20}, "model": {"name": "memn2n", "embed_dim": 12}}
+
+
+def configs(base, seeds=(0, 1, 2), **model):
+    over = {"model": model, "train": TRAIN}
+    return [resolve(base, {**over, "train": {**TRAIN, "seed": s}}) for s in seeds]
+
+
+def same_records(a, b):
+    """metrics.jsonl records equal but for the wall-clock seconds (the group's, not one run's)."""
+    drop = ("seconds",)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        x, y = ({k: v for k, v in r.items() if k not in drop} for r in (x, y))
+        assert x.keys() == y.keys()
+        for key in x:
+            if isinstance(x[key], float):
+                assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-5), key
+            else:
+                assert x[key] == y[key], key
+
+
+def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path):
+    runs = configs(MEMN2N, random_noise=0.2)  # RN: random draws inside the forward, from each seed's RNG
+    together = train_seeds(runs, [tmp_path / f"v{s}" for s in range(3)], progress=False)
+    for seed, config in enumerate(runs):
+        alone = train(config, tmp_path / f"a{seed}", progress=False)
+        assert together[seed]["step"] == alone["step"] == 6
+        same_records(checkpoint.read_metrics(tmp_path / f"v{seed}"), checkpoint.read_metrics(tmp_path / f"a{seed}"))
+        mine, theirs = load_run(tmp_path / f"v{seed}").model, load_run(tmp_path / f"a{seed}").model
+        for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    first, second = (load_run(tmp_path / f"v{s}").model for s in (0, 1))
+    assert not torch.equal(next(first.parameters()), next(second.parameters()))  # seeds really differ
+
+
+def test_a_seed_folder_resumes_like_any_run(tmp_path):
+    runs = configs(MEMN2N, seeds=(0, 1))
+    train_seeds(runs, [tmp_path / "v0", tmp_path / "v1"], progress=False)
+    longer = runs[1].replace("train", steps=9)
+    resumed = train(longer, tmp_path / "v1", resume=True, progress=False)
+    straight = train(longer, tmp_path / "straight", progress=False)
+    assert resumed["loss"] == pytest.approx(straight["loss"], rel=1e-4)
+    same_records(checkpoint.read_metrics(tmp_path / "v1"), checkpoint.read_metrics(tmp_path / "straight"))
+
+
+def test_a_seed_that_reaches_its_target_stops_while_the_others_go_on(tmp_path):
+    runs = [c.replace("train", target=0.0) if c.train.seed == 1 else c for c in configs(MEMN2N, seeds=(0, 1))]
+    runs = [c.replace("train", target=None) if c.train.seed == 0 else c for c in runs]
+    with pytest.raises(ConfigError, match="differ in more than train.seed"):
+        train_seeds(runs, [tmp_path / "a", tmp_path / "b"], progress=False)
+    runs = [c.replace("train", target=0.0) for c in configs(MEMN2N, seeds=(0, 1))]
+    summaries = train_seeds(runs, [tmp_path / "c", tmp_path / "d"], progress=False)
+    assert [s["step"] for s in summaries] == [3, 3] and all(s["stopped_early"] for s in summaries)
+
+
+def test_reasons_not_to_vectorise(tmp_path):
+    assert why_not_vectorised(configs(MEMN2N, seeds=(0,)), [tmp_path / "a"]) == "one seed: nothing to stack"
+    lstm = {"task": {"name": "copy", "length": 3}, "model": {"name": "lstm"}}
+    assert "dropout" in why_not_vectorised(configs(lstm, seeds=(0, 1), dropout=0.1), [tmp_path / "a", tmp_path / "b"])
+    assert "linear start" in why_not_vectorised(configs(MEMN2N, seeds=(0, 1), linear_start=True), ["x", "y"])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    reason = why_not_vectorised(configs(MEMN2N, seeds=(0, 1)), [tmp_path / "a", tmp_path / "b"])
+    assert reason is not None and "already holds files" in reason
+    with pytest.raises(ConfigError, match=re.escape("cannot train the seeds as one model: two runs have the same seed")):
+        train_seeds(configs(MEMN2N, seeds=(0, 0)), [tmp_path / "c", tmp_path / "d"])
+
+
+def test_ensure_seeds_reuses_finished_runs_and_falls_back_one_by_one(tmp_path):
+    lstm = {"task": {"name": "copy", "length": 3}, "model": {"name": "lstm"}}
+    runs = configs(lstm, seeds=(0, 1), dropout=0.1)  # dropout: trained one by one
+    folders = [tmp_path / "a", tmp_path / "b"]
+    summaries = ensure_seeds(runs, folders)
+    assert summaries == [train(c, tmp_path / f"x{c.train.seed}", progress=False) | {"seconds": s["seconds"]}
+                         for c, s in zip(runs, summaries)]
+    stamp = (folders[0] / checkpoint.WEIGHTS).stat().st_mtime_ns
+    assert ensure_seeds(runs, folders) == summaries
+    assert (folders[0] / checkpoint.WEIGHTS).stat().st_mtime_ns == stamp
+
+
+def test_compare_together_gives_the_rows_of_separate_runs(tmp_path):
+    over = {"task": {"generated_stories": "20"}, "model": {"embed_dim": "12"}, "train": TRAIN}
+    jobs = compare.plan("babi", ["memn2n"], 2, over, None)
+    together = compare.run_all(jobs, tmp_path / "t", progress=False, together=True)
+    apart = compare.run_all(jobs, tmp_path / "s", progress=False)
+    for a, b in zip(together, apart):
+        assert a["name"] == b["name"]
+        assert a["test"] == pytest.approx(b["test"], rel=1e-4, abs=1e-5)
