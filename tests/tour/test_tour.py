@@ -35,7 +35,9 @@ def test_quick_tour_writes_a_report_whose_images_exist(quick_tour: tuple[Path, d
     for src in images:
         assert (out / src).stat().st_size > 1000, src
     metrics = metrics
-    assert set(metrics) == {*(s.NAME for s in SECTIONS), "seconds"}
+    assert set(metrics) == {*(s.NAME for s in SECTIONS), "seconds", "section_seconds"}
+    assert list(metrics["section_seconds"]) == [s.NAME for s in SECTIONS]
+    assert sum(metrics["section_seconds"].values()) <= metrics["seconds"] + 1
     assert {s["model"] for s in metrics["families"]["long_range"]["summary"]} == {"mlp", "cnn", "rnn", "lstm", "transformer"}
     assert (out / "long_range" / "summary.md").is_file()
     assert (out / "long_range" / "plot.png").stat().st_size > 1000

@@ -4,8 +4,8 @@ trains every family on the tasks that tell them apart, and looks inside the winn
     report = run_tour(Path("tour"))          # every section, then report.html
     render_report(Path("tour"))              # report.html again from metrics.json, no training
 
-Writes into one folder: metrics.json (each section's results under its name, and the seconds
-spent), report.html, the figures the report shows, and every training run (runs/...), each of
+Writes into one folder: metrics.json (each section's results under its name, the seconds spent
+and each section's seconds under "section_seconds"), report.html, the figures the report shows, and every training run (runs/...), each of
 which `attnlab eval`, `attnlab viz` and `load_run` can open.
 
 A section is a module with NAME, TITLE, `run(out, budget, seed) -> dict` (trains and measures
@@ -51,9 +51,15 @@ def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
     budget = Budget.of(quick=quick)
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     for section in SECTIONS:
+        began = time.perf_counter()
         metrics[section.NAME] = section.run(out, budget, seed)
+        seconds[section.NAME] = round(time.perf_counter() - began, 1)
+        if budget.progress:
+            print(f"tour: {section.NAME} done in {seconds[section.NAME]:.0f} s", flush=True)
     metrics["seconds"] = time.perf_counter() - start
+    metrics["section_seconds"] = seconds
     (out / METRICS).write_text(json.dumps(metrics, indent=1, default=str))
     return render_report(out)
 
