@@ -99,6 +99,16 @@ def compiled(fn: F, name: str) -> F:
     return run  # type: ignore[return-value]
 
 
+def seconds_compiling() -> float:
+    """Seconds this process has spent in torch.compile: forward graphs and the backward graphs that
+    compile at their first backward call (which `COMPILE_SECONDS` does not see)."""
+    if "torch._dynamo" not in sys.modules:
+        return 0.0
+    from torch._dynamo.utils import compilation_time_metrics as metrics
+
+    return float(sum(sum(metrics.get(key, [])) for key in ("_compile.compile_inner", "backward._backward_impl")))
+
+
 def _eager(fn: F, name: str, reason: str) -> F:
     if name not in FALLBACKS:
         FALLBACKS[name] = reason
