@@ -44,6 +44,7 @@ from tqdm import tqdm
 import common
 from attnlab.attention import MultiHeadAttention
 from attnlab.core import attend
+from common import bootstrap_median_ci
 
 CORE_VARIANTS = ("fast", "sdpa", "eager", "naive")
 MODULE_VARIANTS = ("torch_mha", "attnlab_mha")
@@ -159,14 +160,6 @@ def time_length(length: int, batch: int, args: argparse.Namespace) -> list[Case]
         for n in rng.permutation(len(cases)):
             cases[n].times.append(cases[n].run_once())
     return cases
-
-
-def bootstrap_median_ci(values: np.ndarray, seed: int = 0, draws: int = 2000) -> tuple[float, float]:
-    """A 95% percentile-bootstrap interval of the median."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(values), size=(draws, len(values)))
-    medians = np.median(values[picks], axis=1)
-    return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
 
 
 def summarise(cases: list[Case], length: int, batch: int, args: argparse.Namespace) -> tuple[list[dict], list[dict]]:

@@ -1,4 +1,4 @@
-"""What every benchmark records beside its numbers, and where its results go.
+"""What every benchmark records beside its numbers, where its results go, and how ratios get intervals.
 
     import common                        # benchmarks/ is sys.path[0] under `python benchmarks/x.py`
     result = {..., "machine": common.machine()}
@@ -6,6 +6,8 @@
 
 `machine()` is the date, the command line, the host's CPU count, platform, Python and torch
 versions and torch's thread count at the moment it is called (after the script set its threads).
+`bootstrap_median_ci(values)` is the 95% percentile-bootstrap interval of a median, used for the
+median of per-round paired ratios; `median_ci(values)` gives the median, that interval and n.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from attnlab.train.checkpoint import write_text
@@ -59,3 +62,18 @@ def write_result(result: dict[str, Any], name: str, out: str | Path | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(result, indent=1) + "\n")
     return path
+
+
+def bootstrap_median_ci(values: np.ndarray, seed: int = 0, draws: int = 2000) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of the median of values (n,)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(values), size=(draws, len(values)))  # (draws, n)
+    medians = np.median(values[picks], axis=1)  # (draws,)
+    return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
+
+
+def median_ci(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """{"median", "ci95" (bootstrap 95% interval of the median), "n"} of a non-empty sample."""
+    array = np.asarray(values, dtype=float)  # (n,)
+    lo, hi = bootstrap_median_ci(array)
+    return {"median": float(np.median(array)), "ci95": [lo, hi], "n": len(array)}
