@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from attnlab.attention.additive import AdditiveAttention, LuongAttention
-from attnlab.core import capture
+from attnlab.attention.additive import AdditiveAttention, LuongAttention, additive_context, dot_context
+from attnlab.core import capture, key_mask
 
 B, I, J, QD, KD, VD, AD = 3, 4, 5, 6, 7, 3, 8
 METHODS = ["additive", "dot", "general", "concat"]
@@ -73,7 +73,9 @@ def test_matches_naive_loop(method, use_mask):
         assert got.shape == (B, I, VD)
         assert torch.allclose(got, naive(module, method, query, keys, values, mask), atol=1e-10)
         # values default to keys
-        assert torch.allclose(module(query, keys, mask=mask), naive(module, method, query, keys, keys, mask), atol=1e-10)
+        assert torch.allclose(
+            module(query, keys, mask=mask), naive(module, method, query, keys, keys, mask), atol=1e-10
+        )
 
 
 def test_project_keys_once():
@@ -218,3 +220,32 @@ def test_projected_keys_shape_error():
         module(query, keys, values, projected_keys=keys)
     with pytest.raises(ValueError, match="keys must be"):
         module.project_keys(keys[..., :-1])
+
+
+@pytest.mark.parametrize("method", ["additive", "dot", "general"])
+def test_the_one_step_contexts_of_a_fused_decoder_equal_the_modules(method):
+    module = build(method, torch.float64)
+    query, keys, values, mask = inputs(method, torch.float64)
+    mask[2] = False  # a sentence of PAD only: zero context, as from the module
+    expected = module(query, keys, values, mask=mask)  # (b, i, f)
+    projected = module.project_keys(keys)  # (b, j, a) or (b, j, query_dim)
+    for i in range(I):
+        if method == "additive":
+            got = additive_context(
+                query[:, i] @ module.query_proj.weight.T, projected, values, key_mask(mask), module.v
+            )
+        else:
+            got = dot_context(query[:, i], projected, values, key_mask(mask))
+        torch.testing.assert_close(got, expected[:, i], rtol=0, atol=1e-12)
+    assert not got[2].any()
+
+
+def test_luong_project_keys_is_the_identity_for_dot_and_w_a_for_general():
+    keys = torch.randn(B, J, KD, generator=gen(3))
+    assert build("dot").project_keys(keys) is keys
+    general = build("general")
+    torch.testing.assert_close(general.project_keys(keys), keys @ general.weight_proj.weight.T)
+    with pytest.raises(ValueError, match="'concat' is additive"):
+        build("concat").project_keys(keys)
+    with pytest.raises(ValueError, match=r"keys must be \(b, j, key_dim=7\)"):
+        general.project_keys(keys[..., :-1])

@@ -1,11 +1,12 @@
-"""The retina: against a naive crop-and-resize loop, zero padding at the edges, a planted pixel."""
+"""The retina: against a naive crop-and-resize loop, zero padding at the edges, a planted pixel, and
+the pad-once-then-gather form (foveate) equal to it."""
 
 import math
 
 import pytest
 import torch
 
-from attnlab.glimpse.retina import Retina, pixel_centres
+from attnlab.glimpse.retina import Retina, foveate, pad_images, pixel_centres
 
 
 def naive_centre(location: float, n: int) -> int:
@@ -47,6 +48,22 @@ def test_glimpses_match_a_naive_crop_and_resize_loop(g, k, f, c, y, x):
     assert got.shape == (7, k, c, g, g)
     assert retina.output_size == k * c * g * g
     torch.testing.assert_close(got, naive_glimpses(images, locations, g, k, f))
+
+
+@pytest.mark.parametrize(
+    "g, k, f, c, y, x", [(4, 3, 2, 1, 13, 10), (3, 2, 2, 2, 9, 12), (2, 2, 3, 3, 8, 8), (5, 1, 2, 1, 6, 7)]
+)
+def test_foveate_on_padded_images_equals_the_glimpses(g, k, f, c, y, x):
+    gen = torch.Generator().manual_seed(g * 100 + k * 10 + c + 1)
+    images = torch.rand(7, c, y, x, generator=gen) - 0.5  # signs too: the padding must be zeros, not a clamp
+    corners = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [1.7, -3.0]])
+    locations = torch.cat([corners, torch.rand(3, 2, generator=gen) * 2 - 1])  # (7, 2)
+    retina = Retina(g, k, f, channels=c)
+    widest = retina.patch_sizes[-1]
+    padded = pad_images(images, widest)
+    assert padded.shape == (7, c, y + widest - 1, x + widest - 1)
+    got = foveate(padded, locations, y, x, g, k, f)
+    torch.testing.assert_close(got, retina.glimpses(images, locations), rtol=0, atol=0)
 
 
 def test_locations_map_to_the_documented_pixels():

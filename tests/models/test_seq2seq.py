@@ -1,11 +1,14 @@
 """Recurrent encoder-decoders (and encdec through the same interface): shapes, overfitting a few
 sentence pairs, the incremental decoder against the full recompute, padding invariance, config
-errors, and a planted alignment (reversal) recovered by the cross-attention."""
+errors, a planted alignment (reversal) recovered by the cross-attention, and the fused and
+compiled teacher forcing of bahdanau and luong against the eager loop."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from attnlab.core import capture
+from attnlab.core.fast import set_path
 from attnlab.models import build_model
 from attnlab.models.decoding import cross_attention, greedy
 from attnlab.models.seq2seq import front_order
@@ -109,7 +112,10 @@ def test_overfits_a_few_sentence_pairs(name):
         model = tiny(name, spec, embed_dim=32, ff_dim=64).train()
     loss = fit(
         lambda: F.cross_entropy(model(inputs, targets).flatten(0, 1), targets.flatten(), ignore_index=PAD),
-        model.parameters(), steps=400, lr=1e-2, stop=0.02,
+        model.parameters(),
+        steps=400,
+        lr=1e-2,
+        stop=0.02,
     )
     assert loss < 0.02
     model.eval()
@@ -226,3 +232,73 @@ def test_deep_output_is_maxout_over_pairs_then_the_vocabulary():
     assert torch.allclose(layer(x), expected, atol=1e-6)
     plain = DeepOutput(5, 0, 7)
     assert plain.maxout is None and plain(x).shape == (2, 4, 7)
+
+
+FUSED = [v for v in RECURRENT if v[0] != "seq2seq"] + [
+    ("bahdanau", {"num_layers": 2, "dropout": 0.3}),
+    ("luong", {"num_layers": 3, "dropout": 0.3}),  # dropout between the decoder's layers too
+]
+
+
+def forced_run(model, path, inputs, targets, seed=3):
+    """Training-mode teacher forcing on `path` from a fixed seed: logits, gradients, the next draw."""
+    set_path(model, path)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    logits = model(inputs, targets)  # (b, n, o)
+    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return logits, grads, torch.rand(1)
+
+
+def assert_same_forced(got, expected, atol=1e-5):
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=atol)
+    assert got[1].keys() == expected[1].keys()
+    for name in got[1]:
+        torch.testing.assert_close(got[1][name], expected[1][name], rtol=0, atol=atol, msg=name)
+    assert torch.equal(got[2], expected[2])  # the same draws from the global generator
+
+
+@pytest.mark.parametrize("variant", FUSED, ids=ids)
+def test_fused_teacher_forcing_equals_the_eager_loop_with_the_same_dropout(variant):
+    name, extra = variant
+    model = tiny(name, spec_for(n=9), **extra)
+    inputs, targets, _ = reversal(5, seed=8)
+    inputs = torch.cat([inputs, torch.full((5, 3), PAD)], dim=1)  # (b, 9)
+    inputs[1] = to_left_padding(inputs[1:2])[0]
+    inputs[2] = PAD  # a sentence of PAD only
+    eager = forced_run(model, "eager", inputs, targets)
+    assert_same_forced(forced_run(model, "fast", inputs, targets), eager)
+    if extra.get("dropout"):  # the draws matter: another seed gives other logits
+        assert not torch.allclose(forced_run(model, "eager", inputs, targets, seed=4)[0], eager[0])
+
+
+@pytest.mark.parametrize("name", ["bahdanau", "luong"])
+def test_a_trace_runs_the_eager_loop_on_any_path(name):
+    model = tiny(name, spec_for())
+    inputs, targets, _ = reversal(3, seed=9)
+    eager = model.teacher_force_eager(inputs, targets)
+    set_path(model, "fast")
+    with capture(model) as trace:
+        traced = model.teacher_force(inputs, targets)
+    assert len(trace.select(kind="cross")) == targets.shape[1]
+    assert torch.equal(traced, eager)  # the very ops of the eager loop
+
+
+@pytest.mark.parametrize("name", ["bahdanau", "luong"])
+def test_compiled_teacher_forcing_equals_the_eager_loop_and_compiles_once(name):
+    from torch._dynamo.utils import counters
+
+    from attnlab.core.fast import FALLBACKS, why_not_compiled
+
+    model = tiny(name, spec_for(n=9), embed_dim=8, hidden_dim=8, **({"attn_dim": 8} if name == "bahdanau" else {}))
+    first = reversal(4, seed=10, lo=3, hi=5)[:2]
+    assert_same_forced(forced_run(model, "compiled", *first), forced_run(model, "eager", *first))
+    graphs = counters["stats"]["unique_graphs"]
+    for seed, (lo, hi) in ((11, (6, 8)), (12, (2, 3))):  # other source and target lengths: the same graph
+        batch = reversal(4, seed=seed, lo=lo, hi=hi)[:2]
+        assert_same_forced(forced_run(model, "compiled", *batch), forced_run(model, "eager", *batch))
+    assert counters["stats"]["unique_graphs"] == graphs
+    if why_not_compiled() is None:  # it compiled, rather than falling back to the fused step
+        assert f"{name}.step" not in FALLBACKS

@@ -21,6 +21,11 @@ an attached trace as kind "cross", (b, 1, i, j): one head.
 
 Queries are (b, query_dim) for one decoder step or (b, i, query_dim) for all steps at once (a
 teacher-forced decoder, or Luong's model where h_t does not depend on c_t).
+
+A fused decoder step (attnlab.models.seq2seq) projects the keys once per sentence
+(`project_keys` of either module) and calls `additive_context` or `dot_context` at every step:
+the same scores through the same `attend`, without the per-call checks and projections, and
+without weights (a trace runs the modules themselves).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from attnlab.core import Traced, attend, key_mask
+from attnlab.core import Traced, attend, dot, key_mask
 
 LUONG_METHODS = ("dot", "general", "concat")
 
@@ -67,6 +72,45 @@ def _check_inputs(
     single = query.dim() == 2
     q = query[:, None, None, :] if single else query[:, None]  # (b, 1, i, query_dim)
     return q, keys[:, None], values[:, None], mask, single  # (b, 1, j, key_dim), (b, 1, j, f)
+
+
+def additive_context(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, v: Tensor) -> Tensor:
+    """Bahdanau's context for one decoder step from a projected query and projected keys.
+
+    e_ij = v_a^T tanh(query + keys_j), c_i = sum_j softmax_j(e_ij) values_j.
+
+    Args:
+        query: (b, a) W_a s_{i-1}.
+        keys: (b, j, a) U_a h_j + bias (AdditiveAttention.project_keys).
+        values: (b, j, f) the annotations h_j.
+        mask: (b, 1, 1, j) bool (core.key_mask of the (b, j) mask), True = real token; or None.
+        v: (a,) v_a.
+    Returns:
+        (b, f) c_i.
+    """
+    q = query.unsqueeze(1).unsqueeze(1)  # (b, 1, 1, a)
+    out, _ = attend(q, keys.unsqueeze(1), values.unsqueeze(1), score="additive", score_args={"v": v}, mask=mask)
+    return out.view(out.shape[0], -1)  # (b, f)
+
+
+def dot_context(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
+    """Luong's context for one decoder step from keys that a dot product scores (LuongAttention.project_keys).
+
+    score(h_t, hs_s) = h_t . keys_s, which is Luong's "dot" (keys = hs_s) or "general" (keys = W_a hs_s).
+
+    Args:
+        query: (b, e) h_t.
+        keys: (b, j, e) projected keys.
+        values: (b, j, f) the encoder states hs_s.
+        mask: (b, 1, 1, j) bool (core.key_mask of the (b, j) mask), True = real token; or None.
+    Returns:
+        (b, f) c_t.
+    """
+    # The score as a function, not by name: attend's matmul path instead of SDPA's CPU kernel, which
+    # costs as much for a single query and which torch.compile cannot fuse with the step around it.
+    q = query.unsqueeze(1).unsqueeze(1)  # (b, 1, 1, e)
+    out, _ = attend(q, keys.unsqueeze(1), values.unsqueeze(1), score=dot, mask=mask)
+    return out.view(out.shape[0], -1)  # (b, f)
 
 
 def _context(out: Tensor, single: bool) -> Tensor:
@@ -199,6 +243,25 @@ class LuongAttention(Traced, nn.Module):
             self.concat_proj = nn.Linear(query_dim + key_dim, self.attn_dim, bias=False)  # W_a
             bound = 1.0 / math.sqrt(self.attn_dim)
             self.v = nn.Parameter(torch.empty(self.attn_dim).uniform_(-bound, bound))  # v_a
+
+    def project_keys(self, keys: Tensor) -> Tensor:
+        """The keys that `dot_context` scores with a plain dot product: hs_s ("dot") or W_a hs_s ("general").
+
+        h_t^T W_a hs_s = h_t . (W_a hs_s), so "general" projects each source state once per sentence
+        instead of the query at every step. "concat" is additive (AdditiveAttention).
+
+        Args:
+            keys: (b, j, key_dim) encoder states hs_s.
+        Returns:
+            (b, j, query_dim).
+        """
+        if keys.dim() != 3 or keys.shape[-1] != self.key_dim:
+            raise ValueError(
+                f"LuongAttention.project_keys: keys must be (b, j, key_dim={self.key_dim}); got shape {tuple(keys.shape)}"
+            )
+        if self.method == "concat":
+            raise ValueError("LuongAttention.project_keys: method 'concat' is additive; it has no dot-product keys")
+        return self.weight_proj(keys) if self.method == "general" else keys  # (b, j, query_dim)
 
     def _score(self) -> tuple[str, dict[str, Tensor]]:
         if self.method == "dot":

@@ -22,6 +22,10 @@ Resizing averages each scale_factor^s x scale_factor^s block (exact, no interpol
 Fully vectorised, and its cost does not depend on the image: the widest patch is gathered for the
 whole batch by index (indices clamped into the image, pixels outside zeroed by a mask), each scale
 is a centred crop of it, average pooled. No copy or pass over the whole image is made.
+
+A model that glimpses the same images several times (RAM) pads them once (`pad_images`, zeros on
+every side, S - 1 rows and columns in all) and then takes each glimpse with one gather from the
+flattened padded image (`foveate`): no clamp, no mask, the same patches.
 """
 
 from __future__ import annotations
@@ -44,6 +48,59 @@ def pixel_centres(locations: Tensor, height: int, width: int) -> Tensor:
     sizes = torch.tensor([height - 1, width - 1], dtype=locations.dtype, device=locations.device)  # (2,)
     scaled = (locations.clamp(-1.0, 1.0) + 1.0) / 2.0 * sizes  # (..., 2) in pixel units
     return torch.floor(scaled + 0.5).long()  # (..., 2)
+
+
+def pad_images(images: Tensor, widest: int) -> Tensor:
+    """images (b, c, y, x) -> (b, c, y + S - 1, x + S - 1): zeros around, so every patch of side S lies inside.
+
+    The patch around pixel p starts at padded index p: S // 2 zero rows (columns) come first.
+    """
+    before, after = widest // 2, widest - 1 - widest // 2
+    return F.pad(images, (before, after, before, after))  # (b, c, y + S - 1, x + S - 1)
+
+
+def foveate(
+    padded: Tensor,
+    locations: Tensor,
+    height: int,
+    width: int,
+    glimpse_size: int,
+    num_scales: int,
+    scale_factor: int,
+) -> Tensor:
+    """The k scales around each location, gathered from images padded by `pad_images`.
+
+    Args:
+        padded: (b, c, y + S - 1, x + S - 1) from pad_images(images, S), S = g * f^(k-1).
+        locations: (b, 2) (row, col) in [-1, 1] (clamped).
+        height: y of the images before padding.
+        width: x of the images before padding.
+        glimpse_size, num_scales, scale_factor: g, k, f as in Retina.
+    Returns:
+        (b, k, c, g, g), equal to Retina.glimpses(images, locations).
+    """
+    b, c, _, padded_width = padded.shape
+    widest = glimpse_size * scale_factor ** (num_scales - 1)
+    centres = pixel_centres(locations, height, width)  # (b, 2)
+    offsets = torch.arange(widest, device=padded.device)  # (S,)
+    rows, cols = centres[:, :1] + offsets, centres[:, 1:] + offsets  # (b, S) each, padded frame
+    flat = (rows[:, :, None] * padded_width + cols[:, None, :]).flatten(1)  # (b, S * S)
+    patch = padded.flatten(2).gather(2, flat[:, None].expand(b, c, widest * widest))  # (b, c, S * S)
+    patch = patch.view(b, c, widest, widest)  # (b, c, S, S)
+    return _scales(patch, glimpse_size, num_scales, scale_factor)  # (b, k, c, g, g)
+
+
+def _scales(patch: Tensor, glimpse_size: int, num_scales: int, scale_factor: int) -> Tensor:
+    """The widest patch (b, c, S, S) -> its k centred crops, each pooled to g x g: (b, k, c, g, g)."""
+    widest = patch.shape[-1]
+    scales = []
+    for s in range(num_scales):
+        side = glimpse_size * scale_factor**s
+        start = widest // 2 - side // 2  # this scale's top-left inside the widest patch
+        crop = patch[:, :, start : start + side, start : start + side]  # (b, c, side, side)
+        block = scale_factor**s
+        scales.append(F.avg_pool2d(crop, block) if block > 1 else crop)  # (b, c, g, g)
+    return torch.stack(scales, 1)  # (b, k, c, g, g)
 
 
 class Retina(nn.Module):
@@ -81,6 +138,11 @@ class Retina(nn.Module):
         """Features in one flattened glimpse: k * c * g * g."""
         return self.num_scales * self.channels * self.glimpse_size**2
 
+    def check(self, images: Tensor) -> None:
+        """Raise a ValueError unless images is (b, c, y, x) with this retina's c."""
+        if images.dim() != 4 or images.shape[1] != self.channels:
+            raise ValueError(f"Retina: images must be (b, c={self.channels}, y, x); got {tuple(images.shape)}")
+
     def glimpses(self, images: Tensor, locations: Tensor) -> Tensor:
         """The k patches of each image around its location, resized to g x g.
 
@@ -90,8 +152,7 @@ class Retina(nn.Module):
         Returns:
             (b, k, c, g, g): scale 0 is the sharp centre, scale k-1 the widest, coarsest view.
         """
-        if images.dim() != 4 or images.shape[1] != self.channels:
-            raise ValueError(f"Retina: images must be (b, c={self.channels}, y, x); got {tuple(images.shape)}")
+        self.check(images)
         b, _, y, x = images.shape
         if locations.shape != (b, 2):
             raise ValueError(f"Retina: locations must be (b={b}, 2); got {tuple(locations.shape)}")
@@ -103,13 +164,7 @@ class Retina(nn.Module):
         batch = torch.arange(b, device=images.device)[:, None, None]  # (b, 1, 1)
         patch = images[batch, :, rows.clamp(0, y - 1)[:, :, None], cols.clamp(0, x - 1)[:, None, :]]  # (b, S, S, c)
         patch = (patch * inside[..., None]).permute(0, 3, 1, 2)  # (b, c, S, S), zeros outside the image
-        scales = []
-        for s, side in enumerate(self.patch_sizes):
-            start = widest // 2 - side // 2  # this scale's top-left inside the widest patch
-            crop = patch[:, :, start : start + side, start : start + side]  # (b, c, side, side)
-            block = self.scale_factor**s
-            scales.append(F.avg_pool2d(crop, block) if block > 1 else crop)  # (b, c, g, g)
-        return torch.stack(scales, 1)  # (b, k, c, g, g)
+        return _scales(patch, self.glimpse_size, self.num_scales, self.scale_factor)  # (b, k, c, g, g)
 
     def forward(self, images: Tensor, locations: Tensor) -> Tensor:
         """Same as `glimpses`: images (b, c, y, x), locations (b, 2) -> (b, k, c, g, g)."""
