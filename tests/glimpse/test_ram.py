@@ -1,11 +1,13 @@
 """The recurrent attention model: shapes, where gradients go, REINFORCE against a closed form,
-determinism in eval mode, overfitting one batch, and the traced glimpses."""
+determinism in eval mode, overfitting one batch, the traced glimpses, and the fused and compiled
+paths against the eager loop (same random draws, same outputs and gradients)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from attnlab.core import capture
+from attnlab.core.fast import set_path
 from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward, gaussian_log_prob, policy_gradient_loss
 from attnlab.glimpse.retina import Retina
 
@@ -70,7 +72,7 @@ def test_reinforce_matches_the_closed_form_gradient_of_a_gaussian_policy(use_bas
     mu0, std, a, n = 0.3, 0.5, 0.8, 200_000
     gen = torch.Generator().manual_seed(0)
     mu = torch.tensor(mu0, dtype=torch.float64, requires_grad=True)
-    action = (mu.detach() + std * torch.randn(n, 1, generator=gen, dtype=torch.float64))  # (n, 1)
+    action = mu.detach() + std * torch.randn(n, 1, generator=gen, dtype=torch.float64)  # (n, 1)
     log_probs = gaussian_log_prob(action[:, None, :], mu.expand(n, 1, 1), std)  # (n, 1)
     reward = -((action[:, 0] - a) ** 2)  # (n,)
     b = -((mu0 - a) ** 2) - std**2 if use_baseline else 0.0  # the exact expected reward, or none
@@ -122,8 +124,18 @@ def test_overfits_one_batch_of_random_images():
     # A sharp policy (std 0.001 of the half-width, a fraction of a pixel) keeps each image's glimpses
     # in place, so 32 random labels can be memorised; the hybrid loss trains it as it always does.
     torch.manual_seed(0)
-    model = RAM(RAMConfig(glimpse_size=8, num_scales=3, num_glimpses=3, glimpse_hidden=64, glimpse_dim=64,
-                          core_size=64, location_std=0.001), num_classes=10)
+    model = RAM(
+        RAMConfig(
+            glimpse_size=8,
+            num_scales=3,
+            num_glimpses=3,
+            glimpse_hidden=64,
+            glimpse_dim=64,
+            core_size=64,
+            location_std=0.001,
+        ),
+        num_classes=10,
+    )
     images, labels = images_and_labels(b=32, size=28, seed=1)
     cross_entropy = []
 
@@ -189,3 +201,97 @@ def test_bad_configs_fail_with_a_message():
         RAM(RAMConfig(), num_classes=1)
     with pytest.raises(ValueError, match="RAM: image_channels must be >= 1; got 0"):
         RAM(RAMConfig(), num_classes=10, image_channels=0)
+
+
+def run_path(model, path, images, labels, seed=5):
+    """One training-mode forward and backward on `path` from a fixed seed: outputs, loss, grads, next draw."""
+    set_path(model, path)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    out = model(images)
+    loss = F.cross_entropy(out.logits, labels) + model.reinforce_loss(out, correct_reward(out.logits, labels))
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return out, loss, grads, torch.randn(1)
+
+
+def assert_same_run(got, expected, atol=1e-5):
+    for a, b in zip(got[0], expected[0]):
+        torch.testing.assert_close(a, b, rtol=0, atol=atol)
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=atol)
+    assert got[2].keys() == expected[2].keys()
+    for name in got[2]:
+        torch.testing.assert_close(got[2][name], expected[2][name], rtol=0, atol=atol, msg=name)
+    assert torch.equal(got[3], expected[3])  # the same number of draws from the global generator
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm"])
+def test_the_fused_loop_draws_the_same_locations_and_gives_the_same_loss_and_gradients(core):
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY, core=core), num_classes=10, image_channels=2)
+    images, labels = images_and_labels(b=6, c=2, size=13)
+    images[0] = 0.0  # a black image: ReLU units at exactly zero
+    eager = run_path(model, "eager", images, labels)
+    fast = run_path(model, "fast", images, labels)
+    assert_same_run(fast, eager)
+    assert not torch.equal(eager[0].locations, run_path(model, "eager", images, labels, seed=6)[0].locations)
+    model.eval()  # the policy's means: deterministic on both paths
+    set_path(model, "fast")
+    fused = model(images)
+    set_path(model, "eager")
+    for a, b in zip(fused, model(images)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_draws_made_up_front_give_the_forward_that_draws_them_itself(path):
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY), num_classes=10).train()
+    set_path(model, path)
+    images, _ = images_and_labels(b=4)
+    torch.manual_seed(7)
+    inside = model(images)
+    torch.manual_seed(7)
+    noise = model.draw_noise(images)
+    assert noise is not None and noise.shape == (TINY.get("num_glimpses", RAMConfig().num_glimpses), 4, 2)
+    for a, b in zip(model(images, noise), inside):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert model.eval().draw_noise(images) is None  # eval mode looks at the means: nothing drawn
+
+
+def test_a_trace_runs_the_eager_loop_on_any_path():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY), num_classes=10).eval()
+    images, _ = images_and_labels(b=3)
+    eager = model.forward_eager(images)
+    set_path(model, "fast")
+    with capture(model) as trace:
+        traced = model(images)
+    assert len(trace.select(kind="glimpse")) == 3
+    for a, b in zip(traced, eager):
+        assert torch.equal(a, b)  # the very ops of the eager loop
+
+
+def test_the_compiled_loop_equals_the_eager_one_and_compiles_once():
+    from torch._dynamo.utils import counters
+
+    from attnlab.core.fast import FALLBACKS, why_not_compiled
+
+    torch.manual_seed(0)
+    model = RAM(
+        RAMConfig(glimpse_size=2, num_scales=2, num_glimpses=3, glimpse_hidden=8, glimpse_dim=8, core_size=8),
+        num_classes=3,
+    )
+    images, labels = images_and_labels(b=4, size=9, classes=3)
+    eager = run_path(model, "eager", images, labels)
+    assert_same_run(run_path(model, "compiled", images, labels), eager)
+    graphs = counters["stats"]["unique_graphs"]
+    for seed in (7, 8):  # new draws and new images: the same graph
+        assert_same_run(
+            run_path(model, "compiled", images.flip(0), labels, seed),
+            run_path(model, "eager", images.flip(0), labels, seed),
+        )
+    assert counters["stats"]["unique_graphs"] == graphs
+    if why_not_compiled() is None:  # it compiled, rather than falling back to the fused loop
+        assert "ram.fused_glimpse" not in FALLBACKS

@@ -1,5 +1,6 @@
-"""The "ram" family: built by name from a TaskSpec, the loop's (logits, aux_loss) contract, and a
-policy that learns where to look on a task whose answer is invisible from the image centre."""
+"""The "ram" family: built by name from a TaskSpec, the loop's (logits, aux_loss) contract, the same
+training loss on every path, and a policy that learns where to look on a task whose answer is
+invisible from the image centre."""
 
 import copy
 
@@ -12,7 +13,14 @@ from attnlab.models.registry import build_model, split_output
 from attnlab.spec import TaskSpec
 
 SPEC = TaskSpec(seq_len=1, answer_len=1, num_outputs=4, image=(1, 28, 28))
-SMALL = {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 3, "glimpse_hidden": 32, "glimpse_dim": 64, "core_size": 64}
+SMALL = {
+    "glimpse_size": 8,
+    "num_scales": 1,
+    "num_glimpses": 3,
+    "glimpse_hidden": 32,
+    "glimpse_dim": 64,
+    "core_size": 64,
+}
 
 
 def quadrant_batch(b, gen):
@@ -46,6 +54,22 @@ def test_family_is_ram_with_its_own_config_and_the_tasks_sizes():
     assert to_dict(model.config) == {**SMALL, "core": "rnn", "location_std": 0.17}
     with pytest.raises(ConfigError, match=r"unknown key model.num_classes"):
         build_model("ram", {"num_classes": 4}, SPEC)
+
+
+def test_every_path_gives_the_same_training_loss_from_the_same_seed():
+    from attnlab.core.fast import set_path
+
+    torch.manual_seed(0)
+    model = build_model("ram", SMALL, SPEC).train()
+    images, labels = quadrant_batch(6, torch.Generator().manual_seed(1))
+    assert set_path(model, "fast") == ["ram (RAM): fused glimpse loop"]
+    losses = {}
+    for path in ("eager", "fast"):
+        set_path(model, path)
+        torch.manual_seed(2)
+        logits, aux = split_output(model(images, labels))
+        losses[path] = F.cross_entropy(logits[:, 0], labels[:, 0]) + aux
+    torch.testing.assert_close(losses["fast"], losses["eager"], rtol=0, atol=1e-6)
 
 
 def test_forward_follows_the_loop_contract():

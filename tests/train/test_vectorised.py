@@ -99,3 +99,13 @@ def test_compare_together_gives_the_rows_of_separate_runs(tmp_path):
     for a, b in zip(together, apart):
         assert a["name"] == b["name"]
         assert a["test"] == pytest.approx(b["test"], rel=1e-4, abs=1e-5)
+
+
+def test_ram_seeds_draw_their_own_glimpse_locations(tmp_path):
+    ram = {"task": {"name": "digits", "source": "small"}, "model": {"name": "ram", "core_size": 16,
+           "glimpse_hidden": 8, "glimpse_dim": 8, "num_glimpses": 2}}
+    runs = configs(ram, seeds=(0, 1))
+    train_seeds(runs, [tmp_path / "v0", tmp_path / "v1"], progress=False)
+    for seed, config in enumerate(runs):
+        train(config, tmp_path / f"a{seed}", progress=False)
+        same_records(checkpoint.read_metrics(tmp_path / f"v{seed}"), checkpoint.read_metrics(tmp_path / f"a{seed}"))

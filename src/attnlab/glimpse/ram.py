@@ -24,11 +24,22 @@ through the glimpse and core networks) plus REINFORCE (Williams 1992) for the lo
 
 and the baseline b_t regressed onto R. A location reaches the glimpse network detached: the
 policy is trained by REINFORCE only, never by the classifier's gradient through the crop.
+
+Paths (attnlab.core.fast). "eager" runs `forward_eager`, the loop above as written. "fast" runs
+`fused_forward`, the same maths in fewer ops: the images are padded once and every glimpse is one
+gather (`retina.foveate`); W_gg h_g + W_gl h_l is one matmul of [h_g; h_l], the core's W_hh h + W_hg g
+one matmul of [h; g] (the first step, at h_0 = 0, skips W_hh); the policy's means inside the loop are
+computed without a graph, and log pi and b_t for all g glimpses come afterwards from one matmul over
+the stacked (detached) states. "compiled" runs glimpses 2..g through a compiled `fused_glimpse`
+(one graph, compiled once per process) while autograd records, the fused loop otherwise. Every path draws the policy's noise with the same calls in
+the same order as the eager loop, so a seeded run samples the same locations on every path. A trace
+always runs the eager loop.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -37,7 +48,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced
-from attnlab.glimpse.retina import Retina
+from attnlab.core.fast import FastPath, compiled
+from attnlab.glimpse.retina import Retina, foveate, pad_images
 
 SCALE_FACTOR = 2  # each scale of a glimpse is twice the previous width, as in the paper
 
@@ -97,7 +109,162 @@ def policy_gradient_loss(log_probs: Tensor, baselines: Tensor, reward: Tensor) -
     return policy + F.mse_loss(baselines, reward.expand_as(baselines))
 
 
-class RAM(Traced, nn.Module):
+class RAMParams(NamedTuple):
+    """A RAM's parameters as plain tensors: what `fused_forward` reads (and differentiates)."""
+
+    glimpse_w: Tensor  # (glimpse_hidden, k * c * g * g) theta_g^0
+    glimpse_b: Tensor  # (glimpse_hidden,)
+    location_w: Tensor  # (glimpse_hidden, 2) theta_g^1
+    location_b: Tensor  # (glimpse_hidden,)
+    what_w: Tensor  # (glimpse_dim, glimpse_hidden) W_gg
+    what_b: Tensor  # (glimpse_dim,)
+    where_w: Tensor  # (glimpse_dim, glimpse_hidden) W_gl
+    core_hh: Tensor  # (gates * core_size, core_size) W_hh (gates = 4 for the LSTM, else 1)
+    core_ih: Tensor  # (gates * core_size, glimpse_dim) W_hg
+    core_b: Tensor  # (gates * core_size,) the core's one bias (an LSTM's two, summed)
+    locator_w: Tensor  # (2, core_size)
+    locator_b: Tensor  # (2,)
+    baseline_w: Tensor  # (1, core_size)
+    baseline_b: Tensor  # (1,)
+    classifier_w: Tensor  # (num_classes, core_size)
+    classifier_b: Tensor  # (num_classes,)
+
+
+def _core_step(z: Tensor, cell: Tensor, core: str, first: bool) -> tuple[Tensor, Tensor]:
+    """The core's nonlinearity on its pre-activation z (b, gates * core_size) -> (h, cell), each (b, core_size).
+
+    "rnn": h = ReLU(z). "lstm": z holds the gates i, f, g, o (nn.LSTMCell's order);
+    cell = sigma(f) cell + sigma(i) tanh(g), h = sigma(o) tanh(cell); at the first step cell is 0.
+    """
+    if core != "lstm":
+        return F.relu(z), cell  # (b, core_size)
+    i, f, g, o = z.chunk(4, dim=1)  # (b, core_size) each
+    cell = torch.sigmoid(i) * torch.tanh(g) if first else torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(cell), cell  # (b, core_size) twice
+
+
+class GlimpseWeights(NamedTuple):
+    """What one fused glimpse step reads: the matrices transposed once (not at every step), the ones
+    that share an input concatenated."""
+
+    locator_w: Tensor  # (core_size, 2), detached: sampling builds no graph
+    locator_b: Tensor  # (2,), detached
+    glimpse_w: Tensor  # (k * c * g * g, glimpse_hidden)
+    glimpse_b: Tensor  # (glimpse_hidden,)
+    location_w: Tensor  # (2, glimpse_hidden)
+    location_b: Tensor  # (glimpse_hidden,)
+    what_where: Tensor  # (2 * glimpse_hidden, glimpse_dim) [W_gg, W_gl]^T, applied to [h_g; h_l]
+    what_b: Tensor  # (glimpse_dim,)
+    core: Tensor  # (core_size + glimpse_dim, gates * core_size) [W_hh, W_hg]^T, applied to [h; g]
+    core_input: Tensor  # (glimpse_dim, gates * core_size) W_hg^T alone, for the first step (h_0 = 0)
+    core_b: Tensor  # (gates * core_size,)
+
+
+def fused_glimpse(
+    h: Tensor,
+    cell: Tensor,
+    noise: Tensor,
+    padded: Tensor,
+    w: GlimpseWeights,
+    cfg: RAMConfig,
+    height: int,
+    width: int,
+    first: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One glimpse and core update, in few ops: the loop body of RAM.forward_eager.
+
+    Args:
+        h: (b, core_size) h_t.
+        cell: (b, core_size) the LSTM core's cell (unused by the ReLU core).
+        noise: (b, 2) the policy's standard normal draw, zeros to look at the mean.
+        padded: (b, c, y + S - 1, x + S - 1) the images through retina.pad_images.
+        w: the step's weights (fused_forward builds them).
+        cfg: the sizes.
+        height: y of the images.
+        width: x of the images.
+        first: h = 0 (t = 0): skip the W_hh term.
+    Returns:
+        h_{t+1} (b, core_size), the cell (b, core_size), the action l_t before clamping (b, 2), no graph.
+    """
+    mean = torch.tanh(torch.addmm(w.locator_b, h.detach(), w.locator_w))  # (b, 2), mu_t, no graph
+    action = mean + cfg.location_std * noise  # (b, 2)
+    location = action.clamp(-1.0, 1.0)  # (b, 2)
+    patches = foveate(
+        padded, location, height, width, cfg.glimpse_size, cfg.num_scales, SCALE_FACTOR
+    )  # (b, k, c, g, g)
+    h_g = F.relu(torch.addmm(w.glimpse_b, patches.flatten(1), w.glimpse_w))  # (b, glimpse_hidden)
+    h_l = F.relu(torch.addmm(w.location_b, location, w.location_w))  # (b, glimpse_hidden)
+    g_t = F.relu(torch.addmm(w.what_b, torch.cat([h_g, h_l], dim=1), w.what_where))  # (b, glimpse_dim)
+    if first:
+        z = torch.addmm(w.core_b, g_t, w.core_input)  # (b, gates * core_size)
+    else:
+        z = torch.addmm(w.core_b, torch.cat([h, g_t], dim=1), w.core)  # (b, gates * core_size)
+    h, cell = _core_step(z, cell, cfg.core, first)  # (b, core_size) twice
+    return h, cell, action
+
+
+GlimpseStep = Callable[..., tuple[Tensor, Tensor, Tensor]]
+
+
+def fused_forward(
+    images: Tensor, noise: Tensor, p: RAMParams, cfg: RAMConfig, step: GlimpseStep = fused_glimpse
+) -> RAMOutput:
+    """RAM's forward in few, large ops; the same maths as RAM.forward_eager.
+
+    Args:
+        images: (b, c, y, x) floats.
+        noise: (g, b, 2) the policy's standard normal draws, zeros to look at the means (eval).
+        p: the parameters (RAM.params()).
+        cfg: the sizes.
+        step: runs glimpses 2..g (the first, at h_0 = 0, always runs fused_glimpse): fused_glimpse or
+            a compiled fused_glimpse.
+    Returns:
+        RAMOutput: logits (b, classes), log_probs (b, g), baselines (b, g), locations (b, g, 2).
+    """
+    b, _, y, x = images.shape
+    padded = pad_images(images, cfg.glimpse_size * SCALE_FACTOR ** (cfg.num_scales - 1))  # (b, c, y + S - 1, x + S - 1)
+    w = GlimpseWeights(
+        p.locator_w.detach().t(),  # sampling only: log pi is built below, for all glimpses at once
+        p.locator_b.detach(),
+        p.glimpse_w.t(),
+        p.glimpse_b,
+        p.location_w.t(),
+        p.location_b,
+        torch.cat([p.what_w, p.where_w], dim=1).t(),  # (2 * glimpse_hidden, glimpse_dim)
+        p.what_b,
+        torch.cat([p.core_hh, p.core_ih], dim=1).t(),  # (core_size + glimpse_dim, gates * core_size)
+        p.core_ih.t(),  # (glimpse_dim, gates * core_size)
+        p.core_b,
+    )
+    h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
+    cell = torch.zeros_like(h)  # (b, core_size)
+    states, actions = [], []
+    for t in range(cfg.num_glimpses):
+        states.append(h.detach())  # the policy and the baseline read a detached state
+        h, cell, action = (fused_glimpse if t == 0 else step)(h, cell, noise[t], padded, w, cfg, y, x, t == 0)
+        actions.append(action)
+    head_w = torch.cat([p.locator_w, p.baseline_w])  # (3, core_size): mu and b_t from one matmul
+    head = F.linear(torch.stack(states, dim=1), head_w, torch.cat([p.locator_b, p.baseline_b]))  # (b, g, 3)
+    taken = torch.stack(actions, dim=1)  # (b, g, 2)
+    return RAMOutput(
+        logits=F.linear(h, p.classifier_w, p.classifier_b),  # (b, classes)
+        log_probs=gaussian_log_prob(taken, torch.tanh(head[..., :2]), cfg.location_std),  # (b, g)
+        baselines=head[..., 2],  # (b, g)
+        locations=taken.clamp(-1.0, 1.0),  # (b, g, 2)
+    )
+
+
+_compiled_step: list[GlimpseStep] = []  # fused_glimpse through torch.compile, made on first use
+
+
+def _compiled_glimpse() -> GlimpseStep:
+    """fused_glimpse compiled once per process (one graph: every call has first=False)."""
+    if not _compiled_step:
+        _compiled_step.append(compiled(fused_glimpse, "ram.fused_glimpse"))
+    return _compiled_step[0]
+
+
+class RAM(FastPath, Traced, nn.Module):
     """Recurrent attention model: g glimpses, then a class.
 
     Tracing: while a trace is attached, each glimpse records kind "glimpse" with weights = the
@@ -111,6 +278,7 @@ class RAM(Traced, nn.Module):
     """
 
     Config = RAMConfig
+    fast_step_name = "fused glimpse loop"
 
     def __init__(self, config: RAMConfig, num_classes: int, image_channels: int = 1):
         super().__init__()
@@ -126,7 +294,7 @@ class RAM(Traced, nn.Module):
         self.what = nn.Linear(config.glimpse_hidden, config.glimpse_dim)  # theta_g^2, from h_g
         self.where = nn.Linear(config.glimpse_hidden, config.glimpse_dim, bias=False)  # from h_l
         if config.core == "lstm":
-            self.cell: nn.Module = nn.LSTMCell(config.glimpse_dim, config.core_size)
+            self.cell = nn.LSTMCell(config.glimpse_dim, config.core_size)
         else:
             self.recurrent = nn.Linear(config.core_size, config.core_size)  # W_hh
             self.input = nn.Linear(config.glimpse_dim, config.core_size, bias=False)  # W_hg
@@ -147,23 +315,79 @@ class RAM(Traced, nn.Module):
             return self.cell(g_t, (h, cell))  # (b, core_size) twice
         return F.relu(self.recurrent(h) + self.input(g_t)), cell  # (b, core_size)
 
-    def forward(self, images: Tensor) -> RAMOutput:
+    def params(self) -> RAMParams:
+        """The parameters as fused_forward reads them."""
+        if self.config.core == "lstm":
+            hh, ih, bias = self.cell.weight_hh, self.cell.weight_ih, self.cell.bias_ih + self.cell.bias_hh
+        else:
+            hh, ih, bias = self.recurrent.weight, self.input.weight, self.recurrent.bias
+        return RAMParams(
+            self.glimpse_fc.weight,
+            self.glimpse_fc.bias,
+            self.location_fc.weight,
+            self.location_fc.bias,
+            self.what.weight,
+            self.what.bias,
+            self.where.weight,
+            hh,
+            ih,
+            bias,
+            self.locator.weight,
+            self.locator.bias,
+            self.baseline.weight,
+            self.baseline.bias,
+            self.classifier.weight,
+            self.classifier.bias,
+        )
+
+    def draw_noise(self, images: Tensor) -> Tensor | None:
+        """The policy's standard normal draws of a training forward on images, (g, b, 2); None in eval mode.
+
+        g calls of randn(b, 2), one per glimpse: the calls and the order of the eager loop, so a
+        forward given these draws samples what a forward drawing them itself would.
+        """
+        return self._draws(images) if self.training else None
+
+    def _draws(self, images: Tensor) -> Tensor:
+        b, g = images.shape[0], self.config.num_glimpses
+        return torch.stack([torch.randn(b, 2, dtype=images.dtype, device=images.device) for _ in range(g)])  # (g, b, 2)
+
+    def forward(self, images: Tensor, noise: Tensor | None = None) -> RAMOutput:
         """Glimpse g times, then classify.
 
         Training mode samples each location from the Gaussian policy (clamped to [-1, 1]);
-        eval mode looks at the policy's means, so it is deterministic.
+        eval mode looks at the policy's means, so it is deterministic. Runs the step `path` names
+        (the eager loop while a trace is attached).
 
         Args:
             images: (b, c, y, x) floats.
+            noise: (g, b, 2) the policy's draws in training mode (default: `draw_noise(images)`).
         Returns:
             RAMOutput: logits (b, classes), log_probs (b, g), baselines (b, g), locations (b, g, 2).
         """
+        if self.path == "eager" or self.tracing:
+            return self.forward_eager(images, noise)
+        self.retina.check(images)
+        cfg = self.config
+        b = images.shape[0]
+        if not self.training:
+            noise = images.new_zeros(cfg.num_glimpses, b, 2)  # (g, b, 2): the means themselves
+        elif noise is None:
+            noise = self._draws(images)  # (g, b, 2)
+        # Compiled for training steps only: an evaluation (no graph, other batch sizes) would compile
+        # graphs of its own for a few calls.
+        training = self.path == "compiled" and torch.is_grad_enabled()
+        step = _compiled_glimpse() if training else fused_glimpse
+        return fused_forward(images, noise, self.params(), cfg, step)
+
+    def forward_eager(self, images: Tensor, noise: Tensor | None = None) -> RAMOutput:
+        """The readable loop (the oracle of the other paths): images (b, c, y, x), noise as `forward`'s -> RAMOutput."""
         cfg = self.config
         b = images.shape[0]
         h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
         state = (h, torch.zeros_like(h))
         log_probs, baselines, locations = [], [], []
-        for _ in range(cfg.num_glimpses):
+        for t in range(cfg.num_glimpses):
             # The policy reads a detached state: its only training signal is REINFORCE. Without the
             # detach, the log-likelihood term would push the glimpse and core networks to make the
             # sampled locations likely, a gradient that has nothing to do with classifying.
@@ -171,7 +395,8 @@ class RAM(Traced, nn.Module):
             mean = torch.tanh(self.locator(features))  # (b, 2), mu_t
             baselines.append(self.baseline(features)[:, 0])  # (b,)
             if self.training:
-                action = (mean + cfg.location_std * torch.randn_like(mean)).detach()  # (b, 2)
+                draw = torch.randn_like(mean) if noise is None else noise[t]  # (b, 2)
+                action = (mean + cfg.location_std * draw).detach()  # (b, 2)
             else:
                 action = mean.detach()  # (b, 2)
             # The clamp belongs to the environment (the image's edges): the log-probability is of

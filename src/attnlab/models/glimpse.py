@@ -33,12 +33,24 @@ class RAMFamily(TaskModel):
         check_image_spec(spec, "ram")
         self.ram = RAM(config, num_classes=spec.num_outputs, image_channels=spec.image[0])
 
-    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    def draw_noise(self, inputs: Tensor) -> Tensor | None:
+        """The random draws a training forward on inputs makes, drawn now ((g, b, 2)); None in eval mode.
+
+        forward(inputs, targets, noise=draw_noise(inputs)) is forward(inputs, targets) with torch's
+        generator in the same state, so K seeds trained as one model (attnlab.train.vectorised)
+        draw what K runs would.
+        """
+        return self.ram.draw_noise(inputs)
+
+    def forward(
+        self, inputs: Tensor, targets: Tensor | None = None, noise: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Classify images from a few glimpses.
 
         Args:
             inputs: (b, c, y, x) floats, (c, y, x) == spec.image.
             targets: (b, 1) long labels, or None.
+            noise: (g, b, 2) the location policy's draws while training (default: drawn here).
         Returns:
             logits (b, 1, o); in training mode with targets, (logits, aux_loss) with aux_loss () the
             REINFORCE loss of the locations.
@@ -47,7 +59,7 @@ class RAMFamily(TaskModel):
             raise ValueError(
                 f"ram: inputs must be (b, {', '.join(map(str, self.spec.image))}); got {tuple(inputs.shape)}"
             )
-        out = self.ram(inputs)
+        out = self.ram(inputs, noise)
         logits = out.logits[:, None]  # (b, 1, o)
         if not (self.training and targets is not None):
             return logits
