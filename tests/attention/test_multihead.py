@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnlab.attention.multihead import KVCache, MultiHeadAttention, torch_masks_to_attend
+from attnlab.attention.multihead import KVCache, MultiHeadAttention, StaticKVCache, torch_masks_to_attend
 from attnlab.core import capture, causal_mask, padding_mask
 
 
@@ -78,6 +78,62 @@ def test_kv_cache_step_by_step_equals_full_causal(kv_heads):
     steps += [mha(x[:, t : t + 1], causal=True, cache=cache) for t in range(3, 7)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full)
     assert cache.length == 7
+
+
+@pytest.mark.parametrize("kv_heads", [4, 1])
+def test_static_kv_cache_writes_in_place_and_equals_the_growing_cache(kv_heads):
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4, num_kv_heads=kv_heads).double().eval()
+    x = torch.randn(2, 7, 16, dtype=torch.float64)
+    full = mha(x, causal=True)
+    cache = StaticKVCache.empty(2, kv_heads, 7, 4, like=x)
+    buffers = cache.k.data_ptr(), cache.v.data_ptr()
+    steps = [mha(x[:, :3], causal=True, cache=cache)]  # a prompt of 3, then one token at a time
+    steps += [mha(x[:, t : t + 1], causal=True, cache=cache) for t in range(3, 7)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full)
+    assert (cache.length, cache.capacity) == (7, 7)
+    assert (cache.k.data_ptr(), cache.v.data_ptr()) == buffers  # written in place, never reallocated
+    grown = KVCache()
+    mha(x, causal=True, cache=grown)
+    torch.testing.assert_close(cache.k[:, :, :7], grown.k)
+    assert cache.k[:, :, 7:].eq(0).all()  # the spare position is never written
+
+
+def test_static_kv_cache_grows_past_its_capacity():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).double().eval()
+    x = torch.randn(1, 6, 8, dtype=torch.float64)
+    cache = StaticKVCache.empty(1, 2, 2, 4, like=x)
+    steps = [mha(x[:, t : t + 1], causal=True, cache=cache) for t in range(6)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), mha(x, causal=True))
+    assert cache.length == 6 and cache.capacity >= 6
+
+
+def test_static_kv_cache_select_continues_like_the_selected_batch():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).double().eval()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    q = torch.randn(4, 1, 8, dtype=torch.float64)
+    index = torch.tensor([2, 0, 0, 1])
+    cache = StaticKVCache.empty(3, 2, 6, 4, like=x)
+    mha(x, causal=True, cache=cache)
+    picked = cache.select(index)
+    assert picked.length == 4 and picked.capacity == 6 and cache.k.shape[0] == 3  # the original is kept
+    want = mha(torch.cat([x[index], q], dim=1), causal=True)[:, -1:]  # (4, 1, d)
+    torch.testing.assert_close(mha(q, causal=True, cache=picked), want)
+
+
+def test_memory_cache_is_the_static_cache_a_first_call_fills():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2, kdim=6, vdim=6).double()
+    memory = torch.randn(2, 5, 6, dtype=torch.float64)
+    filled = KVCache(static=True)
+    q = torch.randn(2, 1, 8, dtype=torch.float64)
+    want = mha(q, memory, cache=filled)
+    projected = mha.memory_cache(memory)
+    assert projected.static
+    torch.testing.assert_close(projected.k, filled.k)
+    torch.testing.assert_close(mha(q, torch.zeros_like(memory), cache=projected), want)
 
 
 def test_static_cache_projects_memory_once():

@@ -7,8 +7,10 @@ from typing import ClassVar
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._dynamo.utils import counters
 
-from attnlab.attention.multihead import KVCache
+from attnlab.attention.multihead import KVCache, StaticKVCache
+from attnlab.core.fast import set_path
 from attnlab.models import build_model
 from attnlab.models.decoding import FINISHED_PAD_LOGIT, beam_search, cross_attention, greedy, greedy_logits, reorder
 from attnlab.models.transformer import DecoderCache
@@ -151,6 +153,45 @@ def test_beam_1_equals_greedy_on_random_weights(variant):
     assert out.shape == (6, 6)
     assert torch.equal(beam_search(model, inputs, 1, 6), out)
     assert torch.equal(out, greedy_logits(model, inputs, 6).argmax(-1))
+
+
+def test_reorder_indexes_static_caches_and_keeps_the_memory():
+    k, v = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    index = torch.tensor([1, 1, 2, 0])
+    (out,) = reorder([DecoderCache(StaticKVCache(k, v, length=3), KVCache(k + 1, v + 1, static=True))], index)
+    assert isinstance(out.self_attn, StaticKVCache) and out.self_attn.length == 3
+    torch.testing.assert_close(out.self_attn.v, v[index])
+    torch.testing.assert_close(out.cross_attn.k, k[index] + 1)
+
+
+@pytest.mark.parametrize("name", ["encdec", "lm"])
+def test_static_caches_decode_the_same_tokens_as_growing_ones(name):
+    spec = spec_for(eos=None)
+    torch.manual_seed(0)
+    model = build_model(name, TINY["encdec"], spec).eval()
+    inputs = sources(5, seed=6, left=name == "lm")
+    outs = {}
+    for path in ("eager", "fast"):  # a KVCache grown per step, or StaticKVCaches
+        set_path(model, path)
+        outs[path] = model(inputs), greedy(model, inputs, 6) if name == "encdec" else None
+        if name == "encdec":
+            outs[path] += (beam_search(model, inputs, 3, 6),)
+    torch.testing.assert_close(outs["fast"][0], outs["eager"][0])
+    for got, want in zip(outs["fast"][1:], outs["eager"][1:]):
+        assert got is None or torch.equal(got, want)
+
+
+def test_compiled_encdec_decodes_greedy_and_beam_like_eager():
+    model = tiny("encdec", spec_for(eos=None))
+    inputs = sources(4, seed=7)
+    set_path(model, "eager")
+    want_greedy, want_beam = greedy(model, inputs, 6), beam_search(model, inputs, 2, 6)
+    set_path(model, "compiled")
+    graphs = counters["stats"]["unique_graphs"]
+    assert torch.equal(greedy(model, inputs, 6), want_greedy)
+    assert torch.equal(beam_search(model, inputs, 2, 6), want_beam)
+    # a graph for the second step, one with the length symbolic, one more with the batch (b * k rows)
+    assert counters["stats"]["unique_graphs"] - graphs <= 3
 
 
 def test_beam_1_equals_greedy_on_a_trained_model():

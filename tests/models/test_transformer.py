@@ -3,12 +3,15 @@
 import pytest
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
 from attnlab.attention import POSITIONS
-from attnlab.attention.multihead import MultiHeadAttention
+from attnlab.attention.multihead import MultiHeadAttention, StaticKVCache
 from attnlab.core import capture, causal_mask, from_torch_mask, key_mask
-from attnlab.models import DecoderLayer, DecoderLM, EncoderDecoder, EncoderLayer, TransformerConfig
+from attnlab.core.fast import set_path
+from attnlab.models import DecoderLayer, DecoderLM, EncoderDecoder, EncoderLayer, TransformerConfig, build_model
 from attnlab.models.transformer import DecoderCache
+from attnlab.spec import PAD, TaskSpec
 
 
 def copy_linear(dst: nn.Linear, src: nn.Linear):
@@ -75,9 +78,11 @@ def tiny(positions="sinusoidal", **kw):
 
 @pytest.mark.parametrize("positions", sorted(POSITIONS))
 @pytest.mark.parametrize("norm_first", [True, False])
-def test_lm_kv_cache_generation_equals_recompute(positions, norm_first):
+@pytest.mark.parametrize("path", ["eager", "fast"])  # a growing KVCache, or StaticKVCaches
+def test_lm_kv_cache_generation_equals_recompute(positions, norm_first, path):
     torch.manual_seed(0)
     lm = DecoderLM(tiny(positions, norm_first=norm_first, num_kv_heads=2), 20, max_len=64).double().eval()
+    set_path(lm, path)
     prompt = torch.randint(1, 20, (3, 4))
     cached = lm.generate(prompt, 12, temperature=0, use_cache=True)
     plain = lm.generate(prompt, 12, temperature=0, use_cache=False)
@@ -103,15 +108,77 @@ def test_lm_sampling_is_seeded_and_respects_top_k():
 
 
 @pytest.mark.parametrize("positions", ["sinusoidal", "rope", "t5"])
-def test_encoder_decoder_cached_generation_equals_recompute(positions):
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_encoder_decoder_cached_generation_equals_recompute(positions, path):
     torch.manual_seed(0)
     model = EncoderDecoder(tiny(positions, num_decoder_layers=3), 20, 20, max_len=64).double().eval()
+    set_path(model, path)
     src = torch.randint(3, 20, (3, 6))
     src[1, 4:] = 0  # padding
     cached = model.generate(src, bos_id=1, eos_id=2, max_len=10, use_cache=True)
     plain = model.generate(src, bos_id=1, eos_id=2, max_len=10, use_cache=False)
     assert torch.equal(cached, plain)
     assert len(model.decoder.layers) == 3
+
+
+def test_sampling_draws_the_same_tokens_on_every_path():
+    torch.manual_seed(0)
+    lm = DecoderLM(tiny("rope"), 20, max_len=64).double().eval()
+    prompt = torch.randint(1, 20, (2, 3))
+    drawn = []
+    for path in ("eager", "fast"):
+        set_path(lm, path)
+        drawn.append(lm.generate(prompt, 10, top_k=5, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(drawn[0], drawn[1])
+
+
+def test_static_caches_are_allocated_once_for_the_whole_sequence():
+    torch.manual_seed(0)
+    lm = DecoderLM(tiny("alibi", num_kv_heads=2), 20, max_len=64).eval()
+    caches = lm.static_caches(3, 9)
+    assert len(caches) == 2 and all(isinstance(c, StaticKVCache) for c in caches)
+    assert caches[0].k.shape == (3, 2, 10, 4) and caches[0].capacity == 9  # one spare position
+    prompt, token = torch.randint(1, 20, (3, 4)), torch.randint(1, 20, (3, 1))
+    lm.decode_step(prompt, caches)
+    pointer = caches[1].v.data_ptr()
+    step = lm.decode_step(token, caches)  # (b, V)
+    assert caches[1].v.data_ptr() == pointer and caches[1].length == 5
+    torch.testing.assert_close(step, lm(torch.cat([prompt, token], 1))[0][:, -1])
+
+
+def test_compiled_generation_equals_eager_and_compiles_at_most_twice():
+    torch.manual_seed(0)
+    lm = DecoderLM(tiny("rope", num_layers=1, num_kv_heads=2), 20, max_len=64).eval()
+    prompt = torch.randint(1, 20, (2, 4))
+    set_path(lm, "eager")
+    want = lm.generate(prompt, 10, temperature=0)
+    set_path(lm, "compiled")
+    graphs = counters["stats"]["unique_graphs"]
+    assert torch.equal(lm.generate(prompt, 10, temperature=0), want)
+    # the first step compiles a graph for its length; the second, one where the length is symbolic
+    assert counters["stats"]["unique_graphs"] - graphs <= 2
+    with capture(lm) as trace:  # a trace runs the eager step, so it records every layer at every step
+        assert torch.equal(lm.generate(prompt, 3, temperature=0), want[:, :7])
+    assert len(trace) == 4
+
+
+def test_compiled_training_forward_equals_fast_in_logits_and_gradients():
+    spec = TaskSpec(seq_len=6, answer_len=2, vocab_size=11, num_outputs=5)
+    inputs = torch.randint(1, 11, (3, 6))
+    inputs[0, :2] = PAD
+    config = {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 32, "dropout": 0.2}
+    grads = {}
+    for path in ("fast", "compiled"):
+        torch.manual_seed(0)
+        model = build_model("transformer", config, spec).train()
+        set_path(model, path)
+        torch.manual_seed(1)  # the compiled step draws its dropout masks like the eager one
+        logits = model(inputs)  # (b, n, o)
+        logits.square().sum().backward()
+        grads[path] = logits.detach(), {n: p.grad for n, p in model.named_parameters()}
+    torch.testing.assert_close(grads["compiled"][0], grads["fast"][0])
+    for name, grad in grads["fast"][1].items():
+        torch.testing.assert_close(grads["compiled"][1][name], grad, msg=name)
 
 
 def test_decoder_caches_select_rows_for_beams():
@@ -166,6 +233,14 @@ def test_overfits_one_batch(model_cls):
         loss.backward()
         opt.step()
     assert loss.item() < 0.05
+
+
+def test_ff_dropout_sets_the_dropout_after_the_activation_alone():
+    layer = EncoderLayer(TransformerConfig(**{**CFG, "dropout": 0.1}, ff_dropout=0.0))
+    assert layer.ff.dropout.p == 0.0 and layer.sub.drops[0].p == 0.1 and layer.attn.dropout == 0.1
+    assert EncoderLayer(TransformerConfig(**{**CFG, "dropout": 0.1})).ff.dropout.p == 0.1  # None: dropout
+    with pytest.raises(ValueError, match=r"TransformerConfig.ff_dropout: must be in \[0, 1\); got 1.0"):
+        TransformerConfig(ff_dropout=1.0)
 
 
 def test_config_errors_name_the_field():

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.positions import Positions
@@ -50,6 +51,53 @@ class KVCache:
         if self.k is None or self.v is None:
             return KVCache(static=self.static)
         return KVCache(self.k.index_select(0, index), self.v.index_select(0, index), self.static)  # (b', hk, j, e)
+
+
+@dataclass
+class StaticKVCache:
+    """Keys and values of one self-attention layer in buffers allocated once for `capacity` positions.
+
+    Each call writes its new positions in place after the `length` filled ones and attends over the
+    filled prefix, so decoding allocates nothing per step and every step sees tensors of the same
+    shapes (what a compiled step needs). Same interface as a self-attention KVCache. A sequence that
+    outgrows the buffers reallocates them at twice the size.
+    """
+
+    k: Tensor  # (b, hk, n + 1, e), n = capacity
+    v: Tensor  # (b, hk, n + 1, e)
+    length: int = 0  # positions filled, 0 .. n
+
+    @classmethod
+    def empty(cls, batch_size: int, num_kv_heads: int, capacity: int, head_dim: int, *, like: Tensor) -> StaticKVCache:
+        """Zeroed buffers for `capacity` positions, with the dtype and device of `like`.
+
+        One more position than asked for is allocated and never filled: the filled prefix is then
+        never the whole buffer, whose contiguous layout a compiled step would see as a new case
+        and compile again for.
+        """
+        shape = (batch_size, num_kv_heads, capacity + 1, head_dim)
+        return cls(like.new_zeros(shape), like.new_zeros(shape))  # (b, hk, n + 1, e) each
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[2] - 1
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write k, v (b, hk, t, e) at positions length .. length + t - 1; return the filled (b, hk, j, e)."""
+        start, t = self.length, k.shape[2]
+        if start + t > self.capacity:  # more positions than it was allocated for: grow, doubling
+            extra = max(start + t, 2 * self.capacity) - self.capacity
+            self.k = F.pad(self.k, (0, 0, 0, extra))  # (b, hk, n' + 1, e)
+            self.v = F.pad(self.v, (0, 0, 0, extra))  # (b, hk, n' + 1, e)
+        self.k[:, :, start : start + t] = k
+        self.v[:, :, start : start + t] = v
+        self.length = start + t
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]  # (b, hk, j, e) each
+
+    def select(self, index: Tensor) -> StaticKVCache:
+        """A new cache holding the rows `index` (b',) of this one: beams expanded or reordered."""
+        k, v = self.k.index_select(0, index), self.v.index_select(0, index)  # (b', hk, n + 1, e) each
+        return StaticKVCache(k, v, self.length)
 
 
 class MultiHeadAttention(Traced, nn.Module):
@@ -102,7 +150,7 @@ class MultiHeadAttention(Traced, nn.Module):
         bias: Tensor | None = None,
         causal: bool = False,
         positions: Positions | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
     ) -> Tensor:
         """Attend from `query` to `key`/`value` (to `query` itself when key is None).
 
@@ -116,7 +164,8 @@ class MultiHeadAttention(Traced, nn.Module):
             positions: a positional scheme whose `rotate(x, offset)` is applied to queries and keys
                 of self-attention (rotary embeddings); None for none.
             cache: a KVCache to extend (self-attention) or to fill once and reuse (static,
-                cross-attention). The rotary offset is the number of positions already cached.
+                cross-attention), or a StaticKVCache written in place (self-attention). The rotary
+                offset is the number of positions already cached.
         Returns:
             (b, i, d).
         """
@@ -126,9 +175,10 @@ class MultiHeadAttention(Traced, nn.Module):
         self._check(query, key, value)
         b, i, _ = query.shape
         q = self.q_proj(query).view(b, i, self.num_heads, self.head_dim).transpose(1, 2)  # (b, h, i, e)
-        offset = 0 if cache is None or cache.static else cache.length
-        if cache is not None and cache.static and cache.k is not None and cache.v is not None:
-            k, v = cache.k, cache.v  # (b, hk, j, e)
+        memory = cache if isinstance(cache, KVCache) and cache.static else None  # cross keys, projected once
+        offset = 0 if cache is None or memory is not None else cache.length
+        if memory is not None and memory.k is not None and memory.v is not None:
+            k, v = memory.k, memory.v  # (b, hk, j, e)
         else:
             k = self._heads(self.k_proj(key))  # (b, hk, t, e)
             v = self._heads(self.v_proj(value))  # (b, hk, t, e)
@@ -153,6 +203,11 @@ class MultiHeadAttention(Traced, nn.Module):
             self.record("self" if self_attn else "cross", weights)
         out = out.transpose(1, 2).reshape(b, i, self.embed_dim)  # (b, i, d)
         return self.out_proj(out)
+
+    def memory_cache(self, key: Tensor, value: Tensor | None = None) -> KVCache:
+        """The static cache of cross-attention to key (b, j, kdim) / value (b, j, vdim), projected once."""
+        value = key if value is None else value
+        return KVCache(self._heads(self.k_proj(key)), self._heads(self.v_proj(value)), static=True)  # (b, hk, j, e)
 
     def _heads(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape

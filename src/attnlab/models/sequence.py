@@ -14,6 +14,10 @@ encdec uses the shared InputEmbedding for its source; the LM keeps DecoderLM's e
 is tied to its output head over the one vocabulary of inputs and answers.
 
 Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records them all.
+On the "compiled" path (attnlab.core.fast) each family's forward (training and evaluation) runs
+through torch.compile: the whole forward of "transformer", the teacher-forced forward of "encdec"
+and "lm", and their single-token decoding steps (StaticKVCache, see attnlab.models.transformer).
+A trace attached, or the "eager" and "fast" paths, run the code as written.
 All three take TransformerConfig; the registry entries' defaults size them for about 1e5 parameters
 on a small task, like the baselines (embed_dim 64, ff_dim 256, no dropout; encdec has one encoder
 and one decoder layer). num_decoder_layers is read by encdec only, tie_embeddings by encdec and lm.
@@ -28,10 +32,18 @@ from torch import Tensor, nn
 
 from attnlab.attention.positions import build_positions
 from attnlab.core import key_mask
+from attnlab.core.fast import FastPath
 from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers
 from attnlab.models.decoding import greedy_logits
 from attnlab.models.registry import MODELS, TaskModel
-from attnlab.models.transformer import DecoderCache, DecoderLM, Encoder, EncoderDecoder, TransformerConfig
+from attnlab.models.transformer import (
+    DecoderLM,
+    Encoder,
+    EncoderDecoder,
+    TransformerConfig,
+    lazy_compiled,
+    tracing,
+)
 from attnlab.spec import PAD, TaskSpec
 
 STACK_DEFAULTS: dict[str, Any] = {"embed_dim": 64, "ff_dim": 256, "dropout": 0.0}  # about 1e5 parameters
@@ -54,10 +66,11 @@ def require_token_answers(model: str, spec: TaskSpec, same_vocab: bool) -> None:
 
 
 @MODELS.register("transformer", defaults=STACK_DEFAULTS)
-class TransformerModel(TaskModel):
+class TransformerModel(FastPath, TaskModel):
     """Transformer encoder (bidirectional, PAD keys masked), answers read at the last n positions."""
 
     Config = TransformerConfig
+    fast_step_name = "forward"
 
     def __init__(self, config: TransformerConfig, spec: TaskSpec):
         super().__init__(config, spec)
@@ -72,6 +85,12 @@ class TransformerModel(TaskModel):
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
         """inputs (b, t) ids or (b, t, f) floats -> logits (b, n, o)."""
+        if self.path == "compiled" and not tracing(self):
+            return lazy_compiled(self, "_compiled_forward", self.logits, "transformer forward")(inputs)
+        return self.logits(inputs)
+
+    def logits(self, inputs: Tensor) -> Tensor:
+        """The forward as written: inputs (b, t) ids or (b, t, f) floats -> logits (b, n, o)."""
         mask = key_mask(inputs != PAD) if self.spec.tokens else None  # (b, 1, 1, t)
         x = self.drop(self.positions.embed(self.embed(inputs)))  # (b, t, d)
         x = self.encoder(x, mask=mask, positions=self.positions)  # (b, t, d)
@@ -79,7 +98,7 @@ class TransformerModel(TaskModel):
 
 
 @MODELS.register("encdec", defaults={**STACK_DEFAULTS, "num_layers": 1})
-class EncoderDecoderModel(TaskModel):
+class EncoderDecoderModel(FastPath, TaskModel):
     """Transformer encoder-decoder: decodes the n answers after BOS (greedy, KV-cached, in eval).
 
     Implements the incremental interface of attnlab.models.decoding (start / step / teacher_force).
@@ -87,6 +106,7 @@ class EncoderDecoderModel(TaskModel):
 
     Config = TransformerConfig
     seq2seq: ClassVar[bool] = True
+    fast_step_name = "teacher-forced forward"
 
     def __init__(self, config: TransformerConfig, spec: TaskSpec):
         super().__init__(config, spec)
@@ -106,27 +126,42 @@ class EncoderDecoderModel(TaskModel):
 
     def teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """All n steps at once, each fed the previous target: inputs (b, t), targets (b, n) -> (b, n, o)."""
+        if self.path == "compiled" and not tracing(self):
+            return lazy_compiled(self, "_compiled_forward", self._teacher_force, "encdec teacher forcing")(
+                inputs, targets
+            )
+        return self._teacher_force(inputs, targets)
+
+    def _teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
         bos = targets.new_full((targets.shape[0], 1), self.bos_id)  # (b, 1)
         logits, _ = self.net(inputs, torch.cat([bos, targets[:, :-1]], dim=1))  # (b, n, o + 1)
         return logits[..., : self.spec.num_outputs]  # (b, n, o)
 
     def start(self, inputs: Tensor) -> dict:
-        """Encode once: the memory, its PAD mask and an empty DecoderCache per layer (cross keys static)."""
+        """Encode once: the memory, its PAD mask and a DecoderCache per layer (cross keys static).
+
+        The self-attention caches grow per step on the net's "eager" path (or while traced) and are
+        StaticKVCaches for max_len steps otherwise.
+        """
         memory, mask = self.net.encode(inputs)  # (b, t, d), (b, 1, 1, t)
-        return {"memory": memory, "mask": mask, "caches": [DecoderCache() for _ in self.net.decoder.layers]}
+        eager = self.net.path == "eager" or tracing(self)
+        caches = self.net.new_caches() if eager else self.net.static_caches(memory)
+        return {"memory": memory, "mask": mask, "caches": caches}
 
     def step(self, tokens: Tensor, state: dict) -> tuple[Tensor, dict]:
         """One decoding step: tokens (b,) -> logits (b, o); the state's caches grow in place."""
-        logits = self.net.decode(tokens[:, None], state["memory"], state["mask"], state["caches"])  # (b, 1, o + 1)
-        return logits[:, -1, : self.spec.num_outputs], state  # (b, o)
+        step = self.net.token_step()
+        logits = step(tokens[:, None], state["memory"], state["mask"], state["caches"])  # (b, o + 1)
+        return logits[:, : self.spec.num_outputs], state  # (b, o)
 
 
 @MODELS.register("lm", defaults=STACK_DEFAULTS)
-class LanguageModel(TaskModel):
+class LanguageModel(FastPath, TaskModel):
     """Decoder-only transformer over inputs ++ answers, PAD masked (greedy, KV-cached, in eval)."""
 
     Config = TransformerConfig
     seq2seq: ClassVar[bool] = True
+    fast_step_name = "teacher-forced forward"
 
     def __init__(self, config: TransformerConfig, spec: TaskSpec):
         super().__init__(config, spec)
@@ -138,13 +173,25 @@ class LanguageModel(TaskModel):
 
         Left padding is never attended: the prompt's PAD keys are masked, in training and decoding.
         """
-        t = inputs.shape[1]
-        real = inputs != PAD  # (b, t)
         if self.training and targets is not None:
-            seq = torch.cat([inputs, targets[:, :-1]], dim=1)  # (b, t + n - 1)
-            keep = torch.cat([real, torch.ones_like(targets[:, :-1], dtype=torch.bool)], dim=1)  # (b, t + n - 1)
-            logits, _ = self.net(seq, mask=key_mask(keep))  # (b, t + n - 1, V)
-            return logits[:, t - 1 :]  # (b, n, V)
+            if self.path == "compiled" and not tracing(self):
+                return lazy_compiled(self, "_compiled_forward", self._teacher_force, "lm teacher forcing")(
+                    inputs, targets
+                )
+            return self._teacher_force(inputs, targets)
+        if self.net.path == "eager" or tracing(self):
+            return self._greedy_eager(inputs)
+        return self._greedy_static(inputs)
+
+    def _teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        t = inputs.shape[1]
+        seq = torch.cat([inputs, targets[:, :-1]], dim=1)  # (b, t + n - 1)
+        keep = torch.cat([inputs != PAD, torch.ones_like(targets[:, :-1], dtype=torch.bool)], dim=1)  # (b, t + n - 1)
+        logits, _ = self.net(seq, mask=key_mask(keep))  # (b, t + n - 1, V)
+        return logits[:, t - 1 :]  # (b, n, V)
+
+    def _greedy_eager(self, inputs: Tensor) -> Tensor:
+        real = inputs != PAD  # (b, t)
         caches = self.net.new_caches()
         logits = self.net(inputs, caches=caches, mask=key_mask(real))[0][:, -1]  # (b, V)
         steps = [logits]
@@ -152,5 +199,19 @@ class LanguageModel(TaskModel):
             token = logits.argmax(-1, keepdim=True)  # (b, 1)
             real = torch.cat([real, torch.ones_like(token, dtype=torch.bool)], dim=1)  # (b, j + 1)
             logits = self.net(token, caches=caches, mask=key_mask(real))[0][:, -1]  # (b, V)
+            steps.append(logits)
+        return torch.stack(steps, dim=1)  # (b, n, V)
+
+    def _greedy_static(self, inputs: Tensor) -> Tensor:
+        """_greedy_eager with StaticKVCaches and the key mask preallocated (net's step compiled on "compiled")."""
+        (b, t), n = inputs.shape, self.spec.answer_len
+        keep = torch.ones(b, t + n - 1, dtype=torch.bool, device=inputs.device)  # (b, t + n - 1)
+        keep[:, :t] = inputs != PAD
+        caches, head_t = self.net.static_caches(b, t + n - 1), self.net.head_transposed()
+        step = self.net.token_step()
+        logits = self.net.decode_step(inputs, caches, key_mask(keep[:, :t]), head_t)  # (b, V)
+        steps = [logits]
+        for j in range(t + 1, t + n):
+            logits = step(logits.argmax(-1, keepdim=True), caches, key_mask(keep[:, :j]), head_t)  # (b, V)
             steps.append(logits)
         return torch.stack(steps, dim=1)  # (b, n, V)

@@ -12,23 +12,61 @@ sequence, the padding id) is given to DecoderLM and EncoderDecoder as arguments.
 
 Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records the
 per-head weights of every layer ("self" and "cross").
+
+Decoding paths (attnlab.core.fast; `generate` follows the model's `path`, and runs "eager" whenever
+a trace is attached):
+
+    "eager"     each step appends its keys/values to a KVCache (a concatenation per step)
+    "fast"      StaticKVCache buffers allocated once for the whole sequence, written in place
+    "compiled"  the same, with the single-token step (`decode_step`) through torch.compile
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.attention.multihead import KVCache, MultiHeadAttention
+from attnlab.attention.multihead import KVCache, MultiHeadAttention, StaticKVCache
 from attnlab.attention.positions import POSITIONS, Positions, build_positions
-from attnlab.core import key_mask
+from attnlab.core import Traced, key_mask
+from attnlab.core.fast import FastPath, compiled
 from attnlab.spec import PAD
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+SelfCache = KVCache | StaticKVCache  # a self-attention layer's cache: grown by concatenation, or preallocated
+
+
+def tracing(module: nn.Module) -> bool:
+    """True while a trace is attached to any attention module inside `module` (run the eager step then)."""
+    return any(isinstance(m, Traced) and m.tracing for m in module.modules())
+
+
+def lazy_compiled(owner: Any, attr: str, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """`compiled(fn, name)`, made on the first call and kept on `owner` (one compiled step per module).
+
+    Dropout masks in the compiled graph are drawn by aten's bernoulli, as in eager mode: inductor's
+    own generator is several times slower on a CPU (a third of a BERT-sized training step), and
+    with it a compiled step draws the same masks as the eager one from the same seed.
+    """
+    step = owner.__dict__.get(attr)
+    if step is None:
+        fast = compiled(fn, name)
+
+        def step(*args: Any) -> Any:
+            if not owner.training:  # no dropout to draw
+                return fast(*args)
+            import torch._inductor.config as inductor  # loaded by torch.compile already
+
+            with inductor.patch(fallback_random=True):
+                return fast(*args)
+
+        owner.__dict__[attr] = step
+    return step
 
 
 @dataclass(frozen=True)
@@ -42,6 +80,7 @@ class TransformerConfig:
     num_decoder_layers: int | None = None  # decoder layers of an encoder-decoder; None = num_layers
     ff_dim: int = 512  # hidden width of the feed-forward sublayer
     dropout: float = 0.1  # on attention weights, sublayer outputs and embeddings
+    ff_dropout: float | None = None  # after the feed-forward activation; None = dropout, 0 = none (as BERT)
     activation: str = "gelu"  # feed-forward nonlinearity: relu or gelu
     norm_first: bool = True  # pre-norm (True) or the paper's post-norm (False)
     positions: str = "sinusoidal"  # positional scheme, a name in attnlab.attention.POSITIONS
@@ -62,8 +101,10 @@ class TransformerConfig:
             raise ValueError(
                 f"TransformerConfig.embed_dim: {self.embed_dim} is not divisible by num_heads {self.num_heads}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TransformerConfig.dropout: must be in [0, 1); got {self.dropout}")
+        for name in ("dropout", "ff_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"TransformerConfig.{name}: must be in [0, 1); got {value}")
 
 
 class FeedForward(nn.Module):
@@ -73,7 +114,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(cfg.embed_dim, cfg.ff_dim, bias=cfg.bias)
         self.linear2 = nn.Linear(cfg.ff_dim, cfg.embed_dim, bias=cfg.bias)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout if cfg.ff_dropout is None else cfg.ff_dropout)
         self.act = ACTIVATIONS[cfg.activation]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -118,7 +159,7 @@ class EncoderLayer(nn.Module):
         bias: Tensor | None = None,
         causal: bool = False,
         positions: Positions | None = None,
-        cache: KVCache | None = None,
+        cache: SelfCache | None = None,
     ) -> Tensor:
         """x (b, t, d) -> (b, t, d); mask, bias, causal, positions and cache as in MultiHeadAttention."""
         x = self.sub.residual(
@@ -131,7 +172,7 @@ class EncoderLayer(nn.Module):
 class DecoderCache:
     """A decoder layer's caches: its own keys/values, and the encoder's projected once."""
 
-    self_attn: KVCache = field(default_factory=KVCache)
+    self_attn: SelfCache = field(default_factory=KVCache)
     cross_attn: KVCache = field(default_factory=lambda: KVCache(static=True))
 
     def select(self, index: Tensor) -> DecoderCache:
@@ -200,9 +241,9 @@ class Encoder(_Stack):
         mask: Tensor | None = None,
         causal: bool = False,
         positions: Positions | None = None,
-        caches: list[KVCache] | None = None,
+        caches: Sequence[SelfCache] | None = None,
     ) -> Tensor:
-        """x (b, t, d) already embedded -> (b, t, d). `caches`: one KVCache per layer, for decoding."""
+        """x (b, t, d) already embedded -> (b, t, d). `caches`: one cache per layer, for decoding."""
         bias = self._bias(positions, x.shape[1], 0 if caches is None else caches[0].length)
         for n, layer in enumerate(self.layers):
             cache = None if caches is None else caches[n]
@@ -223,7 +264,7 @@ class Decoder(_Stack):
         self_mask: Tensor | None = None,
         memory_mask: Tensor | None = None,
         positions: Positions | None = None,
-        caches: list[DecoderCache] | None = None,
+        caches: Sequence[DecoderCache] | None = None,
     ) -> Tensor:
         """x (b, t, d) embedded targets, memory (b, s, d) -> (b, t, d)."""
         bias = self._bias(positions, x.shape[1], 0 if caches is None else caches[0].self_attn.length)
@@ -265,7 +306,7 @@ def _next_token(logits: Tensor, temperature: float, top_k: int | None, generator
     return (logits - torch.log(-torch.log(u))).argmax(-1)  # (b,)
 
 
-class DecoderLM(nn.Module):
+class DecoderLM(FastPath, nn.Module):
     """Decoder-only language model: a causal stack of EncoderLayers with a tied output head.
 
     Args:
@@ -274,6 +315,8 @@ class DecoderLM(nn.Module):
         max_len: the longest sequence (prompt and continuation) the positional scheme prepares for.
         pad_id: token id of padding: never a target of the loss.
     """
+
+    fast_step_name = "static KV cache decoding"
 
     def __init__(self, cfg: TransformerConfig, vocab_size: int, *, max_len: int = 1024, pad_id: int = PAD):
         super().__init__()
@@ -295,7 +338,7 @@ class DecoderLM(nn.Module):
         idx: Tensor,
         targets: Tensor | None = None,
         *,
-        caches: list[KVCache] | None = None,
+        caches: Sequence[SelfCache] | None = None,
         mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """idx (b, t) token ids -> (logits (b, t, V), loss or None). targets (b, t), pad_id ignored.
@@ -303,14 +346,56 @@ class DecoderLM(nn.Module):
         mask: (b, 1, 1, j) keys that may be attended on top of the causal mask (e.g. not left
         padding), j counting the cached keys too.
         """
-        offset = 0 if caches is None else caches[0].length
-        x = self.drop(self.positions.embed(self.embed(idx), offset))  # (b, t, d)
-        x = self.blocks(x, mask=mask, causal=True, positions=self.positions, caches=caches)  # (b, t, d)
-        logits = self.head(x)  # (b, t, V)
+        logits = self.head(self.hidden(idx, caches=caches, mask=mask))  # (b, t, V)
         return logits, _loss(logits, targets, self.pad_id)
 
+    def hidden(self, idx: Tensor, *, caches: Sequence[SelfCache] | None = None, mask: Tensor | None = None) -> Tensor:
+        """idx (b, t) token ids -> the last layer's states (b, t, d), before the head; mask as in forward."""
+        offset = 0 if caches is None else caches[0].length
+        x = self.drop(self.positions.embed(self.embed(idx), offset))  # (b, t, d)
+        return self.blocks(x, mask=mask, causal=True, positions=self.positions, caches=caches)  # (b, t, d)
+
+    def decode_step(
+        self, idx: Tensor, caches: Sequence[SelfCache], mask: Tensor | None = None, head_t: Tensor | None = None
+    ) -> Tensor:
+        """Feed idx (b, t) after the cached positions -> logits (b, V) of its last position; caches grow by t.
+
+        head_t: the head's weight as `head_transposed()` gives it (d, V), for the same logits faster.
+        """
+        x = self.hidden(idx, caches=caches, mask=mask)[:, -1]  # (b, d)
+        return self.head(x) if head_t is None else x @ head_t  # (b, V)
+
+    def head_transposed(self) -> Tensor:
+        """The head's weight W (V, d) as a contiguous W^T (d, V), remade only when W changes.
+
+        x W^T for a few rows reads W^T in memory order and runs about twice as fast on a CPU as
+        F.linear over W, which matters when the head is the largest matrix (GPT-2's: 50257 x d).
+        """
+        w = self.head.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        kept = self.__dict__.get("_head_t")
+        if kept is None or kept[0] != key:
+            kept = (key, w.detach().t().contiguous())  # (d, V)
+            self.__dict__["_head_t"] = kept
+        return kept[1]
+
+    def token_step(self) -> Callable[..., Tensor]:
+        """`decode_step`, compiled on the "compiled" path (eager whenever a trace is attached)."""
+        if self.path == "compiled" and not tracing(self):
+            return lazy_compiled(self, "_compiled_step", self.decode_step, "DecoderLM.decode_step")
+        return self.decode_step
+
     def new_caches(self) -> list[KVCache]:
+        """An empty KVCache per layer, grown by concatenation (the eager decoding path)."""
         return [KVCache() for _ in self.blocks.layers]
+
+    def static_caches(self, batch_size: int, capacity: int) -> list[StaticKVCache]:
+        """A StaticKVCache per layer for `capacity` positions of `batch_size` rows, allocated once."""
+        attn = cast(EncoderLayer, self.blocks.layers[0]).attn
+        return [
+            StaticKVCache.empty(batch_size, attn.num_kv_heads, capacity, attn.head_dim, like=self.embed.weight)
+            for _ in self.blocks.layers
+        ]
 
     @torch.no_grad()
     def generate(
@@ -326,8 +411,11 @@ class DecoderLM(nn.Module):
         """Continue the prompts idx (b, t) by max_new_tokens tokens -> (b, t + max_new_tokens).
 
         temperature 0 is greedy. With use_cache, the prompt is run once and each step feeds only
-        the newest token, reusing every layer's cached keys and values.
+        the newest token, reusing every layer's cached keys and values: KVCaches that grow on the
+        "eager" path, StaticKVCaches for the whole sequence on "fast" and "compiled".
         """
+        if use_cache and self.path != "eager" and not tracing(self):
+            return self._generate_static(idx, max_new_tokens, temperature, top_k, generator)
         caches = self.new_caches() if use_cache else None
         logits, _ = self(idx, caches=caches)  # (b, t, V)
         for _ in range(max_new_tokens):
@@ -336,8 +424,26 @@ class DecoderLM(nn.Module):
             logits, _ = self(nxt[:, None], caches=caches) if use_cache else self(idx)
         return idx
 
+    def _generate_static(
+        self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None, generator: torch.Generator | None
+    ) -> Tensor:
+        """generate with StaticKVCaches and a preallocated output; the prompt runs uncompiled (its length varies)."""
+        b, t = idx.shape
+        total = t + max_new_tokens
+        out = idx.new_empty(b, total)  # (b, t + n)
+        out[:, :t] = idx
+        caches, head_t = self.static_caches(b, total), self.head_transposed()
+        step = self.token_step()
+        logits = self.decode_step(idx, caches, head_t=head_t)  # (b, V)
+        for n in range(t, total):
+            nxt = _next_token(logits, temperature, top_k, generator)  # (b,)
+            out[:, n] = nxt
+            if n + 1 < total:  # the last token's logits are never used
+                logits = step(nxt[:, None], caches, None, head_t)  # (b, V)
+        return out
 
-class EncoderDecoder(nn.Module):
+
+class EncoderDecoder(FastPath, nn.Module):
     """The original transformer: encoder over the source, decoder with cross-attention over it.
 
     Args:
@@ -347,6 +453,8 @@ class EncoderDecoder(nn.Module):
         max_len: the longest source or target sequence the positional schemes prepare for.
         pad_id: token id of padding in both: never attended, never a target.
     """
+
+    fast_step_name = "static KV cache decoding"
 
     def __init__(
         self,
@@ -384,13 +492,46 @@ class EncoderDecoder(nn.Module):
         return self.encoder(x, mask=mask, positions=self.src_positions), mask
 
     def decode(
-        self, tgt: Tensor, memory: Tensor, memory_mask: Tensor, caches: list[DecoderCache] | None = None
+        self, tgt: Tensor, memory: Tensor, memory_mask: Tensor, caches: Sequence[DecoderCache] | None = None
     ) -> Tensor:
         """tgt (b, t) target ids so far -> logits (b, t, V_tgt)."""
         offset = 0 if caches is None else caches[0].self_attn.length
         x = self.drop(self.tgt_positions.embed(self.tgt_embed(tgt), offset))  # (b, t, d)
         x = self.decoder(x, memory, memory_mask=memory_mask, positions=self.tgt_positions, caches=caches)
         return self.head(x)  # (b, t, V_tgt)
+
+    def decode_step(self, tgt: Tensor, memory: Tensor, memory_mask: Tensor, caches: Sequence[DecoderCache]) -> Tensor:
+        """Feed tgt (b, t) after the cached positions -> logits (b, V_tgt) of its last position."""
+        return self.decode(tgt, memory, memory_mask, caches)[:, -1]  # (b, V_tgt)
+
+    def token_step(self) -> Callable[..., Tensor]:
+        """`decode_step`, compiled on the "compiled" path (eager whenever a trace is attached)."""
+        if self.path != "compiled" or tracing(self):
+            return self.decode_step
+        fast = lazy_compiled(self, "_compiled_step", self.decode_step, "EncoderDecoder.decode_step")
+
+        def step(tgt: Tensor, memory: Tensor, memory_mask: Tensor, caches: Sequence[DecoderCache]) -> Tensor:
+            # The first step (nothing cached yet) runs uncompiled, like a prompt: a graph for an
+            # empty cache would serve one step per sentence and cost a compile of its own.
+            first = caches[0].self_attn.length == 0
+            return (self.decode_step if first else fast)(tgt, memory, memory_mask, caches)
+
+        return step
+
+    def new_caches(self) -> list[DecoderCache]:
+        """An empty DecoderCache per decoder layer, grown by concatenation (the eager decoding path)."""
+        return [DecoderCache() for _ in self.decoder.layers]
+
+    def static_caches(self, memory: Tensor, capacity: int | None = None) -> list[DecoderCache]:
+        """Per decoder layer: a StaticKVCache for `capacity` target positions (default max_len) and
+        the memory's (b, s, d) cross-attention keys and values, projected once."""
+        capacity = self.max_len if capacity is None else capacity
+        caches = []
+        for layer in self.decoder.layers:
+            attn, cross = cast(DecoderLayer, layer).self_attn, cast(DecoderLayer, layer).cross_attn
+            own = StaticKVCache.empty(memory.shape[0], attn.num_kv_heads, capacity, attn.head_dim, like=memory)
+            caches.append(DecoderCache(own, cross.memory_cache(memory)))
+        return caches
 
     def forward(self, src: Tensor, tgt: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: src (b, s), tgt (b, t) decoder inputs, targets (b, t) -> (logits, loss)."""
@@ -403,11 +544,15 @@ class EncoderDecoder(nn.Module):
         """Greedy decoding from src (b, s) -> (b, <= max_len + 1) target ids starting with bos_id.
 
         A finished sentence (eos produced) is padded with pad_id; decoding stops when all are finished.
+        With use_cache, KVCaches grow on the "eager" path; StaticKVCaches hold the whole output on
+        "fast" and "compiled".
         """
+        if use_cache and self.path != "eager" and not tracing(self):
+            return self._generate_static(src, bos_id, eos_id, max_len)
         memory, mask = self.encode(src)
         out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-        caches = [DecoderCache() for _ in self.decoder.layers] if use_cache else None
+        caches = self.new_caches() if use_cache else None
         for _ in range(max_len):
             step_in = out[:, -1:] if use_cache else out
             logits = self.decode(step_in, memory, mask, caches)  # (b, t, V)
@@ -416,4 +561,22 @@ class EncoderDecoder(nn.Module):
             done |= nxt == eos_id
             if bool(done.all()):
                 break
+        return out
+
+    def _generate_static(self, src: Tensor, bos_id: int, eos_id: int, max_len: int) -> Tensor:
+        """generate with StaticKVCaches and a preallocated output."""
+        memory, mask = self.encode(src)
+        b = src.shape[0]
+        out = torch.full((b, max_len + 1), self.pad_id, dtype=torch.long, device=src.device)  # (b, n + 1)
+        out[:, 0] = bos_id
+        done = torch.zeros(b, dtype=torch.bool, device=src.device)  # (b,)
+        caches = self.static_caches(memory, max_len)
+        step = self.token_step()
+        nxt = out[:, 0].clone()  # (b,) own storage: the compiled step always sees contiguous tokens
+        for n in range(max_len):
+            nxt = step(nxt[:, None], memory, mask, caches).argmax(-1).masked_fill(done, self.pad_id)  # (b,)
+            out[:, n + 1] = nxt
+            done |= nxt == eos_id
+            if bool(done.all()):
+                return out[:, : n + 2]
         return out
