@@ -24,8 +24,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src
 	$(VENV)/bin/mypy
 
+# Two worker processes (one torch thread each, tests/conftest.py); the tour's tests stay in one (loadgroup).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) benchmarks/attention.py
