@@ -54,9 +54,8 @@ from tqdm import tqdm
 import common
 from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, seconds_compiling, set_path
 from attnlab.models import MODELS, TaskModel
-from attnlab.models.registry import split_output
 from attnlab.tasks.base import Task
-from attnlab.train.loop import make_optimizer, seed_everything
+from attnlab.train.loop import make_optimizer, optimizer_step, seed_everything
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
 
 SECTIONS = ("families", "seeds", "transformer", "decoding")
@@ -301,16 +300,7 @@ def train_step(model: TaskModel, task: Task, cfg: TrainConfig, seed: int = 0) ->
     gen = torch.Generator().manual_seed(seed + 1)
 
     def step() -> float:
-        batch = task.sample(cfg.batch_size, gen)
-        model.train()
-        logits, aux = split_output(model(batch.inputs, batch.targets))
-        loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_norm > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
-        return float(loss.item())
+        return float(optimizer_step(model, model, task, task.sample(cfg.batch_size, gen), opt, cfg.clip_norm).item())
 
     return step
 

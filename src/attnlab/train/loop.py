@@ -154,6 +154,22 @@ def _restore(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, data_ge
     return meta
 
 
+def optimizer_step(
+    net: nn.Module, model: nn.Module, task: Task, batch: Batch, opt: torch.optim.Optimizer, clip_norm: float
+) -> Tensor:
+    """One training step on batch: forward (net: the model, or its DDP wrapper), the task's loss plus
+    the family's aux loss, backward, gradient-norm clipping of model's parameters, AdamW; the loss."""
+    model.train()
+    logits, aux = split_output(net(batch.inputs, batch.targets))
+    loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    opt.step()
+    return loss
+
+
 def reached(value: float, target: float | None, maximize: bool) -> bool:
     if target is None:
         return False
@@ -250,14 +266,7 @@ def _loop(
         for group in opt.param_groups:
             group["lr"] = lr_at(state["step"], cfg)
         batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
-        model.train()
-        logits, aux = split_output(net(batch.inputs, batch.targets))
-        loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_norm > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
+        loss = optimizer_step(net, model, task, batch, opt, cfg.clip_norm)
         state["step"] += 1
         losses.append(loss.item())
         bar.update(1)
