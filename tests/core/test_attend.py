@@ -297,10 +297,11 @@ def test_property_shapes_rows_sum_to_one_or_zero(b, groups, hk, i, j, e, data):
     torch.testing.assert_close(attend(q, k, v, mask=mask).out, out, atol=1e-5, rtol=1e-4)
 
 
-def test_under_vmap_the_eager_path_gives_what_the_fused_kernel_gives():
+@pytest.mark.parametrize("queries", [5, 1])  # one query: the broadcast products instead of matmuls
+def test_under_vmap_the_eager_path_gives_what_the_fused_kernel_gives(queries):
     torch.manual_seed(0)
-    q, k, v = torch.randn(3, 2, 2, 5, 4), torch.randn(3, 2, 2, 6, 4), torch.randn(3, 2, 2, 6, 4)
-    mask = torch.rand(2, 1, 5, 6) > 0.3
+    q, k, v = torch.randn(3, 2, 2, queries, 4), torch.randn(3, 2, 2, 6, 4), torch.randn(3, 2, 2, 6, 4)
+    mask = torch.rand(2, 1, queries, 6) > 0.3
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the fused kernel under vmap warns of a per-sample fallback
         batched = torch.vmap(lambda q, k, v: attend(q, k, v, mask=mask).out)(q, k, v)  # (3, b, h, i, f)

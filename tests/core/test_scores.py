@@ -28,6 +28,8 @@ def test_scaled_dot_and_dot(qk):
     torch.testing.assert_close(scores.dot(q, k), loop(q, k, lambda a, b: a @ b))
     torch.testing.assert_close(scores.scaled_dot(q, k), loop(q, k, lambda a, b: a @ b / math.sqrt(5)))
     torch.testing.assert_close(scores.scaled_dot(q, k, scale=2.0), 2 * scores.dot(q, k))
+    one = q[:, :, :1]  # (b, h, 1, e): a single query takes the broadcast product
+    torch.testing.assert_close(scores.dot(one, k), loop(one, k, lambda a, b: a @ b))
 
 
 def test_general(qk):

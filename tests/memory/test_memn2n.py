@@ -168,8 +168,13 @@ def test_overfits_a_few_generated_stories(tying, noise):
     vocab = Vocabulary(examples)
     data = to_tensors(examples, vocab, memory_size=10)
     model = MemN2N(MemN2NConfig(embed_dim=24, hops=3, memory_size=10, tying=tying, random_noise=noise), len(vocab))
-    fit(lambda: F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer),
-        model.parameters(), steps=200, lr=0.02, optimizer=torch.optim.Adam)
+    fit(
+        lambda: F.cross_entropy(model(data.story, data.question, data.story_mask), data.answer),
+        model.parameters(),
+        steps=200,
+        lr=0.02,
+        optimizer=torch.optim.Adam,
+    )
     model.eval()
     accuracy = (model(data.story, data.question, data.story_mask).argmax(-1) == data.answer).float().mean()
     assert accuracy.item() == 1.0
@@ -177,8 +182,17 @@ def test_overfits_a_few_generated_stories(tying, noise):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("embed_dim", 0), ("hops", 0), ("memory_size", -1), ("encoding", "cnn"), ("tying", "none"),
-     ("random_noise", 1.0), ("init_std", 0.0), ("linear_start_patience", -1), ("linear_start_steps", -1)],
+    [
+        ("embed_dim", 0),
+        ("hops", 0),
+        ("memory_size", -1),
+        ("encoding", "cnn"),
+        ("tying", "none"),
+        ("random_noise", 1.0),
+        ("init_std", 0.0),
+        ("linear_start_patience", -1),
+        ("linear_start_steps", -1),
+    ],
 )
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=f"^{field} must"):
@@ -195,14 +209,43 @@ def test_memory_size_zero_keeps_the_stories_sentences():
         MemN2N(MemN2NConfig(), 0)
 
 
+@pytest.mark.parametrize("path", ["eager", "fast"])
 @pytest.mark.parametrize("tying, encoding", [("adjacent", "position"), ("layerwise", "bow")])
-def test_all_memory_tables_in_one_product_equal_each_table_alone(tying, encoding):
+def test_all_memory_tables_in_one_product_equal_each_table_alone(tying, encoding, path):
     torch.manual_seed(0)
     model = MemN2N(MemN2NConfig(embed_dim=6, hops=3, memory_size=5, tying=tying, encoding=encoding), 11)
+    model.set_path(path)
     story = torch.randint(0, 11, (3, 4, 5))  # (b, m, s), padding anywhere
     ages = torch.randint(0, 5, (3, 4))  # (b, m)
     memories = model._memories(story, ages)
     assert len(memories) == (4 if tying == "adjacent" else 2)
     for table, got in enumerate(memories):
         want = encode_sentences(model.embeddings[table], story, encoding) + model.temporal[table][ages]  # (b, m, d)
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize(
+    "tying, encoding, temporal",
+    [("adjacent", "position", True), ("layerwise", "bow", True), ("adjacent", "bow", False)],
+)
+def test_fast_path_gives_the_eager_answers_and_gradients(tying, encoding, temporal):
+    torch.manual_seed(0)
+    cfg = MemN2NConfig(embed_dim=6, hops=3, memory_size=4, tying=tying, encoding=encoding, temporal=temporal,
+                       random_noise=0.3)  # fmt: skip
+    eager = MemN2N(cfg, 13).double()
+    fast = MemN2N(cfg, 13).double()
+    fast.load_state_dict(eager.state_dict())
+    eager.set_path("eager")
+    story = torch.randint(0, 13, (5, 6, 7))  # (b, m, s); more sentences than memory slots
+    story[0] = 0  # a story with no sentence at all
+    story[1, :, 3:] = 0  # padding at the end of every sentence
+    question = torch.randint(1, 13, (5, 3))  # (b, q)
+    noise = torch.rand(5, 6, dtype=torch.float64)  # (b, m): RN's empty memories, the same for both
+    results = []
+    for model in (eager, fast):
+        logits = model(story, question, noise=noise)  # (b, V)
+        grads = torch.autograd.grad(logits.square().sum(), list(model.parameters()))
+        results.append((logits, grads))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    for got, want in zip(results[1][1], results[0][1], strict=True):
         torch.testing.assert_close(got, want)

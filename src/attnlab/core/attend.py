@@ -167,7 +167,10 @@ def _eager(
     if blocked is not None:
         weights = weights.masked_fill(blocked, 0.0)
     used = F.dropout(weights, p=dropout) if dropout > 0 else weights
-    out = used @ v  # (b, h, i, f)
+    if q.shape[-2] == 1 and _under_vmap(q):  # one query: a broadcast product, not K * b rank-1 matmuls
+        out = (used.transpose(-2, -1) * v).sum(-2, keepdim=True)  # (b, h, 1, f)
+    else:
+        out = used @ v  # (b, h, i, f)
     return AttendOutput(out, weights if need_weights else None)
 
 

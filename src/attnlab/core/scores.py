@@ -25,11 +25,17 @@ def scaled_dot(q: Tensor, k: Tensor, *, scale: float | None = None) -> Tensor:
     """Scaled dot product. q (b, h, i, e), k (b, h, j, e) -> (b, h, i, j); scale defaults to e^-1/2."""
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    return (q @ k.transpose(-2, -1)) * scale  # (b, h, i, j)
+    return dot(q, k) * scale  # (b, h, i, j)
 
 
 def dot(q: Tensor, k: Tensor) -> Tensor:
-    """Plain dot product. q (b, h, i, e), k (b, h, j, e) -> (b, h, i, j)."""
+    """Plain dot product. q (b, h, i, e), k (b, h, j, e) -> (b, h, i, j).
+
+    One query (i = 1) is a broadcast product: the same numbers, and under torch.vmap (many seeds
+    stacked) far cheaper than a batch of rank-1 matmuls, forward and backward.
+    """
+    if q.shape[-2] == 1:
+        return (q * k).sum(-1).unsqueeze(-2)  # (b, h, 1, j)
     return q @ k.transpose(-2, -1)  # (b, h, i, j)
 
 

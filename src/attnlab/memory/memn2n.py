@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced, attend
+from attnlab.core.fast import FastPath
+from attnlab.memory.bags import weighted_bags
 
 ENCODINGS = ("bow", "position")
 TYINGS = ("adjacent", "layerwise")
@@ -140,6 +142,24 @@ def combine_parts(vectors: Tensor, embed_dim: int) -> Tensor:
     return (vectors * coefficients).sum(-2)  # (..., n*d)
 
 
+def part_tables(rows: Tensor, parts: int, temporal: list[Tensor] | None = None) -> Tensor:
+    """The table of each part of `combine_parts`' sum, for `memory.bags.weighted_bags`: (R, d) -> (w, R [+ T], d).
+
+    w = 1: the rows themselves; w = 2 (PE): the rows, and the rows with column k scaled by k/d. The
+    temporal rows, when given, follow in the first part, and zeros in the second (they weigh 0 there).
+    """
+    d = rows.shape[-1]
+    if parts == 2:
+        k = torch.arange(1, d + 1, dtype=rows.dtype, device=rows.device) / d  # (d,)
+        scaled = [rows, rows * k]  # (R, d) each
+    else:
+        scaled = [rows]
+    if temporal is not None:
+        ages = torch.cat(temporal)  # (T, d)
+        scaled = [torch.cat([part, ages if p == 0 else torch.zeros_like(ages)]) for p, part in enumerate(scaled)]
+    return torch.stack(scaled)  # (w, R [+ T], d)
+
+
 def sentence_ages(story_mask: Tensor, memory_size: int, empty: Tensor | None = None) -> Tensor:
     """Each sentence's age: how many present sentences (and RN empty memories) come after it.
 
@@ -168,7 +188,7 @@ def memory_slots(memory_size: int, num_sentences: int) -> int:
     return slots
 
 
-class MemN2N(Traced, nn.Module):
+class MemN2N(FastPath, Traced, nn.Module):
     """End-to-end memory network over a story of sentences; one answer word per question.
 
     Args:
@@ -179,6 +199,7 @@ class MemN2N(Traced, nn.Module):
     """
 
     Config = MemN2NConfig
+    fast_step_name = "sentences as weighted bags of present words (memory.bags)"
     linear_phase: Tensor  # () bool buffer, True in the LS phase
 
     def __init__(self, config: MemN2NConfig, vocab_size: int, num_sentences: int = 0):
@@ -224,17 +245,45 @@ class MemN2N(Traced, nn.Module):
         """Every memory table's sentence vectors, m_i = A x_i + T_A(age_i) for each table A, in one pass.
 
         story (b, m, s), ages (b, m) -> one (b, m, d) per memory table (adjacent: E_0..E_K; layer-wise: A, C).
+        The "fast" path reads only the present words' rows (`_memories_bags`); "eager" gathers every word's row.
         """
         cfg = self.config
         count = len(self.embeddings) if cfg.tying == "adjacent" else 2
-        tables = [typing.cast(nn.Embedding, e) for e in self.embeddings[:count]]
-        weight = torch.cat([e.weight for e in tables], -1)  # (V, count*d): every table's row of a word, side by side
-        words = F.embedding(story, weight)  # (b, m, s, count*d)
-        parts = word_weights(story, cfg.encoding).to(weight.dtype) @ words  # (b, m, w, count*d)
+        tables = [typing.cast(nn.Embedding, e).weight for e in self.embeddings[:count]]  # count x (V, d)
+        temporal = list(self.temporal) if self.temporal is not None else None  # count x (M, d)
+        weights = word_weights(story, cfg.encoding).to(tables[0].dtype)  # (b, m, w, s)
+        if self.path != "eager" and not self.tracing:
+            return self._memories_bags(story, weights, ages, tables, temporal)
+        weight = torch.cat(tables, -1)  # (V, count*d): every table's row of a word, side by side
+        parts = weights @ F.embedding(story, weight)  # (b, m, w, count*d), via every word's row
         vectors = combine_parts(parts, cfg.embed_dim)  # (b, m, count*d)
-        if self.temporal is not None:
-            vectors = vectors + F.embedding(ages, torch.cat(list(self.temporal), -1))  # (b, m, count*d)
+        if temporal is not None:
+            vectors = vectors + F.embedding(ages, torch.cat(temporal, -1))  # (b, m, count*d)
         return list(vectors.split(cfg.embed_dim, -1))  # count x (b, m, d)
+
+    def _memories_bags(
+        self, story: Tensor, weights: Tensor, ages: Tensor, tables: list[Tensor], temporal: list[Tensor] | None
+    ) -> list[Tensor]:
+        """`_memories` as one `weighted_bags` call over every table, without a (b, m, s, d) tensor.
+
+        The tables are stacked as rows (table c's word v is row c V + v, its age a row count V + c M + a),
+        sentence i of table c is a bag of its words' rows plus, with temporal encoding, its age's row
+        (weight 1 in the first part), and the result comes out table-major: (count, b, m, d).
+        """
+        count, vocab, w = len(tables), tables[0].shape[0], weights.shape[-2]
+        c = torch.arange(count, device=story.device).view(count, 1, 1, 1)  # (count, 1, 1, 1)
+        tokens = story + c * vocab * (story != 0)  # (count, b, m, s); padding stays 0
+        rows = torch.cat(tables)  # (count V, d)
+        weights = weights.expand(count, *weights.shape)  # (count, b, m, w, s)
+        if temporal is not None:
+            memory = temporal[0].shape[0]
+            age_rows = count * vocab + c * memory + ages[..., None]  # (count, b, m, 1)
+            tokens = torch.cat([tokens, age_rows], -1)  # (count, b, m, s + 1)
+            first = torch.zeros(w, 1, dtype=weights.dtype, device=weights.device)  # (w, 1): weight 1 in part 0
+            first[0] = 1.0
+            weights = torch.cat([weights, first.expand(*weights.shape[:-1], 1)], -1)  # (count, b, m, w, s + 1)
+        vectors = weighted_bags(tokens, weights, part_tables(rows, w, temporal))  # (count, b, m, d)
+        return list(vectors.unbind(0))  # count x (b, m, d)
 
     def forward(
         self, story: Tensor, question: Tensor, story_mask: Tensor | None = None, noise: Tensor | None = None
