@@ -60,3 +60,20 @@ def test_compiled_matches_eager_and_does_not_recompile_for_every_shape(monkeypat
     assert counters["stats"]["unique_graphs"] - before <= 2  # a static graph, then one with the batch symbolic
     assert fast.COMPILE_SECONDS["test.gate"] > 0
     assert fast.seconds_compiling() > 0.5 * fast.COMPILE_SECONDS["test.gate"]  # the same compile, timed inside torch
+
+
+def test_compiled_steps_use_the_backend_named_in_BACKEND(monkeypatch):
+    monkeypatch.delenv("ATTNLAB_EAGER", raising=False)
+    if fast.why_not_compiled() is not None:
+        pytest.skip(f"torch.compile unavailable here: {fast.why_not_compiled()}")
+    graphs = []
+
+    def recording(gm, example_inputs):  # a torch.compile backend: sees each captured graph, runs it as traced
+        graphs.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(fast, "BACKEND", recording)
+    run = fast.compiled(lambda x: x.sin() + 1, "test.backend")
+    x = torch.randn(4)
+    torch.testing.assert_close(run(x), x.sin() + 1)
+    assert len(graphs) == 1

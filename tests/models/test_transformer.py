@@ -162,6 +162,7 @@ def test_compiled_generation_equals_eager_and_compiles_at_most_twice():
     assert len(trace) == 4
 
 
+@pytest.mark.inductor  # the one test that builds inductor's kernels (and its dropout, drawn like eager's)
 def test_compiled_training_forward_equals_fast_in_logits_and_gradients():
     spec = TaskSpec(seq_len=6, answer_len=2, vocab_size=11, num_outputs=5)
     inputs = torch.randint(1, 11, (3, 6))

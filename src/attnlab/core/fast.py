@@ -10,6 +10,9 @@ path)` sets every such submodule and returns one line per module saying which pa
 `attnlab train` prints them. `compiled(fn, name)` wraps `torch.compile`; when compiling is not
 possible (no C compiler, an unsupported op, ATTNLAB_EAGER=1) the call runs `fn` eagerly and
 one line on stderr says why. Compile seconds per name are kept in `COMPILE_SECONDS`.
+`BACKEND` names torch.compile's backend: "inductor" (generated C++ kernels) for real runs; the
+test suite sets "aot_eager" (the same captured graphs and autograd split, run by aten ops) for
+all but a few tests, since inductor's C++ builds cost tens of seconds each.
 
 Everything here imports torch only.
 """
@@ -30,6 +33,7 @@ from torch import nn
 PATHS = ("eager", "fast", "compiled")
 COMPILE_SECONDS: dict[str, float] = {}  # name -> seconds spent compiling (first calls) in this process
 FALLBACKS: dict[str, str] = {}  # name -> why it runs eagerly instead
+BACKEND: Any = "inductor"  # torch.compile's backend (a name, or a backend callable) for every `compiled` step wrapped after it is set
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +81,7 @@ def compiled(fn: F, name: str) -> F:
     from torch._dynamo.exc import TorchDynamoException  # imported here: torch._dynamo is slow to import
     from torch._dynamo.utils import counters
 
-    fast = torch.compile(fn, fullgraph=True)
+    fast = torch.compile(fn, fullgraph=True, backend=BACKEND)
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
