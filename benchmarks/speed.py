@@ -78,6 +78,13 @@ SEQUENCE_TASK = ("long_range", 64)
 QUICK_COMPILED = "transformer"  # the one family --quick compiles: its tiny graph compiles fastest
 SEED_FAMILIES = ("memn2n", "ram", "ntm", "dnc", "kvmemnn", "lstm")
 TARGETS = {
+    "family_ntm": 5.0,  # steps/s of the best of fast and compiled / steps/s of eager, at least
+    "family_dnc": 5.0,
+    "family_ram": 2.0,
+    "family_bahdanau": 2.0,
+    "family_luong": 2.0,
+    "transformer_vs_hf": 1.25,  # attnlab's best tokens/s / HF sdpa's uncompiled, at least
+    "transformer_vs_hf_compiled": 1.0,  # attnlab compiled tokens/s / the best compiled HF's, at least
     "seeds": 2.0,  # K-seed step seconds / single-seed step seconds, at most
     "decoding_vs_hf": 3.0,  # attnlab greedy tokens/s / HF tokens/s at the longest length, at least
     "cache_vs_recompute": 15.0,  # KV-cached tokens/s / recomputing tokens/s at the longest length, at least
@@ -320,6 +327,7 @@ def families_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> 
     """Steps/s of every family on its default task, per path, the paths interleaved within each family."""
     rows: list[dict[str, Any]] = []
     ratios: list[dict[str, Any]] = []
+    targets: list[dict[str, Any]] = []
     for i, family in enumerate(family_names(args, MODELS.names())):
         t0, load = time.perf_counter(), os.getloadavg()[0]
         try:
@@ -356,10 +364,15 @@ def families_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> 
         by_name = {v.name: v for v in block.ran}
         ratios += [{"family": family, **paired(by_name[a], by_name["eager"])}
                    for a in ("fast", "compiled") if a in by_name and "eager" in by_name]  # fmt: skip
+        if f"family_{family}" in TARGETS and "eager" in by_name:
+            best = max((v for v in block.ran if v.name != "eager"), key=lambda v: 1 / np.median(v.times), default=None)
+            if best is not None:
+                targets.append(target_row(f"{family} {best.name} vs eager", paired(best, by_name["eager"]),
+                                          TARGETS[f"family_{family}"]))  # fmt: skip
         shown = ", ".join(f"{v.name} {1 / np.median(v.times):.2f}" for v in block.ran)
         print(f"{family:15s} {config.task:10s} b={config.train.batch_size:3d} steps/s: {shown}  "
               f"({time.perf_counter() - t0:.0f} s, load {load:.1f})", flush=True)  # fmt: skip
-    return {"rows": rows, "ratios": ratios, "compile_seconds": dict(COMPILE_SECONDS)}
+    return {"rows": rows, "ratios": ratios, "targets": targets, "compile_seconds": dict(COMPILE_SECONDS)}
 
 
 def print_families(result: dict[str, Any]) -> None:
@@ -587,6 +600,17 @@ def transformer_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any
     pairs = [("attnlab_fast", "hf_sdpa"), ("attnlab_fast", "hf_eager"), ("attnlab_compiled", "hf_sdpa_compiled"),
              ("attnlab_compiled", "hf_eager_compiled"), ("attnlab_compiled", "attnlab_fast")]  # fmt: skip
     ratios = [paired(by_name[a], by_name[b]) for a, b in pairs if a in by_name and b in by_name]
+    targets = []
+    ours = [by_name[n] for n in ("attnlab_fast", "attnlab_compiled") if n in by_name]
+    best = min(ours, key=lambda v: float(np.median(v.times)), default=None)
+    if best is not None and "hf_sdpa" in by_name:
+        targets.append(target_row("transformer vs HF sdpa", paired(best, by_name["hf_sdpa"]),
+                                  TARGETS["transformer_vs_hf"]))  # fmt: skip
+    hf_compiled = [by_name[n] for n in ("hf_sdpa_compiled", "hf_eager_compiled") if n in by_name]
+    if "attnlab_compiled" in by_name and hf_compiled:
+        fastest = min(hf_compiled, key=lambda v: float(np.median(v.times)))
+        targets.append(target_row("transformer compiled vs HF compiled", paired(by_name["attnlab_compiled"], fastest),
+                                  TARGETS["transformer_vs_hf_compiled"]))  # fmt: skip
     attention_flops = 3 * 4.0 * s["b"] * s["heads"] * s["t"] ** 2 * (s["d"] // s["heads"]) * s["layers"]
     shapes = {
         "layers": s["layers"], "embed_dim": s["d"], "heads": s["heads"], "ff_dim": s["ff"], "seq_len": s["t"],
@@ -595,7 +619,8 @@ def transformer_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any
         "step_gemm_flops_attnlab": gemm_flops(ours_gemms), "step_gemm_flops_hf": gemm_flops(hf_gemms),
         "attention_core_flops_not_counted": attention_flops,
     }  # fmt: skip
-    return {"shapes": shapes, "rows": rows, "ratios": ratios, "rates": rates, "compile_left_out": no_compile,
+    return {"shapes": shapes, "rows": rows, "ratios": ratios, "targets": targets, "rates": rates,
+            "compile_left_out": no_compile,
             "graphs_compiled_while_timed": block.graphs_while_timed}  # fmt: skip
 
 
@@ -776,7 +801,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, result in sections.items():
         if "skipped" not in result:
             runners[name][1](result)
-    targets = [r["target"] for r in sections.get("seeds", {}).get("rows", []) if "target" in r]
+    targets = sections.get("families", {}).get("targets", []) + sections.get("transformer", {}).get("targets", [])
+    targets += [r["target"] for r in sections.get("seeds", {}).get("rows", []) if "target" in r]
     targets += sections.get("decoding", {}).get("targets", [])
     if targets:
         print("\ntargets")
