@@ -1,7 +1,7 @@
 """Attention mechanisms: projections and positions around one call to attnlab.core.attend."""
 
 from attnlab.attention.additive import LUONG_METHODS, AdditiveAttention, LuongAttention
-from attnlab.attention.multihead import KVCache, MultiHeadAttention, torch_masks_to_attend
+from attnlab.attention.multihead import KVCache, MultiHeadAttention, StaticKVCache, torch_masks_to_attend
 from attnlab.attention.positions import (
     POSITIONS,
     AlibiPositions,
@@ -27,6 +27,7 @@ __all__ = [
     "Positions",
     "RotaryPositions",
     "SinusoidalPositions",
+    "StaticKVCache",
     "T5Positions",
     "alibi_slopes",
     "build_positions",

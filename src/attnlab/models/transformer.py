@@ -19,6 +19,10 @@ a trace is attached):
     "eager"     each step appends its keys/values to a KVCache (a concatenation per step)
     "fast"      StaticKVCache buffers allocated once for the whole sequence, written in place
     "compiled"  the same, with the single-token step (`decode_step`) through torch.compile
+
+Greedy decoding (temperature 0, no top_k) on "fast" and "compiled" takes the argmax of a large head
+through an int8 screen with exact fp32 rescoring (attnlab.models.greedy_head): same tokens, about a
+quarter of the head's bytes read per token; the step then returns the final state (`decode_hidden`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from attnlab.attention.multihead import KVCache, MultiHeadAttention, StaticKVCac
 from attnlab.attention.positions import POSITIONS, Positions, build_positions
 from attnlab.core import Traced, key_mask
 from attnlab.core.fast import FastPath, compiled
+from attnlab.models.greedy_head import ScreenedHead, kept_screened_head, screen_available, screen_pays
 from attnlab.spec import PAD
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
@@ -317,6 +322,7 @@ class DecoderLM(FastPath, nn.Module):
     """
 
     fast_step_name = "static KV cache decoding"
+    greedy_screen: bool | None = None  # greedy fast decoding's int8-screened head: None = where it pays
 
     def __init__(self, cfg: TransformerConfig, vocab_size: int, *, max_len: int = 1024, pad_id: int = PAD):
         super().__init__()
@@ -362,8 +368,22 @@ class DecoderLM(FastPath, nn.Module):
 
         head_t: the head's weight as `head_transposed()` gives it (d, V), for the same logits faster.
         """
-        x = self.hidden(idx, caches=caches, mask=mask)[:, -1]  # (b, d)
+        x = self.decode_hidden(idx, caches, mask)  # (b, d)
         return self.head(x) if head_t is None else x @ head_t  # (b, V)
+
+    def decode_hidden(self, idx: Tensor, caches: Sequence[SelfCache], mask: Tensor | None = None) -> Tensor:
+        """decode_step before the head: the last position's final state (b, d)."""
+        return self.hidden(idx, caches=caches, mask=mask)[:, -1]  # (b, d)
+
+    def screened_head(self) -> ScreenedHead | None:
+        """The head's int8-screened argmax for greedy decoding (remade only when W changes), or None.
+
+        `greedy_screen` decides: None uses it where it pays (V * d >= MIN_SCREENED_WEIGHTS), True
+        wherever it is available, False never. Either way the tokens are those of the fp32 head.
+        """
+        w = self.head.weight
+        use = screen_pays(w) if self.greedy_screen is None else self.greedy_screen and screen_available(w) is None
+        return kept_screened_head(self, w) if use else None
 
     def head_transposed(self) -> Tensor:
         """The head's weight W (V, d) as a contiguous W^T (d, V), remade only when W changes.
@@ -384,6 +404,12 @@ class DecoderLM(FastPath, nn.Module):
         if self.path == "compiled" and not tracing(self):
             return lazy_compiled(self, "_compiled_step", self.decode_step, "DecoderLM.decode_step")
         return self.decode_step
+
+    def hidden_step(self) -> Callable[..., Tensor]:
+        """`decode_hidden`, compiled on the "compiled" path (the screened head runs outside the graph)."""
+        if self.path == "compiled" and not tracing(self):
+            return lazy_compiled(self, "_compiled_hidden", self.decode_hidden, "DecoderLM.decode_hidden")
+        return self.decode_hidden
 
     def new_caches(self) -> list[KVCache]:
         """An empty KVCache per layer, grown by concatenation (the eager decoding path)."""
@@ -432,6 +458,16 @@ class DecoderLM(FastPath, nn.Module):
         total = t + max_new_tokens
         out = idx.new_empty(b, total)  # (b, t + n)
         out[:, :t] = idx
+        head = self.screened_head() if temperature == 0 and top_k is None else None
+        if head is not None:  # greedy: only the final state crosses from the step to the head
+            caches, hidden_step = self.static_caches(b, total), self.hidden_step()
+            x = self.decode_hidden(idx, caches)  # (b, d)
+            for n in range(t, total):
+                nxt = head.argmax(x)  # (b,)
+                out[:, n] = nxt
+                if n + 1 < total:
+                    x = hidden_step(nxt[:, None], caches, None)  # (b, d)
+            return out
         caches, head_t = self.static_caches(b, total), self.head_transposed()
         step = self.token_step()
         logits = self.decode_step(idx, caches, head_t=head_t)  # (b, V)
