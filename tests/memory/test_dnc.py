@@ -3,212 +3,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._dynamo.utils import counters
 from torch.autograd import gradcheck
 
 from attnlab.core import capture
-from attnlab.memory.addressing import content_weights
-from attnlab.memory.dnc import (
-    DNC,
-    DNCConfig,
-    DNCState,
-    allocation,
-    directional_weights,
-    erase_and_add,
-    link_update,
-    precedence_update,
-    read_weighting,
-    usage_update,
-    write_weighting,
-)
+from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, set_path, why_not_compiled
+from attnlab.memory.dnc import DNC, DNCConfig, DNCState
 
 D = torch.float64
-
-
-def _rand(*shape, seed=0):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=D)
-
-
-def _simplex_rows(*shape, seed=0):
-    """Non-negative rows summing to less than one, like a weighting."""
-    w = _rand(*shape, seed=seed)
-    return 0.9 * w / w.sum(-1, keepdim=True)
-
-
-# ---- naive loops: the Methods equations written out element by element ----------------------
-
-
-def naive_usage(u, ww, wr, f):
-    out = torch.empty_like(u)
-    for b in range(u.shape[0]):
-        for n in range(u.shape[1]):
-            psi = 1.0
-            for r in range(wr.shape[1]):
-                psi *= 1 - f[b, r] * wr[b, r, n]
-            out[b, n] = (u[b, n] + ww[b, n] - u[b, n] * ww[b, n]) * psi
-    return out
-
-
-def naive_allocation(u):
-    out = torch.zeros_like(u)
-    for b in range(u.shape[0]):
-        values = u[b].tolist()
-        order = sorted(range(len(values)), key=lambda n: (values[n], n))  # ties: lower index first
-        product = 1.0
-        for n in order:
-            out[b, n] = (1 - values[n]) * product
-            product *= values[n]
-    return out
-
-
-def naive_link(link, p_prev, ww):
-    out = torch.zeros_like(link)
-    B, N = ww.shape
-    for b in range(B):
-        for i in range(N):
-            for j in range(N):
-                if i != j:
-                    out[b, i, j] = (1 - ww[b, i] - ww[b, j]) * link[b, i, j] + ww[b, i] * p_prev[b, j]
-    return out
-
-
-def naive_directional(link, wr):
-    fwd, bwd = torch.zeros_like(wr), torch.zeros_like(wr)
-    B, R, N = wr.shape
-    for b in range(B):
-        for r in range(R):
-            for i in range(N):
-                for j in range(N):
-                    fwd[b, r, i] += link[b, i, j] * wr[b, r, j]
-                    bwd[b, r, j] += link[b, i, j] * wr[b, r, i]
-    return fwd, bwd
-
-
-# ---- pure functions against the loops ----------------------------------------------------------
-
-
-def test_usage_update_matches_a_loop():
-    u, ww, wr, f = _rand(2, 5, seed=1), _simplex_rows(2, 5, seed=2), _simplex_rows(2, 3, 5, seed=3), _rand(2, 3, seed=4)
-    torch.testing.assert_close(usage_update(u, ww, wr, f), naive_usage(u, ww, wr, f))
-
-
-def test_allocation_matches_a_loop():
-    u = _rand(3, 7, seed=5)
-    torch.testing.assert_close(allocation(u), naive_allocation(u))
-
-
-def test_allocation_on_hand_made_usage():
-    a = allocation(torch.tensor([[0.1, 0.9, 0.0, 0.5]], dtype=D))
-    assert a[0].argmax().item() == 2
-    torch.testing.assert_close(a, naive_allocation(torch.tensor([[0.1, 0.9, 0.0, 0.5]], dtype=D)))
-    a = allocation(torch.tensor([[0.1, 0.9, 0.2, 0.5]], dtype=D))
-    assert a[0].argsort(descending=True).tolist() == [0, 2, 3, 1]  # the least used slot first
-
-
-def test_allocation_ties_are_broken_by_index_and_full_memory_allocates_nothing():
-    zeros = torch.zeros(2, 6, dtype=D, requires_grad=True)
-    a = allocation(zeros)
-    assert a.tolist() == [[1.0, 0, 0, 0, 0, 0]] * 2
-    # many ties in a long row, where an unstable sort may reorder equal values
-    levels = torch.tensor([0.0, 0.3, 0.7, 1.0], dtype=D)
-    u = levels[torch.randint(0, 4, (3, 200), generator=torch.Generator().manual_seed(6))]
-    torch.testing.assert_close(allocation(u), naive_allocation(u))
-    torch.testing.assert_close(allocation(u), allocation(u.clone()))
-    ones = torch.ones(2, 6, dtype=D, requires_grad=True)
-    full = allocation(ones)
-    assert (full == 0).all()
-    (a.sum() + full.sum()).backward()
-    assert torch.isfinite(zeros.grad).all() and torch.isfinite(ones.grad).all()
-
-
-def test_write_weighting_and_erase_and_add_match_a_loop():
-    c, a = _simplex_rows(2, 5, seed=7), _simplex_rows(2, 5, seed=8)
-    ga, gw = _rand(2, seed=9), _rand(2, seed=10)
-    memory, erase, add = _rand(2, 5, 3, seed=11) - 0.5, _rand(2, 3, seed=12), _rand(2, 3, seed=13) - 0.5
-    want_w, want_m = torch.empty(2, 5, dtype=D), torch.empty(2, 5, 3, dtype=D)
-    for b in range(2):
-        for n in range(5):
-            want_w[b, n] = gw[b] * (ga[b] * a[b, n] + (1 - ga[b]) * c[b, n])
-            for k in range(3):
-                want_m[b, n, k] = memory[b, n, k] * (1 - want_w[b, n] * erase[b, k]) + want_w[b, n] * add[b, k]
-    w = write_weighting(c, a, ga, gw)
-    torch.testing.assert_close(w, want_w)
-    torch.testing.assert_close(erase_and_add(memory, w, erase, add), want_m)
-
-
-def test_precedence_link_and_directional_weights_match_a_loop():
-    p, ww = _simplex_rows(2, 5, seed=14), _simplex_rows(2, 5, seed=15)
-    link = _rand(2, 5, 5, seed=16) / 5
-    want_p = torch.empty_like(p)
-    for b in range(2):
-        for n in range(5):
-            want_p[b, n] = (1 - sum(ww[b].tolist())) * p[b, n] + ww[b, n]
-    torch.testing.assert_close(precedence_update(p, ww), want_p)
-    new = link_update(link, p, ww)
-    torch.testing.assert_close(new, naive_link(link, p, ww))
-    wr = _simplex_rows(2, 3, 5, seed=17)
-    for got, want in zip(directional_weights(new, wr), naive_directional(new, wr)):
-        torch.testing.assert_close(got, want)
-
-
-def test_read_weighting_matches_a_loop():
-    modes = torch.softmax(_rand(2, 3, 3, seed=18), -1)
-    bwd, c, fwd = _simplex_rows(2, 3, 5, seed=19), _simplex_rows(2, 3, 5, seed=20), _simplex_rows(2, 3, 5, seed=21)
-    want = torch.empty_like(c)
-    for b in range(2):
-        for r in range(3):
-            for n in range(5):
-                pi = modes[b, r]
-                want[b, r, n] = pi[0] * bwd[b, r, n] + pi[1] * c[b, r, n] + pi[2] * fwd[b, r, n]
-    torch.testing.assert_close(read_weighting(modes, bwd, c, fwd), want)
-
-
-# ---- planted answers ---------------------------------------------------------------------------
-
-
-def test_link_matrix_follows_a_planted_write_sequence():
-    N = 5
-    link, p = torch.zeros(1, N, N, dtype=D), torch.zeros(1, N, dtype=D)
-    for slot in (3, 0, 2):
-        w = F.one_hot(torch.tensor([slot]), N).to(D)  # (1, N)
-        link, p = link_update(link, p, w), precedence_update(p, w)
-    assert link[0, 0, 3] == 1 and link[0, 2, 0] == 1
-    assert link.sum() == 2 and (link[0].diagonal() == 0).all()
-    read = F.one_hot(torch.tensor([[3]]), N).to(D)  # (1, 1, N) reading slot 3
-    hops = []
-    for _ in range(2):
-        read, _ = directional_weights(link, read)
-        hops.append(read[0, 0].argmax().item())
-        assert read[0, 0].max() == 1
-    assert hops == [0, 2]
-    read = F.one_hot(torch.tensor([[2]]), N).to(D)
-    hops = []
-    for _ in range(2):
-        _, read = directional_weights(link, read)
-        hops.append(read[0, 0].argmax().item())
-    assert hops == [0, 3]
-
-
-def test_content_addressing_reads_back_a_planted_write():
-    torch.manual_seed(0)
-    memory, v = torch.randn(1, 6, 8, dtype=D), torch.randn(1, 8, dtype=D)
-    w = F.one_hot(torch.tensor([4]), 6).to(D)  # (1, 6) write slot 4 only
-    memory = erase_and_add(memory, w, torch.ones(1, 8, dtype=D), v)
-    weights = content_weights(v[:, None], memory, torch.tensor([[100.0]], dtype=D))  # (1, 1, 6)
-    assert weights[0, 0].argmax().item() == 4 and weights[0, 0, 4] > 0.99
-    torch.testing.assert_close(weights @ memory, v[:, None], atol=1e-3, rtol=0)
-
-
-# ---- gradients ---------------------------------------------------------------------------------
-
-
-def test_gradcheck_pure_functions():
-    u = (0.1 + 0.8 * _rand(2, 5, seed=22)).requires_grad_()  # distinct usages: no ties in the sort
-    ww, wr = _simplex_rows(2, 5, seed=23).requires_grad_(), _simplex_rows(2, 3, 5, seed=24).requires_grad_()
-    f = _rand(2, 3, seed=25).requires_grad_()
-    assert gradcheck(usage_update, (u, ww, wr, f))
-    assert gradcheck(allocation, (u,))
-    link, p = (_rand(2, 5, 5, seed=26) / 5).requires_grad_(), _simplex_rows(2, 5, seed=27).requires_grad_()
-    assert gradcheck(link_update, (link, p, ww))
 
 
 def _tiny(seed=0, dtype=torch.float32, input_size=3, output_size=2, **sizes):
@@ -311,9 +113,12 @@ def test_forward_equals_stepping_and_traces_have_the_documented_shapes():
     model = _tiny(input_size=4, output_size=3, memory_size=6, num_reads=2)
     x = torch.randn(2, 5, 4)
     by_hand, _ = unroll(model, x)
+    torch.testing.assert_close(model(x), by_hand, rtol=1e-5, atol=1e-6)  # the default, fast path
+    set_path(model, "eager")
     plain = model(x)
     torch.testing.assert_close(plain, by_hand, rtol=0, atol=0)
-    with capture(model) as trace:
+    set_path(model, "fast")
+    with capture(model) as trace:  # a trace runs the eager step on every path
         traced = model(x)
     torch.testing.assert_close(traced, plain, rtol=0, atol=0)
     reads, writes = trace.select(kind="read"), trace.select(kind="write")
@@ -340,3 +145,107 @@ def test_initial_state_is_empty_and_config_is_checked():
     assert (model.input_size, model.output_size, model.output.out_features) == (3, 2, 2)
     with pytest.raises(ValueError, match="x must have shape"):
         model.step(torch.zeros(3, 4), state)
+
+
+# ---- the fast and compiled paths ----------------------------------------------------------------
+
+
+def random_start(model, b, seed=0):
+    """A lived-in start state (random memory, usage, links, weightings, reads, controller) that requires grad."""
+    g = torch.Generator().manual_seed(seed)
+    zeros = model.initial_state(b)
+
+    def rand(t, simplex=False):
+        x = torch.rand(t.shape, generator=g) if not simplex else torch.softmax(torch.randn(t.shape, generator=g), -1)
+        return x.requires_grad_()
+
+    return DNCState(
+        memory=torch.randn(zeros.memory.shape, generator=g).requires_grad_(),
+        usage=rand(zeros.usage),
+        link=rand(zeros.link),
+        precedence=rand(zeros.precedence, simplex=True),
+        read_weights=rand(zeros.read_weights, simplex=True),
+        write_weights=rand(zeros.write_weights, simplex=True),
+        reads=rand(zeros.reads),
+        controller=(rand(zeros.controller[0]), rand(zeros.controller[1])),
+    )
+
+
+def outputs_and_grads(model, path, x, state):
+    """Logits on a path, and the gradients of a fixed function of them for every parameter and start tensor."""
+    set_path(model, path)
+    out = model(x, state)
+    weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+    leaves = [*model.parameters(), *state[:7], *state.controller]
+    return out, torch.autograd.grad((out * weights).sum() + out.square().sum(), leaves)
+
+
+def assert_close_relative(got, want, rel=1e-5):
+    """Each tensor equal up to rel times its own largest entry (fp32 rounding over a few steps)."""
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=rel * max(w.abs().amax().item(), 1e-6))
+
+
+@pytest.mark.parametrize("num_reads", [1, 2, 4])
+def test_fast_path_matches_the_eager_path_in_outputs_and_gradients(num_reads):
+    model = _tiny(input_size=4, output_size=3, memory_size=6, word_size=4, num_reads=num_reads)
+    x, state = torch.randn(3, 7, 4), random_start(model, 3)
+    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
+    out, grads = outputs_and_grads(model, "fast", x, state)
+    assert_close_relative([out], [want_out])
+    assert_close_relative(grads, want_grads)
+
+
+def test_fast_path_gradcheck_over_several_steps_float64():
+    model = _tiny(dtype=D)
+    set_path(model, "fast")
+    x = torch.randn(2, 4, 3, dtype=D, requires_grad=True)
+    memory = torch.randn(2, 5, 3, dtype=D, requires_grad=True)
+
+    def run(x, memory):
+        return model(x, model.initial_state(2)._replace(memory=memory))
+
+    assert gradcheck(run, (x, memory))
+
+
+def test_compiled_path_matches_eager_and_compiles_once():
+    if why_not_compiled() is not None:
+        pytest.skip(f"torch.compile unavailable: {why_not_compiled()}")
+    model = _tiny(input_size=4, output_size=3, memory_size=6, word_size=4, num_reads=2)
+    x, state = torch.randn(3, 5, 4), random_start(model, 3)
+    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
+    graphs = counters["stats"]["unique_graphs"]
+    out, grads = outputs_and_grads(model, "compiled", x, state)
+    assert_close_relative([out], [want_out])
+    assert_close_relative(grads, want_grads)
+    assert "DNC fused step" not in FALLBACKS and "DNC fused step" in COMPILE_SECONDS
+    compiled_graphs = counters["stats"]["unique_graphs"]
+    assert compiled_graphs - graphs == 2  # one step forward, one step backward: every time step reuses them
+    outputs_and_grads(model, "compiled", torch.randn(3, 8, 4), state)  # a longer sequence
+    with torch.no_grad():  # evaluation runs the same forward step
+        model(torch.randn(3, 4, 4))
+    assert counters["stats"]["unique_graphs"] == compiled_graphs
+
+
+def test_traced_runs_record_the_eager_steps_on_every_path():
+    model = _tiny(input_size=4, output_size=3, memory_size=6, num_reads=2)
+    x = torch.randn(2, 4, 4)
+    traces = {}
+    for path in ("eager", "fast"):
+        set_path(model, path)
+        with capture(model) as trace:
+            model(x)
+        traces[path] = trace
+    eager, fast = traces["eager"], traces["fast"]
+    assert [(r.kind, r.step, r.weights.shape) for r in fast] == [(r.kind, r.step, r.weights.shape) for r in eager]
+    for a, b in zip(fast, eager):
+        torch.testing.assert_close(a.weights, b.weights, rtol=0, atol=0)
+        assert a.extra.keys() == b.extra.keys()
+
+
+def test_set_path_selects_the_step():
+    model = _tiny()
+    assert model.path == "fast"  # the default
+    assert set_path(model, "eager") == ["DNC (DNC): eager step"] and model.path == "eager"
+    assert set_path(model, "compiled") == ["DNC (DNC): compiled fused DNC step"]
+    assert set_path(model, "fast") == ["DNC (DNC): fused DNC step"]

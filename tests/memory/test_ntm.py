@@ -3,8 +3,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._dynamo.utils import counters
 
 from attnlab.core import capture
+from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, set_path, why_not_compiled
 from attnlab.memory.addressing import content_weights
 from attnlab.memory.ntm import NTM, NTMConfig, NTMState
 
@@ -237,8 +239,9 @@ def test_weights_load_into_another_memory_size_and_run_longer_sequences():
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 def test_gradcheck_one_step_float64(controller):
     torch.manual_seed(0)
-    model = NTM(tiny(controller=controller, controller_size=5, memory_size=4, word_size=3, num_reads=2,
-                     num_writes=2), *SIZES).double()
+    model = NTM(
+        tiny(controller=controller, controller_size=5, memory_size=4, word_size=3, num_reads=2, num_writes=2), *SIZES
+    ).double()
     b, f64 = 2, {"dtype": torch.float64, "requires_grad": True}
     x, memory, reads = torch.randn(b, 9, **f64), torch.randn(b, 4, 3, **f64), torch.randn(b, 2, 3, **f64)
     read_w = torch.softmax(torch.randn(b, 2, 4, dtype=torch.float64), -1).requires_grad_()
@@ -262,8 +265,15 @@ def test_gradcheck_one_step_float64(controller):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("controller_size", 0), ("memory_size", 0), ("word_size", 0), ("num_reads", 0), ("num_writes", -1),
-     ("shift_range", -1), ("controller", "gru")],
+    [
+        ("controller_size", 0),
+        ("memory_size", 0),
+        ("word_size", 0),
+        ("num_reads", 0),
+        ("num_writes", -1),
+        ("shift_range", -1),
+        ("controller", "gru"),
+    ],
 )
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=f"^{field} must"):
@@ -278,3 +288,118 @@ def test_task_sizes_are_checked_by_the_machine(sizes, field):
     assert (model.input_size, model.output_size) == (3, 2) and model.out.out_features == 2
     with pytest.raises(ValueError, match=r"input_size=3"):
         model(torch.zeros(1, 2, 4))
+
+
+# ---- the fast and compiled paths ----------------------------------------------------------------
+
+
+def random_start(model, b, dtype=torch.float32, seed=0):
+    """A lived-in start state whose tensors require grad (memory, weightings, reads, controller)."""
+    g = torch.Generator().manual_seed(seed)
+    cfg, state = model.config, model.initial_state(b, dtype=dtype)
+
+    def leaf(t):
+        return t.requires_grad_()
+
+    return NTMState(
+        memory=leaf(torch.randn(state.memory.shape, generator=g, dtype=dtype)),
+        read_weights=leaf(torch.softmax(torch.randn(state.read_weights.shape, generator=g, dtype=dtype), -1)),
+        write_weights=leaf(torch.softmax(torch.randn(state.write_weights.shape, generator=g, dtype=dtype), -1)),
+        reads=leaf(torch.randn(state.reads.shape, generator=g, dtype=dtype)),
+        controller=tuple(leaf(torch.randn(b, cfg.controller_size, generator=g, dtype=dtype)) for _ in state.controller),
+    )
+
+
+def outputs_and_grads(model, path, x, state):
+    """Logits on a path, and the gradients of a fixed function of them for every parameter and start tensor."""
+    set_path(model, path)
+    out = model(x, state)
+    leaves = [*model.parameters(), *(t for t in (*state[:4], *state.controller))]
+    weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+    loss = (out * weights).sum() + out.square().sum()
+    return out, torch.autograd.grad(loss, leaves, allow_unused=True, materialize_grads=True)
+
+
+def assert_close_relative(got, want, rel=1e-5):
+    """Each tensor equal up to rel times its own largest entry (fp32 rounding over a few steps)."""
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=rel * max(w.abs().amax().item() if w.numel() else 0, 1e-6))
+
+
+FAST_CONFIGS = [
+    {"num_reads": 2, "num_writes": 2, "shift_range": 2},  # several heads: erasures multiply, adds sum
+    {"num_writes": 0, "shift_range": 0},  # a read-only memory, no shift
+    {"memory_size": 3, "shift_range": 4},  # shifts longer than the ring
+]
+
+
+@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
+@pytest.mark.parametrize("sizes", FAST_CONFIGS, ids=["heads", "read_only", "long_shift"])
+def test_fast_path_matches_the_eager_path_in_outputs_and_gradients(controller, sizes):
+    torch.manual_seed(0)
+    model = NTM(tiny(controller=controller, **sizes), *SIZES)
+    x, state = torch.randn(3, 6, 9), random_start(model, 3)
+    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
+    out, grads = outputs_and_grads(model, "fast", x, state)
+    assert_close_relative([out], [want_out])
+    assert_close_relative(grads, want_grads)
+
+
+def test_fast_path_gradcheck_over_several_steps_float64():
+    torch.manual_seed(0)
+    model = NTM(tiny(controller_size=5, memory_size=4, word_size=3, num_reads=2, num_writes=2), *SIZES).double()
+    set_path(model, "fast")
+    x = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    memory = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(x, memory):
+        return model(x, model.initial_state(2)._replace(memory=memory))
+
+    assert torch.autograd.gradcheck(run, (x, memory))
+
+
+def test_compiled_path_matches_eager_and_compiles_once():
+    if why_not_compiled() is not None:
+        pytest.skip(f"torch.compile unavailable: {why_not_compiled()}")
+    torch.manual_seed(0)
+    model = NTM(tiny(num_reads=2), *SIZES)
+    x, state = torch.randn(3, 5, 9), random_start(model, 3)
+    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
+    graphs = counters["stats"]["unique_graphs"]
+    out, grads = outputs_and_grads(model, "compiled", x, state)
+    assert_close_relative([out], [want_out])
+    assert_close_relative(grads, want_grads)
+    assert "NTM fused step" not in FALLBACKS and "NTM fused step" in COMPILE_SECONDS
+    compiled_graphs = counters["stats"]["unique_graphs"]
+    assert compiled_graphs - graphs == 2  # one step forward, one step backward: every time step reuses them
+    outputs_and_grads(model, "compiled", torch.randn(3, 8, 9), state)  # a longer sequence
+    with torch.no_grad():  # evaluation runs the same forward step
+        model(torch.randn(3, 4, 9))
+    assert counters["stats"]["unique_graphs"] == compiled_graphs
+
+
+def test_traced_runs_record_the_eager_steps_on_every_path():
+    torch.manual_seed(0)
+    model = NTM(tiny(num_reads=2, num_writes=2), *SIZES)
+    x = torch.randn(2, 4, 9)
+    records = {}
+    for path in ("eager", "fast"):
+        set_path(model, path)
+        with capture(model) as trace:
+            traced = model(x)
+        records[path] = trace
+        torch.testing.assert_close(traced, model(x), rtol=1e-5, atol=1e-6)  # traced (eager) equals untraced
+    eager, fast = records["eager"], records["fast"]
+    assert [(r.kind, r.step, r.weights.shape) for r in fast] == [(r.kind, r.step, r.weights.shape) for r in eager]
+    for a, b in zip(fast, eager):
+        torch.testing.assert_close(a.weights, b.weights, rtol=0, atol=0)
+
+
+def test_set_path_selects_the_step():
+    model = NTM(tiny(), *SIZES)
+    assert model.path == "fast"  # the default
+    assert set_path(model, "eager") == ["NTM (NTM): eager step"] and model.path == "eager"
+    assert set_path(model, "compiled") == ["NTM (NTM): compiled fused NTM step"]
+    assert set_path(model, "fast") == ["NTM (NTM): fused NTM step"]
+    with pytest.raises(ValueError, match="path must be one of"):
+        set_path(model, "slow")

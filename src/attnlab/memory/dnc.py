@@ -2,13 +2,15 @@
 with dynamic external memory", Nature 538; equations from its Methods section).
 
 An LSTM controller reads x_t and the previous reads, emits an interface vector xi_t, and the
-memory M (N slots of W) is written by one head and read by R heads. Methods subsection -> code:
+memory M (N slots of W) is written by one head and read by R heads. Methods subsection -> code
+(the equation functions live in `addressing.py`, below this module and `dnc_steps`, which both
+call them):
 
     "Interface parameters"
-        xi_t = W_xi h_t, split into k^r, beta^r, k^w, beta^w, e, v, f, g^a, g^w, pi    `_interface`
+        xi_t = W_xi h_t, split into k^r, beta^r, k^w, beta^w, e, v, f, g^a, g^w, pi `interface_fields`
         oneplus(x) = 1 + log(1 + e^x) for strengths; sigmoid for e, f, g^a, g^w; softmax for pi
     "Content-based addressing"
-        C(M, k, beta)[i] = softmax_i(beta cos(k, M[i]))                `addressing.content_weights`
+        C(M, k, beta)[i] = softmax_i(beta cos(k, M[i]))                           `content_weights`
     "Dynamic memory allocation"
         psi_t = prod_i (1 - f^i_t w^{r,i}_{t-1})                                    `usage_update`
         u_t   = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t
@@ -35,6 +37,14 @@ The state carries every quantity with a t-1 subscript above (`DNCState`). The so
 slots is the attention core's (through `content_weights`); the read modes' softmax is over three
 modes, not slots. Each step is traced, in this order, as kind "write" (b, 1, 1, N) with
 `allocation_gate=` (b,), then kind "read" (b, R, 1, N) with `modes=` (b, R, 3).
+
+Paths (`core.fast`): "eager" runs `DNC.step` once per time step and autograd differentiates it
+(and it runs whenever a trace is attached). "fast" runs the same equation functions through
+`memory.fused` with the memory part of `dnc_steps`: the controller's input projection of every
+x_t in one matmul before the time loop and the output layer of every step in one matmul after
+it, and one autograd node for the whole sequence whose backward walks the steps in reverse with
+the derivatives written out. "compiled" runs those step functions, forward and backward, through
+`core.fast.compiled`.
 """
 
 from __future__ import annotations
@@ -43,11 +53,25 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced
-from attnlab.memory.addressing import content_weights
+from attnlab.core.fast import FastPath
+from attnlab.memory import dnc_steps, fused
+from attnlab.memory.addressing import (
+    Interface,
+    allocation,
+    content_weights,
+    directional_weights,
+    erase_and_add,
+    interface_fields,
+    interface_sizes,
+    link_update,
+    precedence_update,
+    read_weighting,
+    usage_update,
+    write_weighting,
+)
 
 
 @dataclass(frozen=True)
@@ -81,154 +105,7 @@ class DNCState(NamedTuple):
     controller: tuple[Tensor, Tensor]  # LSTM (h, c), each (b, controller_size)
 
 
-def usage_update(usage: Tensor, write_weights: Tensor, read_weights: Tensor, free_gates: Tensor) -> Tensor:
-    """Memory usage after the last write and this step's frees ("Dynamic memory allocation").
-
-        psi = prod_i (1 - f^i w^{r,i}_{t-1}),   u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi
-
-    Args:
-        usage: (b, N) u_{t-1}.
-        write_weights: (b, N) w^w_{t-1}.
-        read_weights: (b, R, N) w^r_{t-1}.
-        free_gates: (b, R) f_t in [0, 1].
-    Returns:
-        (b, N) u_t in [0, 1].
-    """
-    retention = (1 - free_gates[:, :, None] * read_weights).prod(1)  # (b, N) psi
-    return (usage + write_weights - usage * write_weights) * retention
-
-
-def allocation(usage: Tensor) -> Tensor:
-    """Allocation weighting: the least used slots get the weight ("Dynamic memory allocation").
-
-        phi = argsort(u) ascending,   a[phi_j] = (1 - u[phi_j]) prod_{i<j} u[phi_i]
-
-    Ties: the sort is stable, so equal usages keep index order (the lower index is freer); the
-    result never depends on how an unstable sort would order equal values. The values are the
-    paper's exactly (no eps remapping of u). Gradients flow through the sorted usage values only;
-    the permutation phi is a constant of the step, as in the paper.
-
-    Args:
-        usage: (b, N) u_t in [0, 1].
-    Returns:
-        (b, N) a_t, non-negative, summing to at most 1.
-    """
-    order = torch.sort(usage.detach(), dim=-1, stable=True).indices  # (b, N) phi
-    sorted_usage = usage.gather(-1, order)  # (b, N)
-    before = torch.cat([torch.ones_like(sorted_usage[:, :1]), sorted_usage[:, :-1]], dim=-1)  # (b, N)
-    sorted_alloc = (1 - sorted_usage) * before.cumprod(-1)  # (b, N) exclusive product
-    return torch.zeros_like(sorted_alloc).scatter(-1, order, sorted_alloc)  # (b, N) back to slot order
-
-
-def write_weighting(content: Tensor, alloc: Tensor, alloc_gate: Tensor, write_gate: Tensor) -> Tensor:
-    """Write weighting ("Write weighting"): w^w = g^w (g^a a + (1 - g^a) c^w).
-
-    Args:
-        content: (b, N) c^w, content weighting of the write key on M_{t-1}.
-        alloc: (b, N) a_t.
-        alloc_gate: (b,) g^a in [0, 1].
-        write_gate: (b,) g^w in [0, 1].
-    Returns:
-        (b, N) w^w_t.
-    """
-    ga, gw = alloc_gate[:, None], write_gate[:, None]  # (b, 1)
-    return gw * (ga * alloc + (1 - ga) * content)
-
-
-def erase_and_add(memory: Tensor, write_weights: Tensor, erase: Tensor, add: Tensor) -> Tensor:
-    """Memory write ("Reading and writing to memory"): M_t = M_{t-1} o (E - w^w e^T) + w^w v^T.
-
-    Args:
-        memory: (b, N, W) M_{t-1}.
-        write_weights: (b, N) w^w_t.
-        erase: (b, W) e_t in [0, 1].
-        add: (b, W) v_t, the write vector.
-    Returns:
-        (b, N, W) M_t.
-    """
-    w = write_weights[:, :, None]  # (b, N, 1)
-    return memory * (1 - w * erase[:, None, :]) + w * add[:, None, :]  # (b, N, W)
-
-
-def precedence_update(precedence: Tensor, write_weights: Tensor) -> Tensor:
-    """Precedence weighting ("Temporal memory linkage"): p_t = (1 - sum_i w^w[i]) p_{t-1} + w^w.
-
-    Args:
-        precedence: (b, N) p_{t-1}.
-        write_weights: (b, N) w^w_t.
-    Returns:
-        (b, N) p_t: how much each slot was the last one written.
-    """
-    return (1 - write_weights.sum(-1, keepdim=True)) * precedence + write_weights
-
-
-def link_update(link: Tensor, precedence_prev: Tensor, write_weights: Tensor) -> Tensor:
-    """Temporal link matrix ("Temporal memory linkage").
-
-        L_t[i, j] = (1 - w^w[i] - w^w[j]) L_{t-1}[i, j] + w^w[i] p_{t-1}[j],   L_t[i, i] = 0
-
-    Args:
-        link: (b, N, N) L_{t-1}.
-        precedence_prev: (b, N) p_{t-1}, the precedence before this write.
-        write_weights: (b, N) w^w_t.
-    Returns:
-        (b, N, N) L_t.
-    """
-    w_i, w_j = write_weights[:, :, None], write_weights[:, None, :]  # (b, N, 1), (b, 1, N)
-    new = (1 - w_i - w_j) * link + w_i * precedence_prev[:, None, :]  # (b, N, N)
-    off_diagonal = 1 - torch.eye(link.shape[-1], dtype=link.dtype, device=link.device)  # (N, N)
-    return new * off_diagonal
-
-
-def directional_weights(link: Tensor, read_weights: Tensor) -> tuple[Tensor, Tensor]:
-    """Forward and backward weightings ("Temporal memory linkage"): f = L w^r, b = L^T w^r.
-
-    Args:
-        link: (b, N, N) L_t.
-        read_weights: (b, R, N) w^r_{t-1}.
-    Returns:
-        forward (b, R, N): the slots written just after the ones read;
-        backward (b, R, N): the slots written just before.
-    """
-    forward = read_weights @ link.transpose(1, 2)  # (b, R, N): f[r, i] = sum_j L[i, j] w[r, j]
-    backward = read_weights @ link  # (b, R, N): b[r, j] = sum_i L[i, j] w[r, i]
-    return forward, backward
-
-
-def read_weighting(modes: Tensor, backward: Tensor, content: Tensor, forward: Tensor) -> Tensor:
-    """Read weighting ("Read weighting"): w^r = pi[1] b + pi[2] c^r + pi[3] f.
-
-    Args:
-        modes: (b, R, 3) read modes pi (backward, content, forward), each row summing to 1.
-        backward: (b, R, N) b_t.
-        content: (b, R, N) c^r_t.
-        forward: (b, R, N) f_t.
-    Returns:
-        (b, R, N) w^r_t.
-    """
-    return modes[..., 0:1] * backward + modes[..., 1:2] * content + modes[..., 2:3] * forward
-
-
-class Interface(NamedTuple):
-    """The interface vector xi_t split and squashed ("Interface parameters")."""
-
-    read_keys: Tensor  # (b, R, W) k^r
-    read_strengths: Tensor  # (b, R) beta^r >= 1
-    write_key: Tensor  # (b, 1, W) k^w
-    write_strength: Tensor  # (b, 1) beta^w >= 1
-    erase: Tensor  # (b, W) e in [0, 1]
-    add: Tensor  # (b, W) v, the write vector
-    free_gates: Tensor  # (b, R) f in [0, 1]
-    alloc_gate: Tensor  # (b,) g^a in [0, 1]
-    write_gate: Tensor  # (b,) g^w in [0, 1]
-    modes: Tensor  # (b, R, 3) pi, softmax over (backward, content, forward)
-
-
-def _oneplus(x: Tensor) -> Tensor:
-    return 1 + F.softplus(x)
-
-
-class DNC(Traced, nn.Module):
+class DNC(FastPath, Traced, nn.Module):
     """A differentiable neural computer: LSTM controller, one write head, R read heads.
 
     Args:
@@ -238,6 +115,7 @@ class DNC(Traced, nn.Module):
     """
 
     Config = DNCConfig
+    fast_step_name = "fused DNC step"
 
     def __init__(self, config: DNCConfig, input_size: int, output_size: int):
         super().__init__()
@@ -247,9 +125,8 @@ class DNC(Traced, nn.Module):
         self.config = config
         self.input_size, self.output_size = input_size, output_size
         R, W = config.num_reads, config.word_size
-        self._sizes = [R * W, R, W, 1, W, W, R, 1, 1, 3 * R]  # the fields of Interface, in order
         self.controller = nn.LSTMCell(input_size + R * W, config.controller_size)
-        self.interface = nn.Linear(config.controller_size, sum(self._sizes))  # W_xi
+        self.interface = nn.Linear(config.controller_size, sum(interface_sizes(R, W)))  # W_xi
         self.output = nn.Linear(config.controller_size + R * W, output_size)  # [W_y, W_r]
 
     def initial_state(
@@ -283,20 +160,7 @@ class DNC(Traced, nn.Module):
         )
 
     def _interface(self, h: Tensor) -> Interface:
-        b, R, W = h.shape[0], self.config.num_reads, self.config.word_size
-        rk, rs, wk, ws, e, v, f, ga, gw, pi = self.interface(h).split(self._sizes, dim=-1)
-        return Interface(
-            read_keys=rk.view(b, R, W),  # (b, R, W)
-            read_strengths=_oneplus(rs),
-            write_key=wk.view(b, 1, W),  # (b, 1, W)
-            write_strength=_oneplus(ws),
-            erase=torch.sigmoid(e),
-            add=v,
-            free_gates=torch.sigmoid(f),
-            alloc_gate=torch.sigmoid(ga).squeeze(-1),  # (b,)
-            write_gate=torch.sigmoid(gw).squeeze(-1),  # (b,)
-            modes=torch.softmax(pi.view(b, R, 3), dim=-1),  # (b, R, 3): over modes, not slots
-        )
+        return interface_fields(self.interface(h), self.config.num_reads, self.config.word_size)
 
     def step(self, x: Tensor, state: DNCState) -> tuple[Tensor, DNCState]:
         """One time step: controller, interface, write, links, read, output.
@@ -337,7 +201,7 @@ class DNC(Traced, nn.Module):
         return y, new
 
     def forward(self, x: Tensor, state: DNCState | None = None) -> Tensor:
-        """Run a whole sequence, one `step` per time step.
+        """Run a whole sequence, one `step` per time step (`memory.fused` on the fast paths).
 
         Args:
             x: (b, t, input_size) inputs.
@@ -349,8 +213,34 @@ class DNC(Traced, nn.Module):
             raise ValueError(f"x must have shape (b, t, input_size); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        if self.path != "eager" and not self.tracing:
+            return self._fused_forward(x, state)
         outputs = []
         for t in range(x.shape[1]):
             y, state = self.step(x[:, t], state)
             outputs.append(y)
         return torch.stack(outputs, dim=1)  # (b, t, output_size)
+
+    def _fused_forward(self, x: Tensor, state: DNCState) -> Tensor:
+        """`forward` through `memory.fused` (compiled when `path` is "compiled"); the same logits as `step`."""
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have shape (b, t, input_size={self.input_size}); got {tuple(x.shape)}")
+        cfg = self.config
+        x_parts, recurrent = fused.controller_inputs(self.controller, x, self.input_size)  # (t, b, 4 H)
+        weights = fused.Weights(recurrent, self.interface.weight.t().contiguous(), self.interface.bias)  # (H, P)
+        memory = (
+            state.memory,
+            *fused.unit_rows(state.memory),
+            state.usage,
+            state.link,
+            state.precedence,
+            state.read_weights,
+            state.write_weights,
+        )
+        start = fused.Carry(*state.controller, state.reads, memory)
+        off_diagonal = 1 - torch.eye(cfg.memory_size, dtype=x.dtype, device=x.device)  # (N, N)
+        steps = dnc_steps.steps(
+            self.path == "compiled", dnc_steps.FusedSizes(cfg.num_reads, cfg.word_size, off_diagonal)
+        )
+        hs, reads = fused.run(steps, x_parts, weights, start)  # (b, t, H), (b, t, R, W)
+        return self.output(torch.cat([hs, reads.flatten(2)], -1))  # (b, t, output_size)

@@ -21,6 +21,13 @@ uniform content weighting, never 0/0. The addressing steps live in `addressing.p
 addressing is `core.attend` with score "cosine". While traced, every step records kind "read"
 with weights (b, num_reads, 1, n) and kind "write" with weights (b, num_writes, 1, n).
 No parameter depends on the number of slots or the sequence length.
+
+Paths (`core.fast`): "eager" runs `step` once per time step and autograd differentiates it (and
+it runs whenever a trace is attached). "fast" runs the same equations through `memory.fused` with
+the memory part of `ntm_steps`: the controller's input projection of every x_t in one matmul
+before the time loop and the output layer of every step in one matmul after it, and one autograd
+node for the whole sequence whose backward walks the steps in reverse with the derivatives written
+out. "compiled" runs those step functions, forward and backward, through `core.fast.compiled`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced
+from attnlab.core.fast import FastPath
+from attnlab.memory import fused, ntm_steps
 from attnlab.memory.addressing import content_weights, interpolate, sharpen, shift
 
 CONTROLLERS = ("lstm", "feedforward")
@@ -72,7 +81,7 @@ class NTMState(NamedTuple):
     controller: tuple[Tensor, ...]  # (h, c) each (b, controller_size) for lstm; () for feedforward
 
 
-class NTM(Traced, nn.Module):
+class NTM(FastPath, Traced, nn.Module):
     """Neural Turing Machine over a sequence of feature vectors, one output per step.
 
     Args:
@@ -82,6 +91,7 @@ class NTM(Traced, nn.Module):
     """
 
     Config = NTMConfig
+    fast_step_name = "fused NTM step"
 
     def __init__(self, config: NTMConfig, input_size: int, output_size: int):
         super().__init__()
@@ -194,8 +204,28 @@ class NTM(Traced, nn.Module):
             raise ValueError(f"x must be (b, t, input_size={self.input_size}); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
+        if self.path != "eager" and not self.tracing:
+            return self._fused_forward(x, state)
         outputs = []
         for t in range(x.shape[1]):
             y, state = self.step(x[:, t], state)
             outputs.append(y)
         return torch.stack(outputs, 1)  # (b, t, output_size)
+
+    def _fused_forward(self, x: Tensor, state: NTMState) -> Tensor:
+        """`forward` through `memory.fused` (compiled when `path` is "compiled"); the same logits as `step`."""
+        cfg = self.config
+        b, H = x.shape[0], cfg.controller_size
+        x_parts, recurrent = fused.controller_inputs(self.controller, x, self.input_size)  # (t, b, G)
+        weights = fused.Weights(recurrent, self.heads.weight.t().contiguous(), self.heads.bias)  # W_p (H, P)
+        if cfg.controller == "lstm":
+            h, c = state.controller  # (b, H) each
+        else:  # no recurrent controller state: zero placeholders of the shapes the steps expect
+            h, c = x.new_zeros(b, H), x.new_zeros(b, 0)
+        memory = (state.memory, *fused.unit_rows(state.memory), state.read_weights, state.write_weights)
+        sizes = ntm_steps.FusedSizes(cfg.word_size, cfg.shift_range, cfg.num_reads, cfg.num_writes)
+        steps = ntm_steps.steps(self.path == "compiled", sizes)
+        hs, reads = fused.run(
+            steps, x_parts, weights, fused.Carry(h, c, state.reads, memory)
+        )  # (b, t, H), (b, t, R, w)
+        return self.out(torch.cat([hs, reads.flatten(2)], -1))  # (b, t, output_size)
