@@ -20,7 +20,7 @@ def test_machines_answer_at_the_last_steps_and_trace_reads_and_writes(name):
     with capture(model) as trace:
         logits = model(batch.inputs)
     assert logits.shape == (3, 4, 8)
-    assert torch.equal(logits, model(batch.inputs))  # traced equals untraced
+    torch.testing.assert_close(logits, model(batch.inputs))  # traced (the eager step) equals untraced (fast)
     t = task.spec.seq_len
     assert len(trace.select(kind="write")) == t and len(trace.select(kind="read")) == t
     assert torch.allclose(model.machine(batch.inputs)[:, -4:], logits)

@@ -22,7 +22,7 @@ an attached trace as kind "cross", (b, 1, i, j): one head.
 Queries are (b, query_dim) for one decoder step or (b, i, query_dim) for all steps at once (a
 teacher-forced decoder, or Luong's model where h_t does not depend on c_t).
 
-A fused decoder step (attnlab.models.seq2seq) projects the keys once per sentence
+A fused decoder step (attnlab.models.bahdanau, attnlab.models.luong) projects the keys once per sentence
 (`project_keys` of either module) and calls `additive_context` or `dot_context` at every step:
 the same scores through the same `attend`, without the per-call checks and projections, and
 without weights (a trace runs the modules themselves).

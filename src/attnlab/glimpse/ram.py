@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced
+from attnlab.core.cells import lstm_update
 from attnlab.core.fast import FastPath, compiled
 from attnlab.glimpse.retina import Retina, foveate, pad_images
 
@@ -133,14 +134,13 @@ class RAMParams(NamedTuple):
 def _core_step(z: Tensor, cell: Tensor, core: str, first: bool) -> tuple[Tensor, Tensor]:
     """The core's nonlinearity on its pre-activation z (b, gates * core_size) -> (h, cell), each (b, core_size).
 
-    "rnn": h = ReLU(z). "lstm": z holds the gates i, f, g, o (nn.LSTMCell's order);
-    cell = sigma(f) cell + sigma(i) tanh(g), h = sigma(o) tanh(cell); at the first step cell is 0.
+    "rnn": h = ReLU(z). "lstm": z holds the gates i, f, g, o (nn.LSTMCell's order), and
+    `core.cells.lstm_update` gives cell = sigma(f) cell + sigma(i) tanh(g), h = sigma(o) tanh(cell);
+    at the first step cell is 0.
     """
     if core != "lstm":
         return F.relu(z), cell  # (b, core_size)
-    i, f, g, o = z.chunk(4, dim=1)  # (b, core_size) each
-    cell = torch.sigmoid(i) * torch.tanh(g) if first else torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(cell), cell  # (b, core_size) twice
+    return lstm_update(z, None if first else cell)  # (b, core_size) twice
 
 
 class GlimpseWeights(NamedTuple):

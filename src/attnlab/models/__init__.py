@@ -3,7 +3,17 @@
 Importing this package registers every family in MODELS; build one with `build_model(name, config, spec)`.
 """
 
-from attnlab.models import baselines, glimpse, machines, memory, seq2seq, sequence, vision  # noqa: F401  (registers the families)
+from attnlab.models import (  # noqa: F401  (registers the families)
+    bahdanau,
+    baselines,
+    glimpse,
+    luong,
+    machines,
+    memory,
+    seq2seq,
+    sequence,
+    vision,
+)
 from attnlab.models.baselines import AnswerHead, InputEmbedding
 from attnlab.models.registry import MODELS, TaskModel, build_model
 from attnlab.models.transformer import (

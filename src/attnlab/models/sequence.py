@@ -16,7 +16,7 @@ is tied to its output head over the one vocabulary of inputs and answers.
 Every attention module is a MultiHeadAttention, so `attnlab.core.capture(model)` records them all.
 On the "compiled" path (attnlab.core.fast) each family's forward (training and evaluation) runs
 through torch.compile: the whole forward of "transformer", the teacher-forced forward of "encdec"
-and "lm", and their single-token decoding steps (StaticKVCache, see attnlab.models.transformer).
+and "lm", and their single-token decoding steps (StaticKVCache, see attnlab.models.transformer_decoding).
 A trace attached, or the "eager" and "fast" paths, run the code as written.
 All three take TransformerConfig; the registry entries' defaults size them for about 1e5 parameters
 on a small task, like the baselines (embed_dim 64, ff_dim 256, no dropout; encdec has one encoder
@@ -36,14 +36,8 @@ from attnlab.core.fast import FastPath
 from attnlab.models.baselines import AnswerHead, InputEmbedding, check_answers
 from attnlab.models.decoding import greedy_logits
 from attnlab.models.registry import MODELS, TaskModel
-from attnlab.models.transformer import (
-    DecoderLM,
-    Encoder,
-    EncoderDecoder,
-    TransformerConfig,
-    lazy_compiled,
-    tracing,
-)
+from attnlab.models.transformer import DecoderLM, Encoder, EncoderDecoder, TransformerConfig
+from attnlab.models.transformer_decoding import lazy_compiled, tracing
 from attnlab.spec import PAD, TaskSpec
 
 STACK_DEFAULTS: dict[str, Any] = {"embed_dim": 64, "ff_dim": 256, "dropout": 0.0}  # about 1e5 parameters
