@@ -13,31 +13,11 @@ the softmax of content addressing are the attention core's (`core.attend` with s
 so content addressing is one more score function, not a second softmax. Location addressing
 (eq. 7-9) is no softmax: it mixes, rotates and renormalises weightings that already sum to one.
 
-Differentiable Neural Computer (Graves et al. 2016, Nature 538; the Methods subsections), whose
-readable step (`dnc.DNC.step`) and fused step (`dnc_steps`) both call these:
-
-    "Interface parameters"
-        xi_t split into k^r, beta^r, k^w, beta^w, e, v, f, g^a, g^w, pi         `interface_fields`
-        oneplus(x) = 1 + log(1 + e^x) for strengths; sigmoid for e, f, g^a, g^w; softmax for pi
-    "Content-based addressing"
-        C(M, k, beta)[i] = softmax_i(beta cos(k, M[i]))                          `content_weights`
-    "Dynamic memory allocation"
-        psi_t = prod_i (1 - f^i_t w^{r,i}_{t-1})                                    `usage_update`
-        u_t   = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t
-        phi_t = slot indices sorted by ascending usage (the free list)   `allocation`, `sorted_allocation`
-        a_t[phi_t[j]] = (1 - u_t[phi_t[j]]) prod_{i<j} u_t[phi_t[i]]
-    "Write weighting"
-        w^w_t = g^w_t (g^a_t a_t + (1 - g^a_t) c^w_t),  c^w_t = C(M_{t-1}, k^w_t, beta^w_t)  `write_weighting`
-    "Reading and writing to memory"
-        M_t = M_{t-1} o (E - w^w_t e_t^T) + w^w_t v_t^T                            `erase_and_add`
-    "Temporal memory linkage"
-        p_t = (1 - sum_i w^w_t[i]) p_{t-1} + w^w_t                              `precedence_update`
-        L_t[i, j] = (1 - w^w_t[i] - w^w_t[j]) L_{t-1}[i, j] + w^w_t[i] p_{t-1}[j], L_t[i, i] = 0
-                                                                                   `link_update`
-        f^i_t = L_t w^{r,i}_{t-1},  b^i_t = L_t^T w^{r,i}_{t-1}               `directional_weights`
-    "Read weighting"
-        w^{r,i}_t = pi^i_t[1] b^i_t + pi^i_t[2] c^{r,i}_t + pi^i_t[3] f^i_t,  c^{r,i}_t = C(M_t, k^{r,i}_t, beta^{r,i}_t)
-                                                                                   `read_weighting`
+Differentiable Neural Computer (Graves et al. 2016, Nature 538): the equation functions of its
+Methods subsections, which its readable step (`dnc.DNC.step`) and its fused step (`dnc_steps`)
+both call; `dnc`'s docstring maps each subsection's equations to them: `interface_fields`,
+`usage_update`, `allocation` (`sorted_allocation`), `write_weighting`, `erase_and_add`,
+`precedence_update`, `link_update`, `directional_weights`, `read_weighting`.
 The read modes' softmax is over three modes, not slots.
 """
 

@@ -3,8 +3,8 @@ with dynamic external memory", Nature 538; equations from its Methods section).
 
 An LSTM controller reads x_t and the previous reads, emits an interface vector xi_t, and the
 memory M (N slots of W) is written by one head and read by R heads. Methods subsection -> code
-(the equation functions live in `addressing.py`, below this module and `dnc_steps`, which both
-call them):
+(the equation functions live in `addressing`, below this module and `dnc_steps`, which both call
+them):
 
     "Interface parameters"
         xi_t = W_xi h_t, split into k^r, beta^r, k^w, beta^w, e, v, f, g^a, g^w, pi `interface_fields`

@@ -20,9 +20,7 @@ derivatives, for `memory.fused` to run as one autograd node per sequence. Each b
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -215,19 +213,4 @@ def memory_backward(
 
 # The compiled backward takes each step's saved tensors: redoing the DNC's step (its sort and
 # allocation, content and directional weightings) costs more than passing them.
-COMPILED_RECOMPUTES = False
-_FAST_STEPS = fused.step_functions(memory_forward, memory_backward, recompute=False)
-
-
-def steps(compile_them: bool, sizes: FusedSizes) -> fused.Steps:
-    """The step functions for `fused.run`: compiled (`core.fast.compiled`) or plain."""
-    if compile_them:
-        return fused.Steps(*_compiled_steps(), sizes, recompute=COMPILED_RECOMPUTES)
-    return fused.Steps(*_FAST_STEPS, sizes, recompute=False)
-
-
-@functools.cache
-def _compiled_steps() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    return fused.compiled_steps(
-        *fused.step_functions(memory_forward, memory_backward, recompute=COMPILED_RECOMPUTES), "DNC fused step"
-    )
+steps = fused.StepMaker(memory_forward, memory_backward, compiled_recomputes=False, name="DNC fused step")

@@ -330,6 +330,30 @@ class Steps(NamedTuple):
     recompute: bool  # the backward takes (matmul outputs, carry before, carry after) and redoes the rest
 
 
+class StepMaker:
+    """A machine's `Steps` from its memory part: the plain step functions, and compiled ones made on first use.
+
+    compiled_recomputes: whether the compiled backward redoes each step (`step_functions`' recompute).
+    """
+
+    def __init__(self, memory_forward: MemoryForward, memory_backward: MemoryBackward, *,
+                 compiled_recomputes: bool, name: str) -> None:  # fmt: skip
+        self.parts = (memory_forward, memory_backward)
+        self.compiled_recomputes = compiled_recomputes
+        self.name = name
+        self.plain = step_functions(memory_forward, memory_backward, recompute=False)
+        self._compiled: tuple[Any, Any] | None = None
+
+    def __call__(self, compile_them: bool, sizes: Any) -> Steps:
+        """The step functions for `run`: compiled (`core.fast.compiled`, once per process) or plain."""
+        if not compile_them:
+            return Steps(*self.plain, sizes, recompute=False)
+        if self._compiled is None:
+            functions = step_functions(*self.parts, recompute=self.compiled_recomputes)
+            self._compiled = compiled_steps(*functions, self.name)
+        return Steps(*self._compiled, sizes, recompute=self.compiled_recomputes)
+
+
 class Recurrence(torch.autograd.Function):
     """Every step of a sequence as one autograd node, with a hand-written backward through time."""
 

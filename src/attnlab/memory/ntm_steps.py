@@ -21,8 +21,6 @@ sequence (eq. numbers of Graves, Wayne, Danihelka 2014, arXiv:1410.5401):
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -223,19 +221,4 @@ def memory_backward(
 
 # The compiled backward redoes each step from its two matmul outputs and the states before and
 # after it: cheaper here than passing dozens of saved tensors through a compiled call.
-COMPILED_RECOMPUTES = True
-_FAST_STEPS = fused.step_functions(memory_forward, memory_backward, recompute=False)
-
-
-def steps(compile_them: bool, sizes: FusedSizes) -> fused.Steps:
-    """The step functions for `fused.run`: compiled (`core.fast.compiled`) or plain."""
-    if compile_them:
-        return fused.Steps(*_compiled_steps(), sizes, recompute=COMPILED_RECOMPUTES)
-    return fused.Steps(*_FAST_STEPS, sizes, recompute=False)
-
-
-@functools.cache
-def _compiled_steps() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    return fused.compiled_steps(
-        *fused.step_functions(memory_forward, memory_backward, recompute=COMPILED_RECOMPUTES), "NTM fused step"
-    )
+steps = fused.StepMaker(memory_forward, memory_backward, compiled_recomputes=True, name="NTM fused step")
