@@ -1,4 +1,4 @@
-"""attnlab.tour.budget: the typed budget gives each run the train settings the sections always had."""
+"""attnlab.tour.budget: the typed budget gives each run the train settings written down here."""
 
 import dataclasses
 from typing import Any
@@ -15,7 +15,7 @@ MACHINE = {"eval_size": "128", "batch_size": "32", "lr": "3e-3", "warmup_steps":
 GLIMPSE = {"eval_size": "1000", "batch_size": "64", "lr": "1e-3", "warmup_steps": "100", "clip_norm": "5"}
 BABI = {"lr": "0.01", "warmup_steps": "0", "clip_norm": "40"}
 
-# The train.* overrides each section wrote as strings before the budget was typed.
+# The train.* overrides of each section's runs, as strings (the full tour's cut to fit ten minutes).
 EXPECTED = {
     "quick": {
         "families.long_range": {**SMOKE, "batch_size": "16", "lr": "3e-3"},
@@ -29,15 +29,15 @@ EXPECTED = {
         "glimpse.cnn": {**SMOKE, "batch_size": "8"},
     },
     "full": {
-        "families.long_range": {"steps": "600", "eval_every": "100", **LONG},
-        "families.reverse": {"steps": "600", "eval_every": "100", **LONG},
+        "families.long_range": {"steps": "300", "eval_every": "100", **LONG},
+        "families.reverse": {"steps": "300", "eval_every": "100", **LONG},
         "copy.train": {"steps": "800", "eval_every": "100", **LONG},
-        "translation.train": {"steps": "800", "eval_every": "400", "eval_size": "200", "batch_size": "64",
+        "translation.train": {"steps": "500", "eval_every": "250", "eval_size": "200", "batch_size": "64",
                               "lr": "3e-3", "warmup_steps": "100"},
         "babi.train": {"steps": "6000", "eval_every": "500", "eval_size": "2000", "batch_size": "32", **BABI},
-        "machines.copy": {"steps": "800", "eval_every": "400", **MACHINE},
+        "machines.copy": {"steps": "600", "eval_every": "300", **MACHINE},
         "machines.recall": {"steps": "400", "eval_every": "200", **MACHINE},
-        "glimpse.ram": {"steps": "2000", "eval_every": "1000", **GLIMPSE},
+        "glimpse.ram": {"steps": "1500", "eval_every": "750", **GLIMPSE},
         "glimpse.cnn": {"steps": "600", "eval_every": "300", **GLIMPSE},
     },
 }
@@ -62,8 +62,9 @@ def test_task_sizes_and_other_parts() -> None:
     assert (QUICK.babi.stories, QUICK.babi.story_len) == (25, 10)
     assert (FULL.babi.stories, FULL.babi.story_len) == (None, None)  # the task's own defaults
     assert (QUICK.machines.tested, FULL.machines.tested) == (16, 256)
-    assert (QUICK.pretrained.own_steps, FULL.pretrained.own_steps) == (4, 800)
+    assert (QUICK.pretrained.own_steps, FULL.pretrained.own_steps) == (4, 500)
     assert not QUICK.progress and FULL.progress
+    assert (QUICK.lanes, FULL.lanes) == (1, 2)  # the full tour trains two sections at once
 
 
 def test_unset_fields_leave_the_defaults_and_budgets_are_frozen() -> None:

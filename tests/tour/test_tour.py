@@ -1,6 +1,7 @@
 """attnlab.tour: the quick tour writes metrics.json and a report whose images exist; the report
 can be written again from metrics.json alone."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from attnlab.errors import RunError
-from attnlab.tour import QUICK, SECTIONS, core, render_report, run_tour
+from attnlab.tour import LONGEST_FIRST, QUICK, SECTIONS, core, render_report, run_sections, run_tour
 
 HEADINGS = ("One attention core", "growing distance", "reverse a sequence", "learns to copy",
             "Attention between two sentences", "A memory network reads a story",
@@ -20,6 +21,18 @@ def test_sections_have_distinct_names_in_report_order() -> None:
     names = [s.NAME for s in SECTIONS]
     assert names == ["core", "families", "copy", "translation", "babi", "machines", "glimpse", "pretrained"]
     assert all(s.TITLE and callable(s.run) and callable(s.render) for s in SECTIONS)
+
+
+def test_lanes_take_every_section_longest_first() -> None:
+    assert sorted(LONGEST_FIRST) == sorted(s.NAME for s in SECTIONS)
+
+
+def test_sections_in_lanes_give_what_they_give_one_after_another(tmp_path: Path) -> None:
+    lanes = dataclasses.replace(QUICK, lanes=2)
+    apart = run_sections(["core"], tmp_path / "lanes", lanes, 0)  # in a spawned process with a share of the cores
+    together = run_sections(["core"], tmp_path / "here", QUICK, 0)
+    assert list(apart) == ["core"] and apart["core"][0] == together["core"][0]
+    assert apart["core"][1] >= 0
 
 
 def test_quick_tour_writes_a_report_whose_images_exist(quick_tour: tuple[Path, dict]) -> None:

@@ -11,13 +11,20 @@ which `attnlab eval`, `attnlab viz` and `load_run` can open.
 A section is a module with NAME, TITLE, `run(out, budget, seed) -> dict` (trains and measures
 within its part of the budget; the result must be JSON) and `render(result) -> str` (an HTML
 fragment from the saved result only, written with the helpers of attnlab.tour.report). Adding one
-is a new module and a line in SECTIONS.
+is a new module and a line in SECTIONS (and in LONGEST_FIRST).
+
+Sections are independent, so the full tour trains `budget.lanes` of them at once, each in its own
+process with an equal share of the cores, the longest first. The models are small: one thread
+each on two sections keeps both cores busy where one section on two threads would leave much of
+the second idle (a single run, the evaluations, the figures).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,6 +49,8 @@ class Section(Protocol):
 
 # In the report's order, which is also the order of training.
 SECTIONS: tuple[Section, ...] = (core, families, copy, translation, babi, machines, glimpse, pretrained)
+# The order lanes take them in: longest first (the full tour's section seconds), so they end together.
+LONGEST_FIRST = ("families", "translation", "machines", "babi", "glimpse", "pretrained", "copy", "core")
 
 
 def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
@@ -50,18 +59,44 @@ def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     budget = Budget.of(quick=quick)
     start = time.perf_counter()
-    metrics: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
-    for section in SECTIONS:
-        began = time.perf_counter()
-        metrics[section.NAME] = section.run(out, budget, seed)
-        seconds[section.NAME] = round(time.perf_counter() - began, 1)
-        if budget.progress:
-            print(f"tour: {section.NAME} done in {seconds[section.NAME]:.0f} s", flush=True)
+    done = run_sections([s.NAME for s in SECTIONS], out, budget, seed)
+    metrics: dict[str, Any] = {name: result for name, (result, _) in done.items()}
     metrics["seconds"] = time.perf_counter() - start
-    metrics["section_seconds"] = seconds
+    metrics["section_seconds"] = {name: round(took, 1) for name, (_, took) in done.items()}
     (out / METRICS).write_text(json.dumps(metrics, indent=1, default=str))
     return render_report(out)
+
+
+def run_sections(names: list[str], out: Path, budget: Budget, seed: int) -> dict[str, tuple[dict[str, Any], float]]:
+    """Each named section's result and seconds, in the order of names.
+
+    budget.lanes == 1: one after another in this process. Otherwise that many at once, each in a
+    spawned process with cores / lanes torch threads, taken longest first (LONGEST_FIRST).
+    """
+    if budget.lanes == 1:
+        return {name: _run_section(name, out, budget, seed, None) for name in names}
+    import torch
+
+    threads = max(1, torch.get_num_threads() // budget.lanes)
+    order = sorted(names, key=lambda n: LONGEST_FIRST.index(n) if n in LONGEST_FIRST else len(LONGEST_FIRST))
+    with ProcessPoolExecutor(budget.lanes, mp_context=get_context("spawn")) as pool:
+        futures = {name: pool.submit(_run_section, name, out, budget, seed, threads) for name in order}
+        return {name: futures[name].result() for name in names}
+
+
+def _run_section(name: str, out: Path, budget: Budget, seed: int, threads: int | None) -> tuple[dict[str, Any], float]:
+    """One section's result and seconds; with threads, first limit this process's torch threads to them."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    section = {s.NAME: s for s in SECTIONS}[name]
+    began = time.perf_counter()
+    result = section.run(out, budget, seed)
+    took = time.perf_counter() - began
+    if budget.progress:
+        print(f"tour: {name} done in {took:.0f} s", flush=True)
+    return result, took
 
 
 def render_report(out: Path) -> Path:
@@ -80,4 +115,4 @@ def render_report(out: Path) -> Path:
     return path
 
 
-__all__ = ["FULL", "QUICK", "SECTIONS", "Budget", "Section", "render_report", "run_tour"]
+__all__ = ["FULL", "QUICK", "SECTIONS", "Budget", "Section", "render_report", "run_sections", "run_tour"]

@@ -1,6 +1,6 @@
 """What the tour may spend: every section's steps, evaluation sizes, batch sizes and task sizes.
 
-Two budgets: FULL (`attnlab tour`, `make tour`: about twenty minutes on two cores) and QUICK
+Two budgets: FULL (`attnlab tour`, `make tour`: under ten minutes on two cores) and QUICK
 (`attnlab tour --quick` and the tests: a few steps per run, a smoke test, not results). A section
 reads only its own part (`budget.babi`, ...) and never writes a number of steps itself.
 
@@ -98,6 +98,7 @@ class Budget:
 
     name: str  # "quick" or "full"
     progress: bool  # print each run as it finishes
+    lanes: int  # sections trained at once, each in its own process with a share of the cores
     families: Families
     copy: Copy
     translation: Translation
@@ -120,6 +121,7 @@ def _smoke(batch_size: int, eval_size: int = 16, **values: Any) -> Train:
 QUICK = Budget(
     name="quick",
     progress=False,
+    lanes=1,
     families=Families(long_range=_smoke(16, lr=3e-3), reverse=_smoke(16, lr=3e-3)),
     copy=Copy(train=_smoke(16, lr=3e-3)),
     translation=Translation(train=_smoke(16), pairs=200, scored=50),
@@ -132,13 +134,14 @@ QUICK = Budget(
 FULL = Budget(
     name="full",
     progress=True,
+    lanes=2,
     families=Families(
-        long_range=Train(steps=600, eval_every=100, eval_size=256, target=0.99, lr=3e-3),
-        reverse=Train(steps=600, eval_every=100, eval_size=256, target=0.99, lr=3e-3),
+        long_range=Train(steps=300, eval_every=100, eval_size=256, target=0.99, lr=3e-3),
+        reverse=Train(steps=300, eval_every=100, eval_size=256, target=0.99, lr=3e-3),
     ),
     copy=Copy(train=Train(steps=800, eval_every=100, eval_size=256, target=0.99, lr=3e-3)),
     translation=Translation(
-        train=Train(steps=800, eval_every=400, eval_size=200, batch_size=64, lr=3e-3, warmup_steps=100),
+        train=Train(steps=500, eval_every=250, eval_size=200, batch_size=64, lr=3e-3, warmup_steps=100),
         pairs=20000,
         scored=None,
     ),
@@ -149,8 +152,8 @@ FULL = Budget(
     ),
     machines=Machines(
         copy=Train(
-            steps=800,
-            eval_every=400,
+            steps=600,
+            eval_every=300,
             eval_size=128,
             batch_size=32,
             lr=3e-3,
@@ -171,8 +174,8 @@ FULL = Budget(
         tested=256,
     ),
     glimpse=Glimpse(
-        ram=Train(steps=2000, eval_every=1000, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
+        ram=Train(steps=1500, eval_every=750, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
         cnn=Train(steps=600, eval_every=300, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
     ),
-    pretrained=Pretrained(own_steps=800),
+    pretrained=Pretrained(own_steps=500),
 )

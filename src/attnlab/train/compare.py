@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -94,6 +93,13 @@ def _row(job: dict, summary: dict) -> dict:
     )
 
 
+def _threads() -> int:
+    """The intra-op threads this process may use: torch's setting (the tour gives each of its lanes a share)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _run_one(job: dict, folder: str, threads: int) -> dict:
     import torch
 
@@ -109,7 +115,7 @@ def run_all(jobs: list[dict], out: Path, workers: int = 1, progress: bool = True
     """
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, _threads() // workers)
     if together:
         groups: dict[tuple, list[dict]] = {}
         for job in jobs:
