@@ -109,3 +109,14 @@ def test_ram_seeds_draw_their_own_glimpse_locations(tmp_path):
     for seed, config in enumerate(runs):
         train(config, tmp_path / f"a{seed}", progress=False)
         same_records(checkpoint.read_metrics(tmp_path / f"v{seed}"), checkpoint.read_metrics(tmp_path / f"a{seed}"))
+
+
+@pytest.mark.parametrize("name", ["ntm", "dnc"])
+def test_machines_with_their_own_backward_refuse_to_stack_rather_than_lose_gradients(tmp_path, name):
+    # Their fused path is one autograd.Function, which vmap's batched tensors (requires_grad False)
+    # would skip; under vmap they run the eager step, which vmap cannot batch: a ConfigError, and
+    # ensure_seeds trains them one by one.
+    machine = {"task": {"name": "ntm_copy", "max_length": 3}, "model": {"name": name}}
+    with pytest.raises(ConfigError, match=re.escape("cannot train the seeds as one model: torch.vmap")):
+        train_seeds(configs(machine, seeds=(0, 1), controller_size=8, memory_size=6, word_size=4),
+                    [tmp_path / "a", tmp_path / "b"])  # fmt: skip

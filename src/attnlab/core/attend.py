@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from attnlab.core.fast import under_vmap
 from attnlab.core.masks import causal_mask, combine_masks
 from attnlab.core.scores import SAME_DIM_SCORES, SCORES, ScoreFn
 
@@ -69,7 +70,7 @@ def attend(
         bias = bias.to(q.dtype)  # positional tables are float32; follow the queries' precision
     args = {} if score_args is None else dict(score_args)
     i, j = q.shape[-2], k.shape[-2]
-    if _fast_reason(name, args, need_weights) is None and not _under_vmap(q):
+    if _fast_reason(name, args, need_weights) is None and not under_vmap(q):
         return AttendOutput(_fast(q, k, v, name, args, mask, bias, causal, dropout, i, j), None)
     if causal:
         mask = combine_masks(mask, causal_mask(i, j, device=q.device))
@@ -85,11 +86,6 @@ def why_not_fast_path(
     """Why `attend` with these arguments runs the eager path instead of the fused kernel; None if it does not."""
     name = score if isinstance(score, str) else None
     return _fast_reason(name, {} if score_args is None else dict(score_args), need_weights)
-
-
-def _under_vmap(q: Tensor) -> bool:
-    """Whether q is batched by torch.vmap: SDPA has no batching rule on CPU (a per-sample loop), matmuls do."""
-    return bool(torch._C._functorch.is_batchedtensor(q))
 
 
 def _fast_reason(name: str | None, args: dict[str, Any], need_weights: bool) -> str | None:
@@ -167,7 +163,7 @@ def _eager(
     if blocked is not None:
         weights = weights.masked_fill(blocked, 0.0)
     used = F.dropout(weights, p=dropout) if dropout > 0 else weights
-    if q.shape[-2] == 1 and _under_vmap(q):  # one query: a broadcast product, not K * b rank-1 matmuls
+    if q.shape[-2] == 1 and under_vmap(q):  # one query: a broadcast product, not K * b rank-1 matmuls
         out = (used.transpose(-2, -1) * v).sum(-2, keepdim=True)  # (b, h, 1, f)
     else:
         out = used @ v  # (b, h, i, f)

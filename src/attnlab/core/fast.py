@@ -58,6 +58,16 @@ class FastPath:
         self.path = check_path(path)
 
 
+def under_vmap(*tensors: torch.Tensor) -> bool:
+    """Whether any of the tensors is batched by torch.vmap (K stacked models, `attnlab.train.vectorised`).
+
+    A fused step that runs its own autograd node (`torch.autograd.Function`) without a batching
+    rule must take its eager step there: a batched tensor reports requires_grad=False, so the node
+    would be skipped and the stacked parameters would get no gradient.
+    """
+    return any(bool(torch._C._functorch.is_batchedtensor(t)) for t in tensors)
+
+
 def why_not_compiled() -> str | None:
     """Why `torch.compile` cannot run here, or None when it can."""
     if os.environ.get("ATTNLAB_EAGER", "") not in ("", "0"):

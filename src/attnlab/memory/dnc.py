@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.core import Traced
-from attnlab.core.fast import FastPath
+from attnlab.core.fast import FastPath, under_vmap
 from attnlab.memory import dnc_steps, fused
 from attnlab.memory.addressing import (
     Interface,
@@ -213,7 +213,7 @@ class DNC(FastPath, Traced, nn.Module):
             raise ValueError(f"x must have shape (b, t, input_size); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        if self.path != "eager" and not self.tracing:
+        if self.path != "eager" and not self.tracing and not under_vmap(x, self.interface.weight):  # see core.fast.under_vmap
             return self._fused_forward(x, state)
         outputs = []
         for t in range(x.shape[1]):

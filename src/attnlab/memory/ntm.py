@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.core import Traced
-from attnlab.core.fast import FastPath
+from attnlab.core.fast import FastPath, under_vmap
 from attnlab.memory import fused, ntm_steps
 from attnlab.memory.addressing import content_weights, interpolate, sharpen, shift
 
@@ -204,7 +204,7 @@ class NTM(FastPath, Traced, nn.Module):
             raise ValueError(f"x must be (b, t, input_size={self.input_size}); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
-        if self.path != "eager" and not self.tracing:
+        if self.path != "eager" and not self.tracing and not under_vmap(x, self.out.weight):  # see core.fast.under_vmap
             return self._fused_forward(x, state)
         outputs = []
         for t in range(x.shape[1]):
