@@ -213,7 +213,8 @@ class DNC(FastPath, Traced, nn.Module):
             raise ValueError(f"x must have shape (b, t, input_size); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        if self.path != "eager" and not self.tracing and not under_vmap(x, self.interface.weight):  # see core.fast.under_vmap
+        # under vmap the eager step: see core.fast.under_vmap
+        if self.path != "eager" and not self.tracing and not under_vmap(x, self.interface.weight):
             return self._fused_forward(x, state)
         outputs = []
         for t in range(x.shape[1]):

@@ -204,7 +204,8 @@ class NTM(FastPath, Traced, nn.Module):
             raise ValueError(f"x must be (b, t, input_size={self.input_size}); got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
-        if self.path != "eager" and not self.tracing and not under_vmap(x, self.out.weight):  # see core.fast.under_vmap
+        # under vmap the eager step: see core.fast.under_vmap
+        if self.path != "eager" and not self.tracing and not under_vmap(x, self.out.weight):
             return self._fused_forward(x, state)
         outputs = []
         for t in range(x.shape[1]):
