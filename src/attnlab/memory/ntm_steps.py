@@ -112,7 +112,7 @@ def address_forward(params: Tensor, memory_unit: Tensor, previous: Tensor, word_
     shifted = circular_shift(gated, shifts) + SHARPEN_EPS  # (b, r, n)
     log_shifted = torch.log(shifted)
     gamma = 1 + F.softplus(gamma_raw)  # (b, r, 1)
-    weights = torch.softmax(gamma * log_shifted, -1)  # (b, r, n)
+    weights = torch.softmax(gamma * log_shifted, -1)  # (b, r, n): eq. 9 renormalised, not over keys
     return Address(
         content, key, strength_raw, gate, previous, gated, shifts, shifted, log_shifted, gamma_raw, gamma, weights
     )
