@@ -1,8 +1,9 @@
 """Shared by the model tests: left-padded token ids, a copy-the-first-n-tokens task, a fitting loop,
-and tiny sizes of the decoding families."""
+tiny sizes of the decoding families, and the comparison of a machine's step paths."""
 
 import torch
 
+from attnlab.core.fast import set_path
 from attnlab.spec import PAD
 
 TINY_DECODERS = {  # family -> config small enough for a test
@@ -45,3 +46,20 @@ def fit(loss_fn, params, *, steps: int, lr: float, stop: float = 0.0, optimizer=
         loss.backward()
         opt.step()
     return loss.item()
+
+
+def path_outputs_and_grads(model, path, x, state, start, allow_unused=False):
+    """Logits of model(x, state) on a path, and the gradients of a fixed function of them for every
+    parameter and every start tensor in `start` (zeros for an unused one when allow_unused)."""
+    set_path(model, path)
+    out = model(x, state)
+    weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+    loss = (out * weights).sum() + out.square().sum()
+    leaves = [*model.parameters(), *start]
+    return out, torch.autograd.grad(loss, leaves, allow_unused=allow_unused, materialize_grads=allow_unused)
+
+
+def assert_close_relative(got, want, rel=1e-5):
+    """Each tensor equal up to rel times its own largest entry (fp32 rounding over a few steps)."""
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=rel * max(w.abs().amax().item() if w.numel() else 0, 1e-6))

@@ -9,6 +9,7 @@ from torch.autograd import gradcheck
 from attnlab.core import capture
 from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, set_path, why_not_compiled
 from attnlab.memory.dnc import DNC, DNCConfig, DNCState
+from batches import assert_close_relative, path_outputs_and_grads
 
 D = torch.float64
 
@@ -172,18 +173,8 @@ def random_start(model, b, seed=0):
 
 
 def outputs_and_grads(model, path, x, state):
-    """Logits on a path, and the gradients of a fixed function of them for every parameter and start tensor."""
-    set_path(model, path)
-    out = model(x, state)
-    weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
-    leaves = [*model.parameters(), *state[:7], *state.controller]
-    return out, torch.autograd.grad((out * weights).sum() + out.square().sum(), leaves)
-
-
-def assert_close_relative(got, want, rel=1e-5):
-    """Each tensor equal up to rel times its own largest entry (fp32 rounding over a few steps)."""
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=0, atol=rel * max(w.abs().amax().item(), 1e-6))
+    """`path_outputs_and_grads` over every start tensor."""
+    return path_outputs_and_grads(model, path, x, state, (*state[:7], *state.controller))
 
 
 @pytest.mark.parametrize("num_reads", [1, 2, 4])

@@ -9,6 +9,7 @@ from attnlab.core import capture
 from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, set_path, why_not_compiled
 from attnlab.memory.addressing import content_weights
 from attnlab.memory.ntm import NTM, NTMConfig, NTMState
+from batches import assert_close_relative, path_outputs_and_grads
 
 BITS = 8
 
@@ -311,19 +312,9 @@ def random_start(model, b, dtype=torch.float32, seed=0):
 
 
 def outputs_and_grads(model, path, x, state):
-    """Logits on a path, and the gradients of a fixed function of them for every parameter and start tensor."""
-    set_path(model, path)
-    out = model(x, state)
-    leaves = [*model.parameters(), *(t for t in (*state[:4], *state.controller))]
-    weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
-    loss = (out * weights).sum() + out.square().sum()
-    return out, torch.autograd.grad(loss, leaves, allow_unused=True, materialize_grads=True)
-
-
-def assert_close_relative(got, want, rel=1e-5):
-    """Each tensor equal up to rel times its own largest entry (fp32 rounding over a few steps)."""
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=0, atol=rel * max(w.abs().amax().item() if w.numel() else 0, 1e-6))
+    """`path_outputs_and_grads` over every start tensor (a feedforward controller has none)."""
+    start = (*state[:4], *state.controller)
+    return path_outputs_and_grads(model, path, x, state, start, allow_unused=True)
 
 
 FAST_CONFIGS = [
