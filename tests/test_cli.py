@@ -165,3 +165,24 @@ def test_models_name_lists_every_field_with_type_default_and_comment(capsys):
 
 def test_models_name_unknown_family_is_one_line(capsys):
     one_line_error(capsys, ["models", "lstn"], "unknown model 'lstn' (did you mean \"lstm\"?)")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["serve", "no/such/folder"], "attnlab serve: no/such/folder: no such runs folder"),
+        (["serve", ".", "--port", "0"], "attnlab serve: --port must be in [1, 65535], got 0"),
+        (["serve", ".", "--port", "70000"], "--port must be in [1, 65535], got 70000"),
+        (["serve", ".", "--port", "eighty"], "argument --port: invalid int value: 'eighty'"),
+        (["serve", ".", "--host", " "], "attnlab serve: --host must not be empty"),
+        (["serve", ".", "--colour", "red"], "unrecognized arguments: --colour red"),
+    ],
+)
+def test_serve_argument_errors_are_one_line(capsys, argv, expected):
+    one_line_error(capsys, argv, expected)
+
+
+def test_serve_without_a_runs_folder_says_so(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/ and no tour/ here
+    one_line_error(capsys, ["serve"], "attnlab serve: no runs folder: give RUNS_DIR")
+

@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),  # python -m attnlab
     ("cli",),  # the command line: nothing but __main__ imports it
-    ("tour",),  # the main job, on top of everything it shows
+    ("tour", "explorer"),  # the main job, and `attnlab serve`'s web explorer: top floor, independent of each other
     ("probes",),  # probes of pretrained and trained encoders, with their figures
     ("viz",),  # everything that draws; reads traces and runs
     ("train",),  # the one loop, run folders, compare

@@ -10,6 +10,7 @@
     attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR]
     attnlab attend "a sentence"
     attnlab tour [--out DIR]
+    attnlab serve [RUNS_DIR ...] [--port N] [--host H]
 
 Bad input (an unknown task, model or key, a malformed config, a missing or foreign run folder)
 prints one line naming what was wrong and exits with status 2; nothing in an existing run is
@@ -95,7 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     tour.add_argument("--seed", type=int, default=0)
     tour.add_argument("--quick", action="store_true", help="a few steps per run (a smoke test, not results)")
 
-    for command in (train, ev, cmp, viz, tr, tour):
+    serve = sub.add_parser("serve", help="a local web page to look inside every run (on 127.0.0.1 by default)")
+    serve.add_argument(
+        "roots", nargs="*", type=Path, metavar="RUNS_DIR", help="folders to search (default runs/ and tour/)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others warn)")
+
+    for command in (train, ev, cmp, viz, tr, tour, serve):
         command.add_argument("--data-dir", type=Path, help="folder of the real datasets (default: env ATTNLAB_DATA)")
 
     try:
@@ -281,6 +289,23 @@ def _cmd_tour(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from attnlab.explorer import default_roots, serve
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in [1, 65535], got {args.port}")
+    if not args.host.strip():
+        raise ConfigError("--host must not be empty")
+    roots = list(args.roots) or default_roots()
+    if not roots:
+        raise ConfigError("no runs folder: give RUNS_DIR (the default, runs/ or tour/, does not exist here)")
+    for root in roots:
+        if not root.is_dir():
+            raise ConfigError(f"{root}: no such runs folder")
+    serve(roots, host=args.host, port=args.port)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
@@ -304,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_viz(args)
         if args.command == "translate":
             return _cmd_translate(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
         if args.command == "attend":
             from attnlab.probes.command import run_attend
 
