@@ -400,6 +400,34 @@ def print_families(result: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- 2. K seeds as one vectorised model
 
 
+def ram_seed_gemms(config: Any, batch: int, k: int) -> Callable[[], None]:
+    """The GEMMs alone of k RAM seeds' training step, each seed's weights its own (one bmm per shape),
+    batched over the glimpses wherever no recurrence forbids it: the least work a stacked step does.
+
+    Per seed, forward y = x W (m, i, o) with its backward dW (i, m, o) and dx (m, o, i) where x needs
+    a gradient: the glimpse layer (g b, patch, H_g), the location layer (g b, 2, H_g), [h_g; h_l] ->
+    g_t (g b, 2 H_g, G), the core's input share (g b, G, C) and, per step after the first, its
+    recurrent share (b, C, C); their gradients summed over the steps in one product."""
+    g, side, scales = config.num_glimpses, config.glimpse_size, config.num_scales
+    hidden, width, core = config.glimpse_hidden, config.glimpse_dim, config.core_size
+    m = g * batch
+    # (rows, inputs, outputs, whether the input needs a gradient): the patches and locations do not
+    layers = [(m, scales * side * side, hidden, False), (m, 2, hidden, False), (m, 2 * hidden, width, True),
+              (m, width, core, True)]  # fmt: skip
+    gemms = []
+    for rows, inner, out, needs_dx in layers:
+        gemms += [(rows, inner, out), (inner, rows, out)] + ([(rows, out, inner)] if needs_dx else [])
+    gemms += [(batch, core, core), (batch, core, core)] * (g - 1) + [(core, (g - 1) * batch, core)]  # W_hh
+    gen = torch.Generator().manual_seed(0)
+    operands = [(torch.randn(k, a, b, generator=gen), torch.randn(k, b, c, generator=gen)) for a, b, c in gemms]
+
+    def run() -> None:
+        for x, w in operands:
+            torch.bmm(x, w)  # (k, a, c)
+
+    return run
+
+
 def seeds_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dict[str, Any]:
     """One SeedStack step of K seeds against one single-seed step of the same family, interleaved."""
     from attnlab.train.vectorised import SeedStack  # imported here: a missing API skips this section only
@@ -428,6 +456,8 @@ def seeds_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dic
             stack.step(batches, [stack.draw_noise(b.inputs) for b in batches], cfg.lr)
 
         variants = [Variant(f"{k}_seeds", k_step), Variant("one_seed", train_step(single, task, cfg))]
+        if family == "ram":  # the arithmetic floor of the stacked step, against the same single step
+            variants.append(Variant(f"{k}_seeds_gemms_only", ram_seed_gemms(single.config, cfg.batch_size, k)))
         block = interleave(variants, args.repeats, args.warmup, seed=100 + i, desc=f"{family} x{k}")
         base.update(task=config.task, batch=cfg.batch_size)
         if len(block.ran) < 2:
@@ -436,6 +466,11 @@ def seeds_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dic
             continue
         ratio = paired(variants[0], variants[1], speed=False)  # K-step seconds / single-step seconds
         lo, hi = ratio["ci95"]
+        if len(variants) > 2 and variants[2] in block.ran:
+            floor = paired(variants[2], variants[1], speed=False)  # the K seeds' GEMMs / one whole step
+            base["gemm_floor"] = {"k_gemms": timing(variants[2], 1.0, "calls_per_s"), "ratio": floor}
+            print(f"{family:10s} K={k}: the K seeds' GEMMs alone / one whole step {floor['paired_median']:.2f} "
+                  f"[{fmt_ci(floor['ci95'])}]", flush=True)  # fmt: skip
         rows.append({**base, "k_step": timing(variants[0], 1.0, "steps_per_s"),
                      "one_step": timing(variants[1], 1.0, "steps_per_s"), "ratio": ratio,
                      "speedup_over_k_runs": k / ratio["paired_median"], "speedup_ci95": [k / hi, k / lo],
