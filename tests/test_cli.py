@@ -186,3 +186,22 @@ def test_serve_without_a_runs_folder_says_so(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no runs/ and no tour/ here
     one_line_error(capsys, ["serve"], "attnlab serve: no runs folder: give RUNS_DIR")
 
+
+def test_caption_prints_and_draws(tmp_path, capsys, trained):
+    import numpy as np
+    from PIL import Image
+
+    run = tmp_path / "cap"
+    assert main(["train", "caption", "--model", "show_attend_tell", "--out", str(run), "--task.scenes=40",
+                 "--model.hidden_dim=16", "--model.embed_dim=8", "--model.attn_dim=8", *FEW]) == 0  # fmt: skip
+    picture = tmp_path / "scene.png"
+    Image.fromarray((np.random.default_rng(0).random((16, 48)) * 255).astype(np.uint8)).save(picture)
+    capsys.readouterr()
+    assert main(["caption", str(run), str(picture), str(picture), "--beam", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{picture}\t")
+    assert main(["caption", str(run), str(picture), "--draw", str(tmp_path / "d")]) == 0
+    assert "caption-0.png" in capsys.readouterr().out and (tmp_path / "d" / "caption-0.png").is_file()
+    one_line_error(capsys, ["caption", str(run), str(picture), "--beam", "0"], "--beam must be >= 1")
+    one_line_error(capsys, ["caption", str(run), str(tmp_path / "none.jpg")], "none.jpg: no such image file")
+    one_line_error(capsys, ["caption", str(trained), str(picture)], "not a captioning run")

@@ -8,6 +8,7 @@
                          [--together] [--best-of-seeds]
     attnlab viz DIR [--out DIR]
     attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR]
+    attnlab caption DIR IMAGE [...] [--beam K] [--draw DIR]
     attnlab attend "a sentence"
     attnlab tour [--out DIR]
     attnlab serve [RUNS_DIR ...] [--port N] [--host H]
@@ -91,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     tr.add_argument("--draw", type=Path, metavar="DIR", help="draw each sentence's alignment matrix into DIR")
 
+    cap = sub.add_parser("caption", help="caption image files with a trained captioning run")
+    cap.add_argument("run", type=Path)
+    cap.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG), one argument each")
+    cap.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    cap.add_argument("--draw", type=Path, metavar="DIR", help="draw each image once per word, with its attention")
+
     tour = sub.add_parser("tour", help="the main job: train the families on generated tasks, write report.html")
     tour.add_argument("--out", type=Path, default=Path("tour"), help="folder for report.html and figures")
     tour.add_argument("--seed", type=int, default=0)
@@ -103,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others warn)")
 
-    for command in (train, ev, cmp, viz, tr, tour, serve):
+    for command in (train, ev, cmp, viz, tr, cap, tour, serve):
         command.add_argument("--data-dir", type=Path, help="folder of the real datasets (default: env ATTNLAB_DATA)")
 
     try:
@@ -281,6 +288,33 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from attnlab.tasks.caption_eval import caption_files, looked
+    from attnlab.tasks.captioning import CaptionTask
+    from attnlab.train import load_run
+
+    if args.beam < 1:
+        raise ConfigError(f"--beam must be >= 1, got {args.beam}")
+    run = load_run(args.run)
+    if not isinstance(run.task, CaptionTask):
+        raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a captioning run (task caption)")
+    if args.draw is None:
+        for path, line in zip(args.images, caption_files(run.task, run.model, args.images, beam_size=args.beam)):
+            print(f"{path}\t{line}")
+        return 0
+    from attnlab.viz.captioning import draw_caption
+
+    for index, (path, seen) in enumerate(
+        zip(args.images, looked(run.task, run.model, args.images, beam_size=args.beam))
+    ):
+        figure = args.draw / f"caption-{index}.png"
+        draw_caption(
+            seen.image, seen.words, seen.alphas, run.task.grid, figure, title=f"{run.config.model}: {path.name}"
+        )
+        print(f"{path}\t{' '.join(seen.words[:-1])}\t(attention: {figure})")
+    return 0
+
+
 def _cmd_tour(args: argparse.Namespace) -> int:
     from attnlab.tour import run_tour
 
@@ -329,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_viz(args)
         if args.command == "translate":
             return _cmd_translate(args)
+        if args.command == "caption":
+            return _cmd_caption(args)
         if args.command == "serve":
             return _cmd_serve(args)
         if args.command == "attend":

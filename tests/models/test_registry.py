@@ -114,6 +114,9 @@ DEFAULTS = {
                   "dropout": 0.0},
     "soft_attention": {"channels": [32, 64], "kernel_size": 5, "embed_dim": 64, "num_heads": 4, "hidden_dim": 256,
                        "num_layers": 1, "dropout": 0.0},
+    "show_attend_tell": {"attention": "soft", "embed_dim": 256, "hidden_dim": 512, "attn_dim": 256, "dropout": 0.5,
+                         "gate": True, "doubly_stochastic": 1.0, "reinforce_weight": 1.0, "entropy_weight": 0.01,
+                         "baseline_decay": 0.9, "expectation_rate": 0.5},
 }
 
 

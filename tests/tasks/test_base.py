@@ -8,11 +8,11 @@ from attnlab.tasks import PAD, TASKS, Batch, Task, build_task
 
 # small configs so that the contract runs quickly for every registered task
 SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}, "translate": {"toy_pairs": 200},
-         "digits": {"source": "small"}}
+         "digits": {"source": "small"}, "caption": {"scenes": 40}}
 EXPECTED = {
     "adding", "associative_recall", "babi", "copy", "induction_heads", "listops",
     "long_range", "pronouns", "reverse", "selective_copying", "sort", "translate",
-    "ntm_copy", "ntm_repeat_copy", "ntm_associative_recall", "ntm_priority_sort", "digits",
+    "ntm_copy", "ntm_repeat_copy", "ntm_associative_recall", "ntm_priority_sort", "digits", "caption",
 }
 
 
@@ -63,9 +63,12 @@ def test_every_task_fits_its_spec(name):
     spec, batch = task.spec, task.sample(5, torch.Generator().manual_seed(0))
     if spec.eos_id is not None:  # answers of any length: cut to the batch's longest, EOS then PAD
         assert len(batch) == 5 and batch.targets.shape[1] <= spec.answer_len and batch.inputs.shape[1] <= spec.seq_len
-        assert batch.inputs.max() < spec.vocab_size and batch.targets.max() < spec.num_outputs
-        assert ((batch.targets == spec.eos_id).sum(1) == 1).all()
-        assert "target:" in task.render(batch)
+        assert batch.targets.max() < spec.num_outputs and ((batch.targets == spec.eos_id).sum(1) == 1).all()
+        if spec.tokens:  # a sentence to translate
+            assert batch.inputs.max() < spec.vocab_size and "target:" in task.render(batch)
+        else:  # vectors to describe (a captioning task's annotation vectors), scored against references
+            assert batch.inputs.shape[1:] == (spec.seq_len, spec.input_features) and batch.inputs.is_floating_point()
+            assert "references:" in task.render(batch)
         return
     assert len(batch) == 5 and batch.targets.shape[:2] == (5, spec.answer_len)
     if spec.image:  # images (b, c, y, x), one class each

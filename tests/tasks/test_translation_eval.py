@@ -5,11 +5,11 @@ from attnlab.data.subword import EOS
 from attnlab.spec import PAD
 from attnlab.tasks.translation_eval import (
     _encode_sources,
-    _targets_with_eos,
     alignment,
     alignment_errors,
     decode_ids,
     score_split,
+    targets_with_eos,
     translate,
 )
 from attnlab.train import load_run, resolve, train
@@ -29,9 +29,9 @@ def bahdanau_run(tmp_path_factory):
 
 
 def test_targets_with_eos_pads_after_eos():
-    out = _targets_with_eos([[5, 6], [7]], 4)
+    out = targets_with_eos([[5, 6], [7]], 4)
     assert out.tolist() == [[5, 6, EOS], [7, EOS, PAD]]
-    assert _targets_with_eos([[5, 6, 7, 8, 9]], 4).tolist() == [[5, 6, 7, EOS]]  # room for EOS within the limit
+    assert targets_with_eos([[5, 6, 7, 8, 9]], 4).tolist() == [[5, 6, 7, EOS]]  # room for EOS within the limit
 
 
 def test_translate_matches_decoding_the_ids(bahdanau_run):

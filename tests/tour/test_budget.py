@@ -10,8 +10,14 @@ from attnlab.train import TrainConfig, resolve
 
 SMOKE = {"steps": "4", "eval_every": "2", "eval_size": "16"}
 LONG = {"eval_size": "256", "target": "0.99", "lr": "3e-3"}
-MACHINE = {"eval_size": "128", "batch_size": "32", "lr": "3e-3", "warmup_steps": "50", "clip_norm": "10",
-           "weight_decay": "0"}
+MACHINE = {
+    "eval_size": "128",
+    "batch_size": "32",
+    "lr": "3e-3",
+    "warmup_steps": "50",
+    "clip_norm": "10",
+    "weight_decay": "0",
+}
 GLIMPSE = {"eval_size": "1000", "batch_size": "64", "lr": "1e-3", "warmup_steps": "100", "clip_norm": "5"}
 BABI = {"lr": "0.01", "warmup_steps": "0", "clip_norm": "40"}
 
@@ -27,18 +33,34 @@ EXPECTED = {
         "machines.recall": {**SMOKE, "batch_size": "8"},
         "glimpse.ram": {**SMOKE, "batch_size": "8"},
         "glimpse.cnn": {**SMOKE, "batch_size": "8"},
+        "captioning.train": {**SMOKE, "batch_size": "8"},
     },
     "full": {
         "families.long_range": {"steps": "300", "eval_every": "100", **LONG},
         "families.reverse": {"steps": "300", "eval_every": "100", **LONG},
         "copy.train": {"steps": "800", "eval_every": "100", **LONG},
-        "translation.train": {"steps": "500", "eval_every": "250", "eval_size": "200", "batch_size": "64",
-                              "lr": "3e-3", "warmup_steps": "100"},
+        "translation.train": {
+            "steps": "500",
+            "eval_every": "250",
+            "eval_size": "200",
+            "batch_size": "64",
+            "lr": "3e-3",
+            "warmup_steps": "100",
+        },
         "babi.train": {"steps": "6000", "eval_every": "500", "eval_size": "2000", "batch_size": "32", **BABI},
         "machines.copy": {"steps": "600", "eval_every": "300", **MACHINE},
         "machines.recall": {"steps": "400", "eval_every": "200", **MACHINE},
         "glimpse.ram": {"steps": "1500", "eval_every": "750", **GLIMPSE},
         "glimpse.cnn": {"steps": "600", "eval_every": "300", **GLIMPSE},
+        "captioning.train": {
+            "steps": "1000",
+            "eval_every": "500",
+            "eval_size": "250",
+            "batch_size": "64",
+            "lr": "3e-3",
+            "warmup_steps": "50",
+            "clip_norm": "5",
+        },
     },
 }
 
@@ -63,13 +85,23 @@ def test_task_sizes_and_other_parts() -> None:
     assert (FULL.babi.stories, FULL.babi.story_len) == (None, None)  # the task's own defaults
     assert (QUICK.machines.tested, FULL.machines.tested) == (16, 256)
     assert (QUICK.pretrained.own_steps, FULL.pretrained.own_steps) == (4, 500)
+    assert (QUICK.captioning.scenes, QUICK.captioning.scored, FULL.captioning.scenes, FULL.captioning.scored) == (
+        40,
+        8,
+        4000,
+        250,
+    )
     assert not QUICK.progress and FULL.progress
     assert (QUICK.lanes, FULL.lanes) == (1, 2)  # the full tour trains two sections at once
 
 
 def test_unset_fields_leave_the_defaults_and_budgets_are_frozen() -> None:
     assert Train(steps=5, eval_every=5, eval_size=8).overrides(seed=0) == {
-        "steps": 5, "eval_every": 5, "eval_size": 8, "seed": 0}
+        "steps": 5,
+        "eval_every": 5,
+        "eval_size": 8,
+        "seed": 0,
+    }
     assert train_config(QUICK.machines.copy.overrides(0)).lr == TrainConfig().lr
     train: Any = QUICK.copy.train
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -11,15 +11,33 @@ import pytest
 from attnlab.errors import RunError
 from attnlab.tour import LONGEST_FIRST, QUICK, SECTIONS, core, render_report, run_sections
 
-HEADINGS = ("One attention core", "growing distance", "reverse a sequence", "learns to copy",
-            "Attention between two sentences", "A memory network reads a story",
-            "Memory that is written as well as read", "Glimpses: attention that moves the eye",
-            "Self-attention on real language")
+HEADINGS = (
+    "One attention core",
+    "growing distance",
+    "reverse a sequence",
+    "learns to copy",
+    "Attention between two sentences",
+    "A memory network reads a story",
+    "Memory that is written as well as read",
+    "Glimpses: attention that moves the eye",
+    "each digit word looks at its digit",
+    "Self-attention on real language",
+)
 
 
 def test_sections_have_distinct_names_in_report_order() -> None:
     names = [s.NAME for s in SECTIONS]
-    assert names == ["core", "families", "copy", "translation", "babi", "machines", "glimpse", "pretrained"]
+    assert names == [
+        "core",
+        "families",
+        "copy",
+        "translation",
+        "babi",
+        "machines",
+        "glimpse",
+        "captioning",
+        "pretrained",
+    ]
     assert all(s.TITLE and callable(s.run) and callable(s.render) for s in SECTIONS)
 
 
@@ -51,7 +69,13 @@ def test_quick_tour_writes_a_report_whose_images_exist(quick_tour: tuple[Path, d
     assert set(metrics) == {*(s.NAME for s in SECTIONS), "seconds", "section_seconds"}
     assert list(metrics["section_seconds"]) == [s.NAME for s in SECTIONS]
     assert sum(metrics["section_seconds"].values()) <= metrics["seconds"] + 1
-    assert {s["model"] for s in metrics["families"]["long_range"]["summary"]} == {"mlp", "cnn", "rnn", "lstm", "transformer"}
+    assert {s["model"] for s in metrics["families"]["long_range"]["summary"]} == {
+        "mlp",
+        "cnn",
+        "rnn",
+        "lstm",
+        "transformer",
+    }
     assert (out / "long_range" / "summary.md").is_file()
     assert (out / "long_range" / "plot.png").stat().st_size > 1000
 
@@ -82,4 +106,4 @@ def test_render_report_renders_the_sections_found_and_needs_metrics(tmp_path: Pa
     (tmp_path / "metrics.json").write_text(json.dumps({"core": result, "seconds": 1.0}))
     page = render_report(tmp_path).read_text()
     assert '<section id="core">' in page and "One attention core" in page
-    assert "<section id=\"families\">" not in page and "(1 s on this machine)" in page
+    assert '<section id="families">' not in page and "(1 s on this machine)" in page

@@ -203,6 +203,29 @@ class AdditiveAttention(Traced, nn.Module):
             self.record("cross", weights)
         return _context(out, single)
 
+    def step_with_weights(
+        self, query: Tensor, values: Tensor, projected_keys: Tensor, **extra: object
+    ) -> tuple[Tensor, Tensor]:
+        """One decoder step that also needs its weights (a regulariser on them, or a location sampled
+        from them), over keys already projected; records them to an attached trace as "cross".
+
+        Args:
+            query: (b, query_dim) s_{i-1}.
+            values: (b, j, f) what the weights average, the annotations.
+            projected_keys: (b, j, attn_dim) from `project_keys`.
+            extra: recorded with the weights (the caller's reading of them, e.g. sampled=True).
+        Returns:
+            the context (b, f) and the weights alpha (b, j).
+        """
+        q = self.query_proj(query)[:, None, None]  # (b, 1, 1, attn_dim)
+        out, weights = attend(
+            q, projected_keys[:, None], values[:, None], score="additive", score_args={"v": self.v}, need_weights=True
+        )  # (b, 1, 1, f), (b, 1, 1, j)
+        assert weights is not None  # need_weights=True always returns them
+        if self.tracing:
+            self.record("cross", weights, **extra)
+        return out[:, 0, 0], weights[:, 0, 0]  # (b, f), (b, j)
+
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}, attn_dim={self.attn_dim}"
 

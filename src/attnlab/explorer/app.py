@@ -61,7 +61,7 @@ ENDPOINTS = {
             "example": f"0..{MAX_EXAMPLES - 1}",
             "text": "typed input (heads: token names; translation: a source sentence)",
             "question": "hops: a typed question",
-            "beam": "translation: beam size 2..8",
+            "beam": "translation and caption: beam size 2..8",
         },
         "returns": "the view's data (see attnlab.explorer.views)",
     },

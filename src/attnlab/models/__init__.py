@@ -6,6 +6,7 @@ Importing this package registers every family in MODELS; build one with `build_m
 from attnlab.models import (  # noqa: F401  (registers the families)
     bahdanau,
     baselines,
+    captioning,
     glimpse,
     luong,
     machines,

@@ -4,8 +4,8 @@ Families: copy/reverse/sort (sequences), associative recall, induction heads and
 copying (recall), the adding problem (adding), a long-range dependency of set distance
 (long_range), ListOps from the Long Range Arena (listops), bAbI question answering (babi),
 translation (translate) and the NTM's copy, repeat copy, associative recall and priority sort on
-bit vectors (algorithmic), and digits to classify from MNIST, centred, translated or in clutter
-(digits).
+bit vectors (algorithmic), digits to classify from MNIST, centred, translated or in clutter
+(digits), and captions of images, generated digit scenes or Flickr8k's photographs (caption).
 """
 
 from attnlab.spec import PAD, TaskSpec
@@ -13,6 +13,7 @@ from attnlab.tasks import (  # noqa: F401  (fill TASKS)
     adding,
     algorithmic,  # the NTM's bit-vector tasks
     babi,  # bAbI question answering
+    captioning,  # Show, Attend and Tell's captions
     digits,  # MNIST digits, centred/translated/cluttered
     listops,
     long_range,

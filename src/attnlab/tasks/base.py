@@ -27,20 +27,24 @@ class Batch:
 
     inputs: Tensor  # (b, t) long token ids, or (b, t, f) float
     targets: Tensor  # (b, n) long answer ids, or (b, n) float for regression
+    ids: Tensor | None = None  # (b,) long: which of the task's examples these are, where its metrics need more
+    # than the targets (a captioning task scores a caption against every reference of its image); else None
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.inputs.to(device), self.targets.to(device))
+        return Batch(self.inputs.to(device), self.targets.to(device), None if self.ids is None else self.ids.to(device))
 
     def rows(self, index: slice | Tensor) -> Batch:
         """The examples at index (a slice or a long tensor of row numbers)."""
-        return Batch(self.inputs[index], self.targets[index])
+        return Batch(self.inputs[index], self.targets[index], None if self.ids is None else self.ids[index])
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
-        return Batch(torch.cat([b.inputs for b in batches]), torch.cat([b.targets for b in batches]))
+        ids = [b.ids for b in batches]
+        joined = torch.cat(ids) if all(i is not None for i in ids) else None  # type: ignore[arg-type]
+        return Batch(torch.cat([b.inputs for b in batches]), torch.cat([b.targets for b in batches]), joined)
 
 
 class Task:

@@ -79,7 +79,7 @@ class Alignment:
     translation: str
 
 
-def _targets_with_eos(rows: list[list[int]], limit: int) -> Tensor:
+def targets_with_eos(rows: list[list[int]], limit: int) -> Tensor:
     """Output ids per row -> (b, n <= limit) ids: each row cut to limit - 1 tokens, then EOS, then PAD."""
     rows = [row[: limit - 1] for row in rows]
     out = torch.full((len(rows), max(len(r) for r in rows) + 1), PAD, dtype=torch.long)  # (b, n)
@@ -92,7 +92,7 @@ def alignment(task: TranslationTask, model: TaskModel, sentence: str, *, beam_si
     """Translate one sentence and read the cross-attention of the translation it produced."""
     inputs = _encode_sources(task, [sentence])  # (1, s)
     ids = decode_ids(model, inputs, beam_size=beam_size, max_len=task.spec.answer_len)
-    outputs = _targets_with_eos(ids, task.spec.answer_len)  # (1, i)
+    outputs = targets_with_eos(ids, task.spec.answer_len)  # (1, i)
     weights = cross_attention(model, inputs, outputs)  # [(1, h, i, j)]
     src_vocab, tgt_vocab = task.vocabs
     shown = outputs[0, :-1].tolist()
@@ -148,7 +148,7 @@ def alignment_errors(task: TranslationTask, model: TaskModel, split: str = "test
     data = task.split(split)
     gold = task.raw()[f"{split}_alignments"]
     inputs = task.rows(data, list(range(len(data.sources)))).inputs  # (b, s)
-    weights = cross_attention(model, inputs, _targets_with_eos(data.targets, task.spec.answer_len))  # [(b, h, i, j)]
+    weights = cross_attention(model, inputs, targets_with_eos(data.targets, task.spec.answer_len))  # [(b, h, i, j)]
     out = {}
     for layer, w in enumerate(weights):
         mean = w.mean(dim=1)  # (b, i, j)

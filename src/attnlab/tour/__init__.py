@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from attnlab.errors import RunError
-from attnlab.tour import babi, copy, core, families, glimpse, machines, pretrained, report, translation
+from attnlab.tour import babi, captioning, copy, core, families, glimpse, machines, pretrained, report, translation
 from attnlab.tour.budget import FULL, QUICK, Budget
 
 METRICS = "metrics.json"
@@ -48,9 +48,9 @@ class Section(Protocol):
 
 
 # In the report's order, which is also the order of training.
-SECTIONS: tuple[Section, ...] = (core, families, copy, translation, babi, machines, glimpse, pretrained)
+SECTIONS: tuple[Section, ...] = (core, families, copy, translation, babi, machines, glimpse, captioning, pretrained)
 # The order lanes take them in: longest first (the full tour's section seconds), so they end together.
-LONGEST_FIRST = ("families", "translation", "machines", "babi", "glimpse", "pretrained", "copy", "core")
+LONGEST_FIRST = ("families", "glimpse", "translation", "machines", "captioning", "babi", "pretrained", "copy", "core")
 
 
 def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:

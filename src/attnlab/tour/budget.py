@@ -86,6 +86,15 @@ class Glimpse:
 
 
 @dataclass(frozen=True)
+class Captioning:
+    """Show, Attend and Tell on generated digit scenes."""
+
+    train: Train
+    scenes: int  # training scenes generated (task.scenes; val and test a quarter as many each)
+    scored: int  # test scenes decoded to score where the digit words look
+
+
+@dataclass(frozen=True)
 class Pretrained:
     """The MiniLM probes, and attnlab's own small encoder trained on generated twins."""
 
@@ -105,6 +114,7 @@ class Budget:
     babi: Babi
     machines: Machines
     glimpse: Glimpse
+    captioning: Captioning
     pretrained: Pretrained
 
     @staticmethod
@@ -128,6 +138,7 @@ QUICK = Budget(
     babi=Babi(train=_smoke(16, eval_size=1000, lr=0.01, warmup_steps=0, clip_norm=40), stories=25, story_len=10),
     machines=Machines(copy=_smoke(8), recall=_smoke(8), tested=16),
     glimpse=Glimpse(ram=_smoke(8), cnn=_smoke(8)),
+    captioning=Captioning(train=_smoke(8), scenes=40, scored=8),
     pretrained=Pretrained(own_steps=4),
 )
 
@@ -176,6 +187,11 @@ FULL = Budget(
     glimpse=Glimpse(
         ram=Train(steps=1500, eval_every=750, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
         cnn=Train(steps=600, eval_every=300, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
+    ),
+    captioning=Captioning(
+        train=Train(steps=1000, eval_every=500, eval_size=250, batch_size=64, lr=3e-3, warmup_steps=50, clip_norm=5),
+        scenes=4000,
+        scored=250,
     ),
     pretrained=Pretrained(own_steps=500),
 )

@@ -6,6 +6,7 @@ the trace recorded: each kind has a drawer in `DRAWERS`,
     "memory"                               story sentences x hops       (attnlab.viz.memory)
     "read", "write"                        memory slots x steps per head (attnlab.viz.machines)
     "glimpse"                              glimpse paths on the images   (attnlab.viz.glimpse)
+    "cross" of a captioning task           the image once per word       (attnlab.viz.captioning)
     "self", "cross", "spatial", "hopfield" layers x heads, one grid per stack (here)
 
 A stack decoded step by step with a KV cache records one query row per step; those rows are put
@@ -26,7 +27,9 @@ from torch.nn import functional as F
 from attnlab.core import Trace
 from attnlab.errors import ConfigError
 from attnlab.tasks.base import Task
+from attnlab.tasks.captioning import CaptionTask
 from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
+from attnlab.viz.captioning import draw_caption_examples
 from attnlab.viz.glimpse import draw_glimpse_examples
 from attnlab.viz.heatmap import draw_heads
 from attnlab.viz.machines import draw_machine_examples
@@ -143,6 +146,9 @@ DRAWERS: dict[str, Drawer] = {  # what a recorded kind is drawn as; a kind not h
 }
 
 
+CAPTIONS = Drawer(draw_caption_examples)  # a captioning task's "cross" records: the image once per word
+
+
 def _only(seen: TracedExamples, kinds: list[str]) -> TracedExamples:
     """The same examples with the records of `kinds` only."""
     trace = Trace(detach=seen.trace.detach)
@@ -169,7 +175,9 @@ def draw_run(run: DrawableRun, out: str | Path, *, examples: int = 3) -> list[Pa
     seen = traced_examples(run, examples)
     kinds: dict[Drawer, list[str]] = {}
     for kind in seen.trace.kinds():
-        if kind in DRAWERS:
+        if isinstance(run.task, CaptionTask) and kind == "cross":  # a decoder looking at an image: per word
+            kinds.setdefault(CAPTIONS, []).append(kind)
+        elif kind in DRAWERS:
             kinds.setdefault(DRAWERS[kind], []).append(kind)
     if not kinds:
         raise ConfigError(f"model {run.config.model!r} has no attention to draw; try a transformer, encdec or lm run")

@@ -383,10 +383,11 @@ VIEWS.machine = (data, where) => {
   draw();
 };
 
-// An image (c, y, x) in [0, 1] drawn on a canvas `scale` pixels per pixel, with an SVG overlay of the same size.
-function imageWithOverlay(image, overlayId) {
+// An image (c, y, x) in [0, 1] drawn on a canvas `scale` pixels per pixel (its longer side about `fit`
+// pixels), with an SVG overlay of the same size.
+function imageWithOverlay(image, overlayId, fit = 360) {
   const [C, Y, X] = [image.length, image[0].length, image[0][0].length];
-  const scale = Math.max(2, Math.floor(360 / Math.max(Y, X)));
+  const scale = Math.max(2, Math.floor(fit / Math.max(Y, X)));
   const canvas = el("canvas", { id: "image", width: X * scale, height: Y * scale });
   const ctx = canvas.getContext("2d");
   const pixels = ctx.createImageData(X, Y);
@@ -464,6 +465,83 @@ VIEWS.spatial = (data, where) => {
     }));
   }
   draw();
+};
+
+// Captions: the image once, a row of word chips per caption (greedy, and beam when asked for);
+// hover a word to lay its weights alpha_t (rows x cols, upsampled smoothly) over the image, click to pin it;
+// hover a cell of the image for that word's weight on it.
+VIEWS.caption = (data, where) => {
+  const [GY, GX] = data.grid;
+  const captions = [["greedy", data.greedy]].concat(data.beam ? [["beam", data.beam]] : []);
+  const readout = el("div", { class: "readout", id: "word-info", text: data.attends ? "hover or click a word" : "this model does not attend: no weights to show" });
+  const cellInfo = el("p", { class: "muted", id: "cell-info", text: "" });
+  const { box, overlay, scale, Y, X } = imageWithOverlay(data.image, "caption-map", 640);
+  const heat = el("canvas", { id: "caption-heat", width: X * scale, height: Y * scale, style: "position:absolute; left:0; top:0; pointer-events:none" });
+  box.insertBefore(heat, overlay);
+  const beam = select("beam", [["", "off"], ...range(7).map((k) => [k + 2, `${k + 2}`])], data.beam_size ?? "", async (v) => {
+    where.dataset.ready = "";
+    try {
+      const next = await api("/api/view", v ? { id: data.id, view: "caption", example: data.example, beam: v } : { id: data.id, view: "caption", example: data.example });
+      where.replaceChildren();
+      VIEWS.caption(next, where);
+    } catch (err) { showError(where, err); }
+    where.dataset.ready = "1";
+  });
+  let pinned = null;
+  function show(which, t) {  // which: "greedy" | "beam" | null
+    where.querySelectorAll(".chip").forEach((c) => c.classList.toggle("active", c.dataset.which === which && Number(c.dataset.t) === t));
+    const ctx = heat.getContext("2d");
+    ctx.clearRect(0, 0, heat.width, heat.height);
+    overlay.replaceChildren();
+    cellInfo.textContent = "";
+    if (which === null || !data.attends) {
+      readout.textContent = data.attends ? "hover or click a word" : readout.textContent;
+      delete readout.dataset.which;
+      delete readout.dataset.t;
+      return;
+    }
+    const found = which === "greedy" ? data.greedy : data.beam;
+    const alpha = found.alphas[t];  // (L,) row-major over the grid
+    const top = Math.max(1e-9, ...alpha);
+    const cells = document.createElement("canvas");
+    cells.width = GX; cells.height = GY;
+    const pixels = cells.getContext("2d").createImageData(GX, GY);
+    alpha.forEach((w, i) => { pixels.data.set([255, 110, 0, Math.round(160 * w / top)], 4 * i); });  // the image shows through
+    cells.getContext("2d").putImageData(pixels, 0, 0);
+    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingQuality = "low";  // bilinear, as attention_over_image upsamples
+    ctx.drawImage(cells, 0, 0, heat.width, heat.height);
+    const cw = (X * scale) / GX, ch = (Y * scale) / GY;
+    const [pr, pc] = found.peaks[t];
+    alpha.forEach((w, i) => {
+      const r = Math.floor(i / GX), c = i % GX;
+      const cell = svg("rect", { class: "hm" + (r === pr && c === pc ? " peak" : ""), x: c * cw, y: r * ch, width: cw, height: ch,
+        fill: "transparent", stroke: r === pr && c === pc ? "#0cf" : "rgba(255,255,255,0.12)", "stroke-width": r === pr && c === pc ? 2 : 1,
+        "data-i": r, "data-j": c, "data-w": w });
+      cell.addEventListener("mousemove", () => { cellInfo.textContent = `"${found.words[t]}": cell (${r}, ${c}): ${fmt(w)}`; });
+      overlay.append(cell);
+    });
+    readout.textContent = `${which} word ${t} "${found.words[t]}"\npeak cell (row, col): ${pr}, ${pc}\npeak weight: ${fmt(alpha[pr * GX + pc])}`;
+    readout.dataset.which = which;
+    readout.dataset.t = t;
+  }
+  const rows = captions.map(([which, found]) => el("p", { class: "chips", id: which + "-words" },
+    el("b", { text: which === "greedy" ? "greedy: " : `beam (${data.beam_size}): ` }),
+    ...found.words.map((word, t) => {
+      const chip = el("span", { class: "chip", text: word, "data-which": which, "data-t": t });
+      chip.addEventListener("mouseenter", () => { if (pinned === null) show(which, t); });  // stays: the cells can be hovered next
+      chip.addEventListener("click", () => {
+        pinned = pinned && pinned[0] === which && pinned[1] === t ? null : [which, t];
+        show(pinned ? which : null, pinned ? t : null);
+      });
+      return chip;
+    })));
+  where.append(
+    el("p", {}, el("b", { text: "references: " }), el("span", { id: "references", text: data.references.join(" · ") })),
+    el("p", {}, el("b", { text: "greedy caption: " }), el("span", { id: "greedy-caption", text: data.greedy.caption })),
+    data.beam ? el("p", {}, el("b", { text: `beam caption (${data.beam_size}): ` }), el("span", { id: "beam-caption", text: data.beam.caption })) : "",
+    el("div", { class: "controls" }, el("label", { text: "beam search" }, beam)),
+    ...rows, el("div", { class: "panel" }, box, el("div", {}, readout, cellInfo)));
 };
 
 // ---------------------------------------------------------------- live

@@ -1,11 +1,12 @@
 """The run views: one module per view, each a `View` that says which runs it applies to and what data it serves.
 
-    "heads"        transformer self- and cross-attention: layers x heads   (kinds self, cross, hopfield)
+    "heads"        transformer self- and cross-attention: layers x heads   (kinds self, cross, hopfield; not captions)
     "translation"  a typed source: alignment matrices of greedy and beam outputs   (translation runs)
     "hops"         story sentences x hops of a memory network               (kind memory)
     "machine"      read and write weightings over slots x time, memory contents (kinds read, write)
     "glimpse"      the glimpse path over the image, one square per scale    (kind glimpse)
     "spatial"      each head's weights over the feature map, laid on the image (kind spatial)
+    "caption"      an image, its greedy (and beam) caption, each word's weights laid on the image (caption runs)
 
 Adding a view is one module here with a `VIEW` and its name in `VIEWS`: the API serves
 /api/view?view=NAME and the page draws it with the function of the same name in explorer.js.
@@ -34,9 +35,9 @@ class View:
 
 
 def _views() -> dict[str, View]:
-    from attnlab.explorer.views import glimpse, heads, hops, machine, spatial, translation
+    from attnlab.explorer.views import caption, glimpse, heads, hops, machine, spatial, translation
 
-    return {v.VIEW.name: v.VIEW for v in (heads, translation, hops, machine, glimpse, spatial)}
+    return {v.VIEW.name: v.VIEW for v in (heads, translation, hops, machine, glimpse, spatial, caption)}
 
 
 VIEWS: dict[str, View] = _views()

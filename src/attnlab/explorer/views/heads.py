@@ -20,6 +20,7 @@ from attnlab.explorer.views import View
 from attnlab.explorer.views.common import picked, rounded, token_ids
 from attnlab.spec import PAD
 from attnlab.tasks.base import Batch
+from attnlab.tasks.captioning import CaptionTask
 from attnlab.viz.runs import _axis_labels, stacks_from_trace
 
 KINDS = ("self", "cross", "hopfield")  # kind "spatial" has its own view (views/spatial.py)
@@ -27,7 +28,8 @@ MAX_VALUES = 2_000_000  # weights sent per request (layers x heads x queries x k
 
 
 def applies(loaded: LoadedRun) -> bool:
-    return any(kind in loaded.kinds for kind in KINDS)
+    # a captioning decoder's "cross" steps are weights over image locations: views/caption.py draws them
+    return any(kind in loaded.kinds for kind in KINDS) and not isinstance(loaded.task, CaptionTask)
 
 
 def typed_batch(loaded: LoadedRun, text: str) -> Batch:

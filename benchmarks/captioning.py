@@ -1,0 +1,135 @@
+"""Show, Attend and Tell on Flickr8k: soft attention, hard attention and a decoder without attention.
+
+    python benchmarks/captioning.py --data-dir ../shared/data --run-dir runs/captioning           # all three
+    python benchmarks/captioning.py --data-dir ../shared/data --run-dir runs/captioning --variants soft --steps 9400
+    python benchmarks/captioning.py --source scenes --steps 300 --variants soft,none               # minutes, no data
+
+docs/captioning.md lists the exact commands behind its figures.
+
+Each variant is the `show_attend_tell` family (attnlab.models.captioning) with `attention` soft,
+hard or none (the mean annotation at every step: what attention adds) on the "caption" task
+(attnlab.tasks.captioning) over EfficientNet-Lite0's annotation vectors (`--layer`; extracted and
+cached once: `python -m attnlab.pretrained.image_features`), trained through attnlab.train (AdamW,
+warm-up, cosine decay over `--steps`), validated by BLEU-4 of greedy captions of `--eval-size`
+validation images every `--eval-every` steps (the learning curve). Each run
+has its own folder under `--run-dir`: a finished run is reused and a killed one resumed, so a long
+run continues where it stopped. The test images are then captioned with beam search (`--beam`)
+and scored against all five references: BLEU-1..4 (coco-caption's tokenisation and BLEU,
+lowercased), METEOR 1.5 (its jar; needs Java) and CIDEr-D (attnlab.tasks.caption_metrics), next
+to Xu et al. 2015, table 1.
+
+Writes benchmarks/results/captioning-{source}-{layer}.json (configuration, per variant the test
+scores, training steps, seconds and the learning curve's last validation, machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import common
+from attnlab.tasks.caption_eval import score_split
+from attnlab.train import ensure, load_run, resolve
+from attnlab.train.checkpoint import read_metrics
+
+# Xu et al. 2015, table 1, Flickr8k (BLEU x100, METEOR x100); ../shared/REFERENCES.md
+PAPER = {
+    "soft": {"bleu1": 67.0, "bleu2": 44.8, "bleu3": 29.9, "bleu4": 19.5, "meteor": 18.93},
+    "hard": {"bleu1": 67.0, "bleu2": 45.7, "bleu3": 31.4, "bleu4": 21.3, "meteor": 20.30},
+}
+VARIANTS = ("soft", "hard", "none")
+SCORES = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "cider")
+
+
+def run_config(args: argparse.Namespace, variant: str) -> dict:
+    """The run config of one variant."""
+    task = {"name": "caption", "source": args.source, "layer": args.layer, "data_dir": args.data_dir}
+    model = {"name": "show_attend_tell", "attention": variant, "hidden_dim": args.hidden_dim,
+             "embed_dim": args.embed_dim, "attn_dim": args.attn_dim, "dropout": args.dropout}  # fmt: skip
+    train = {"steps": args.steps, "eval_every": args.eval_every, "eval_size": args.eval_size,
+             "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
+             "clip_norm": args.clip_norm, "seed": args.seed, "device": args.device}  # fmt: skip
+    return {"task": task, "model": model, "train": train}
+
+
+def table(scores: dict[str, dict[str, float]]) -> str:
+    """Ours beside the paper's, one row per variant."""
+    head = f"{'variant':<22}" + "".join(f"{s:>9}" for s in SCORES)
+    lines = [head, "-" * len(head)]
+    for variant, row in scores.items():
+        lines.append(f"{'attnlab ' + variant:<22}" + "".join(f"{row.get(s, float('nan')):9.2f}" for s in SCORES))
+        if variant in PAPER:
+            paper = PAPER[variant]
+            lines.append(f"{'Xu et al. ' + variant:<22}" + "".join(f"{paper[s]:9.2f}" if s in paper else f"{'':>9}"
+                                                                    for s in SCORES))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", choices=["flickr8k", "scenes"], default="flickr8k")
+    parser.add_argument("--data-dir", default="", help="folder holding flickr8k/ (default: env ATTNLAB_DATA)")
+    parser.add_argument("--layer", choices=["stride16", "stride32"], default="stride16")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: soft, hard, none")
+    parser.add_argument(
+        "--steps", type=int, default=9400, help="optimizer steps (Flickr8k: 470 a pass over 30k captions)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--clip-norm", type=float, default=5.0)
+    parser.add_argument("--eval-every", type=int, default=470)
+    parser.add_argument("--eval-size", type=int, default=1000, help="validation images captioned at each evaluation")
+    parser.add_argument("--hidden-dim", type=int, default=512)
+    parser.add_argument("--embed-dim", type=int, default=256)
+    parser.add_argument("--attn-dim", type=int, default=256)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--beam", type=int, default=3, help="beam size of the test captions")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/captioning"), help="one folder per variant here")
+    parser.add_argument("--out", type=Path, default=None, help="default: in benchmarks/results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown[0]!r} (choose from {', '.join(VARIANTS)})")
+    scores, runs = {}, {}
+    started = time.perf_counter()
+    for variant in variants:
+        folder = args.run_dir / f"{args.source}-{args.layer}-{variant}-seed{args.seed}"
+        result = ensure(resolve(run_config(args, variant)), folder, progress=sys.stderr.isatty())
+        run = load_run(folder)
+        scored = score_split(run.task, run.model, "test", beam_size=args.beam)
+        scores[variant] = {k: scored[k] for k in SCORES if k in scored}
+        validations = [r for r in read_metrics(folder) if r.get("split") == "val"]
+        runs[variant] = {"folder": str(folder), "step": result["step"], "seconds": result["seconds"],
+                         "best_val_bleu4": result.get("best_val"),
+                         "val_curve": [(r["step"], r.get("bleu4")) for r in validations],
+                         "examples": scored["examples"], "images": scored["images"]}  # fmt: skip
+        print(f"{variant}: {scored['images']} test images, beam {args.beam}: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in scores[variant].items())
+              + f" ({result['step']} steps, {result['seconds']:.0f} s)", flush=True)  # fmt: skip
+    print(table(scores))
+    record = {
+        "benchmark": "captioning",
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "scores": scores,
+        "runs": runs,
+        "paper": PAPER,
+        "wall_seconds": time.perf_counter() - started,
+        "machine": common.machine(argv),
+    }
+    out = common.write_result(record, f"captioning-{args.source}-{args.layer}.json", args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
