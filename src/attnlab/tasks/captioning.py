@@ -12,7 +12,10 @@ a grid, row-major) and one of its captions (targets (b, n): word ids, EOS, then 
                 layer "stride16", 14 x 14 x 112 (the paper's 196 locations), or "stride32",
                 7 x 7 x 1280 (the encoder's last map).
 
-Training draws (image, caption) pairs uniformly from every caption of the training images.
+Training batches are runs of neighbours in the list of every (image, caption) pair of the training
+images sorted by caption length (ties in a fixed random order), from a uniformly drawn start: each
+batch is padded to little more than its captions' words, which halves a recurrent decoder's steps
+on Flickr8k against uniformly drawn pairs.
 `eval_set` gives the first `size` images of a split, each with its first caption as the target
 and `Batch.ids` naming the image, so that `metrics` scores the model's caption against all of the
 image's references: corpus BLEU-1..4 and CIDEr-D (attnlab.tasks.caption_metrics, lowercased and
@@ -105,11 +108,14 @@ class CaptionTask(Task):
         if self._vocab is None:
             words = (" ".join(c) for caps in train.captions for c in caps)
             self._vocab = WordVocab.build(words, min_count=self.config.min_count)
-        pairs = [(image, k) for image, caps in zip(train.images, train.captions) for k, c in enumerate(caps)
+        pairs = [(len(c), image, k) for image, caps in zip(train.images, train.captions) for k, c in enumerate(caps)
                  if 0 < len(c) <= self.config.max_len]  # fmt: skip
         if not pairs:
             raise DataError(f"caption: no training caption of 1..{self.config.max_len} words")
-        self._pairs = torch.tensor(pairs)  # (p, 2)
+        # by length, ties in a fixed random order: a batch of neighbours is padded to little more than its words
+        shuffled = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0)).tolist()
+        order = sorted(range(len(pairs)), key=lambda i: (pairs[i][0], shuffled[i]))
+        self._pairs = torch.tensor([pairs[i][1:] for i in order])  # (p, 2) (image, caption number)
         self._loaded = True
 
     def _load_scenes(self) -> None:
@@ -208,7 +214,8 @@ class CaptionTask(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         self._load()
-        pick = self._pairs[torch.randint(len(self._pairs), (batch_size,), generator=generator)]  # (b, 2)
+        start = int(torch.randint(len(self._pairs), (1,), generator=generator))
+        pick = self._pairs[(start + torch.arange(batch_size)) % len(self._pairs)]  # (b, 2) neighbours in length order
         captions = [self._captions_of(int(image))[int(k)] for image, k in pick]
         return self._rows(pick[:, 0], captions)
 
