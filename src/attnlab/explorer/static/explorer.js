@@ -240,7 +240,10 @@ async function showRun(id) {
     el("label", { id: "typed-label" }, typed), go);
   const drawn = el("div", { id: "drawn" });
   area.append(controls, drawn);
+  let latest = 0;  // only the newest request draws: an older answer arriving late is dropped
   async function load() {
+    const mine = ++latest;
+    drawn.dataset.ready = "";
     const view = run.views.find((v) => v.name === state.view);
     document.getElementById("typed-label").style.display = view.typed ? "" : "none";
     typed.placeholder = view.typed ? "or type " + view.typed : "";
@@ -250,11 +253,16 @@ async function showRun(id) {
     drawn.replaceChildren(el("p", { class: "muted", text: "loading…" }));
     try {
       const data = await api("/api/view", params);
+      if (mine !== latest) return;
       drawn.replaceChildren();
       drawn.dataset.view = state.view;
       VIEWS[state.view](data, drawn);
       drawn.dataset.ready = "1";
-    } catch (err) { showError(drawn, err); drawn.dataset.ready = "1"; }
+    } catch (err) {
+      if (mine !== latest) return;
+      showError(drawn, err);
+      drawn.dataset.ready = "1";
+    }
   }
   run.views.forEach((v) => tabs.append(el("button", {
     id: "tab-" + v.name, text: v.title, class: v.name === state.view ? "active" : "",
