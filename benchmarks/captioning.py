@@ -19,7 +19,11 @@ lowercased), METEOR 1.5 (its jar; needs Java) and CIDEr-D (attnlab.tasks.caption
 to Xu et al. 2015, table 1.
 
 Writes benchmarks/results/captioning-{source}-{layer}.json (configuration, per variant the test
-scores, training steps, seconds and the learning curve's last validation, machine).
+scores, training steps, seconds and the validation curve, machine), the validation curves as
+{figures}/captioning-{source}-curves.png, and for each variant that attends the first `--photos`
+test images captioned with their per-word attention (attnlab.tasks.caption_eval.looked,
+attnlab.viz.captioning) as {figures}/captioning/{source}-{variant}-{k}.png (`--figures`, default
+docs/figures).
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from pathlib import Path
 import torch
 
 import common
-from attnlab.tasks.caption_eval import score_split
+from attnlab.tasks.caption_eval import looked, score_split
 from attnlab.train import ensure, load_run, resolve
 from attnlab.train.checkpoint import read_metrics
+from attnlab.viz.captioning import draw_caption
+from attnlab.viz.curves import draw_comparison
 
 # Xu et al. 2015, table 1, Flickr8k (BLEU x100, METEOR x100); ../shared/REFERENCES.md
 PAPER = {
@@ -69,6 +75,30 @@ def table(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def draw_photos(run: object, source: str, variant: str, count: int, beam: int, figures: Path) -> list[str]:
+    """The first `count` test images captioned (beam search) with each word's attention; the files written."""
+    task, model = run.task, run.model  # type: ignore[attr-defined]
+    images = task.splits["test"].images[:count]
+    files = [task.paths[i] for i in images] if source == "flickr8k" else []
+    out = figures / "captioning"
+    written = []
+    if not files:  # generated scenes have no files: save them as PNGs first
+        from PIL import Image
+
+        out.mkdir(parents=True, exist_ok=True)
+        for k, image in enumerate(images):
+            path = out / f"{source}-input-{k}.png"
+            Image.fromarray((task.image(image)[0] * 255).byte().numpy()).save(path)
+            files.append(path)
+    for k, seen in enumerate(looked(task, model, files, beam_size=beam)):
+        path = out / f"{source}-{variant}-{k}.png"
+        draw_caption(
+            seen.image, seen.words, seen.alphas, task.grid, path, picks=seen.picks, title=f"{variant}: {files[k].name}"
+        )
+        written.append(str(path))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", choices=["flickr8k", "scenes"], default="flickr8k")
@@ -89,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attn-dim", type=int, default=256)
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--beam", type=int, default=3, help="beam size of the test captions")
+    parser.add_argument("--photos", type=int, default=12, help="test images drawn word by word per variant")
+    parser.add_argument(
+        "--figures", type=Path, default=common.FIGURES, help="folder for the figures (default docs/figures)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -113,10 +147,19 @@ def main(argv: list[str] | None = None) -> int:
                          "best_val_bleu4": result.get("best_val"),
                          "val_curve": [(r["step"], r.get("bleu4")) for r in validations],
                          "examples": scored["examples"], "images": scored["images"]}  # fmt: skip
+        if variant != "none" and args.photos > 0:
+            runs[variant]["figures"] = draw_photos(run, args.source, variant, args.photos, args.beam, args.figures)
         print(f"{variant}: {scored['images']} test images, beam {args.beam}: "
               + ", ".join(f"{k} {v:.2f}" for k, v in scores[variant].items())
               + f" ({result['step']} steps, {result['seconds']:.0f} s)", flush=True)  # fmt: skip
     print(table(scores))
+    curves = [{"model": v, "setting": step, "mean": value, "min": value, "max": value}
+              for v, r in runs.items() for step, value in r["val_curve"] if value is not None]  # fmt: skip
+    if curves:
+        path = args.figures / f"captioning-{args.source}-curves.png"
+        draw_comparison(curves, metric="validation BLEU-4 (greedy)", x_label="step", title="Show, Attend and Tell",
+                        path=path)  # fmt: skip
+        print(f"wrote {path}")
     record = {
         "benchmark": "captioning",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
