@@ -228,21 +228,23 @@ class CaptionTask(Task):
         count = min(size, len(data.images))
         return self._rows(torch.tensor(data.images[:count]), [caps[0] for caps in data.captions[:count]], True)
 
-    def _captions_of(self, image: int) -> list[list[str]]:
-        for data in self.splits.values():
-            first = data.images[0] if data.images else 0
-            if first <= image < first + len(data.images):
-                return data.captions[image - first]
+    def _locate(self, image: int) -> tuple[str, int]:
+        """The split holding image number `image` (a Batch.ids entry) and its place in that split."""
+        self._load()
+        for split, data in self.splits.items():
+            if data.images and data.images[0] <= image < data.images[0] + len(data.images):
+                return split, image - data.images[0]
         raise IndexError(f"caption: no image {image}")
+
+    def _captions_of(self, image: int) -> list[list[str]]:
+        split, place = self._locate(image)
+        return self.splits[split].captions[place]
 
     def image(self, index: int) -> Tensor:
         """The picture of image `index` (a Batch.ids entry): (c, H, W) in [0, 1]."""
-        self._load()
+        split, place = self._locate(index)
         if self.config.source == "scenes":
-            for split, data in self.splits.items():
-                if data.images and data.images[0] <= index < data.images[0] + len(data.images):
-                    return self.scenes[split].images[index - data.images[0]]  # (1, H, W)
-            raise IndexError(f"caption: no image {index}")
+            return self.scenes[split].images[place]  # (1, H, W)
         return load_image(self.paths[index])  # (3, 224, 224)
 
     def encode_images(self, paths: list[Path]) -> Tensor:
@@ -275,10 +277,8 @@ class CaptionTask(Task):
         """scenes: the cell each word of image `index`'s caption names (-1 for words naming none)."""
         if self.config.source != "scenes":
             raise ValueError("caption: only generated scenes know where each word should look")
-        for split, data in self.splits.items():
-            if data.images and data.images[0] <= index < data.images[0] + len(data.images):
-                return self.scenes[split].named_cells(index - data.images[0])
-        raise IndexError(f"caption: no image {index}")
+        split, place = self._locate(index)
+        return self.scenes[split].named_cells(place)
 
     # ---- scoring ------------------------------------------------------------------------------
 
