@@ -53,9 +53,12 @@ SCORES = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "cider")
 
 def run_config(args: argparse.Namespace, variant: str) -> dict:
     """The run config of one variant."""
-    task = {"name": "caption", "source": args.source, "layer": args.layer, "data_dir": args.data_dir}
+    task = {"name": "caption", "source": args.source, "layer": args.layer, "data_dir": args.data_dir,
+            "finetune": args.finetune}  # fmt: skip
     model = {"name": "show_attend_tell", "attention": variant, "hidden_dim": args.hidden_dim,
              "embed_dim": args.embed_dim, "attn_dim": args.attn_dim, "dropout": args.dropout}  # fmt: skip
+    if args.finetune:  # the photographs go in, the family encodes them and trains its encoder too
+        model.update(encoder="efficientnet_lite0", encoder_layer=args.layer)
     train = {"steps": args.steps, "eval_every": args.eval_every, "eval_size": args.eval_size,
              "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
              "clip_norm": args.clip_norm, "seed": args.seed, "device": args.device}  # fmt: skip
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="", help="folder holding flickr8k/ (default: env ATTNLAB_DATA)")
     parser.add_argument("--layer", choices=["stride16", "stride32"], default="stride16")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: soft, hard, none")
+    parser.add_argument("--finetune", action="store_true", help="fine-tune the encoder with the decoder (flickr8k)")
     parser.add_argument(
         "--steps", type=int, default=9400, help="optimizer steps (Flickr8k: 470 a pass over 30k captions)"
     )
@@ -137,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     scores, runs = {}, {}
     started = time.perf_counter()
     for variant in variants:
-        folder = args.run_dir / f"{args.source}-{args.layer}-{variant}-seed{args.seed}"
+        tuned = "-finetune" if args.finetune else ""
+        folder = args.run_dir / f"{args.source}-{args.layer}{tuned}-{variant}-seed{args.seed}"
         result = ensure(resolve(run_config(args, variant)), folder, progress=sys.stderr.isatty())
         run = load_run(folder)
         scored = score_split(run.task, run.model, "test", beam_size=args.beam)
@@ -169,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.perf_counter() - started,
         "machine": common.machine(argv),
     }
-    out = common.write_result(record, f"captioning-{args.source}-{args.layer}.json", args.out)
+    tuned = "-finetune" if args.finetune else ""
+    out = common.write_result(record, f"captioning-{args.source}-{args.layer}{tuned}.json", args.out)
     print(f"wrote {out}")
     return 0
 

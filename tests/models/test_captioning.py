@@ -137,3 +137,20 @@ def test_bad_configs_and_specs_are_one_line_errors(fields, spec, message):
     with pytest.raises(ValueError, match=message) as err:
         build_model("show_attend_tell", {**SMALL, **fields}, spec)
     assert "\n" not in str(err.value)
+
+
+def test_with_an_encoder_the_images_are_encoded_and_fine_tuned():
+    spec = TaskSpec(seq_len=16, answer_len=7, image=(3, 64, 64), num_outputs=15, eos_id=EOS)
+    net = model(spec=spec, encoder="efficientnet_lite0", encoder_layer="stride16", dropout=0.0)
+    images, y = torch.randn(2, 3, 64, 64), captions(2)
+    assert net.annotations(images).shape == (2, 16, 112)  # a 4 x 4 map of 112 channels
+    logits, aux = net(images, y)
+    (F.cross_entropy(logits.transpose(1, 2), y, ignore_index=PAD) + aux).backward()
+    assert net.encoder is not None and net.encoder.stem.conv.weight.grad.abs().sum() > 0  # it trains with the decoder
+    net.eval()
+    state, tokens = net.start(images), torch.full((2,), net.bos_id)
+    first, _ = net.step(tokens, state)
+    torch.testing.assert_close(first, net.teacher_force(images, y)[:, 0])
+    with pytest.raises(ValueError, match="inputs must be RGB images") as err:
+        build_model("show_attend_tell", {**SMALL, "encoder": "efficientnet_lite0"}, SPEC)
+    assert "\n" not in str(err.value)

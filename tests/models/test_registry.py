@@ -116,7 +116,8 @@ DEFAULTS = {
                        "num_layers": 1, "dropout": 0.0},
     "show_attend_tell": {"attention": "soft", "embed_dim": 256, "hidden_dim": 512, "attn_dim": 256, "dropout": 0.5,
                          "gate": True, "doubly_stochastic": 1.0, "reinforce_weight": 1.0, "entropy_weight": 0.01,
-                         "baseline_decay": 0.9, "expectation_rate": 0.5},
+                         "baseline_decay": 0.9, "expectation_rate": 0.5, "encoder": "none",
+                         "encoder_layer": "stride16"},
 }
 
 

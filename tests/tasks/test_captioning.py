@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from attnlab.data.subword import EOS
-from attnlab.errors import DataError
+from attnlab.errors import ConfigError, DataError
 from attnlab.spec import PAD
 from attnlab.tasks.base import Batch
 from attnlab.tasks.captioning import CaptionConfig, CaptionTask
@@ -115,3 +115,33 @@ def test_flickr8k_references_are_the_five_captions_tokenised(tmp_path):
     refs = task.references(Batch(torch.zeros(1), torch.zeros(1), torch.tensor([image])))[0]
     assert len(refs) == len(first.captions) == 5 and all(r == r.lower() for r in refs)
     assert task.features.numel() == 0  # nothing encoded yet
+
+
+def test_finetune_needs_photographs_and_an_encoder():
+    with pytest.raises(ValueError, match=r"CaptionConfig\.finetune"):
+        CaptionConfig(finetune=True)  # scenes
+    task = CaptionTask(CaptionConfig(source="flickr8k", finetune=True))
+    with pytest.raises(ConfigError, match=r"--model\.encoder=efficientnet_lite0") as err:
+        task.prepare_model(torch.nn.Linear(2, 2))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(
+    not (Path(os.environ.get("ATTNLAB_DATA", "/nonexistent")) / "flickr8k").is_dir(),
+    reason="needs $ATTNLAB_DATA/flickr8k",
+)
+def test_finetune_starts_the_encoder_from_the_imagenet_weights():
+    from attnlab.pretrained.efficientnet import default_weights_path, read_weights
+    from attnlab.train import build_task_and_model, resolve
+
+    config = resolve({"task": {"name": "caption", "source": "flickr8k", "finetune": True},
+                      "model": {"name": "show_attend_tell", "encoder": "efficientnet_lite0", "hidden_dim": 16,
+                                "embed_dim": 8, "attn_dim": 8}})  # fmt: skip
+    task, model = build_task_and_model(config)
+    assert task.spec.image == (3, 224, 224)
+    weights = read_weights(default_weights_path())
+    torch.testing.assert_close(model.encoder.stem.conv.weight, weights["_conv_stem.weight"])
+    batch = task.sample(2, torch.Generator().manual_seed(0))
+    assert batch.inputs.shape == (2, 3, 224, 224)
+    logits, _ = model(batch.inputs, batch.targets)
+    assert logits.shape[:2] == batch.targets.shape

@@ -13,6 +13,10 @@ vectors a_i (b, L, D), one per location of a convolutional feature map, computed
     h_t, c_t   = LSTM([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))              `cell`
     p(y_t)     = softmax(L_o (E y_{t-1} + L_h h_t + L_z z_t))            deep output, eq. 7: `out_*`
 
+With `encoder` "efficientnet_lite0" the inputs are images and the family holds the encoder
+(attnlab.models.efficientnet), which then trains with the decoder (fine-tuning; the caption task
+with `finetune` loads its ImageNet weights into it first).
+
 `attention` selects the variant: "soft" (deterministic), "hard" (stochastic) or "none", the
 mean annotation as z_t at every step (a decoder that sees the image but cannot look anywhere in
 particular, as "Show and Tell" does).
@@ -45,10 +49,12 @@ from torch import Tensor, nn
 from attnlab.attention.additive import AdditiveAttention
 from attnlab.models.baselines import check_at_least, check_dropout
 from attnlab.models.decoding import greedy_logits
+from attnlab.models.efficientnet import FEATURE_LAYERS, EfficientNetLite
 from attnlab.models.registry import MODELS, TaskModel
 from attnlab.spec import PAD, TaskSpec
 
 ATTENTIONS = ("soft", "hard", "none")
+ENCODERS = ("none", "efficientnet_lite0")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,12 @@ class ShowAttendTellConfig:
     entropy_weight: float = 0.01  # lambda_e of eq. 12 (hard attention)
     baseline_decay: float = 0.9  # b <- decay b + (1 - decay) mean log p(y | s) (hard attention)
     expectation_rate: float = 0.5  # hard attention: the chance that an image reads the expectation while training
+    encoder: str = (
+        "none"  # "none": inputs are annotation vectors; "efficientnet_lite0": images, encoded (and fine-tuned) here
+    )
+    encoder_layer: str = (
+        "stride16"  # with an encoder: its map that gives the annotation vectors ("stride16" or "stride32")
+    )
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
@@ -76,15 +88,29 @@ class ShowAttendTellConfig:
         for name in ("doubly_stochastic", "reinforce_weight", "entropy_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ShowAttendTellConfig.{name}: must be >= 0; got {getattr(self, name)}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(
+                f"ShowAttendTellConfig.encoder: must be one of {', '.join(ENCODERS)}; got {self.encoder!r}"
+            )
+        if self.encoder_layer not in FEATURE_LAYERS:
+            raise ValueError(
+                f"ShowAttendTellConfig.encoder_layer: must be one of {', '.join(FEATURE_LAYERS)}; got {self.encoder_layer!r}"
+            )
         if not 0.0 <= self.expectation_rate <= 1.0:
             raise ValueError(f"ShowAttendTellConfig.expectation_rate: must be in [0, 1]; got {self.expectation_rate}")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"ShowAttendTellConfig.baseline_decay: must be in [0, 1); got {self.baseline_decay}")
 
 
-def check_caption_spec(spec: TaskSpec) -> None:
-    """One-line ValueErrors unless inputs are annotation vectors (b, L, D) and answers are words."""
-    if spec.input_features < 1 or spec.image:
+def check_caption_spec(spec: TaskSpec, encoder: str = "none") -> None:
+    """One-line ValueErrors unless inputs are annotation vectors (b, L, D) (or, with an encoder, RGB
+    images (b, 3, y, x)) and answers are words."""
+    if encoder != "none" and (len(spec.image) != 3 or spec.image[0] != 3):
+        raise ValueError(
+            f"show_attend_tell: with encoder {encoder!r} inputs must be RGB images: TaskSpec.image (3, y, x); "
+            f"got image={spec.image} (the caption task gives images with task.finetune=true)"
+        )
+    if encoder == "none" and (spec.input_features < 1 or spec.image):
         raise ValueError(
             "show_attend_tell: inputs must be annotation vectors (b, L, D): TaskSpec.input_features >= 1, "
             f"no image; got input_features={spec.input_features}, image={spec.image}"
@@ -107,8 +133,11 @@ class ShowAttendTell(TaskModel):
 
     def __init__(self, config: ShowAttendTellConfig, spec: TaskSpec):
         super().__init__(config, spec)
-        check_caption_spec(spec)
-        d, e, h, o = spec.input_features, config.embed_dim, config.hidden_dim, spec.num_outputs
+        check_caption_spec(spec, config.encoder)
+        # with an encoder the annotation vectors are its map's, computed (and fine-tuned) in `annotations`
+        self.encoder = EfficientNetLite() if config.encoder == "efficientnet_lite0" else None
+        width = spec.input_features if self.encoder is None else self.encoder.feature_width(config.encoder_layer)
+        d, e, h, o = width, config.embed_dim, config.hidden_dim, spec.num_outputs
         self.bos_id = o
         self.embed = nn.Embedding(o + 1, e)  # E, with the start symbol as the last row
         self.init_h, self.init_c = nn.Linear(d, h), nn.Linear(d, h)
@@ -130,12 +159,22 @@ class ShowAttendTell(TaskModel):
             return self.teacher_force_with_loss(inputs, targets)
         return greedy_logits(self, inputs, self.spec.answer_len)  # (b, n, o)
 
+    def annotations(self, inputs: Tensor) -> Tensor:
+        """The annotation vectors a_i (b, L, D): the inputs themselves, or the encoder's map of the images
+        (b, 3, y, x), flattened row-major."""
+        if self.encoder is None:
+            if inputs.dim() != 3 or inputs.shape[-1] != self.spec.input_features:
+                raise ValueError(
+                    f"show_attend_tell: inputs must be (b, L, D={self.spec.input_features}); got shape {tuple(inputs.shape)}"
+                )
+            return inputs
+        layer = self.config.encoder_layer
+        grid = self.encoder.feature_maps(inputs, upto=layer)[layer]  # (b, D, y', x')
+        return grid.flatten(2).transpose(1, 2)  # (b, L, D)
+
     def start(self, inputs: Tensor) -> dict:
         """The state before the first word: (h_0, c_0) from the mean annotation, U_a a_i projected once."""
-        if inputs.dim() != 3 or inputs.shape[-1] != self.spec.input_features:
-            raise ValueError(
-                f"show_attend_tell: inputs must be (b, L, D={self.spec.input_features}); got shape {tuple(inputs.shape)}"
-            )
+        inputs = self.annotations(inputs)  # (b, L, D)
         mean = inputs.mean(1)  # (b, D)
         return {
             "h": torch.tanh(self.init_h(mean)),  # (b, n)

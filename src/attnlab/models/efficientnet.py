@@ -163,6 +163,12 @@ class EfficientNetLite(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.head_channels, cfg.num_classes)
 
+    def feature_width(self, layer: str) -> int:
+        """D, the channels of the map `layer` ("stride16" or "stride32") that feature_maps returns."""
+        if layer not in FEATURE_LAYERS:
+            raise ValueError(f"EfficientNetLite.feature_width: layer must be one of {FEATURE_LAYERS}; got {layer!r}")
+        return self.config.stages[STRIDE16_STAGE].out_channels if layer == "stride16" else self.config.head_channels
+
     def feature_maps(self, images: Tensor, upto: str = "stride32") -> dict[str, Tensor]:
         """The feature maps of FEATURE_LAYERS up to and including `upto`, computing no further.
 

@@ -89,6 +89,10 @@ class Task:
             "sequence_accuracy": right.all(-1).float().mean().item(),
         }
 
+    def prepare_model(self, model: Any) -> None:
+        """Called once on a freshly built model (never on one rebuilt from a run folder): a task whose
+        model starts from pretrained parts loads them here. Most tasks have none."""
+
     def save_assets(self, folder: str | Path) -> None:
         """Write what the task derived from its data (a vocabulary) into a run folder; most have none."""
 

@@ -10,7 +10,9 @@ a grid, row-major) and one of its captions (targets (b, n): word ids, EOS, then 
                 `{data_dir or ATTNLAB_DATA}/flickr8k/`, annotation vectors from the pretrained
                 EfficientNet-Lite0 (attnlab.pretrained.image_features, cached on disk):
                 layer "stride16", 14 x 14 x 112 (the paper's 196 locations), or "stride32",
-                7 x 7 x 1280 (the encoder's last map).
+                7 x 7 x 1280 (the encoder's last map). With `finetune` the inputs are the
+                photographs (b, 3, 224, 224) for a family that encodes them, and a new run's
+                encoder starts from the ImageNet weights (`prepare_model`).
 
 Training batches are runs of neighbours in the list of every (image, caption) pair of the training
 images sorted by caption length (ties in a fixed random order), from a uniformly drawn start: each
@@ -28,16 +30,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from attnlab.data.flickr8k import SIZE as IMAGE_SIDE
 from attnlab.data.flickr8k import flickr8k_folder, load_image, read_flickr8k, tokenize_caption
 from attnlab.data.scenes import DIGIT_SIDE as SCENE_CELL
 from attnlab.data.scenes import WORDS, Scenes, make_scenes, patch_features
 from attnlab.data.subword import EOS, SPECIALS, WordVocab
-from attnlab.errors import DataError
+from attnlab.errors import ConfigError, DataError
 from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 from attnlab.tasks.caption_metrics import bleu, cider
@@ -58,12 +62,18 @@ class CaptionConfig:
     scenes: int = 4000  # scenes: training scenes (val and test: a quarter as many each)
     max_digits: int = 3  # scenes: 2..max_digits digits in a scene
     seed: int = 0  # scenes: which scenes
+    finetune: bool = False  # flickr8k: inputs are the photographs, for a family that encodes them (show_attend_tell
+    # with model.encoder=efficientnet_lite0), whose encoder starts from the ImageNet weights and trains with it
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"CaptionConfig.source: must be one of {', '.join(SOURCES)}; got {self.source!r}")
         if self.layer not in LAYERS:
             raise ValueError(f"CaptionConfig.layer: must be one of {', '.join(LAYERS)}; got {self.layer!r}")
+        if self.finetune and self.source != "flickr8k":
+            raise ValueError(
+                f"CaptionConfig.finetune: the encoder is fine-tuned on photographs, source flickr8k; got {self.source!r}"
+            )
         for name, low in (("min_count", 1), ("max_len", 1), ("scenes", 4), ("max_digits", 2)):
             if getattr(self, name) < low:
                 raise ValueError(f"CaptionConfig.{name}: must be >= {low}; got {getattr(self, name)}")
@@ -195,8 +205,23 @@ class CaptionTask(Task):
     def spec(self) -> TaskSpec:
         """Known without reading the data when the vocabulary came from a run folder's assets."""
         rows, cols = self.grid
+        if self.config.finetune:  # the photographs themselves, preprocessed for the encoder
+            return TaskSpec(seq_len=rows * cols, answer_len=self.config.max_len + 1, image=(3, IMAGE_SIDE, IMAGE_SIDE),
+                            num_outputs=len(self.vocab), eos_id=EOS)  # fmt: skip
         return TaskSpec(seq_len=rows * cols, answer_len=self.config.max_len + 1, input_features=self.width,
                         num_outputs=len(self.vocab), eos_id=EOS)  # fmt: skip
+
+    def prepare_model(self, model: Any) -> None:
+        """finetune: the model's encoder starts from EfficientNet-Lite0's ImageNet weights (loaded exactly)."""
+        if not self.config.finetune:
+            return
+        encoder = getattr(model, "encoder", None)
+        if encoder is None:
+            raise ConfigError("caption: task.finetune needs a family that encodes the photographs "
+                              "(show_attend_tell with --model.encoder=efficientnet_lite0)")  # fmt: skip
+        from attnlab.pretrained.efficientnet import default_weights_path, load_weights, read_weights
+
+        load_weights(encoder, read_weights(default_weights_path()), source="efficientnet-lite0 ImageNet weights")
 
     def _targets(self, captions: list[list[str]]) -> Tensor:
         """Word lists -> (b, n) ids, each cut to max_len words and ended with EOS, then PAD."""
@@ -210,6 +235,8 @@ class CaptionTask(Task):
         targets = self._targets(captions)  # (b, n')
         if full_length:
             targets = F.pad(targets, (0, self.spec.answer_len - targets.shape[1]), value=PAD)  # (b, n)
+        if self.config.finetune:
+            return Batch(self.encode_images([self.paths[int(i)] for i in images]), targets, images)  # (b, 3, y, x)
         return Batch(self._features()[images].float(), targets, images)  # (b, L, D)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
@@ -248,11 +275,16 @@ class CaptionTask(Task):
         return load_image(self.paths[index])  # (3, 224, 224)
 
     def encode_images(self, paths: list[Path]) -> Tensor:
-        """Annotation vectors (b, L, D) of any image files, made as this task makes its own.
+        """The inputs of any image files, made as this task makes its own: annotation vectors (b, L, D),
+        or with finetune the preprocessed photographs (b, 3, 224, 224).
 
         flickr8k: the encoder's map (cached like the dataset's). scenes: the picture in grey,
         resized to the canvas, cut into its cells, each with its one-hot position.
         """
+        if self.config.finetune:
+            from attnlab.pretrained.efficientnet import preprocess
+
+            return preprocess(torch.stack([load_image(p) for p in paths]))  # (b, 3, 224, 224)
         if self.config.source == "flickr8k":
             from attnlab.pretrained.image_features import image_features
 

@@ -109,7 +109,8 @@ def resolve(data: dict[str, Any], overrides: dict[str, dict[str, Any]] | None = 
 
 
 def build_task_and_model(config: RunConfig, folder: str | Path | None = None) -> tuple[Task, TaskModel]:
-    """The task (with the assets saved in a run folder, if given) and a freshly initialised model.
+    """The task (with the assets saved in a run folder, if given) and a freshly initialised model
+    (without a folder, also prepared by the task: `Task.prepare_model`).
 
     A family that cannot do the task is a ConfigError.
     """
@@ -120,6 +121,8 @@ def build_task_and_model(config: RunConfig, folder: str | Path | None = None) ->
         model = MODELS.get(config.model)(config.model_config, task.spec)
     except ValueError as err:
         raise ConfigError(f"model {config.model!r} on task {config.task!r}: {err}") from None
+    if folder is None:  # a new run: the task may start the model from pretrained parts
+        task.prepare_model(model)
     return task, model
 
 
