@@ -63,3 +63,30 @@ def assert_close_relative(got, want, rel=1e-5):
     """Each tensor equal up to rel times its own largest entry (fp32 rounding over a few steps)."""
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=rel * max(w.abs().amax().item() if w.numel() else 0, 1e-6))
+
+
+def assert_compiled_once(outputs_and_grads, model, name, x, state, longer, evaluated):
+    """A machine's compiled path against its eager path (outputs and every gradient), compiled once:
+    two graphs (the step forward and backward), reused by a longer sequence and by evaluation.
+
+    Args:
+        outputs_and_grads: (model, path, x, state) -> (logits, gradients), the machine's test helper.
+        name: the step's name in core.fast (FALLBACKS, COMPILE_SECONDS).
+        x, state: a batch and its start state; longer, evaluated: inputs of more and of fewer steps.
+    """
+    from torch._dynamo.utils import counters
+
+    from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS
+
+    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
+    graphs = counters["stats"]["unique_graphs"]
+    out, grads = outputs_and_grads(model, "compiled", x, state)
+    assert_close_relative([out], [want_out])
+    assert_close_relative(grads, want_grads)
+    assert name not in FALLBACKS and name in COMPILE_SECONDS
+    compiled_graphs = counters["stats"]["unique_graphs"]
+    assert compiled_graphs - graphs == 2  # one step forward, one step backward: every time step reuses them
+    outputs_and_grads(model, "compiled", longer, state)
+    with torch.no_grad():  # evaluation runs the same forward step
+        model(evaluated)
+    assert counters["stats"]["unique_graphs"] == compiled_graphs

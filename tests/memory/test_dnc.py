@@ -3,13 +3,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch._dynamo.utils import counters
 from torch.autograd import gradcheck
 
 from attnlab.core import capture
-from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, set_path, why_not_compiled
+from attnlab.core.fast import set_path, why_not_compiled
 from attnlab.memory.dnc import DNC, DNCConfig, DNCState
-from batches import assert_close_relative, path_outputs_and_grads
+from batches import assert_close_relative, assert_compiled_once, path_outputs_and_grads
 
 D = torch.float64
 
@@ -204,18 +203,9 @@ def test_compiled_path_matches_eager_and_compiles_once():
         pytest.skip(f"torch.compile unavailable: {why_not_compiled()}")
     model = _tiny(input_size=4, output_size=3, memory_size=6, word_size=4, num_reads=2)
     x, state = torch.randn(3, 5, 4), random_start(model, 3)
-    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
-    graphs = counters["stats"]["unique_graphs"]
-    out, grads = outputs_and_grads(model, "compiled", x, state)
-    assert_close_relative([out], [want_out])
-    assert_close_relative(grads, want_grads)
-    assert "DNC fused step" not in FALLBACKS and "DNC fused step" in COMPILE_SECONDS
-    compiled_graphs = counters["stats"]["unique_graphs"]
-    assert compiled_graphs - graphs == 2  # one step forward, one step backward: every time step reuses them
-    outputs_and_grads(model, "compiled", torch.randn(3, 8, 4), state)  # a longer sequence
-    with torch.no_grad():  # evaluation runs the same forward step
-        model(torch.randn(3, 4, 4))
-    assert counters["stats"]["unique_graphs"] == compiled_graphs
+    assert_compiled_once(
+        outputs_and_grads, model, "DNC fused step", x, state, torch.randn(3, 8, 4), torch.randn(3, 4, 4)
+    )
 
 
 def test_traced_runs_record_the_eager_steps_on_every_path():

@@ -3,13 +3,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch._dynamo.utils import counters
 
 from attnlab.core import capture
-from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, set_path, why_not_compiled
+from attnlab.core.fast import set_path, why_not_compiled
 from attnlab.memory.addressing import content_weights
 from attnlab.memory.ntm import NTM, NTMConfig, NTMState
-from batches import assert_close_relative, path_outputs_and_grads
+from batches import assert_close_relative, assert_compiled_once, path_outputs_and_grads
 
 BITS = 8
 
@@ -355,18 +354,9 @@ def test_compiled_path_matches_eager_and_compiles_once():
     torch.manual_seed(0)
     model = NTM(tiny(num_reads=2), *SIZES)
     x, state = torch.randn(3, 5, 9), random_start(model, 3)
-    want_out, want_grads = outputs_and_grads(model, "eager", x, state)
-    graphs = counters["stats"]["unique_graphs"]
-    out, grads = outputs_and_grads(model, "compiled", x, state)
-    assert_close_relative([out], [want_out])
-    assert_close_relative(grads, want_grads)
-    assert "NTM fused step" not in FALLBACKS and "NTM fused step" in COMPILE_SECONDS
-    compiled_graphs = counters["stats"]["unique_graphs"]
-    assert compiled_graphs - graphs == 2  # one step forward, one step backward: every time step reuses them
-    outputs_and_grads(model, "compiled", torch.randn(3, 8, 9), state)  # a longer sequence
-    with torch.no_grad():  # evaluation runs the same forward step
-        model(torch.randn(3, 4, 9))
-    assert counters["stats"]["unique_graphs"] == compiled_graphs
+    assert_compiled_once(
+        outputs_and_grads, model, "NTM fused step", x, state, torch.randn(3, 8, 9), torch.randn(3, 4, 9)
+    )
 
 
 def test_traced_runs_record_the_eager_steps_on_every_path():
