@@ -205,3 +205,21 @@ def test_caption_prints_and_draws(tmp_path, capsys, trained):
     one_line_error(capsys, ["caption", str(run), str(picture), "--beam", "0"], "--beam must be >= 1")
     one_line_error(capsys, ["caption", str(run), str(tmp_path / "none.jpg")], "none.jpg: no such image file")
     one_line_error(capsys, ["caption", str(trained), str(picture)], "not a captioning run")
+
+
+def test_caption_draws_the_sampled_location_of_each_word_for_hard_attention(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import attnlab.viz.captioning as captioning
+
+    run = tmp_path / "hard"
+    assert main(["train", "caption", "--model", "show_attend_tell", "--out", str(run), "--task.scenes=40",
+                 "--model.attention=hard", "--model.hidden_dim=16", "--model.embed_dim=8", "--model.attn_dim=8",
+                 *FEW]) == 0  # fmt: skip
+    picture = tmp_path / "scene.png"
+    Image.fromarray((np.random.default_rng(0).random((16, 48)) * 255).astype(np.uint8)).save(picture)
+    drawn = []
+    monkeypatch.setattr(captioning, "draw_caption", lambda *a, **kw: drawn.append(kw) or a[4])
+    assert main(["caption", str(run), str(picture), "--draw", str(tmp_path / "d")]) == 0
+    assert drawn and drawn[0]["picks"] is not None and all(0 <= p < 12 for p in drawn[0]["picks"])

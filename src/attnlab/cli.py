@@ -308,9 +308,8 @@ def _cmd_caption(args: argparse.Namespace) -> int:
         zip(args.images, looked(run.task, run.model, args.images, beam_size=args.beam))
     ):
         figure = args.draw / f"caption-{index}.png"
-        draw_caption(
-            seen.image, seen.words, seen.alphas, run.task.grid, figure, title=f"{run.config.model}: {path.name}"
-        )
+        title = f"{run.config.model}: {path.name}"
+        draw_caption(seen.image, seen.words, seen.alphas, run.task.grid, figure, picks=seen.picks, title=title)
         print(f"{path}\t{' '.join(seen.words[:-1])}\t(attention: {figure})")
     return 0
 
