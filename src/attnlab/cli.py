@@ -265,16 +265,23 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_translate(args: argparse.Namespace) -> int:
-    from attnlab.tasks.translation import TranslationTask
-    from attnlab.tasks.translation_eval import alignment, translate
+def _decoding_run(args: argparse.Namespace, task_type: type, what: str, task_name: str) -> Any:
+    """The run in args.run, checked to be of task_type, after checking --beam (translate, caption)."""
     from attnlab.train import load_run
 
     if args.beam < 1:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
     run = load_run(args.run)
-    if not isinstance(run.task, TranslationTask):
-        raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a translation run (task translate)")
+    if not isinstance(run.task, task_type):
+        raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a {what} run (task {task_name})")
+    return run
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from attnlab.tasks.translation import TranslationTask
+    from attnlab.tasks.translation_eval import alignment, translate
+
+    run = _decoding_run(args, TranslationTask, "translation", "translate")
     if args.draw is None:
         for line in translate(run.task, run.model, args.sentences, beam_size=args.beam):
             print(line)
@@ -291,13 +298,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 def _cmd_caption(args: argparse.Namespace) -> int:
     from attnlab.tasks.caption_eval import caption_files, looked
     from attnlab.tasks.captioning import CaptionTask
-    from attnlab.train import load_run
 
-    if args.beam < 1:
-        raise ConfigError(f"--beam must be >= 1, got {args.beam}")
-    run = load_run(args.run)
-    if not isinstance(run.task, CaptionTask):
-        raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a captioning run (task caption)")
+    run = _decoding_run(args, CaptionTask, "captioning", "caption")
     if args.draw is None:
         for path, line in zip(args.images, caption_files(run.task, run.model, args.images, beam_size=args.beam)):
             print(f"{path}\t{line}")
