@@ -121,7 +121,8 @@ def check_caption_spec(spec: TaskSpec, encoder: str = "none") -> None:
 
 @MODELS.register("show_attend_tell")
 class ShowAttendTell(TaskModel):
-    """The captioning decoder of Xu et al. 2015 over precomputed annotation vectors.
+    """The captioning decoder of Xu et al. 2015 over annotation vectors (precomputed, or with `encoder`
+    the map of an encoder it holds and trains).
 
     Decoding interface (attnlab.models.decoding): `start`, `step`, `teacher_force`; bos_id is
     num_outputs (never an answer).
@@ -153,8 +154,8 @@ class ShowAttendTell(TaskModel):
     # ---- decoding interface -------------------------------------------------------------------
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
-        """inputs (b, L, D), targets (b, n) (read only while training) -> logits (b, n, o);
-        in training with targets, (logits, the auxiliary loss ())."""
+        """inputs (b, L, D) (images (b, 3, y, x) with an encoder), targets (b, n) (read only while training)
+        -> logits (b, n, o); in training with targets, (logits, the auxiliary loss ())."""
         if self.training and targets is not None:
             return self.teacher_force_with_loss(inputs, targets)
         return greedy_logits(self, inputs, self.spec.answer_len)  # (b, n, o)

@@ -42,8 +42,8 @@ class Batch:
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
-        ids = [b.ids for b in batches]
-        joined = torch.cat(ids) if all(i is not None for i in ids) else None  # type: ignore[arg-type]
+        ids = [b.ids for b in batches if b.ids is not None]
+        joined = torch.cat(ids) if len(ids) == len(batches) else None  # ids only when every batch has them
         return Batch(torch.cat([b.inputs for b in batches]), torch.cat([b.targets for b in batches]), joined)
 
 
