@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import inspect
 import io
+import math
 import textwrap
 import tokenize
 import types
@@ -155,8 +156,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
         try:
             number = tp(value) if not (tp is int and isinstance(value, str)) else int(float(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+        if not math.isfinite(number):  # no setting means anything at nan or infinity
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         if tp is int and isinstance(value, (float, str)) and float(value) != number:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return number

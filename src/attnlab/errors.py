@@ -3,7 +3,8 @@
     AttnlabError          a bad input the user can fix; its message is one line naming the file,
      |                    field or argument at fault and what was wrong
      +-- ConfigError      a config value, key, name or YAML file
-     |    +-- RunError    a run folder that is missing, foreign, incomplete or corrupt
+     |    +-- RunError    a run folder that is missing, foreign, incomplete, corrupt or in use
+ |    +-- DivergenceError  training went non-finite (loss, gradients or weights) at these settings
      +-- DataError        a data file that is missing or malformed
           +-- CheckpointError  pretrained weights that are missing, corrupt or do not fit
 
@@ -24,6 +25,10 @@ class ConfigError(AttnlabError):
 
 class RunError(ConfigError):
     """A run folder that is missing, foreign, incomplete or corrupt; the message is one line."""
+
+
+class DivergenceError(ConfigError):
+    """Training went non-finite; the message names the step and what (loss, gradients or weights)."""
 
 
 class DataError(AttnlabError):

@@ -70,6 +70,8 @@ def test_a_summary_of_a_foreign_or_half_written_folder_is_one_line(tmp_path):
     (tmp_path / "config.yaml").write_text("kind: something-else\n")
     assert "not an attnlab run config" in run_summary(tmp_path)["error"]
     (tmp_path / "config.yaml").write_text("kind: attnlab-run\ntask: {name: reverse}\nmodel: {name: lstm}\n")
-    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "split": "val", "accuracy": 0.5}\n{"step": 4, "spl')
+    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "split": "val", "accuracy": 0.5}\n{oops\n{"step": 4, "spl')
     summary = run_summary(tmp_path)
     assert summary["task"] == "reverse" and "line 2 is not JSON" in summary["error"]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "split": "val", "accuracy": 0.5}\n{"step": 4, "spl')
+    assert "no model.safetensors yet" in run_summary(tmp_path)["error"]  # a record being written is not an error

@@ -1,3 +1,9 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -66,3 +72,67 @@ def test_weights_round_trip_with_tied_parameters(tmp_path):
     other[1].weight = other[0].weight
     checkpoint.load_weights(tmp_path, other)
     assert torch.equal(other[0].weight, model[0].weight)
+
+
+def test_a_last_line_cut_short_by_a_kill_is_left_out(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2, "spl')
+    assert checkpoint.read_metrics(tmp_path) == [{"step": 1}]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2, "spl\n')  # complete lines must parse
+    with pytest.raises(RunError, match="line 2 is not JSON"):
+        checkpoint.read_metrics(tmp_path)
+
+
+def test_metrics_are_strict_json(tmp_path):
+    checkpoint.append_metrics(tmp_path, {"loss": float("nan"), "more": [float("inf"), 1.5], "step": 3})
+    line = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in {line}")) == {
+        "loss": None,
+        "more": [None, 1.5],
+        "step": 3,
+    }
+
+
+def test_a_second_writer_is_told_the_holders_pid(tmp_path):
+    with checkpoint.lock(tmp_path), pytest.raises(RunError, match=f"process {os.getpid()} is writing"):  # noqa: SIM117
+        with checkpoint.lock(tmp_path):  # the second lock is the call under test
+            pass
+    with checkpoint.lock(tmp_path):  # released at the end of the block
+        pass
+
+
+def test_a_lock_dies_with_its_process(tmp_path):
+    ready, done = tmp_path / "ready", tmp_path / "done"
+    code = (
+        "import sys, time, pathlib; from attnlab.train import checkpoint\n"
+        "with checkpoint.lock(pathlib.Path(sys.argv[1])):\n"
+        "    pathlib.Path(sys.argv[2]).touch(); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(RunError, match=f"process {holder.pid} is writing"), checkpoint.lock(tmp_path):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with checkpoint.lock(tmp_path):
+        done.touch()
+    assert done.exists()
+
+
+def test_temporaries_of_a_killed_write_are_cleaned(tmp_path):
+    (tmp_path / ".model.safetensors.x1y2.tmp").write_bytes(b"half")
+    (tmp_path / "model.safetensors").write_bytes(b"whole")
+    assert [p.name for p in checkpoint.clean_temporaries(tmp_path)] == [".model.safetensors.x1y2.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_named_as_such(tmp_path):
+    checkpoint.save_config(tmp_path, {"task": {"name": "copy"}})
+    with pytest.raises(RunError, match=r"before its first checkpoint .*--resume"):
+        checkpoint.check_new_run_dir(tmp_path)
+    checkpoint.save_trainer(tmp_path, {"a": torch.zeros(1)}, {"step": 1})
+    with pytest.raises(RunError, match=r"holds a run \(continue it with --resume\)"):
+        checkpoint.check_new_run_dir(tmp_path)

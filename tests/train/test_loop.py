@@ -12,8 +12,17 @@ def tiny(model="transformer", steps=30, **train_values):
     model_values = {"name": model, "dropout": 0.1} if model in ("transformer", "lstm") else {"name": model}
     return resolve(
         {"task": {"name": "copy", "length": 4, "symbols": 5}, "model": model_values},
-        {"train": {"steps": steps, "eval_every": 10, "eval_size": 32, "batch_size": 16, "warmup_steps": 5,
-                   "device": "cpu", **train_values}},
+        {
+            "train": {
+                "steps": steps,
+                "eval_every": 10,
+                "eval_size": 32,
+                "batch_size": 16,
+                "warmup_steps": 5,
+                "device": "cpu",
+                **train_values,
+            }
+        },
     )
 
 
@@ -61,8 +70,10 @@ def test_killed_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_p
     train(config, tmp_path / "killed", progress=False, resume=True)
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda folder: [{k: v for k, v in json.loads(line).items() if k != "seconds"}
-                            for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda folder: [
+        {k: v for k, v in json.loads(line).items() if k != "seconds"}
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+    ]
     assert strip(tmp_path / "whole") == strip(tmp_path / "killed")
 
 
@@ -101,3 +112,102 @@ def test_a_new_run_never_writes_into_an_existing_one(tmp_path):
     with pytest.raises(RunError, match="holds a run"):
         train(tiny(steps=10), tmp_path / "r", progress=False)
     assert before == {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+
+
+def _poison_steps(monkeypatch, steps):
+    """Make the copy task's training loss nan at these optimizer steps (1-based); eval untouched."""
+    from attnlab.tasks import TASKS
+
+    task_type = TASKS.get("copy")
+    real, count = task_type.loss, [0]
+
+    def loss(self, logits, batch):
+        value = real(self, logits, batch)
+        if not torch.is_grad_enabled():
+            return value
+        count[0] += 1
+        return value * float("nan") if count[0] in steps else value
+
+    monkeypatch.setattr(task_type, "loss", loss)
+
+
+def test_a_non_finite_step_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from attnlab.errors import DivergenceError
+
+    _poison_steps(monkeypatch, {14})
+    with pytest.raises(DivergenceError, match=r"step 14: the loss \(nan\) went non-finite.*step 10 is kept") as err:
+        train(tiny(), tmp_path / "r", progress=False)
+    assert "\n" not in str(err.value)
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10]
+    assert all(torch.isfinite(t).all() for t in weights(tmp_path / "r").values() if t.is_floating_point())
+
+
+def test_skipped_steps_are_counted_and_change_nothing(tmp_path, monkeypatch):
+    _poison_steps(monkeypatch, {3, 4, 12})
+    summary = train(tiny(nonfinite="skip"), tmp_path / "r", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("skipped_steps") for r in records if r["split"] == "val"] == [2, 3, 3]
+    assert summary["step"] == 30 and math.isfinite(summary["loss"])
+
+
+def test_a_run_whose_every_step_is_skipped_still_stops(tmp_path, monkeypatch):
+    from attnlab.errors import DivergenceError
+
+    _poison_steps(monkeypatch, set(range(11, 31)))
+    with pytest.raises(DivergenceError, match="step 20: every step since step 10 went non-finite"):
+        train(tiny(nonfinite="skip"), tmp_path / "r", progress=False)
+
+
+def test_a_resume_that_diverges_leaves_the_run_as_it_was(tmp_path):
+    from attnlab.errors import DivergenceError
+
+    train(tiny(steps=20), tmp_path / "r", progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    with pytest.raises(DivergenceError, match="the checkpoint of step 20 is kept"):
+        train(tiny(steps=40, lr=1e6), tmp_path / "r", resume=True, progress=False)
+    assert before == {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}  # config and records too
+
+
+def test_best_weights_are_those_of_the_best_validation_metric(tmp_path):
+    from safetensors.torch import load_file
+
+    train(tiny(steps=30), tmp_path / "r", progress=False)
+    val = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    best = max((r for r in val if r["split"] == "val"), key=lambda r: r["accuracy"])  # the first of the best
+    train(tiny(steps=30), tmp_path / "b", progress=False, stop_after=best["step"])  # the same run, cut there
+    mine, theirs = load_file(tmp_path / "r" / "best.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_a_failed_start_leaves_no_folder_and_a_killed_one_restarts_on_resume(tmp_path, monkeypatch):
+    _poison_steps(monkeypatch, {2})
+    with pytest.raises(ValueError):
+        train(tiny(), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    monkeypatch.undo()
+    train(tiny(), tmp_path / "k", progress=False, stop_after=5)  # as if killed before step 10's checkpoint
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["config.yaml"]
+    train(tiny(), tmp_path / "k", resume=True, progress=False)
+    train(tiny(), tmp_path / "straight", progress=False)
+    assert all(
+        torch.equal(a, b) for a, b in zip(weights(tmp_path / "k").values(), weights(tmp_path / "straight").values())
+    )
+
+
+def test_non_finite_settings_and_absent_devices_are_refused():
+    from attnlab.errors import ConfigError
+
+    for key, value in (("lr", "nan"), ("lr", "inf"), ("weight_decay", "nan"), ("clip_norm", "-inf"), ("steps", "inf")):
+        with pytest.raises(ConfigError, match=f"train.{key}: expected"):
+            tiny(**{key: value})
+    with pytest.raises(ConfigError, match="device must be"):
+        tiny(device="tpu")
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        TrainConfig(lr=float("nan"))
+    if not torch.cuda.is_available():
+        from attnlab.train.distributed import resolve_device
+
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(ConfigError, match="no CUDA device"):
+                resolve_device(name)

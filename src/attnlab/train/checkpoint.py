@@ -4,21 +4,32 @@ A run directory holds
     config.yaml        what was trained: task, model and training configs (plain data)
     metrics.jsonl      one JSON object per evaluation, appended as training goes
     model.safetensors  the model's weights
+    best.safetensors   the model's weights at its best validation metric so far
     trainer.safetensors  everything a resumed run needs, in one file: the weights again, the
                        optimizer's tensors, the RNG states, and (as JSON in its metadata) the
                        step, the best metric and the optimizer's hyperparameters
 Every file is written to a temporary name in the same folder and renamed over the old one, so a
 run killed at any moment keeps its last complete checkpoint; keeping the trainer state in one
-file makes each checkpoint a single atomic rename. Nothing is ever unpickled: tensors come from
-safetensors, everything else from YAML or JSON.
+file makes each checkpoint a single atomic rename (the trainer state is written last: it is the
+checkpoint). A temporary file left by a kill is removed when the run is next opened for writing
+(`clean_temporaries`). Nothing is ever unpickled: tensors come from safetensors, everything else
+from YAML or JSON, and metrics.jsonl is strict JSON (a non-finite number is written as null).
+
+A process that writes a run folder holds `lock(folder)`, an OS lock on the folder itself (flock),
+which the OS releases when the process ends, however it ends; a second writer gets a RunError
+naming the holder's pid.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +43,7 @@ from attnlab.errors import ConfigError, RunError
 
 RUN_KIND = "attnlab-run"  # the marker in config.yaml that says a folder is a run
 CONFIG, METRICS, WEIGHTS, TRAINER = "config.yaml", "metrics.jsonl", "model.safetensors", "trainer.safetensors"
+BEST = "best.safetensors"
 
 
 _UMASK = os.umask(0)
@@ -52,6 +64,55 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+def clean_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files `atomic_write` leaves behind when killed mid-write; the removed paths.
+
+    Call it only while holding the folder's lock: a live writer's temporary file looks the same.
+    """
+    stale = sorted(p for p in Path(folder).glob(".*.tmp") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _lock_holder(folder: Path) -> int | None:
+    """The pid holding an flock on folder, from /proc/locks (Linux); None where it cannot be told."""
+    try:
+        st = os.stat(folder)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()  # "1: FLOCK ADVISORY WRITE pid maj:min:inode start end"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
+@contextlib.contextmanager
+def lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on the run folder (which must exist) while the block runs.
+
+    Raises:
+        RunError: another process holds it (naming its pid where the OS tells it).
+    """
+    folder = Path(folder)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            pid = _lock_holder(folder)
+            holder = f"process {pid}" if pid is not None else "another process"
+            raise RunError(f"{folder}: in use: attnlab {holder} is writing this run; wait for it or stop it") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
@@ -60,13 +121,23 @@ def is_run(folder: Path) -> bool:
     return (Path(folder) / CONFIG).is_file()
 
 
+def has_checkpoint(folder: Path) -> bool:
+    """True when the run reached its first checkpoint (it has trainer state to resume from)."""
+    return (Path(folder) / TRAINER).is_file()
+
+
 def check_new_run_dir(folder: Path) -> None:
     """A fresh run may go into a missing or empty folder only: never over another run's files."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise RunError(f"{folder}: exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()):
-        what = "holds a run (continue it with --resume)" if is_run(folder) else "is not empty"
+        if not is_run(folder):
+            what = "is not empty"
+        elif has_checkpoint(folder):
+            what = "holds a run (continue it with --resume)"
+        else:
+            what = "holds a run stopped before its first checkpoint (start it again with --resume)"
         raise RunError(f"{folder}: {what}; choose another --out")
 
 
@@ -92,22 +163,40 @@ def load_config(folder: Path) -> dict[str, Any]:
     return data
 
 
+def _strict(value: Any) -> Any:
+    """value with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def append_metrics(folder: Path, record: dict[str, Any]) -> None:
+    """Append one record to metrics.jsonl, as strict JSON (non-finite numbers become null)."""
     with open(Path(folder) / METRICS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(_strict(record), allow_nan=False) + "\n")
 
 
 def read_metrics(folder: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a last line without its newline that does not parse is a
+    record cut short by a kill (or still being written) and is left out."""
     path = Path(folder) / METRICS
     if not path.is_file():
         return []
+    text = path.read_text()
+    lines = text.splitlines()
     records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
+            if n == len(lines) and not text.endswith("\n"):
+                break
             raise RunError(f"{path}: line {n} is not JSON") from None
     return records
 
@@ -118,8 +207,18 @@ def truncate_metrics(folder: Path, step: int) -> None:
     write_text(Path(folder) / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def save_weights(folder: Path, model: nn.Module) -> None:
-    atomic_write(Path(folder) / WEIGHTS, lambda tmp: save_model(model, str(tmp)))
+def save_weights(folder: Path, model: nn.Module, name: str = WEIGHTS) -> None:
+    """The model's weights into folder/name (model.safetensors; BEST for the best so far)."""
+    atomic_write(Path(folder) / name, lambda tmp: save_model(model, str(tmp)))
+
+
+def check_shapes(path: Path, shapes: dict[str, tuple[int, ...]], model: nn.Module) -> None:
+    """RunError unless every tensor in `shapes` (name -> shape, read from path) that model has fits it."""
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = [k for k in shapes if k in wanted and shapes[k] != wanted[k]]
+    if wrong:
+        k = wrong[0]
+        raise RunError(f"{path}: weights do not match the config's model ({k} is {shapes[k]}, expected {wanted[k]})")
 
 
 def load_weights(folder: Path, model: nn.Module) -> None:
@@ -130,13 +229,7 @@ def load_weights(folder: Path, model: nn.Module) -> None:
     try:
         with safe_open(str(path), framework="pt") as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
-        wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        wrong = [k for k in shapes if k in wanted and shapes[k] != wanted[k]]
-        if wrong:
-            k = wrong[0]
-            raise RunError(
-                f"{path}: weights do not match the config's model ({k} is {shapes[k]}, expected {wanted[k]})"
-            )
+        check_shapes(path, shapes, model)
         missing, unexpected = load_model(model, str(path), strict=False)
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         if isinstance(err, RunError):
@@ -153,6 +246,24 @@ def save_trainer(folder: Path, tensors: dict[str, torch.Tensor], state: dict[str
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = {"state": json.dumps(state)}
     atomic_write(Path(folder) / TRAINER, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def save_checkpoint(
+    folder: Path,
+    model: nn.Module,
+    record: dict[str, Any],
+    trainer: tuple[dict[str, torch.Tensor], dict[str, Any]],
+    *,
+    improved: bool,
+) -> None:
+    """What an evaluation writes, in order: its metrics record, the weights, the weights again as
+    best.safetensors when the metric improved, and the trainer state (tensors, state) last: the
+    checkpoint is complete once that file is, and a resume truncates the records past it."""
+    append_metrics(folder, record)
+    save_weights(folder, model)
+    if improved:
+        save_weights(folder, model, BEST)
+    save_trainer(folder, *trainer)
 
 
 def load_trainer(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

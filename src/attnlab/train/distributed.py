@@ -39,12 +39,29 @@ class Processes:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when there is one; 'cpu', 'cuda', 'cuda:1' are taken as given."""
+    """'auto' picks CUDA when there is one; 'cpu', 'cuda', 'cuda:1', 'mps' are checked to be present.
+
+    Raises:
+        ConfigError: the device is not a device name, or this machine does not have it.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but this machine has no CUDA device")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: {name!r} is not a device (auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"train.device is {name!r} but this machine has no CUDA device")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"train.device is {name!r} but this machine has {count} CUDA device(s): cuda:0..{count - 1}"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device is {name!r} but this machine has no MPS device")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"train.device: {name!r} is not a device (auto, cpu, cuda, cuda:N or mps)")
     return device
 
 

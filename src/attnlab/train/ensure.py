@@ -8,7 +8,6 @@ by another one, and never reused or continued where the result would not be the 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
       or stopped early at its train.target): its test summary is returned, nothing is trained,
       and neither weights nor trainer state are needed;
     - a run of this task and model killed before its first checkpoint (no trainer state, no test
-      summary): nothing was trained, so the folder is emptied and the run starts again;
+      summary): nothing was trained, so the run starts again from step 0 (`train` with resume=True);
     - a run of this task and model with a checkpoint whose train.* settings differ from config's
       at most in steps, target and device: it continues from its last checkpoint (`train` with
       resume=True). So a killed run goes on where it stopped, one given more steps trains up to
@@ -73,8 +72,7 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
             raise RunError(
                 f"{folder}: a finished run without trainer state cannot be continued ({first}); choose another folder"
             )
-        shutil.rmtree(folder)  # killed before its first checkpoint: nothing was trained
-        return train(config, folder, progress=progress)
+        return train(config, folder, resume=True, progress=progress)  # killed before its first checkpoint: restarts
     fixed = [text for key, text in changed.items() if key not in CONTINUABLE]
     if fixed:
         raise RunError(

@@ -11,13 +11,24 @@ metrics record. Whatever the schedule changes must live in the model's state (bu
 Deterministic on CPU: the same config gives the same weights, and a run resumed from its last
 checkpoint ends with the same weights as one never interrupted (the data generator, torch's
 RNG, the optimizer and the step are all in the checkpoint).
+
+Nothing lost: the process holds the run folder's lock (checkpoint.lock) while it writes; a new run
+that fails before its first checkpoint leaves no folder behind (nor any file in a folder it did not
+create); a run killed before its first checkpoint starts again from step 0 when resumed. A step
+whose loss or gradient norm is not finite makes no update: with train.nonfinite "stop" the run
+ends there with a DivergenceError naming the step (one line), with "skip" the step is counted
+(`skipped_steps` in the records) and training goes on, unless every step since the last
+evaluation was skipped. Non-finite weights are never written: the last good checkpoint stays, and
+best.safetensors keeps the weights of the best validation metric.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +39,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from attnlab.core.fast import seconds_compiling, set_path
-from attnlab.errors import RunError
+from attnlab.errors import DivergenceError, RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
@@ -133,6 +144,7 @@ def trainer_state(
 def _restore(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, data_gen: torch.Generator) -> dict[str, Any]:
     tensors, meta = checkpoint.load_trainer(folder)
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    checkpoint.check_shapes(folder / checkpoint.TRAINER, {k: tuple(v.shape) for k, v in weights.items()}, model)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = set(missing) - (set(model.state_dict()) - set(_unique_state(model)))
     if missing or unexpected:
@@ -154,18 +166,36 @@ def _restore(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, data_ge
     return meta
 
 
+class NonFiniteStep(Exception):
+    """A training step whose loss or gradient norm was not finite; no update was made."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what  # what went non-finite: "the loss (nan)", "the gradients (norm inf)"
+
+
 def optimizer_step(
     net: nn.Module, model: nn.Module, task: Task, batch: Batch, opt: torch.optim.Optimizer, clip_norm: float
 ) -> Tensor:
     """One training step on batch: forward (net: the model, or its DDP wrapper), the task's loss plus
-    the family's aux loss, backward, gradient-norm clipping of model's parameters, AdamW; the loss."""
+    the family's aux loss, backward, gradient-norm clipping of model's parameters, AdamW; the loss.
+
+    Raises:
+        NonFiniteStep: the loss or the gradients' norm is nan or infinite (the weights are untouched).
+    """
     model.train()
     logits, aux = split_output(net(batch.inputs, batch.targets))
     loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])  # () the same on every process
+    if not (torch.isfinite(loss) and torch.isfinite(norm)):
+        opt.zero_grad(set_to_none=True)
+        what = f"the loss ({loss.item()})" if not torch.isfinite(loss) else f"the gradients (norm {norm.item()})"
+        raise NonFiniteStep(what)
     if clip_norm > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        nn.utils.clip_grads_with_norm_(params, clip_norm, norm)
     opt.step()
     return loss
 
@@ -191,21 +221,32 @@ def train(
     """Train config's model on its task into the run folder; returns the run's summary.
 
     resume: continue the run in folder from its last checkpoint; config must equal the run's own
-    except in train.* (raising train.steps extends a run). stop_after: end this call after that many steps (as if
+    except in train.* (raising train.steps extends a run); a run that never reached its first
+    checkpoint starts again from step 0. stop_after: end this call after that many steps (as if
     killed), leaving the last checkpoint for a resume.
+
+    Raises:
+        RunError: the folder cannot be written, holds another run, or another process writes it.
+        DivergenceError: training went non-finite (see the module docstring).
     """
     folder = Path(folder)
     cfg = config.train
     procs = distributed.start(cfg.device)
     try:
+        restart = False  # a run killed before its first checkpoint, started again
         if resume:
             saved = resolve(checkpoint.load_config(folder))
             if saved.to_dict() | {"train": {}} != config.to_dict() | {"train": {}}:
                 raise RunError(f"{folder}: --resume takes the run's own config (only train.* may change)")
+            restart = not checkpoint.has_checkpoint(folder) and not _finished_record(folder)
         elif procs.is_main:
+            if folder.is_dir():
+                with checkpoint.lock(folder):  # a run being written: name its writer, not what it holds so far
+                    pass
             checkpoint.check_new_run_dir(folder)
         seed_everything(cfg.seed)
-        task, model = build_task_and_model(config, folder if resume else None)
+        fresh = not resume or restart
+        task, model = build_task_and_model(config, None if fresh else folder)
         model.to(procs.device)
         paths = set_path(model, cfg.path)
         if progress and procs.is_main:
@@ -214,21 +255,77 @@ def train(
         opt = make_optimizer(model, cfg)
         data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         state: dict[str, Any] = {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False}
-        if resume:
-            state.update(_restore(folder, model, opt, data_gen))
-            # a run that stopped at its target goes on when the resumed config's target is not reached
-            state["stopped_early"] = state["stopped_early"] and reached(state["best"], cfg.target, task.maximize)
-            if procs.is_main:
-                checkpoint.truncate_metrics(folder, state["step"])
+        if cfg.nonfinite == "skip":
+            state["skipped_steps"] = 0
+        with _writing(folder, procs, new=not resume, restart=restart):
+            if not fresh:
+                state.update(_restore(folder, model, opt, data_gen))
+                if state["step"] > cfg.steps:
+                    raise RunError(
+                        f"{folder}: has trained {state['step']} steps, more than train.steps={cfg.steps}; "
+                        "give at least as many steps"
+                    )
+                # a run that stopped at its target goes on when the resumed config's target is not reached
+                state["stopped_early"] = state["stopped_early"] and reached(state["best"], cfg.target, task.maximize)
+            elif procs.is_main:
                 checkpoint.save_config(folder, config.to_dict())
-        elif procs.is_main:
-            folder.mkdir(parents=True, exist_ok=True)
-            checkpoint.save_config(folder, config.to_dict())
-            task.save_assets(folder)
-        distributed.barrier(procs)
-        return _loop(config, folder, task, model, opt, data_gen, state, procs, progress, stop_after)
+                task.save_assets(folder)
+            distributed.barrier(procs)
+            resumed_from = None if fresh else state["step"]  # the folder changes at the first write
+            return _loop(config, folder, task, model, opt, data_gen, state, procs, progress, stop_after, resumed_from)
     finally:
         distributed.stop(procs)
+
+
+def _finished_record(folder: Path) -> bool:
+    """Whether metrics.jsonl holds a test summary (a finished run, perhaps kept without trainer state)."""
+    return any(r.get("split") == "test" for r in checkpoint.read_metrics(folder))
+
+
+@contextlib.contextmanager
+def _writing(folder: Path, procs: distributed.Processes, *, new: bool, restart: bool) -> Iterator[None]:
+    """Hold the run folder's lock while the block writes it (the main process; the others just run it).
+
+    new: a new run; the folder is created if missing and checked empty again under the lock, and
+    if the block fails before the first checkpoint, what it wrote is removed (the folder too, if
+    created here). restart: a run that never reached its first checkpoint; its files are removed
+    first, so it starts as a new run would. Temporary files a killed writer left are removed.
+    """
+    if not procs.is_main:
+        yield
+        return
+    created = False
+    if new:
+        try:
+            folder.mkdir(parents=True)
+            created = True
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise RunError(f"{folder}: cannot create the run folder ({err.strerror or err})") from None
+    with checkpoint.lock(folder):
+        checkpoint.clean_temporaries(folder)
+        if new:
+            checkpoint.check_new_run_dir(folder)  # again under the lock: no other start got here first
+        if restart:
+            for path in folder.iterdir():
+                if path.is_file():
+                    path.unlink()
+        try:
+            yield
+        except BaseException:
+            if new and not checkpoint.has_checkpoint(folder):
+                for path in folder.iterdir():
+                    if path.is_file():
+                        path.unlink()
+                if created and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+
+
+def _finite(model: nn.Module) -> bool:
+    """Whether every parameter of model is finite (buffers may hold inf: memn2n's best loss starts there)."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _loop(
@@ -242,8 +339,22 @@ def _loop(
     procs: distributed.Processes,
     progress: bool,
     stop_after: int | None,
+    resumed_from: int | None,
 ) -> dict[str, Any]:
+    """The steps, evaluations and checkpoints of `train`, then the test summary.
+
+    resumed_from: the checkpoint's step of a resumed run. Its folder is changed only at its first
+    write (the records past that step dropped, its config saved), so that a resume that fails
+    before (a bad setting, a divergence) leaves the run as it was.
+    """
     cfg: TrainConfig = config.train
+    pending = [resumed_from] if resumed_from is not None else []
+
+    def commit_resume() -> None:
+        while pending:
+            checkpoint.truncate_metrics(folder, pending.pop())
+            checkpoint.save_config(folder, config.to_dict())
+
     step0 = state["step"]
     net = distributed.wrap(model, procs)
     val = task.eval_set(cfg.eval_size, "val")
@@ -259,6 +370,16 @@ def _loop(
     losses: list[float] = []
     compiling = seconds_compiling()
     started = time.perf_counter() - state["train_seconds"]
+    saved = step0 if step0 > 0 else None  # the step of the last good checkpoint
+
+    def diverged(what: str) -> DivergenceError:
+        bar.close()
+        kept = f"the checkpoint of step {saved} is kept" if saved is not None else "no checkpoint was written"
+        return DivergenceError(
+            f"{folder}: step {state['step']}: {what}; stopped ({kept}); lower train.lr"
+            + (", or skip such steps with train.nonfinite=skip" if cfg.nonfinite == "stop" else "")
+        )
+
     while state["step"] < cfg.steps and not state["stopped_early"]:
         if stop_after is not None and state["step"] - step0 >= stop_after:
             bar.close()
@@ -266,16 +387,25 @@ def _loop(
         for group in opt.param_groups:
             group["lr"] = lr_at(state["step"], cfg)
         batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
-        loss = optimizer_step(net, model, task, batch, opt, cfg.clip_norm)
         state["step"] += 1
-        losses.append(loss.item())
+        try:
+            losses.append(optimizer_step(net, model, task, batch, opt, cfg.clip_norm).item())
+        except NonFiniteStep as fault:
+            if cfg.nonfinite == "stop":
+                raise diverged(f"{fault.what} went non-finite") from None
+            state["skipped_steps"] += 1
         bar.update(1)
         if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
+            if not losses:
+                raise diverged(f"every step since step {saved or 0} went non-finite and was skipped")
+            if not _finite(model):
+                raise diverged("the weights went non-finite")
             metrics = evaluate(model, task, val)
             on_eval = getattr(model, "on_eval", None)
             scheduled = (on_eval(state["step"], metrics) if on_eval is not None else None) or {}
             value = metrics[task.metric]
-            if _better(value, state["best"], task.maximize):
+            improved = math.isfinite(value) and _better(value, state["best"], task.maximize)
+            if improved:
                 state["best"] = value
             state["stopped_early"] = reached(value, cfg.target, task.maximize)
             state["train_seconds"] = time.perf_counter() - started
@@ -286,16 +416,16 @@ def _loop(
                 "train_loss": sum(losses) / len(losses),
                 **metrics,
                 **scheduled,
+                **({"skipped_steps": state["skipped_steps"]} if "skipped_steps" in state else {}),
                 "seconds": round(state["train_seconds"], 3),
             }
             losses.clear()
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", **{task.metric: f"{value:.3f}"})
             if procs.is_main:
-                checkpoint.append_metrics(folder, record)
-                checkpoint.save_weights(folder, model)
-                checkpoint.save_trainer(
-                    folder, *trainer_state(model, opt.state_dict(), data_gen, state, GlobalRNG.capture())
-                )
+                trainer = trainer_state(model, opt.state_dict(), data_gen, state, GlobalRNG.capture())
+                commit_resume()
+                checkpoint.save_checkpoint(folder, model, record, trainer, improved=improved)
+            saved = state["step"]
             distributed.barrier(procs)
     bar.close()
     test = evaluate(model, task, task.eval_set(cfg.eval_size, "test"))
@@ -311,5 +441,6 @@ def _loop(
     if seconds_compiling() > compiling:  # paid once per process, within the training seconds
         summary["compile_seconds"] = round(seconds_compiling() - compiling, 3)
     if procs.is_main:
+        commit_resume()
         checkpoint.append_metrics(folder, summary)
     return summary

@@ -14,6 +14,8 @@ holds fields of the family's Config, the mechanism's own (NTMConfig, Transformer
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ from attnlab.errors import ConfigError, RunError
 from attnlab.models import MODELS, TaskModel
 from attnlab.tasks import TASKS, Task
 from attnlab.train import checkpoint
+
+NONFINITE = ("stop", "skip")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # what train.device may name (resolve_device checks it is there)
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,26 @@ class TrainConfig:
     seed: int = 0  # seeds Python, numpy and torch: the model's init and the training data
     device: str = "auto"  # cpu, cuda, cuda:N, or auto (cuda when present)
     path: str = "fast"  # eager (the readable steps), fast (fused steps) or compiled (torch.compile)
+    nonfinite: str = (
+        "stop"  # a step with a non-finite loss or gradient: "stop" the run (one line), or "skip" it and count it
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "clip_norm", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):  # nan fails both
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         check_path(self.path)
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.target is not None and not math.isfinite(self.target):
+            raise ValueError(f"target must be a finite number or none, got {self.target}")
+        if self.nonfinite not in NONFINITE:
+            raise ValueError(f"nonfinite must be one of {', '.join(NONFINITE)}, got {self.nonfinite!r}")
+        if not DEVICE.fullmatch(self.device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ to training the seeds one after another.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,11 +36,12 @@ from torch.func import functional_call, stack_module_state
 from tqdm import tqdm
 
 from attnlab.core.fast import set_path
-from attnlab.errors import ConfigError, RunError
+from attnlab.errors import ConfigError, DivergenceError, RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
+from attnlab.train.distributed import resolve_device
 from attnlab.train.ensure import ensure
 from attnlab.train.loop import (
     GlobalRNG,
@@ -68,6 +71,8 @@ def why_not_vectorised(configs: Sequence[RunConfig], folders: Sequence[str | Pat
     device = configs[0].train.device
     if device not in ("cpu", "auto") and not device.startswith("cuda"):
         return f"train.device {device!r}"
+    if configs[0].train.nonfinite != "stop":
+        return f"train.nonfinite={configs[0].train.nonfinite} skips one seed's step, which a stacked step cannot"
     for folder in map(Path, folders):
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             return f"{folder} already holds files (a run is resumed or reused on its own)"
@@ -162,8 +167,17 @@ def train_seeds(
     if reason is not None:
         raise ConfigError(f"cannot train the seeds as one model: {reason}")
     cfg = configs[0].train
-    device = torch.device(cfg.device if cfg.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
-    seeds, task = _build_seeds(configs, folders, device)
+    device = resolve_device(cfg.device)
+    with contextlib.ExitStack() as locks:
+        seeds, task = _build_seeds(configs, folders, device, locks)
+        return _train_stacked(seeds, task, progress)
+
+
+def _train_stacked(seeds: list[_Seed], task: Task, progress: bool) -> list[dict[str, Any]]:
+    """The loop of `train_seeds` over seeds whose folders are started (and locked)."""
+    configs = [s.config for s in seeds]
+    cfg = configs[0].train
+    device = next(seeds[0].model.parameters()).device
     stack = SeedStack([s.model for s in seeds], task, cfg)
     val = task.eval_set(cfg.eval_size, "val")
     bar = tqdm(
@@ -215,9 +229,10 @@ class _SeedLosses:
 
 
 def _build_seeds(
-    configs: Sequence[RunConfig], folders: Sequence[str | Path], device: torch.device
+    configs: Sequence[RunConfig], folders: Sequence[str | Path], device: torch.device, locks: contextlib.ExitStack
 ) -> tuple[list[_Seed], Task]:
-    """Each seed's model built as its own run builds it, its folder started; the (shared) task."""
+    """Each seed's model built as its own run builds it, its folder started and locked (held by
+    `locks`); the (shared) task."""
     seeds, task = [], None
     for config, folder in zip(configs, map(Path, folders)):
         seed_everything(config.train.seed)
@@ -226,6 +241,8 @@ def _build_seeds(
         set_path(model, config.train.path)
         task = task or built_task
         folder.mkdir(parents=True, exist_ok=True)
+        locks.enter_context(checkpoint.lock(folder))
+        checkpoint.check_new_run_dir(folder)  # under the lock: no other process started it meanwhile
         checkpoint.save_config(folder, config.to_dict())
         built_task.save_assets(folder)
         seeds.append(
@@ -303,10 +320,20 @@ def _evaluate_seed(
     for name, buffer in seed.model.named_buffers():
         if not torch.equal(buffer, buffers[name]):
             raise RunError(f"{seed.folder}: buffer {name} changed for one seed; the seeds cannot share one model")
+    if not all(math.isfinite(loss) for loss in seed.losses) or not all(
+        bool(torch.isfinite(p).all()) for p in seed.model.parameters()
+    ):
+        raise DivergenceError(
+            f"{seed.folder}: by step {step}: the loss or the weights went non-finite; stopped (the last "
+            "checkpoint is kept); lower train.lr"
+        )
     value = metrics[task.metric]
     state = seed.state
     state["step"] = step
-    if state["best"] is None or (value > state["best"] if task.maximize else value < state["best"]):
+    improved = math.isfinite(value) and (
+        state["best"] is None or (value > state["best"] if task.maximize else value < state["best"])
+    )
+    if improved:
         state["best"] = value
     state["stopped_early"] = reached(value, cfg.target, task.maximize)
     state["train_seconds"] = seconds
@@ -320,10 +347,8 @@ def _evaluate_seed(
         "seconds": round(seconds, 3),
     }
     seed.losses.clear()
-    checkpoint.append_metrics(seed.folder, record)
-    checkpoint.save_weights(seed.folder, seed.model)
-    tensors, meta = trainer_state(seed.model, _seed_optimizer_state(opt, k), seed.data_gen, state, seed.rng)
-    checkpoint.save_trainer(seed.folder, tensors, meta)
+    trainer = trainer_state(seed.model, _seed_optimizer_state(opt, k), seed.data_gen, state, seed.rng)
+    checkpoint.save_checkpoint(seed.folder, seed.model, record, trainer, improved=improved)
     if state["stopped_early"] or step >= cfg.steps:
         test = evaluate(seed.model, task, task.eval_set(cfg.eval_size, "test"))
         seed.summary = {
