@@ -1,5 +1,7 @@
+import io
 import json
 import re
+import sys
 
 import pytest
 
@@ -101,6 +103,8 @@ def test_viz_of_a_run_without_attention(capsys, tmp_path):
     run = tmp_path / "lstm"
     assert main(["train", "copy", "--model", "lstm", "--out", str(run), "--task.length=3", *FEW]) == 0
     one_line_error(capsys, ["viz", str(run)], "has no attention to draw")
+    one_line_error(capsys, ["viz", str(run), "--out", str(tmp_path / "new" / "figs")], "has no attention to draw")
+    assert not (run / "viz").exists() and not (tmp_path / "new").exists()  # the folders made are taken back
 
 
 def test_version(capsys):
@@ -108,10 +112,16 @@ def test_version(capsys):
     assert __version__ in capsys.readouterr().out
 
 
-def test_translate_prints_and_draws(tmp_path, capsys, trained):
-    run = tmp_path / "mt"
+@pytest.fixture(scope="module")
+def translation_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("mt") / "run"
     assert main(["train", "translate", "--model", "bahdanau", "--out", str(run), "--task.corpus=toy",
                  "--task.toy_pairs=200", *FEW]) == 0
+    return run
+
+
+def test_translate_prints_and_draws(tmp_path, capsys, trained, translation_run):
+    run = translation_run
     assert (run / "source.json").is_file() and (run / "target.json").is_file()
     capsys.readouterr()
     assert main(["translate", str(run), "the red cat sees the dog", "a dog runs", "--beam", "2"]) == 0
@@ -187,15 +197,23 @@ def test_serve_without_a_runs_folder_says_so(capsys, tmp_path, monkeypatch):
     one_line_error(capsys, ["serve"], "attnlab serve: no runs folder: give RUNS_DIR")
 
 
-def test_caption_prints_and_draws(tmp_path, capsys, trained):
+@pytest.fixture(scope="module")
+def caption_run(tmp_path_factory):
+    """A captioning run, and a picture beside it to caption."""
     import numpy as np
     from PIL import Image
 
-    run = tmp_path / "cap"
+    folder = tmp_path_factory.mktemp("cap")
+    run = folder / "run"
     assert main(["train", "caption", "--model", "show_attend_tell", "--out", str(run), "--task.scenes=40",
                  "--model.hidden_dim=16", "--model.embed_dim=8", "--model.attn_dim=8", *FEW]) == 0  # fmt: skip
-    picture = tmp_path / "scene.png"
+    picture = folder / "scene.png"
     Image.fromarray((np.random.default_rng(0).random((16, 48)) * 255).astype(np.uint8)).save(picture)
+    return run, picture
+
+
+def test_caption_prints_and_draws(tmp_path, capsys, trained, caption_run):
+    run, picture = caption_run
     capsys.readouterr()
     assert main(["caption", str(run), str(picture), str(picture), "--beam", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -223,3 +241,140 @@ def test_caption_draws_the_sampled_location_of_each_word_for_hard_attention(tmp_
     monkeypatch.setattr(captioning, "draw_caption", lambda *a, **kw: drawn.append(kw) or a[4])
     assert main(["caption", str(run), str(picture), "--draw", str(tmp_path / "d")]) == 0
     assert drawn and drawn[0]["picks"] is not None and all(0 <= p < 12 for p in drawn[0]["picks"])
+
+
+def only_left(folder, *names):
+    """folder holds exactly these names: a failed command made nothing beside them."""
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+
+
+@pytest.mark.parametrize("command", ["viz", "compare", "translate", "caption", "tour"])
+def test_an_output_folder_that_cannot_be_made_is_one_line_and_nothing_runs(
+    command, request, capsys, tmp_path, monkeypatch
+):
+    import attnlab.tour as tour
+    import attnlab.train.compare as compare
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = str(blocked / "out")  # under a file: no system lets that folder be made, root or not
+    monkeypatch.setattr(compare, "run_all", lambda *a, **kw: pytest.fail("compare trained"))
+    monkeypatch.setattr(tour, "run_sections", lambda *a, **kw: pytest.fail("the tour ran"))
+
+    def fixture(name):
+        return request.getfixturevalue(name)
+
+    argv, flag = {
+        "viz": lambda: (["viz", str(fixture("trained")), "--out", out], "--out"),
+        "compare": lambda: (["compare", "copy", "--models", "lstm", "--seeds", "1", "--out", out, *FEW[:4]], "--out"),
+        "translate": lambda: (["translate", str(fixture("translation_run")), "a dog", "--draw", out], "--draw"),
+        "caption": lambda: (["caption", *map(str, fixture("caption_run")), "--draw", out], "--draw"),
+        "tour": lambda: (["tour", "--quick", "--out", out], "--out"),
+    }[command]()
+    capsys.readouterr()
+    one_line_error(capsys, argv, f"attnlab {command}: {flag} {out}: cannot create the folder (")
+    assert blocked.read_text() == ""
+    only_left(tmp_path, "a-file")
+
+
+def test_a_failed_command_leaves_no_output_folder(capsys, tmp_path, translation_run, caption_run):
+    run, picture = caption_run
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"")
+    one_line_error(capsys, ["caption", str(run), str(picture), str(broken), "--draw", str(tmp_path / "d" / "e")],
+                   "broken.png: unreadable image")  # fmt: skip
+    one_line_error(capsys, ["translate", str(translation_run), "a dog", "", "--draw", str(tmp_path / "d")],
+                   "sentence 2 of 2 is empty")  # fmt: skip
+    only_left(tmp_path, "broken.png")
+
+
+def test_translate_refuses_empty_and_over_long_sentences_unless_truncated(capsys, tmp_path, translation_run):
+    run = str(translation_run)
+    long = " ".join(["a dog"] * 30)  # 60 source tokens; the run's task.max_len is the default 40
+    one_line_error(capsys, ["translate", run, ""], "attnlab translate: sentence 1 of 1 is empty")
+    one_line_error(capsys, ["translate", run, "a dog", "  "], "attnlab translate: sentence 2 of 2 is empty")
+    expected = "sentence 2 of 2 has 60 tokens, more than the run's task.max_len of 40"
+    one_line_error(capsys, ["translate", run, "a dog", long], expected)
+    one_line_error(capsys, ["translate", run, "a dog", long, "--draw", str(tmp_path / "d")], expected)
+    assert not (tmp_path / "d").exists()
+    assert main(["translate", run, "a dog", long, "--truncate"]) == 0
+    captured = capsys.readouterr()
+    cut = " ".join(long.split()[:40])
+    assert main(["translate", run, "a dog", cut]) == 0
+    assert captured.out == capsys.readouterr().out  # the same translations as of the cut sentence
+    assert captured.err == "attnlab translate: warning: sentence 2 of 2 cut from 60 to 40 tokens (the run's task.max_len)\n"
+    assert main(["translate", run, long, "--truncate", "--draw", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "alignment-0.png").is_file() and "cut from 60 to 40" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--size", "0"], "attnlab eval: --size must be >= 1, got 0"),
+        (["--size", "-2"], "attnlab eval: --size must be >= 1, got -2"),
+        (["--examples", "-1"], "attnlab eval: --examples must be >= 0, got -1"),
+    ],
+)
+def test_eval_counts_out_of_range_are_one_line(capsys, trained, argv, expected):
+    one_line_error(capsys, ["eval", str(trained), *argv], expected)
+
+
+def test_data_dir_must_be_a_folder(capsys, tmp_path, trained):
+    (tmp_path / "file").write_text("")
+    one_line_error(capsys, ["eval", str(trained), "--data-dir", str(tmp_path / "file")],
+                   f"attnlab eval: --data-dir {tmp_path / 'file'}: not a folder")  # fmt: skip
+    one_line_error(capsys, ["eval", str(trained), "--data-dir", str(tmp_path / "none")],
+                   f"attnlab eval: --data-dir {tmp_path / 'none'}: no such folder")  # fmt: skip
+
+
+BABI_OK = "1 Mary went to the kitchen.\n2 Where is Mary?\tkitchen\t1\n1 John went home.\n2 Where is John?\thome\t1\n"
+
+
+@pytest.mark.parametrize(
+    "train, test, expected",
+    [
+        ("", BABI_OK, "qa1_single-supporting-fact_train.txt: no questions"),
+        ("1 Mary went to the kitchen.\n2 John went home.\n", BABI_OK, "_train.txt: no questions"),
+        (BABI_OK, "\n\n", "qa1_single-supporting-fact_test.txt: no questions"),
+        (BABI_OK.split("1 John")[0], BABI_OK, "_train.txt: 1 question; a training file needs at least 2"),
+    ],
+)
+def test_babi_files_without_questions_are_one_line(capsys, tmp_path, train, test, expected):
+    folder = tmp_path / "data" / "babi" / "tasks_1-20_v1-2" / "en"
+    folder.mkdir(parents=True)
+    (folder / "qa1_single-supporting-fact_train.txt").write_text(train)
+    (folder / "qa1_single-supporting-fact_test.txt").write_text(test)
+    one_line_error(capsys, ["train", "babi", "--model", "memn2n", "--task.setting=en", "--data-dir",
+                            str(tmp_path / "data"), "--out", str(tmp_path / "run"), *FEW], expected)  # fmt: skip
+    only_left(tmp_path, "data")
+
+
+class _ClosedPipe(io.TextIOBase):
+    """A stdout whose reader has gone."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_pipe_ends_quietly(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["models"]) == 141
+    assert main(["models", "lstm"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_closed_stdout_pipe_ends_the_process_quietly():
+    import os
+    import subprocess
+
+    read, write = os.pipe()
+    os.close(read)  # as `attnlab tasks | head -0`: every write to stdout fails
+    try:
+        proc = subprocess.run([sys.executable, "-m", "attnlab", "tasks"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")

@@ -7,16 +7,25 @@
     attnlab compare TASK --models a,b,c --seeds N [--sweep task.distance=8,32] [--out DIR]
                          [--together] [--best-of-seeds]
     attnlab viz DIR [--out DIR]
-    attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR]
+    attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR] [--truncate]
     attnlab caption DIR IMAGE [...] [--beam K] [--draw DIR]
-    attnlab attend "a sentence"
+    attnlab attend "a sentence" [--out DIR] [--bertviz FILE] [--truncate]
     attnlab tour [--out DIR]
     attnlab serve [RUNS_DIR ...] [--port N] [--host H]
 
-Bad input (an unknown task, model or key, a malformed config, a missing or foreign run folder)
+Bad input (an unknown task, model or key, a malformed config, a missing or foreign run folder,
+an output folder that cannot be created, an empty sentence or one longer than the model takes)
 prints one line naming what was wrong and exits with status 2; nothing in an existing run is
-overwritten. `--data-dir DIR` (on every command that reads data) names the folder holding the
-real datasets (babi/, multi30k/, ...), in place of the environment variable ATTNLAB_DATA.
+overwritten. The output folders of compare, viz, translate, caption, attend and tour are created
+(attnlab.files) before the training, decoding or drawing, and one that a failed command made is
+left behind only if something was written into it. Input is never cut silently: a sentence over
+the limit is an error, or with --truncate a one-line warning on stderr.
+`--data-dir DIR` (on every command that reads data) names the folder holding the real datasets
+(babi/, multi30k/, ...), in place of the environment variable ATTNLAB_DATA; it must exist.
+
+When stdout is a pipe that closes early (`attnlab models | head -1`), the command stops quietly,
+with nothing on stderr and status 141 (128 + SIGPIPE, as a shell reports a command that a closed
+pipe ended).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import Any, NoReturn
 from attnlab import __version__
 from attnlab.config import parse_overrides, read_yaml
 from attnlab.errors import ConfigError, DataError
+from attnlab.files import output_dir, writing_into
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a trained run")
     ev.add_argument("run", type=Path)
     ev.add_argument("--split", choices=["val", "test"], default="test")
-    ev.add_argument("--size", type=int, help="examples (default: the run's train.eval_size)")
-    ev.add_argument("--examples", type=int, default=0, help="also print this many examples")
+    ev.add_argument("--size", type=int, help="examples, >= 1 (default: the run's train.eval_size)")
+    ev.add_argument("--examples", type=int, default=0, help="also print this many examples (default 0)")
 
     cmp = sub.add_parser("compare", help="train several families over seeds and tabulate them")
     cmp.add_argument("task")
@@ -91,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("sentences", nargs="+", help="source sentences, one argument each")
     tr.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     tr.add_argument("--draw", type=Path, metavar="DIR", help="draw each sentence's alignment matrix into DIR")
+    tr.add_argument(
+        "--truncate", action="store_true", help="cut sentences longer than the run's task.max_len (with a warning)"
+    )
 
     cap = sub.add_parser("caption", help="caption image files with a trained captioning run")
     cap.add_argument("run", type=Path)
@@ -203,10 +216,12 @@ def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from attnlab.train import evaluate, load_run
 
+    if args.size is not None and args.size < 1:
+        raise ConfigError(f"--size must be >= 1, got {args.size}")
+    if args.examples < 0:
+        raise ConfigError(f"--examples must be >= 0, got {args.examples}")
     run = load_run(args.run)
-    size = args.size or run.config.train.eval_size
-    if size < 1:
-        raise ConfigError(f"--size must be >= 1, got {size}")
+    size = run.config.train.eval_size if args.size is None else args.size
     data = run.task.eval_set(size, args.split)
     metrics = evaluate(run.model, run.task, data)
     print(json.dumps({"run": str(args.run), "split": args.split, "examples": len(data), **metrics}))
@@ -237,7 +252,7 @@ def _cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     sweep = compare.Sweep.parse(args.sweep) if args.sweep else None
     jobs = compare.plan(args.task, models, args.seeds, overrides, sweep)
-    out = args.out or Path("compare") / args.task
+    out = output_dir(args.out or Path("compare") / args.task, "--out")
     rows = compare.run_all(jobs, out, workers=args.jobs, together=args.together)
     task = TASKS.get(args.task)
     metric = task.metric
@@ -257,10 +272,11 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     from attnlab.train import load_run
     from attnlab.viz.runs import draw_run
 
-    run = load_run(args.run)
     if args.examples < 1:
         raise ConfigError(f"--examples must be >= 1, got {args.examples}")
-    paths = draw_run(run, args.out or args.run / "viz", examples=args.examples)
+    run = load_run(args.run)
+    with writing_into(args.out or args.run / "viz", "--out") as out:
+        paths = draw_run(run, out, examples=args.examples)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -279,19 +295,23 @@ def _decoding_run(args: argparse.Namespace, task_type: type, what: str, task_nam
 
 def _cmd_translate(args: argparse.Namespace) -> int:
     from attnlab.tasks.translation import TranslationTask
-    from attnlab.tasks.translation_eval import alignment, translate
+    from attnlab.tasks.translation_eval import alignment, check_sources, translate
 
     run = _decoding_run(args, TranslationTask, "translation", "translate")
+    for note in check_sources(run.task, args.sentences, truncate=args.truncate):
+        print(f"attnlab translate: warning: {note}", file=sys.stderr)
     if args.draw is None:
-        for line in translate(run.task, run.model, args.sentences, beam_size=args.beam):
+        for line in translate(run.task, run.model, args.sentences, beam_size=args.beam, truncate=True):
             print(line)
         return 0
     from attnlab.viz.translation import draw_alignment
 
-    for index, sentence in enumerate(args.sentences):
-        found = alignment(run.task, run.model, sentence, beam_size=args.beam)
-        path = draw_alignment(found, args.draw / f"alignment-{index}.png", title=f"{run.config.model}: {sentence}")
-        print(f"{found.translation}\t(alignment: {path})")
+    with writing_into(args.draw, "--draw") as folder:
+        for index, sentence in enumerate(args.sentences):
+            found = alignment(run.task, run.model, sentence, beam_size=args.beam, truncate=True)
+            title = f"{run.config.model}: {sentence}"
+            path = draw_alignment(found, folder / f"alignment-{index}.png", title=title)
+            print(f"{found.translation}\t(alignment: {path})")
     return 0
 
 
@@ -306,20 +326,21 @@ def _cmd_caption(args: argparse.Namespace) -> int:
         return 0
     from attnlab.viz.captioning import draw_caption
 
-    for index, (path, seen) in enumerate(
-        zip(args.images, looked(run.task, run.model, args.images, beam_size=args.beam))
-    ):
-        figure = args.draw / f"caption-{index}.png"
-        title = f"{run.config.model}: {path.name}"
-        draw_caption(seen.image, seen.words, seen.alphas, run.task.grid, figure, picks=seen.picks, title=title)
-        print(f"{path}\t{' '.join(seen.words[:-1])}\t(attention: {figure})")
+    with writing_into(args.draw, "--draw") as folder:
+        for index, (path, seen) in enumerate(
+            zip(args.images, looked(run.task, run.model, args.images, beam_size=args.beam))
+        ):
+            figure = folder / f"caption-{index}.png"
+            title = f"{run.config.model}: {path.name}"
+            draw_caption(seen.image, seen.words, seen.alphas, run.task.grid, figure, picks=seen.picks, title=title)
+            print(f"{path}\t{' '.join(seen.words[:-1])}\t(attention: {figure})")
     return 0
 
 
 def _cmd_tour(args: argparse.Namespace) -> int:
     from attnlab.tour import run_tour
 
-    report = run_tour(args.out, seed=args.seed, quick=args.quick)
+    report = run_tour(output_dir(args.out, "--out"), seed=args.seed, quick=args.quick)
     print(f"report: {report}")
     return 0
 
@@ -341,38 +362,72 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace, extra: list[str]) -> int:
+    """The chosen command's exit status; bad input raises ConfigError or DataError."""
+    if getattr(args, "data_dir", None) is not None:
+        if not args.data_dir.is_dir():
+            why = "not a folder" if args.data_dir.exists() else "no such folder"
+            raise ConfigError(f"--data-dir {args.data_dir}: {why}")
+        os.environ["ATTNLAB_DATA"] = str(args.data_dir)
+    if args.command in ("tasks", "models"):
+        return _cmd_list(args.command, getattr(args, "name", None))
+    if args.command == "train":
+        return _cmd_train(args, extra)
+    if args.command == "compare":
+        return _cmd_compare(args, extra)
+    if args.command == "eval":
+        return _cmd_eval(args)
+    if args.command == "viz":
+        return _cmd_viz(args)
+    if args.command == "translate":
+        return _cmd_translate(args)
+    if args.command == "caption":
+        return _cmd_caption(args)
+    if args.command == "serve":
+        return _cmd_serve(args)
+    if args.command == "attend":
+        from attnlab.probes.command import run_attend
+
+        return run_attend(args)
+    return _cmd_tour(args)
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at os.devnull, so that the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a descriptor (captured in a test): nothing to flush
+        pass
+    finally:
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run `attnlab` with argv (default sys.argv[1:]); returns the exit status (0, 2 bad input, 141 pipe)."""
     parser = _parser()
     try:
-        args, extra = parser.parse_known_args(argv)
-        if extra and args.command not in ("train", "compare"):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    except SystemExit as done:  # --help, --version, or a usage error already printed in one line
-        return int(done.code or 0)
-    if getattr(args, "data_dir", None) is not None:
-        os.environ["ATTNLAB_DATA"] = str(args.data_dir)
-    try:
-        if args.command in ("tasks", "models"):
-            return _cmd_list(args.command, getattr(args, "name", None))
-        if args.command == "train":
-            return _cmd_train(args, extra)
-        if args.command == "compare":
-            return _cmd_compare(args, extra)
-        if args.command == "eval":
-            return _cmd_eval(args)
-        if args.command == "viz":
-            return _cmd_viz(args)
-        if args.command == "translate":
-            return _cmd_translate(args)
-        if args.command == "caption":
-            return _cmd_caption(args)
-        if args.command == "serve":
-            return _cmd_serve(args)
-        if args.command == "attend":
-            from attnlab.probes.command import run_attend
+        try:
+            args, extra = parser.parse_known_args(argv)
+            if extra and args.command not in ("train", "compare"):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        except SystemExit as done:  # --help, --version, or a usage error already printed in one line
+            return int(done.code or 0)
+        return _dispatch(args, extra)
+    except BrokenPipeError:  # the reader of stdout has gone (`attnlab models | head -1`): stop quietly
+        _silence_stdout()
+        return 141
 
-            return run_attend(args)
-        return _cmd_tour(args)
+
+def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
+    """_run, with bad input and Ctrl-C turned into one line on stderr; stdout flushed before returning."""
+    try:
+        code = _run(args, extra)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not at exit
+        return code
     except (ConfigError, DataError) as err:
         print(f"attnlab {args.command}: {err}", file=sys.stderr)
         return 2

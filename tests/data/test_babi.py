@@ -15,6 +15,7 @@ from attnlab.data.babi import (
     to_tensors,
     tokenize,
 )
+from attnlab.errors import DataError
 
 STORIES = """1 Mary moved to the bathroom.
 2 John went to the hallway.
@@ -69,11 +70,30 @@ def test_reader_splits_stories_and_maps_supporting_ids(tmp_path):
 )
 def test_malformed_line_names_file_line_and_expectation(tmp_path, bad, line, expected):
     path = write(tmp_path, bad)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(DataError) as info:
         read_babi(path)
     message = str(info.value)
     assert message.startswith(f"{path}:{line}: expected") and expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "no questions"),
+        (b"\n \n", "no questions"),
+        (b"1 Mary went home.\n2 John went to the garden.\n", "no questions"),
+        (b"\xff\xfe1 Mary went home.\n", "cannot read the file ('utf-8' codec can't decode"),
+    ],
+)
+def test_a_file_without_questions_or_text_is_one_line_naming_it(tmp_path, content, expected):
+    path = tmp_path / "qa1_toy_train.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        read_babi(path)
+    assert str(info.value).startswith(f"{path}: {expected}") and "\n" not in str(info.value)
+    with pytest.raises(DataError, match="cannot read the file"):
+        read_babi(tmp_path)  # a folder where the file should be
 
 
 def test_parse_skips_blank_lines_and_accepts_crlf():

@@ -63,3 +63,37 @@ def test_bad_input_exits_2_with_one_line(argv, message):
     code, out, err = run(*argv)
     assert code == 2 and out == ""
     assert err.startswith(message) and err.count("\n") == 1
+
+
+def one_line(capsys, argv, expected):
+    from attnlab.cli import main
+
+    assert main(["attend", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"attnlab attend: {expected}"), captured.err
+
+
+def test_a_sentence_over_the_model_limit_is_an_error_unless_truncated(capsys, tmp_path):
+    from attnlab.cli import main
+
+    long = " ".join(["word"] * 1000)  # 1000 WordPiece tokens, then [CLS] and [SEP]; the model takes 256
+    one_line(capsys, [long, "--out", str(tmp_path / "figs")], "the sentence has 1002 tokens, more than the model's limit of 256")
+    assert main(["attend", long, "--truncate", "--layer", "0", "--head", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "attnlab attend: warning: the sentence was cut from 1002 to 256 tokens\n"
+    assert captured.out.startswith("6 layers x 12 heads over 256 tokens: [CLS] word word")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_places_that_cannot_be_made_are_one_line_and_nothing_is_left(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "figs"
+    one_line(capsys, ["fine", "--out", str(out)], f"--out {out}: cannot create the folder (Not a directory)")
+    one_line(capsys, ["fine", "--bertviz", str(out / "a.json")],
+             f"--bertviz {out / 'a.json'}: cannot create its folder {out} (Not a directory)")  # fmt: skip
+    one_line(capsys, ["fine", "--bertviz", str(tmp_path)], f"--bertviz {tmp_path}: is a folder, expected a file name")
+    new = tmp_path / "new"
+    one_line(capsys, ["fine", "--out", str(new / "figs"), "--bertviz", str(new / "b" / "a.json"), "--layer", "9"],
+             "layer must be in 0..5; got 9")  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

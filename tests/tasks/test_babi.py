@@ -146,7 +146,7 @@ def test_supporting_facts_follow_their_sentences_into_memory_slots(tmp_path):
     # question 3: a one-sentence story sits in the last slot, so its fact 1 is slot 1
     assert task.support("test").tolist() == [[True, False], [False, False], [False, True]]
     test = task.eval_set(3, "test")
-    m, s, _ = task.spec.layout
+    _, s, _ = task.spec.layout
     names = task.token_names()
     row = test.inputs[2].tolist()
     assert " ".join(names[i] for i in row[s : 2 * s] if i != PAD) == "sandra went to the office"
@@ -183,6 +183,21 @@ def test_an_absent_10k_training_file_falls_back_to_the_1k_file(tmp_path):
     train_rows = len(task.data()["train"].inputs) + len(task.data()["val"].inputs)
     assert task.fallbacks == [1] and train_rows == 10 + 20
     assert set(task.task_ids("test").tolist()) == {1, 2}  # task 1 is still tested
-    with pytest.raises(ConfigError, match="task 1 .*en.*qa1_\\*_test.txt"):
+    with pytest.raises(ConfigError, match=r"task 1 .*en.*qa1_\*_test.txt"):
         (folder / "babi" / "tasks_1-20_v1-2" / "en-10k" / "qa1_single-supporting-fact_test.txt").unlink()
         _ = build_task("babi", {"setting": "en-10k", "data_dir": str(tmp_path), "tasks": "1"}).spec
+
+
+def test_files_without_enough_questions_are_a_data_error_naming_the_file(tmp_path):
+    from attnlab.errors import DataError
+
+    folder = tmp_path / "babi" / "tasks_1-20_v1-2" / "en"
+    for train, test, named in [
+        ("", TWO_STORIES, "qa1_single-supporting-fact_train.txt: no questions"),
+        (TWO_STORIES, "1 Mary went to the kitchen.\n", "qa1_single-supporting-fact_test.txt: no questions"),
+        ("1 Mary went home.\n2 Where is Mary?\thome\t1\n", TWO_STORIES, "_train.txt: 1 question; a training file"),
+    ]:
+        write_task(tmp_path, 1, "single-supporting-fact", train, test)
+        with pytest.raises(DataError) as err:
+            _ = build_task("babi", {"setting": "en", "data_dir": str(tmp_path)}).spec
+        assert str(err.value).startswith(str(folder / "qa1")) and named in str(err.value)

@@ -76,3 +76,40 @@ def test_alignment_errors_need_the_toy_pair(tmp_path, bahdanau_run):
     task = build_task("translate", {"corpus": "tsv", "path": str(path), "vocab_size": 40})
     with pytest.raises(ValueError, match="toy"):
         alignment_errors(task, bahdanau_run.model)
+
+
+def test_user_sentences_are_checked_never_cut_silently(bahdanau_run):
+    from attnlab.errors import ConfigError
+    from attnlab.tasks.translation_eval import check_sources
+
+    task, model = bahdanau_run.task, bahdanau_run.model
+    words = task.vocabs[0].words[4:]  # known source words, the specials left out
+    long = " ".join(words[k % len(words)] for k in range(30))  # 30 tokens; this run's max_len is 24
+    cut = " ".join(long.split()[:24])
+    assert check_sources(task, ["a b", cut]) == []
+    assert check_sources(task, [cut, long], truncate=True) == ["sentence 2 of 2 cut from 30 to 24 tokens (the run's task.max_len)"]
+    for call in (lambda: translate(task, model, [cut, long]), lambda: alignment(task, model, long)):
+        with pytest.raises(ConfigError, match=r"^sentence (2 of 2|1 of 1) has 30 tokens, more than the run's task.max_len of 24"):
+            call()
+    for empty in ("", "   "):
+        with pytest.raises(ConfigError, match="sentence 2 of 2 is empty"):
+            translate(task, model, ["a b", empty], truncate=True)
+    assert translate(task, model, [long], truncate=True) == translate(task, model, [cut])
+    assert alignment(task, model, long, truncate=True).source == alignment(task, model, cut).source
+
+
+def test_score_split_still_cuts_the_eval_sources_to_max_len(bahdanau_run):
+    import dataclasses
+
+    task, model = bahdanau_run.task, bahdanau_run.model
+    sources = [s for s, _ in task.split("test").texts[:4]]
+    kept = task.config
+    task.config = dataclasses.replace(kept, max_len=3)  # shorter than every test source
+    try:
+        assert min(len(task.vocabs[0].encode(s)) for s in sources) > 3
+        result = score_split(task, model, "test", limit=4)
+        assert result["sentences"] == 4 and [e["translation"] for e in result["examples"][:4]] == translate(
+            task, model, [" ".join(s.split()[:3]) for s in sources]
+        )
+    finally:
+        task.config = kept

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from attnlab.errors import DataError
+
 SETS = ("en", "en-10k")  # the 1k and the 10k training settings
 SPLITS = ("train", "test")
 NUM_TASKS = 20
@@ -61,7 +63,7 @@ def parse_babi(lines: Iterable[str], source: str = "<lines>") -> list[BabiExampl
     Returns:
         One BabiExample per question line, in file order.
     Raises:
-        ValueError: `source:line: ...` naming what was expected, for any malformed line.
+        DataError: `source:line: ...` naming what was expected, for any malformed line.
     """
     examples: list[BabiExample] = []
     story: list[tuple[str, ...]] = []
@@ -74,17 +76,17 @@ def parse_babi(lines: Iterable[str], source: str = "<lines>") -> list[BabiExampl
         where = f"{source}:{number}"
         match = _LINE.fullmatch(line)
         if match is None:
-            raise ValueError(f"{where}: expected 'ID text' with a positive integer ID, got {line[:60]!r}")
+            raise DataError(f"{where}: expected 'ID text' with a positive integer ID, got {line[:60]!r}")
         line_id, text = int(match.group(1)), match.group(2)
         if line_id == 1:
             story, index_of = [], {}
         elif line_id != last_id + 1:
-            raise ValueError(f"{where}: expected ID 1 (new story) or {last_id + 1}, got {line_id}")
+            raise DataError(f"{where}: expected ID 1 (new story) or {last_id + 1}, got {line_id}")
         last_id = line_id
         if "\t" not in text:
             words = tokenize(text)
             if not words:
-                raise ValueError(f"{where}: expected a statement with at least one word, got {text!r}")
+                raise DataError(f"{where}: expected a statement with at least one word, got {text!r}")
             index_of[line_id] = len(story)
             story.append(words)
             continue
@@ -95,27 +97,42 @@ def parse_babi(lines: Iterable[str], source: str = "<lines>") -> list[BabiExampl
 def _question(text: str, story: list, index_of: dict[int, int], where: str) -> BabiExample:
     fields = text.split("\t")
     if len(fields) != 3:
-        raise ValueError(f"{where}: expected 'question<TAB>answer<TAB>supporting IDs', got {len(fields)} fields")
+        raise DataError(f"{where}: expected 'question<TAB>answer<TAB>supporting IDs', got {len(fields)} fields")
     question, answer = tokenize(fields[0]), tuple(w.strip().lower() for w in fields[1].split(","))
     if not question:
-        raise ValueError(f"{where}: expected a question with at least one word, got {fields[0]!r}")
+        raise DataError(f"{where}: expected a question with at least one word, got {fields[0]!r}")
     if not all(_WORD.fullmatch(w) for w in answer):
-        raise ValueError(f"{where}: expected an answer of comma-separated words, got {fields[1]!r}")
+        raise DataError(f"{where}: expected an answer of comma-separated words, got {fields[1]!r}")
     try:
         ids = [int(s) for s in fields[2].split()]
     except ValueError:
-        raise ValueError(f"{where}: expected space-separated supporting IDs, got {fields[2]!r}") from None
+        raise DataError(f"{where}: expected space-separated supporting IDs, got {fields[2]!r}") from None
     missing = [i for i in ids if i not in index_of]
     if missing:
-        raise ValueError(f"{where}: expected supporting IDs of earlier statements in this story, got {missing}")
+        raise DataError(f"{where}: expected supporting IDs of earlier statements in this story, got {missing}")
     return BabiExample(tuple(story), question, answer, tuple(index_of[i] for i in ids))
 
 
 def read_babi(path: str | Path) -> list[BabiExample]:
-    """Every question of one bAbI file, parsed with `parse_babi` (errors name the file and line)."""
+    """Every question of one bAbI file, parsed with `parse_babi` (errors name the file and line).
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: a malformed line, a file that cannot be read as UTF-8 text, or one without a
+            single question (empty, or statements only).
+    """
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        return parse_babi(f, source=str(path))
+    try:
+        with path.open(encoding="utf-8") as f:
+            examples = parse_babi(f, source=str(path))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise DataError(f"{path}: cannot read the file ({reason})") from None
+    if not examples:
+        raise DataError(f"{path}: no questions (expected lines 'ID question<TAB>answer<TAB>supporting IDs')")
+    return examples
 
 
 def data_root(data_dir: str | Path | None = None) -> Path:

@@ -21,7 +21,8 @@ Settings: "en" (1k questions per task), "en-10k" (10k) read the files under
 attnlab.data.babi_generator (tasks 1, 2, 3, 6, 7, 8), so runs and tests need no data. An en-10k
 training file that is absent (the shared copy lacks qa3's) is replaced by the task's 1k training
 file, which holds exactly its first 1000 questions; `fallbacks` names every such task, and its
-test file is the same in both settings, so its test error is still reported.
+test file is the same in both settings, so its test error is still reported. A file without a
+question, or a training file with fewer than two, is a DataError naming the file.
 
 Each split also keeps which memory slots hold a supporting fact (`support`, (r, m) bool, after the
 story is cut to its m most recent sentences), so the attention of a trained memory network can be
@@ -36,9 +37,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnlab.data.babi import NUM_TASKS, BabiExample, Vocabulary, babi_dir, load_task
+from attnlab.data.babi import NUM_TASKS, BabiExample, Vocabulary, babi_dir, read_babi, task_file
 from attnlab.data.babi_generator import GENERATED_TASKS, generate_babi
-from attnlab.errors import ConfigError
+from attnlab.errors import ConfigError, DataError
 from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 
@@ -126,21 +127,34 @@ class Babi(Task):
                 continue
             try:
                 out[n] = {split: self._load(n, split) for split in ("train", "test")}
+            except DataError:
+                raise  # a file that is there but unusable: its message names the file
             except (FileNotFoundError, ValueError) as err:
                 where = self._folder()
                 raise ConfigError(f"babi: task {n} ({cfg.setting}) not readable in {where}: {err}") from None
         return out
 
     def _load(self, n: int, split: str) -> list[BabiExample]:
-        """One task's file; an absent en-10k training file falls back to the 1k one (see `fallbacks`)."""
+        """One task's file; an absent en-10k training file falls back to the 1k one (see `fallbacks`).
+
+        Raises:
+            DataError: the file holds no question or is malformed, or a training file holds fewer
+                than two questions (one at least is held out for validation, one at least trains).
+        """
         folder = self.config.data_dir or None
         try:
-            return load_task(n, split, self.config.setting, folder)
+            path = task_file(n, split, self.config.setting, folder)
         except FileNotFoundError:
             if self.config.setting != "en-10k" or split != "train":
                 raise
             self.fallbacks.append(n)
-            return load_task(n, split, "en", folder)
+            path = task_file(n, split, "en", folder)
+        examples = read_babi(path)
+        if split == "train" and len(examples) < 2:
+            raise DataError(
+                f"{path}: {len(examples)} question; a training file needs at least 2 (a share is held out for validation)"
+            )
+        return examples
 
     def _folder(self) -> str:
         try:

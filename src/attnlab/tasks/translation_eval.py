@@ -2,12 +2,18 @@
 
     translate(task, model, ["ein Hund läuft ."], beam_size=5)   -> ["a dog runs ."]
     alignment(task, model, "ein Hund läuft .")                  -> Alignment (weights, labels)
+    check_sources(task, sentences, truncate=True)                -> a note per sentence that is cut
     score_split(task, model, "test", beam_size=1)                -> BLEU, chrF, tokenised BLEU, by length
     alignment_errors(task, model)                                -> AER per cross-attention (toy corpus)
 
 Decoding is attnlab.models.decoding (batched greedy or beam search); the scores are
 attnlab.tasks.translation_metrics; the weights are read from a trace of the model's own
 cross-attention modules, so whatever a family attends with is what is scored and drawn.
+
+Sentences a user gives (`translate`, `alignment`) are never cut silently: an empty one, or one of
+more tokens than the run's task.max_len, is a ConfigError unless truncate=True cuts it to max_len.
+The scored splits are cut to max_len by design (TranslationConfig.max_len), so `score_split`
+translates them as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch
 from torch import Tensor
 
 from attnlab.data.subword import EOS
+from attnlab.errors import ConfigError
 from attnlab.models.decoding import as_decoder, beam_search, cross_attention, greedy
 from attnlab.models.registry import TaskModel
 from attnlab.spec import PAD
@@ -34,8 +41,33 @@ from attnlab.tasks.translation_metrics import (
 LENGTH_BINS = (10, 15, 20, 25, 30, 40, 60)  # upper edges of the source-length buckets, in words
 
 
+def check_sources(task: TranslationTask, sentences: list[str], *, truncate: bool = False) -> list[str]:
+    """Check source sentences a user gave: each has tokens, and at most task.config.max_len of them.
+
+    Returns:
+        one note per sentence that is longer than max_len, saying how far truncate cuts it.
+    Raises:
+        ConfigError: an empty sentence (or one without source tokens), or, unless truncate, one
+            longer than max_len; the message names the sentence (1-based), its length and the limit.
+    """
+    vocab, limit, count = task.vocabs[0], task.config.max_len, len(sentences)
+    notes = []
+    for k, sentence in enumerate(sentences, start=1):
+        length = len(vocab.encode(sentence)) if sentence.strip() else 0
+        if length == 0:
+            raise ConfigError(f"sentence {k} of {count} is empty (no source tokens in {sentence!r})")
+        if length > limit and not truncate:
+            raise ConfigError(
+                f"sentence {k} of {count} has {length} tokens, more than the run's task.max_len of {limit}"
+                " (--truncate cuts it)"
+            )
+        if length > limit:
+            notes.append(f"sentence {k} of {count} cut from {length} to {limit} tokens (the run's task.max_len)")
+    return notes
+
+
 def _encode_sources(task: TranslationTask, sentences: list[str]) -> Tensor:
-    """Source sentences -> (b, s) ids, right-padded, cut to max_len."""
+    """Source sentences -> (b, s) ids, right-padded, cut to max_len (unchecked: see check_sources)."""
     vocab = task.vocabs[0]
     rows = [vocab.encode(s)[: task.config.max_len] or [PAD] for s in sentences]
     out = torch.full((len(rows), max(len(r) for r in rows)), PAD, dtype=torch.long)  # (b, s)
@@ -63,8 +95,16 @@ def decode_ids(
     return out
 
 
-def translate(task: TranslationTask, model: TaskModel, sentences: list[str], *, beam_size: int = 1) -> list[str]:
-    """Translations of the given source sentences."""
+def translate(
+    task: TranslationTask, model: TaskModel, sentences: list[str], *, beam_size: int = 1, truncate: bool = False
+) -> list[str]:
+    """Translations of the given source sentences (checked by `check_sources`; truncate cuts long ones)."""
+    check_sources(task, sentences, truncate=truncate)
+    return _translations(task, model, sentences, beam_size)
+
+
+def _translations(task: TranslationTask, model: TaskModel, sentences: list[str], beam_size: int) -> list[str]:
+    """Translations of sentences as they are, each cut to max_len."""
     ids = decode_ids(model, _encode_sources(task, sentences), beam_size=beam_size, max_len=task.spec.answer_len)
     return [task.vocabs[1].decode(row) for row in ids]
 
@@ -88,8 +128,14 @@ def targets_with_eos(rows: list[list[int]], limit: int) -> Tensor:
     return out
 
 
-def alignment(task: TranslationTask, model: TaskModel, sentence: str, *, beam_size: int = 1) -> Alignment:
-    """Translate one sentence and read the cross-attention of the translation it produced."""
+def alignment(
+    task: TranslationTask, model: TaskModel, sentence: str, *, beam_size: int = 1, truncate: bool = False
+) -> Alignment:
+    """Translate one sentence and read the cross-attention of the translation it produced.
+
+    The sentence is checked by `check_sources` (truncate cuts it to max_len when longer).
+    """
+    check_sources(task, [sentence], truncate=truncate)
     inputs = _encode_sources(task, [sentence])  # (1, s)
     ids = decode_ids(model, inputs, beam_size=beam_size, max_len=task.spec.answer_len)
     outputs = targets_with_eos(ids, task.spec.answer_len)  # (1, i)
@@ -117,7 +163,7 @@ def score_split(
     count = len(data.texts) if limit is None else min(limit, len(data.texts))
     sources = [s for s, _ in data.texts[:count]]
     references = [t for _, t in data.texts[:count]]
-    hypotheses = translate(task, model, sources, beam_size=beam_size)
+    hypotheses = _translations(task, model, sources, beam_size)  # cut to max_len by design
     return {
         "split": split,
         "sentences": count,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from attnlab.errors import RunError
+from attnlab.files import output_dir
 from attnlab.tour import babi, captioning, copy, core, families, glimpse, machines, pretrained, report, translation
 from attnlab.tour.budget import FULL, QUICK, Budget
 
@@ -55,8 +56,7 @@ LONGEST_FIRST = ("families", "glimpse", "translation", "machines", "captioning",
 
 def run_tour(out: Path, *, seed: int = 0, quick: bool = False) -> Path:
     """Run every section into out (the QUICK budget when quick), save metrics.json; returns report.html's path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     budget = Budget.of(quick=quick)
     start = time.perf_counter()
     done = run_sections([s.NAME for s in SECTIONS], out, budget, seed)

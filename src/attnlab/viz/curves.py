@@ -7,6 +7,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from attnlab.files import output_file
+
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
@@ -81,8 +83,7 @@ def draw_comparison(
         ax.set_title(title)
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        fig.savefig(output_file(path))
     return fig
 
 

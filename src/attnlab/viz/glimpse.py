@@ -24,6 +24,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from attnlab.core import Trace
+from attnlab.files import output_file
 from attnlab.glimpse.retina import pixel_centres
 from attnlab.tasks.base import Task
 from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
@@ -131,8 +132,7 @@ def draw_glimpses(images: Tensor, locations: Tensor, path: str | Path, **options
     folders of path are created.
     """
     fig = glimpse_figure(images, locations, **options)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = output_file(path)
     fig.savefig(path, dpi=100)
     return path
 

@@ -24,6 +24,7 @@ from matplotlib.image import AxesImage
 from torch import Tensor
 
 from attnlab.core.trace import Trace
+from attnlab.files import output_file
 
 if TYPE_CHECKING:
     from attnlab.pretrained import SentenceAttention
@@ -264,8 +265,7 @@ def _label_axis(ax: Axes, which: str, labels: Sequence[str] | None, fontsize: fl
 
 
 def _save(fig: Figure, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = output_file(path)
     fig.savefig(path, format=path.suffix.lower().lstrip("."))
 
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from attnlab.core import Trace
+from attnlab.files import output_file
 from attnlab.tasks.algorithmic import IGNORE
 from attnlab.tasks.base import Batch, Task
 from attnlab.train.examples import TracedExamples
@@ -94,8 +95,7 @@ def draw_machine(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = output_file(path)
     fig.savefig(path, dpi=110)
     return path
 

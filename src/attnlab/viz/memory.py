@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from attnlab.files import output_dir, output_file
 from attnlab.memory import hop_weights
 from attnlab.tasks.base import Task
 from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
@@ -67,8 +68,7 @@ def draw_hops(figure: HopFigure, path: str | Path, *, title: str | None = None) 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = output_file(path)
     fig.savefig(path, dpi=110)
     return path
 
@@ -122,7 +122,7 @@ def draw_hop_examples(seen: TracedExamples, task: Task, out: Path, label: str) -
         out: the folder for memory-hops-example<i>.png and examples.txt (created).
         label: "<model> on <task>", the start of every title.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     figures = hop_figures_of(seen, task)
     paths = []
     for i, figure in enumerate(figures):

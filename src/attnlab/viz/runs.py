@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from attnlab.core import Trace
 from attnlab.errors import ConfigError
+from attnlab.files import output_dir
 from attnlab.tasks.base import Task
 from attnlab.tasks.captioning import CaptionTask
 from attnlab.train.examples import HasTaskAndModel, TracedExamples, traced_examples
@@ -181,7 +182,7 @@ def draw_run(run: DrawableRun, out: str | Path, *, examples: int = 3) -> list[Pa
             kinds.setdefault(DRAWERS[kind], []).append(kind)
     if not kinds:
         raise ConfigError(f"model {run.config.model!r} has no attention to draw; try a transformer, encdec or lm run")
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     label = f"{run.config.model} on {run.config.task}"
     paths: list[Path] = []
     for drawer, drawn in kinds.items():

@@ -51,8 +51,13 @@ def data(loaded: LoadedRun, params: Params) -> dict[str, Any]:
     if not task.vocabs[0].encode(text):
         raise ExplorerError(400, "text: no source tokens in it")
 
+    cut = k >= 0  # a test example is cut to task.max_len as its scoring cuts it; typed text longer is refused
+
     def both(run: Run) -> tuple[Alignment, Alignment]:
-        return alignment(task, run.model, text, beam_size=1), alignment(task, run.model, text, beam_size=beam)
+        return (
+            alignment(task, run.model, text, beam_size=1, truncate=cut),
+            alignment(task, run.model, text, beam_size=beam, truncate=cut),
+        )
 
     greedy, beamed = loaded.forward(both)
     return {
