@@ -211,3 +211,15 @@ def test_non_finite_settings_and_absent_devices_are_refused():
         for name in ("cuda", "cuda:1"):
             with pytest.raises(ConfigError, match="no CUDA device"):
                 resolve_device(name)
+
+
+def test_step_schedule_and_sgd():
+    from attnlab.train.loop import make_optimizer
+
+    cfg = TrainConfig(steps=100, lr=0.4, warmup_steps=4, schedule="step", decay_every=30, decay_factor=0.5)
+    assert [lr_at(s, cfg) for s in (0, 3, 4, 29, 30, 59, 60, 99)] == [0.1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.1, 0.05]
+    with pytest.raises(ValueError, match="decay_every must be >= 1"):
+        TrainConfig(schedule="step")
+    model = torch.nn.Linear(3, 2)
+    opt = make_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=0.0))
+    assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == 0

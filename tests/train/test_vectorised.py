@@ -120,3 +120,15 @@ def test_machines_with_their_own_backward_refuse_to_stack_rather_than_lose_gradi
     with pytest.raises(ConfigError, match=re.escape("cannot train the seeds as one model: torch.vmap")):
         train_seeds(configs(machine, seeds=(0, 1), controller_size=8, memory_size=6, word_size=4),
                     [tmp_path / "a", tmp_path / "b"])  # fmt: skip
+
+
+def test_seeds_under_sgd_and_a_step_schedule_are_the_runs_the_loop_makes_alone(tmp_path):
+    sgd = {"optimizer": "sgd", "lr": 0.3, "schedule": "step", "decay_every": 2, "warmup_steps": 0, "weight_decay": 0}
+    runs = [c.replace("train", **sgd) for c in configs(MEMN2N, seeds=(0, 1))]
+    together = train_seeds(runs, [tmp_path / f"v{s}" for s in range(2)], progress=False)
+    for seed, config in enumerate(runs):
+        alone = train(config, tmp_path / f"a{seed}", progress=False)
+        assert together[seed]["step"] == alone["step"] == 6
+        mine, theirs = load_run(tmp_path / f"v{seed}").model, load_run(tmp_path / f"a{seed}").model
+        for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)

@@ -28,6 +28,8 @@ from attnlab.tasks import TASKS, Task
 from attnlab.train import checkpoint
 
 NONFINITE = ("stop", "skip")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # what train.device may name (resolve_device checks it is there)
 
 
@@ -37,10 +39,14 @@ class TrainConfig:
 
     steps: int = 2000  # optimizer steps
     batch_size: int = 64  # global batch: split over processes under torchrun
-    lr: float = 1e-3  # peak learning rate of AdamW
-    weight_decay: float = 0.01  # AdamW decoupled weight decay, on matrices only
+    lr: float = 1e-3  # peak learning rate
+    optimizer: str = "adamw"  # "adamw", or "sgd" (plain, no momentum: as MemN2N and the NTM papers trained)
+    weight_decay: float = 0.01  # decoupled weight decay (AdamW; SGD's L2 term), on matrices only
     warmup_steps: int = 100  # linear warm-up from 0 to lr
+    schedule: str = "cosine"  # after warm-up: "cosine" (to lr * min_lr_ratio at the last step) or "step"
     min_lr_ratio: float = 0.1  # the cosine decays from lr to lr * min_lr_ratio at the last step
+    decay_every: int = 0  # "step": the lr is multiplied by decay_factor every this many steps (> 0)
+    decay_factor: float = 0.5  # "step": the factor (MemN2N halved its lr every 15 epochs of joint bAbI)
     clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
     eval_every: int = 200  # evaluate on the validation set (and checkpoint) every this many steps
     eval_size: int = 512  # validation and test examples
@@ -64,6 +70,16 @@ class TrainConfig:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.target is not None and not math.isfinite(self.target):
             raise ValueError(f"target must be a finite number or none, got {self.target}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "step" and self.decay_every < 1:
+            raise ValueError(f"decay_every must be >= 1 with schedule step, got {self.decay_every}")
+        if self.decay_every < 0:
+            raise ValueError(f"decay_every must be >= 0, got {self.decay_every}")
+        if not 0 < self.decay_factor <= 1:
+            raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
         if self.nonfinite not in NONFINITE:
             raise ValueError(f"nonfinite must be one of {', '.join(NONFINITE)}, got {self.nonfinite!r}")
         if not DEVICE.fullmatch(self.device):

@@ -48,6 +48,7 @@ from attnlab.train.loop import (
     evaluate,
     lr_at,
     make_optimizer,
+    optimizer_like,
     reached,
     seed_everything,
     trainer_state,
@@ -260,15 +261,17 @@ def _build_seeds(
     return seeds, task
 
 
-def _stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any) -> torch.optim.AdamW:
-    """AdamW over the stacked parameters, grouped and ordered as `make_optimizer` orders one model's."""
+def _stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any) -> torch.optim.Optimizer:
+    """The run's optimizer over the stacked parameters, grouped and ordered as `make_optimizer`
+    orders one model's (AdamW and SGD act on each element alone, so each seed's slice moves as
+    its own run's would)."""
     by_id = {id(p): name for name, p in template.named_parameters()}
     single = make_optimizer(template, cfg)
     groups = [
         {**{k: v for k, v in group.items() if k != "params"}, "params": [params[by_id[id(p)]] for p in group["params"]]}
         for group in single.param_groups
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return optimizer_like(cfg, groups)
 
 
 @torch.no_grad()
