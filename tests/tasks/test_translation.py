@@ -77,6 +77,22 @@ def test_loss_ignores_pad_and_metrics_score_a_perfect_prediction():
     assert task.loss(wrong, batch).item() > 10
 
 
+def test_label_smoothing_mixes_the_word_with_the_uniform_target():
+    eps = 0.1
+    plain, smooth = build_task("translate", SMALL_TOY), build_task("translate", {**SMALL_TOY, "label_smoothing": eps})
+    batch = plain.eval_set(6, "val")
+    logits = torch.randn(*batch.targets.shape, plain.spec.num_outputs, generator=torch.Generator().manual_seed(0))
+    log_p = logits.log_softmax(-1)  # (b, n, o)
+    real = batch.targets != PAD  # (b, n)
+    word = -log_p.gather(-1, batch.targets[..., None])[..., 0]  # (b, n)
+    uniform = -log_p.mean(-1)  # (b, n): cross-entropy against 1/o on every class
+    expected = ((1 - eps) * word + eps * uniform)[real].mean()
+    torch.testing.assert_close(smooth.loss(logits, batch), expected)
+    torch.testing.assert_close(plain.loss(logits, batch), word[real].mean())
+    with pytest.raises(ValueError, match="label_smoothing"):
+        build_task("translate", {**SMALL_TOY, "label_smoothing": 1.0})
+
+
 def test_tsv_corpus_holds_out_a_tenth_and_vocab_survives_a_run_folder(tmp_path):
     path = write_tsv(tmp_path / "pairs.tsv", 60)
     task = build_task("translate", {"corpus": "tsv", "path": str(path), "vocab_size": 60})

@@ -54,8 +54,11 @@ class TranslationConfig:
     toy_pairs: int = 20000  # toy: training pairs (val and test get 1000 each)
     toy_max_adjectives: int = 2  # toy: adjectives per noun phrase at most (longer sentences)
     seed: int = 0  # toy: seeds the generated pairs
+    label_smoothing: float = 0.0  # epsilon of the training loss's smoothed targets (Vaswani et al. 2017 used 0.1)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.corpus not in CORPORA:
             raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}")
         if self.corpus == "tsv" and not self.path:
@@ -178,9 +181,15 @@ class TranslationTask(Task):
 
     # -- scoring ------------------------------------------------------------------------------
     def loss(self, logits: Tensor, batch: Batch) -> Tensor:
-        """logits (b, n, o) -> mean cross-entropy over target tokens and EOS (PAD ignored)."""
+        """logits (b, n, o) -> mean cross-entropy over target tokens and EOS (PAD ignored), against
+        targets smoothed by label_smoothing (1 - eps on the word, eps spread over all o classes)."""
         n = batch.targets.shape[1]
-        return F.cross_entropy(logits[:, :n].flatten(0, 1), batch.targets.flatten(), ignore_index=PAD)
+        return F.cross_entropy(
+            logits[:, :n].flatten(0, 1),
+            batch.targets.flatten(),
+            ignore_index=PAD,
+            label_smoothing=self.config.label_smoothing,
+        )
 
     def detokenize(self, ids: Tensor | list[int], side: str = "target") -> str:
         """Ids (cut at the first EOS) -> a sentence of the given side."""
