@@ -8,11 +8,12 @@ from attnlab.tasks import PAD, TASKS, Batch, Task, build_task
 
 # small configs so that the contract runs quickly for every registered task
 SMALL = {"listops": {"train_size": 60, "val_size": 10, "test_size": 10}, "translate": {"toy_pairs": 200},
-         "digits": {"source": "small"}, "caption": {"scenes": 40}}
+         "digits": {"source": "small"}, "caption": {"scenes": 40}, "digit_pairs": {"source": "small"}}
 EXPECTED = {
     "adding", "associative_recall", "babi", "copy", "induction_heads", "listops",
     "long_range", "pronouns", "reverse", "selective_copying", "sort", "translate",
     "ntm_copy", "ntm_repeat_copy", "ntm_associative_recall", "ntm_priority_sort", "digits", "caption",
+    "digit_pairs",
 }
 
 

@@ -66,3 +66,44 @@ def test_draw_run_draws_a_ram_runs_glimpse_paths(tmp_path):
     paths = draw_run(load_run(tmp_path / "run"), tmp_path / "viz", examples=2)
     assert [p.name for p in paths] == ["glimpses.png", "glimpses.txt"]
     assert paths[0].stat().st_size > 1000 and paths[1].read_text().count("answer:") == 4  # at least 4 drawn
+
+
+def test_dram_glimpses_are_coloured_by_the_label_they_served(tmp_path):
+    from attnlab.glimpse import DRAM, DRAMConfig
+
+    torch.manual_seed(0)
+    model = DRAM(DRAMConfig(glimpse_size=4, num_scales=2, glimpses_per_label=2, glimpse_hidden=8, feature_dim=8,
+                            core_size=8, context_size=4, context_hidden=8), num_classes=10, num_labels=2)
+    images = torch.rand(3, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), capture(model) as trace:
+        out = model.train()(images)
+    locations, meta = glimpse_paths(trace)
+    torch.testing.assert_close(locations, out.locations)
+    assert meta["labels"] == [0, 0, 1, 1]
+    meta.pop("path")
+    labels = meta.pop("labels")
+    boxes = torch.tensor([[[0, 0, 5, 5], [10, 10, 5, 5]]] * 3)  # (3, 2, 4): both objects outlined
+    fig = glimpse_figure(images, locations, glimpse_labels=labels, boxes=boxes, **meta)
+    for ax in fig.axes:
+        squares = [p for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(squares) == 4 * 2 + 2  # a square per glimpse and scale, and both boxes
+        colours = [tuple(t.get_color()) for t in ax.texts]  # the numbers 1..4, coloured by label
+        assert colours[0] == colours[1] and colours[2] == colours[3] and colours[0] != colours[2]
+    with pytest.raises(ValueError, match="glimpse_labels must hold g=4 labels"):
+        glimpse_figure(images, locations, glimpse_labels=[0, 1], **meta)
+    path = draw_glimpses(images, locations, tmp_path / "dram.png", glimpse_labels=labels, **meta)
+    assert path.stat().st_size > 1000
+
+
+def test_draw_run_draws_a_dram_run_on_digit_pairs(tmp_path):
+    from attnlab.train import load_run, resolve, train
+    from attnlab.viz.runs import draw_run
+
+    config = resolve({"task": {"name": "digit_pairs", "source": "small", "size": 56, "answer": "digits"},
+                      "model": {"name": "dram", "glimpses_per_label": 2, "glimpse_hidden": 8, "feature_dim": 8,
+                                "core_size": 8, "context_hidden": 8},
+                      "train": {"steps": 2, "eval_every": 2, "eval_size": 8, "batch_size": 4}})
+    train(config, tmp_path / "run", progress=False)
+    paths = draw_run(load_run(tmp_path / "run"), tmp_path / "viz", examples=2)
+    assert [p.name for p in paths] == ["glimpses.png", "glimpses.txt"]
+    assert paths[0].stat().st_size > 1000 and paths[1].read_text().count("answer:") == 4

@@ -1,9 +1,11 @@
-"""Hard visual attention: a retina that takes foveated glimpses, and the recurrent attention model.
+"""Hard visual attention: a retina that takes foveated glimpses, and the recurrent attention models.
 
 Retina   rho(x, l): k patches around a location, each twice as wide, resized to g x g
 RAM      glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
+DRAM     two LSTM layers, a context network, one label per few glimpses (Ba et al. 2015)
 """
 
+from attnlab.glimpse.dram import DRAM, DRAMConfig, DRAMOutput, rewards_to_go, sequential_rewards
 from attnlab.glimpse.ram import (
     RAM,
     RAMConfig,
@@ -15,7 +17,10 @@ from attnlab.glimpse.ram import (
 from attnlab.glimpse.retina import Retina, pixel_centres
 
 __all__ = [
+    "DRAM",
     "RAM",
+    "DRAMConfig",
+    "DRAMOutput",
     "RAMConfig",
     "RAMOutput",
     "Retina",
@@ -23,4 +28,6 @@ __all__ = [
     "gaussian_log_prob",
     "pixel_centres",
     "policy_gradient_loss",
+    "rewards_to_go",
+    "sequential_rewards",
 ]

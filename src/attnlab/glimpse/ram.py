@@ -94,17 +94,21 @@ def gaussian_log_prob(action: Tensor, mean: Tensor, std: float) -> Tensor:
 def policy_gradient_loss(log_probs: Tensor, baselines: Tensor, reward: Tensor) -> Tensor:
     """REINFORCE with a learned baseline, as one loss to minimise.
 
-    -mean_b sum_t log pi_t (R - b_t), the advantage detached so that it only weighs the score
-    function, plus the baseline's mean squared error to R (its own regression target).
+    -mean_b sum_t log pi_t (R_t - b_t), the advantage detached so that it only weighs the score
+    function, plus the baseline's mean squared error to R_t (its own regression target). R_t is
+    the reward that follows action t: one episode's reward R for every t (RAM), or a return per
+    action (DRAM's sequential rewards, attnlab.glimpse.dram.rewards_to_go).
 
     Args:
         log_probs: (b, t) log-probabilities of the actions taken.
         baselines: (b, t) predicted rewards b_t.
-        reward: (b,) the episode's reward R.
+        reward: (b,) the episode's reward R, or (b, t) the return R_t of each action.
     Returns:
         () the loss.
     """
-    reward = reward.to(log_probs.dtype)[:, None]  # (b, 1)
+    reward = reward.to(log_probs.dtype)  # (b,) or (b, t)
+    if reward.dim() == 1:
+        reward = reward[:, None]  # (b, 1)
     advantage = (reward - baselines).detach()  # (b, t)
     policy = -(log_probs * advantage).sum(1).mean()
     return policy + F.mse_loss(baselines, reward.expand_as(baselines))

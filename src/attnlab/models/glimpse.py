@@ -1,4 +1,4 @@
-"""The recurrent attention model of attnlab.glimpse as a task family: "ram".
+"""The recurrent attention models of attnlab.glimpse as task families: "ram" and "dram".
 
 Mnih, Heess, Graves, Kavukcuoglu 2014, "Recurrent Models of Visual Attention" (arXiv:1406.6247).
 A task that feeds it has image inputs and one class per image:
@@ -8,14 +8,26 @@ A task that feeds it has image inputs and one class per image:
 While training with targets the family returns `(logits, aux_loss)`: aux_loss is the REINFORCE
 term of the location policy with its baseline's regression (`RAM.reinforce_loss`), the reward
 being 1 where the argmax of the logits equals the label (the paper's). The loop adds it to the
-task's cross-entropy, which trains the classifier, the core and the glimpse network. Composition
-only: every equation lives in attnlab.glimpse.
+task's cross-entropy, which trains the classifier, the core and the glimpse network.
+
+"dram" (Ba, Mnih, Kavukcuoglu 2015, arXiv:1412.7755) emits the task's n answers in order, one per
+`glimpses_per_label` glimpses,
+
+    inputs (b, c, y, x) floats  ->  DRAM: n * glimpses_per_label glimpses  ->  logits (b, n, o)
+
+and its aux_loss is REINFORCE with sequential rewards (`DRAM.reinforce_loss`: answer k pays 1 when
+answers 1..k are right; each location earns the rewards that follow it). With one answer it is
+RAM with a two-layer LSTM core and a context network. Composition only: every equation lives in
+attnlab.glimpse.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import Tensor
 
+from attnlab.glimpse.dram import DRAM, DRAMConfig
 from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward
 from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.vision import check_image_spec
@@ -65,3 +77,47 @@ class RAMFamily(TaskModel):
             return logits
         reward = correct_reward(out.logits, targets[:, 0])  # (b,)
         return logits, self.ram.reinforce_loss(out, reward)
+
+
+@MODELS.register("dram")
+class DRAMFamily(TaskModel):
+    """The deep recurrent attention model: images in, one label per answer position out, (b, n, o)."""
+
+    Config = DRAMConfig
+
+    def __init__(self, config: DRAMConfig, spec: TaskSpec):
+        super().__init__(config, spec)
+        check_image_spec(replace(spec, answer_len=1), "dram")  # an image task; any number of answers
+        if spec.answer_len < 1:
+            raise ValueError(f"dram: TaskSpec.answer_len must be >= 1; got {spec.answer_len}")
+        self.dram = DRAM(config, num_classes=spec.num_outputs, num_labels=spec.answer_len, image_channels=spec.image[0])
+
+    def draw_noise(self, inputs: Tensor) -> Tensor | None:
+        """The random draws a training forward on inputs makes, drawn now ((N, b, 2)); None in eval mode.
+
+        forward(inputs, targets, noise=draw_noise(inputs)) is forward(inputs, targets) with torch's
+        generator in the same state (as "ram"'s).
+        """
+        return self.dram.draw_noise(inputs)
+
+    def forward(
+        self, inputs: Tensor, targets: Tensor | None = None, noise: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Name the answers in order from glimpses.
+
+        Args:
+            inputs: (b, c, y, x) floats, (c, y, x) == spec.image.
+            targets: (b, n) long labels in emission order, or None.
+            noise: (N, b, 2) the location policy's draws while training (default: drawn here).
+        Returns:
+            logits (b, n, o); in training mode with targets, (logits, aux_loss) with aux_loss () the
+            REINFORCE loss of the locations with sequential rewards.
+        """
+        if inputs.dim() != 4 or tuple(inputs.shape[1:]) != tuple(self.spec.image):
+            raise ValueError(
+                f"dram: inputs must be (b, {', '.join(map(str, self.spec.image))}); got {tuple(inputs.shape)}"
+            )
+        out = self.dram(inputs, noise)
+        if not (self.training and targets is not None):
+            return out.logits  # (b, n, o)
+        return out.logits, self.dram.reinforce_loss(out, targets)

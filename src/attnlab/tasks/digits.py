@@ -124,6 +124,20 @@ class Digits(Task):
         """The "train", "val" and "test" splits; val and test with their fixed canvases (cached)."""
         if self._data is not None:
             return self._data
+        splits = self.source_splits()
+        for name, seed in CANVAS_SEEDS.items():
+            split = splits[name]
+            generator = torch.Generator().manual_seed(seed)
+            split.canvas, split.boxes = self._place(split.images, split.images, generator, as_uint8=True)
+        self._data = splits
+        return splits
+
+    def source_splits(self) -> dict[str, _Split]:
+        """The "train", "val" and "test" digits of the resolved source, without canvases (fresh objects).
+
+        val holds out min(val_size, 20%) of the training images by a fixed seeded draw; test is the
+        test file. Other tasks that place these digits (attnlab.tasks.digit_pairs) read them here.
+        """
         raw = self._read()
         train_images = torch.from_numpy(raw["train"][0].copy())  # (k, 28, 28)
         train_labels = torch.from_numpy(raw["train"][1].copy())  # (k,)
@@ -139,11 +153,6 @@ class Digits(Task):
             "val": _Split(train_images[val_rows], train_labels[val_rows], val_rows),
             "test": _Split(torch.from_numpy(raw["test"][0].copy()), torch.from_numpy(raw["test"][1].copy()), test_rows),
         }
-        for name, seed in CANVAS_SEEDS.items():
-            split = splits[name]
-            generator = torch.Generator().manual_seed(seed)
-            split.canvas, split.boxes = self._place(split.images, split.images, generator, as_uint8=True)
-        self._data = splits
         return splits
 
     def _place(

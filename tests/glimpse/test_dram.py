@@ -1,0 +1,228 @@
+"""The deep recurrent attention model: shapes, the trace (which glimpse served which label), the
+context network, where gradients go, sequential rewards and REINFORCE against a closed form,
+overfitting a few canvases, and the "dram" family behind the loop's contract."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.core import capture
+from attnlab.glimpse.dram import DRAM, DRAMConfig, rewards_to_go, sequential_rewards
+from attnlab.glimpse.ram import gaussian_log_prob, policy_gradient_loss
+
+TINY = {
+    "glimpse_size": 4,
+    "num_scales": 2,
+    "glimpses_per_label": 2,
+    "glimpse_hidden": 16,
+    "feature_dim": 16,
+    "core_size": 24,
+    "context_size": 4,
+    "context_hidden": 8,
+}
+
+
+def images(b=5, c=1, size=12, seed=0):
+    return torch.rand(b, c, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def model(seed=0, **extra):
+    torch.manual_seed(seed)
+    return DRAM(DRAMConfig(**{**TINY, **extra}), num_classes=7, num_labels=3, image_channels=1)
+
+
+def test_output_shapes():
+    net = model()
+    x = images()
+    for training in (True, False):
+        out = net.train(training)(x)
+        assert out.logits.shape == (5, 3, 7)
+        assert out.log_probs.shape == out.baselines.shape == (5, 6)  # N = 3 labels x 2 glimpses
+        assert out.locations.shape == (5, 6, 2) and out.locations.abs().max() <= 1
+        assert all(torch.isfinite(t).all() for t in out)
+    assert net.num_glimpses == 6
+
+
+def test_trace_records_every_glimpse_with_the_label_it_served():
+    net = model().eval()
+    x = images()
+    with torch.no_grad(), capture(net) as trace:
+        out = net(x)
+    records = trace.select(kind="glimpse")
+    assert len(records) == 6
+    assert [r.extra["label"] for r in records] == [0, 0, 1, 1, 2, 2]
+    torch.testing.assert_close(torch.stack([r.weights for r in records], 1), out.locations)
+    assert records[0].extra["patches"].shape == (5, 2, 1, 4, 4)
+    assert {r.extra["glimpse_size"] for r in records} == {4} and {r.extra["scale_factor"] for r in records} == {2}
+    with torch.no_grad():
+        torch.testing.assert_close(net(x).logits, out.logits)  # tracing changes nothing
+
+
+def test_the_context_network_sets_the_first_location():
+    x = images(b=4)
+    with torch.no_grad():
+        net = model().eval()
+        first = net(x).locations[:, 0]  # (4, 2)
+        assert (first[0] != first[1]).any()  # different images, different coarse views, different starts
+        changed = x.clone()
+        changed[0] = changed[0].flip(-1)  # another coarse image
+        assert (net(changed).locations[0, 0] != first[0]).any()
+        # The context network reads only the coarse image: a change that pools away leaves l_0 alone.
+        # The context network reads only the coarse image: a change that pools away leaves l_0 alone
+        # (pooling 12 -> 4 averages 3x3 blocks; these stripes sum to 0 over every 3 columns).
+        stripes = torch.tensor([0.1, -0.2, 0.1]).repeat(4)  # (12,)
+        pooled_away = x + stripes  # (4, 1, 12, 12)
+        torch.testing.assert_close(net.coarse(pooled_away), net.coarse(x))
+        torch.testing.assert_close(net(pooled_away).locations[:, 0], first)
+        assert (net(pooled_away).locations[:, 1:] != net(x).locations[:, 1:]).any()  # the glimpses see it
+
+        blind = model(context=False).eval()
+        assert blind.context is None
+        starts = blind(x).locations[:, 0]  # (4, 2)
+        torch.testing.assert_close(starts, starts[:1].expand(4, 2))  # the same learned start for every image
+        torch.testing.assert_close(blind(changed).locations[:, 0], starts)
+        assert (blind(x).locations[:, 1] != blind(x).locations[:, 1][:1]).any()  # later glimpses do look
+
+
+def grads(net, names):
+    """The total |gradient| of each named submodule's parameters (0 where none arrived)."""
+    return {
+        name: sum(float(p.grad.abs().sum()) for p in getattr(net, name).parameters() if p.grad is not None)
+        for name in names
+    }
+
+
+def test_the_labels_train_the_classification_path_and_reinforce_the_location_layer():
+    net = model().train()
+    x, labels = images(), torch.randint(0, 7, (5, 3), generator=torch.Generator().manual_seed(1))
+    classification, location = ("what", "where", "r1", "classifier"), ("r2", "context", "emission")
+    out = net(x)
+    F.cross_entropy(out.logits.flatten(0, 1), labels.flatten()).backward()
+    seen = grads(net, classification + location + ("baseline",))
+    assert all(seen[name] > 0 for name in classification), seen
+    assert all(seen[name] == 0 for name in (*location, "baseline")), seen
+    net.zero_grad()
+    out = net(x)
+    net.reinforce_loss(out, labels).backward()
+    seen = grads(net, classification + location + ("baseline",))
+    assert all(seen[name] > 0 for name in (*location, "baseline")), seen
+    assert all(seen[name] == 0 for name in classification), seen
+
+
+def test_sequential_rewards_are_cumulative_and_each_location_gets_what_follows():
+    labels = torch.tensor([[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3]])
+    guesses = torch.tensor([[1, 2, 3], [1, 0, 3], [0, 2, 3], [1, 2, 0]])
+    logits = F.one_hot(guesses, 4).float()  # (4, 3, 4)
+    rewards = sequential_rewards(logits, labels)
+    assert rewards.tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]]  # r_k = 1 iff labels 1..k right
+    returns = rewards_to_go(rewards, 2)  # (4, 6)
+    naive = [[sum(row[n // 2 :]) for n in range(6)] for row in rewards.tolist()]  # sum over k >= n // gpl
+    assert returns.tolist() == naive
+
+
+def test_reinforce_with_sequential_rewards_matches_the_closed_form():
+    # A 1-D Gaussian policy with known rewards: the surrogate's gradient with respect to each mean
+    # is -(1/b) (R_n - b_n) d log N(l_n; mu_n, sigma^2)/d mu_n = -(1/b) (R_n - b_n) (l_n - mu_n) / sigma^2.
+    gen = torch.Generator().manual_seed(0)
+    b, k, gpl, sigma = 4, 3, 2, 0.3
+    n = k * gpl
+    mean = torch.randn(b, n, 1, generator=gen, dtype=torch.float64, requires_grad=True)  # (b, N, 1)
+    action = (mean + sigma * torch.randn(b, n, 1, generator=gen, dtype=torch.float64)).detach()  # (b, N, 1)
+    baselines = torch.rand(b, n, generator=gen, dtype=torch.float64)  # (b, N)
+    rewards = torch.randint(0, 2, (b, k), generator=gen).double().cumprod(1)  # (b, K), cumulative
+    returns = rewards_to_go(rewards, gpl)  # (b, N)
+    loss = policy_gradient_loss(gaussian_log_prob(action, mean, sigma), baselines, returns)
+    (grad,) = torch.autograd.grad(loss, mean)
+    expected = torch.zeros(b, n, 1, dtype=torch.float64)
+    for i in range(b):
+        for t in range(n):
+            following = sum(rewards[i, j].item() for j in range(t // gpl, k))  # R_{>=t}
+            score = (action[i, t, 0] - mean[i, t, 0]).item() / sigma**2  # d log N / d mu
+            expected[i, t, 0] = -(following - baselines[i, t].item()) * score / b
+    torch.testing.assert_close(grad, expected)
+    # and one episode reward per row is RAM's rule: every action gets R
+    episode = rewards[:, -1]  # (b,)
+    torch.testing.assert_close(
+        policy_gradient_loss(gaussian_log_prob(action, mean, sigma), baselines, episode),
+        policy_gradient_loss(gaussian_log_prob(action, mean, sigma), baselines, episode[:, None].expand(b, n)),
+    )
+
+
+def test_eval_mode_is_deterministic_and_training_samples():
+    net = model()
+    x = images()
+    with torch.no_grad():
+        net.eval()
+        torch.testing.assert_close(net(x).locations, net(x).locations)
+        net.train()
+        assert not torch.equal(net(x).locations, net(x).locations)
+
+
+def test_overfits_a_few_canvases():
+    # 6 canvases of 16x16, two labels each (3 classes): a bright square in one of 3 columns, top and bottom half.
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (6, 2), generator=gen)  # (6, 2)
+    x = torch.zeros(6, 1, 16, 16)
+    for i, (top, bottom) in enumerate(labels.tolist()):
+        x[i, 0, 2:5, 1 + 5 * top : 4 + 5 * top] = 1.0
+        x[i, 0, 10:13, 1 + 5 * bottom : 4 + 5 * bottom] = 1.0
+    torch.manual_seed(0)
+    net = DRAM(
+        DRAMConfig(glimpse_size=8, num_scales=2, glimpses_per_label=2, glimpse_hidden=32, feature_dim=32,
+                   core_size=48, context_size=4, context_hidden=16, location_std=0.1),
+        num_classes=3,
+        num_labels=2,
+    )
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(150):
+        net.train()
+        out = net(x)
+        loss = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten()) + net.reinforce_loss(out, labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    net.eval()
+    with torch.no_grad():
+        predicted = net(x).logits.argmax(-1)  # (6, 2)
+    assert torch.equal(predicted, labels)
+
+
+def test_config_and_argument_errors():
+    with pytest.raises(ValueError, match=r"DRAMConfig\.glimpses_per_label: must be >= 1"):
+        DRAMConfig(glimpses_per_label=0)
+    with pytest.raises(ValueError, match=r"DRAMConfig\.location_std: must be > 0"):
+        DRAMConfig(location_std=0)
+    with pytest.raises(ValueError, match="DRAM: num_labels must be >= 1"):
+        DRAM(DRAMConfig(**TINY), num_classes=3, num_labels=0)
+    with pytest.raises(ValueError, match=r"Retina: images must be \(b, c=1, y, x\)"):
+        model()(torch.rand(2, 3, 12, 12))
+
+
+def test_family_follows_the_loop_contract_and_draws_its_noise_ahead():
+    import attnlab.models.glimpse  # noqa: F401  (registers "dram")
+    from attnlab.models import MODELS
+    from attnlab.models.registry import build_model, split_output
+    from attnlab.spec import TaskSpec
+
+    spec = TaskSpec(seq_len=1, answer_len=2, num_outputs=10, image=(1, 12, 12))
+    assert MODELS.get("dram").Config is DRAMConfig
+    torch.manual_seed(0)
+    family = build_model("dram", TINY, spec)
+    assert isinstance(family.dram, DRAM) and family.dram.num_labels == 2 and family.dram.num_glimpses == 4
+    x, targets = images(b=3), torch.randint(0, 10, (3, 2), generator=torch.Generator().manual_seed(2))
+    family.train()
+    torch.manual_seed(5)
+    logits, aux = split_output(family(x, targets))
+    assert logits.shape == (3, 2, 10) and aux.dim() == 0
+    torch.manual_seed(5)
+    noise = family.draw_noise(x)
+    assert noise.shape == (4, 3, 2)
+    again, aux_again = split_output(family(x, targets, noise=noise))
+    torch.testing.assert_close(again, logits)
+    torch.testing.assert_close(aux_again, aux)
+    family.eval()
+    assert family.draw_noise(x) is None and family(x).shape == (3, 2, 10)
+    with pytest.raises(ValueError, match=r"dram: inputs must be \(b, 1, 12, 12\)"):
+        family(torch.rand(3, 1, 10, 10))
+    with pytest.raises(ValueError, match=r"dram: TaskSpec\.image must be"):
+        build_model("dram", TINY, TaskSpec(seq_len=4, answer_len=1, vocab_size=5, num_outputs=5))
