@@ -17,6 +17,7 @@ SMALL = [
     AssociativeRecall(RecallConfig(num_pairs=3, num_keys=5, num_values=4)),
     InductionHeads(InductionConfig(length=8, symbols=3)),
     SelectiveCopying(SelectiveCopyConfig(length=10, num_tokens=3, symbols=4)),
+    AssociativeRecall(RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=3, seq_len=16)),
 ]
 
 
@@ -130,6 +131,11 @@ def test_render():
         (lambda: RecallConfig(num_pairs=0), "num_pairs must be >= 1, got 0"),
         (lambda: RecallConfig(num_pairs=5, num_keys=4), r"num_keys must be >= num_pairs \(5\), got 4"),
         (lambda: RecallConfig(num_values=0), "num_values must be >= 1, got 0"),
+        (lambda: RecallConfig(seq_len=17), r"seq_len must be >= 2 \* num_pairs \+ 1 \+ num_queries \(18\), got 17"),
+        (
+            lambda: RecallConfig(num_pairs=32, num_keys=64, num_values=64, num_queries=32, seq_len=96),
+            r"seq_len must be >= 2 \* num_pairs \+ 1 \+ num_queries \(97\), got 96",
+        ),
         (lambda: InductionConfig(length=2), "length must be >= 3, got 2"),
         (lambda: InductionConfig(symbols=0), "symbols must be >= 1, got 0"),
         (lambda: SelectiveCopyConfig(num_tokens=0), "num_tokens must be >= 1, got 0"),
@@ -151,3 +157,49 @@ def test_multi_query_recall_asks_distinct_keys_and_answers_each():
         assert answers == [table[k] for k in row[9:]]
     with pytest.raises(ValueError, match=r"num_queries must be <= num_pairs \(4\), got 5"):
         RecallConfig(num_pairs=4, num_queries=5)
+
+
+def test_recall_without_filler_draws_the_batches_it_always_drew():
+    """seq_len unset (or equal to 2N + 1 + m) changes nothing: the draws of the original layout, in order."""
+    for config in (RecallConfig(), RecallConfig(num_pairs=5, num_queries=2), RecallConfig(seq_len=18)):
+        task = AssociativeRecall(config)
+        batch = draw(task, 3, size=32)
+        g = torch.Generator().manual_seed(3)
+        n, m = config.num_pairs, config.num_queries
+        keys = 2 + torch.rand(32, config.num_keys, generator=g).argsort(dim=-1)[:, :n]  # (b, N)
+        values = torch.randint(18, 18 + config.num_values, (32, n), generator=g)  # (b, N)
+        asked = torch.rand(32, n, generator=g).argsort(dim=-1)[:, :m]  # (b, m)
+        pairs = torch.stack([keys, values], dim=-1).flatten(1)  # (b, 2N)
+        expected = torch.cat([pairs, torch.ones(32, 1, dtype=torch.long), keys.gather(1, asked)], dim=1)
+        assert torch.equal(batch.inputs, expected) and torch.equal(batch.targets, values.gather(1, asked))
+        assert task.spec.vocab_size == 34 and task.filler_id is None and "." not in task.token_names()
+
+
+def test_mqar_at_scale_fills_between_pairs_and_queries_and_answers_every_query():
+    config = RecallConfig(num_pairs=32, num_keys=64, num_values=64, num_queries=32, seq_len=128)
+    task = AssociativeRecall(config)
+    spec = task.spec
+    assert (spec.seq_len, spec.answer_len, spec.vocab_size, config.filler) == (128, 32, 131, 31)
+    filler = task.filler_id
+    assert filler == 2 + 64 + 64 and task.token_names()[filler] == "." and len(task.token_names()) == 131
+    batch = draw(task, 7, size=64)
+    assert batch.inputs.shape == (64, 128) and batch.targets.shape == (64, 32)
+    for row, answers in zip(batch.inputs.tolist(), batch.targets.tolist()):
+        pair_keys, pair_values = row[0:64:2], row[1:64:2]
+        assert len(set(pair_keys)) == 32 and all(2 <= k < 66 for k in pair_keys)
+        assert all(66 <= v < 130 for v in pair_values)
+        assert row[64:95] == [filler] * 31 and row[95] == task.QUERY
+        queries = row[96:]
+        assert len(set(queries)) == 32  # every key asked once, in some order
+        table = dict(zip(pair_keys, pair_values))
+        assert answers == [table[k] for k in queries]
+    assert filler not in batch.targets  # the filler is never an answer
+
+
+def test_filler_only_where_asked():
+    task = SMALL[3]
+    assert task.config.filler == 4 and task.spec.seq_len == 16
+    batch = draw(task, 2, size=50)
+    fill = batch.inputs == task.filler_id  # (b, t)
+    assert fill[:, 8:12].all() and fill.sum() == 50 * 4
+    assert (batch.inputs[:, 12] == task.QUERY).all()

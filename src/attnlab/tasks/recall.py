@@ -3,6 +3,18 @@
 - Associative recall (Graves et al. 2014, section 4.3; Ba et al. 2016 "fast weights"): read N
   key-value pairs, then a query key; answer its value. Attention does it in one step by matching
   the query to the keys; an RNN must store every pair in its state.
+- Multi-query associative recall, MQAR (Arora et al. 2023, "Zoology", section 3): the same with
+  m > 1 keys asked per sequence, many pairs (e.g. 32 pairs of 64 keys and 64 values) and long
+  sequences (`seq_len`, e.g. 128: a block of filler tokens between the pairs and the queries).
+  Zoology's generator writes `k1 v1 .. kN vN` (keys from one half of the vocabulary, values
+  from the other), then a query region: each of the N keys is asked once, at an even offset
+  2g after the pairs with the gaps g drawn from a power law (short gaps likelier), and a causal LM
+  is scored on predicting the value at the position after each query; the other positions of the
+  region hold token 0 (or random tokens, `random_non_queries`). Here the layout stays
+  `k1 v1 .. kN vN . . . ? q1 .. qm`: one filler token "." that is never a key or value, all m
+  queries together at the end, and the answers read at the last m positions (a tagger reads them
+  at the queries, the "lm" family writes them after the input). So our gaps are all long (at
+  least the filler), and every sequence holds exactly `seq_len` tokens.
 - Induction heads (Olsson et al. 2022): a trigger token appears once earlier, followed by v;
   when the trigger appears again at the end, answer v ("[A][B] ... [A] -> [B]").
 - Selective copying (Gu & Dao 2023, "Mamba", section 3.1 and Table 1): a few data symbols sit at
@@ -36,7 +48,8 @@ class RecallConfig:
     num_pairs: int = 8  # N, key-value pairs per example
     num_keys: int = 16  # distinct key tokens (>= num_pairs: the keys of an example are distinct)
     num_values: int = 16  # distinct value tokens
-    num_queries: int = 1  # keys asked after "?" (distinct; > 1 is multi-query recall, Arora et al. 2023)
+    num_queries: int = 1  # m, keys asked after "?" (distinct; > 1 is multi-query recall, Arora et al. 2023)
+    seq_len: int | None = None  # t, tokens per example: filler "." pads 2N + 1 + m up to t; None = no filler
 
     def __post_init__(self) -> None:
         for name in ("num_pairs", "num_keys", "num_values", "num_queries"):
@@ -47,13 +60,28 @@ class RecallConfig:
             raise ValueError(f"num_keys must be >= num_pairs ({self.num_pairs}), got {self.num_keys}")
         if self.num_queries > self.num_pairs:
             raise ValueError(f"num_queries must be <= num_pairs ({self.num_pairs}), got {self.num_queries}")
+        if self.seq_len is not None and self.seq_len < self.content_len:
+            raise ValueError(
+                f"seq_len must be >= 2 * num_pairs + 1 + num_queries ({self.content_len}), got {self.seq_len}"
+            )
+
+    @property
+    def content_len(self) -> int:
+        """Tokens that are not filler: the 2N pair tokens, "?" and the m queries."""
+        return 2 * self.num_pairs + 1 + self.num_queries
+
+    @property
+    def filler(self) -> int:
+        """Filler tokens between the pairs and "?": seq_len - content_len (0 when seq_len is None)."""
+        return 0 if self.seq_len is None else self.seq_len - self.content_len
 
 
 @TASKS.register("associative_recall")
 class AssociativeRecall(Task):
-    """Associative recall: read key-value pairs, then a key; answer its value."""
+    """Associative recall: read key-value pairs (then filler, if any), then keys; answer their values."""
 
-    # tokens: 0 PAD "_", 1 "?", keys 2 .. 2+K-1 ("a", "b", ...), then values ("0", "1", ...)
+    # tokens: 0 PAD "_", 1 "?", keys 2 .. 2+K-1 ("a", "b", ...), then values ("0", "1", ...), then,
+    # only when the config asks for filler, the filler "." (so the default vocabulary is unchanged)
     Config = RecallConfig
     config: RecallConfig
     QUERY = 1
@@ -64,11 +92,16 @@ class AssociativeRecall(Task):
         return self.FIRST_KEY + self.config.num_keys
 
     @property
+    def filler_id(self) -> int | None:
+        """The filler token's id, one past the values; None when the config has no filler."""
+        return self.first_value + self.config.num_values if self.config.filler else None
+
+    @property
     def spec(self) -> TaskSpec:
         cfg = self.config
-        vocab = self.first_value + cfg.num_values
+        vocab = self.first_value + cfg.num_values + (1 if cfg.filler else 0)
         return TaskSpec(
-            seq_len=2 * cfg.num_pairs + 1 + cfg.num_queries,
+            seq_len=cfg.content_len + cfg.filler,
             answer_len=cfg.num_queries,
             vocab_size=vocab,
             num_outputs=vocab,
@@ -82,13 +115,16 @@ class AssociativeRecall(Task):
         )  # (b, N)
         asked = _distinct(batch_size, cfg.num_pairs, cfg.num_queries, generator)  # (b, m) pair indices
         pairs = torch.stack([keys, values], dim=-1).flatten(1)  # (b, 2N): k1 v1 k2 v2 ...
+        # The filler draws no random numbers: with seq_len unset the batches are those of a config without it.
+        filler = torch.full((batch_size, cfg.filler), self.filler_id or 0)  # (b, t - 2N - 1 - m)
         query = torch.full((batch_size, 1), self.QUERY)  # (b, 1)
-        inputs = torch.cat([pairs, query, keys.gather(1, asked)], dim=1)  # (b, 2N + 1 + m)
+        inputs = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t)
         return Batch(inputs, values.gather(1, asked))  # targets (b, m)
 
     def token_names(self) -> list[str]:
         values = [str(v) for v in range(self.config.num_values)]
-        return ["_", "?", *letter_names(self.config.num_keys), *values]
+        filler = ["."] if self.config.filler else []
+        return ["_", "?", *letter_names(self.config.num_keys), *values, *filler]
 
 
 @dataclass(frozen=True)
