@@ -249,6 +249,12 @@ class TokenEmbedding(nn.Embedding):
         return super().forward(idx) * self.embedding_dim**0.5  # (b, t, d)
 
 
+def _causal(cfg: TransformerConfig) -> dict[str, bool]:
+    """The positional scheme's arguments for a causal stack: T5's buckets for past offsets only (its
+    decoder's), since a causal query never sees a later key; nothing for the other schemes."""
+    return {"bidirectional": False} if cfg.positions == "t5" else {}
+
+
 def _init_weights(module: nn.Module) -> None:
     """GPT-2's N(0, 0.02^2) for linear layers and embeddings (TokenEmbedding keeps its own), zero biases."""
     for m in module.modules():
@@ -282,7 +288,7 @@ class DecoderLM(LMDecoding):
         self.vocab_size, self.max_len, self.pad_id = vocab_size, max_len, pad_id
         self.embed = TokenEmbedding(vocab_size, cfg.embed_dim)
         self.positions = build_positions(
-            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len
+            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len, **_causal(cfg)
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = Encoder(cfg)
@@ -348,7 +354,7 @@ class EncoderDecoder(EncDecDecoding):
             cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len
         )
         self.tgt_positions = build_positions(
-            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len
+            cfg.positions, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, max_len=max_len, **_causal(cfg)
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.encoder = Encoder(cfg)
