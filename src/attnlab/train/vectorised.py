@@ -43,17 +43,9 @@ from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
 from attnlab.train.distributed import resolve_device
 from attnlab.train.ensure import ensure
-from attnlab.train.loop import (
-    GlobalRNG,
-    evaluate,
-    lr_at,
-    make_optimizer,
-    optimizer_like,
-    reached,
-    seed_everything,
-    trainer_state,
-)
+from attnlab.train.loop import evaluate, lr_at, make_optimizer, optimizer_like, reached, seed_everything
 from attnlab.train.run import RunConfig, build_task_and_model
+from attnlab.train.trainer_state import GlobalRNG, trainer_state
 
 
 def why_not_vectorised(configs: Sequence[RunConfig], folders: Sequence[str | Path]) -> str | None:
