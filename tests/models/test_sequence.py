@@ -55,9 +55,10 @@ def test_overfits_one_batch(name):
     spec = token_spec(t=8, n=3, vocab=10)
     inputs, targets = copy_batch(spec)
     model = tiny(name, spec, embed_dim=32, ff_dim=64).train()
+    # 48 answers at a mean loss under 0.01: each has p > 0.5, so greedy decoding reproduces them all
     loss = fit(lambda: F.cross_entropy(model(inputs, targets).flatten(0, 1), targets.flatten()),
-               model.parameters(), steps=300, lr=1e-2, stop=0.05)
-    assert loss < 0.05
+               model.parameters(), steps=300, lr=1e-2, stop=0.01)
+    assert loss < 0.01
     model.eval()  # decoders now decode greedily from their own predictions
     assert torch.equal(model(inputs).argmax(-1), targets)
 

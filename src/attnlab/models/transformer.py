@@ -232,21 +232,21 @@ class Decoder(_Stack):
 
 
 class TokenEmbedding(nn.Embedding):
-    """Token ids (b, t) -> vectors (b, t, d), initialised N(0, 1/d) and multiplied by sqrt(d).
+    """Token ids (b, t) -> vectors (b, t, d), initialised N(0, 1/d) (and tied to the output head).
 
-    Vaswani et al. 2017, sec. 3.4: the embedding weights (shared with the output head) are
-    multiplied by sqrt(d_model). The tokens then enter at the scale of the sinusoidal table (each
-    feature in [-1, 1]) while a tied head's logits start near unit scale. With GPT-2's N(0, 0.02^2)
-    and no factor, the table outweighs the tokens about 35 to 1 at d = 64, and a decoder-only LM
-    could not even tell which values were in its context (associative recall stayed at chance).
+    At GPT-2's N(0, 0.02^2) the sinusoidal table (each feature in [-1, 1]) outweighed the tokens
+    about 35 to 1 at d = 64, and a decoder-only LM could not even tell which values were in its
+    context (associative recall stayed at the uniform loss, ln 16). Vaswani et al.'s remedy (3.4),
+    N(0, 1/d) times sqrt(d), fixes that LM but, with the head tied, stalled the small encoder-decoder
+    on the generated language pair (test BLEU 0.9 after the tour's 500 steps at lr 3e-3, and 0.3 at
+    1e-3). N(0, 1/d) alone does both: that pair reached 69.4 (27.7 at 0.02, 42.3 at 0.02 times
+    sqrt(d)), and the LM learns which values its context holds (loss 1.62 against 2.75 after 600
+    steps of 4-pair recall).
     """
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, std=self.embedding_dim**-0.5)
         self._fill_padding_idx_with_zero()
-
-    def forward(self, idx: Tensor) -> Tensor:
-        return super().forward(idx) * self.embedding_dim**0.5  # (b, t, d)
 
 
 def _causal(cfg: TransformerConfig) -> dict[str, bool]:
