@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
-from attnlab.glimpse.ram import SCALE_FACTOR, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.ram import SCALE_FACTOR, correct_reward, gaussian_log_prob, policy_gradient_loss
 from attnlab.glimpse.retina import Retina
 
 
@@ -98,8 +98,7 @@ class DRAMOutput(NamedTuple):
 
 def sequential_rewards(logits: Tensor, labels: Tensor) -> Tensor:
     """The cumulative rewards: logits (b, K, o), labels (b, K) -> (b, K), r_k = 1 iff labels 1..k are right."""
-    right = (logits.argmax(-1) == labels).to(logits.dtype)  # (b, K)
-    return right.cumprod(dim=1)  # (b, K)
+    return correct_reward(logits, labels).cumprod(dim=1)  # (b, K): right so far
 
 
 def rewards_to_go(rewards: Tensor, glimpses_per_label: int) -> Tensor:

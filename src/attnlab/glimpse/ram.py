@@ -439,5 +439,6 @@ class RAM(FastPath, Traced, nn.Module):
 
 
 def correct_reward(logits: Tensor, labels: Tensor) -> Tensor:
-    """The paper's reward: logits (b, classes), labels (b,) -> (b,) 1.0 where argmax is right, else 0."""
+    """The paper's reward: logits (b, classes), labels (b,) -> (b,) 1.0 where argmax is right, else 0
+    (any leading shape: (b, K, classes), (b, K) -> (b, K))."""
     return (logits.argmax(-1) == labels).to(logits.dtype)  # (b,)

@@ -238,19 +238,22 @@ def _writing(folder: Path, procs: distributed.Processes, *, new: bool, restart: 
         if new:
             checkpoint.check_new_run_dir(folder)  # again under the lock: no other start got here first
         if restart:
-            for path in folder.iterdir():
-                if path.is_file():
-                    path.unlink()
+            _remove_files(folder)
         try:
             yield
         except BaseException:
             if new and not checkpoint.has_checkpoint(folder):
-                for path in folder.iterdir():
-                    if path.is_file():
-                        path.unlink()
+                _remove_files(folder)
                 if created and not any(folder.iterdir()):
                     folder.rmdir()
             raise
+
+
+def _remove_files(folder: Path) -> None:
+    """Remove the files (not the subfolders) of a run folder that holds no checkpoint."""
+    for path in folder.iterdir():
+        if path.is_file():
+            path.unlink()
 
 
 def _finite(model: nn.Module) -> bool:
