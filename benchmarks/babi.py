@@ -6,6 +6,7 @@
     ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --steps 6000 --linear-start --ls-patience 2
     ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --steps 15000 --seeds 0 1 2 3 4 5 6 7 8 9 --together
     ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --recipe paper --seeds 0 1 2 3 4 5 6 7 8 9 --together
+    ATTNLAB_DATA=../shared/data python benchmarks/babi.py --tasks all --recipe paper --linear-start --seeds 0 1 2 3 4 5 6 7 8 9 --together
 
 docs/babi.md lists the exact commands behind its figures and what each measured.
 
@@ -18,8 +19,9 @@ tasks (error > 5%), next to the joint-training figures of MemN2N PE LS RN (Sukhb
 they compare with `--tasks all` alone. `--linear-start` runs memn2n's LS phase until the
 validation loss stalls for `--ls-patience` evaluations (or until step `--ls-steps`). `--recipe paper`
 trains as Sukhbaatar et al. 2015 did (`apply_recipe`: SGD, the lr halved every 15 of 60 epochs,
-RN); the table also names the run selected by its validation error, beside the mean and spread
-over all runs (the paper kept the best of 10 runs by training error).
+RN; with `--linear-start`, 30 epochs of LS first, ended at that epoch for every seed); the table
+also names the run selected by its validation error, beside the mean and spread over all runs
+(the paper kept the best of 10 runs by training error).
 
 For memn2n and kvmemnn it also scores the hop attention of each trained run on the test split:
 per task, the share of questions whose hop-k largest weight falls on a supporting fact
@@ -73,7 +75,7 @@ def run_config(args, seed: int) -> dict:
                  "eval_every": args.eval_every, "eval_size": 10**7, "device": args.device,
                  "warmup_steps": args.warmup_steps, "clip_norm": args.clip_norm, "min_lr_ratio": args.min_lr_ratio,
                  "optimizer": args.optimizer, "weight_decay": args.weight_decay, "schedule": args.schedule,
-                 "decay_every": args.decay_every}  # fmt: skip
+                 "decay_every": args.decay_every, "decay_start": args.decay_start}  # fmt: skip
     return {"task": task, "model": model, "train": train_cfg}
 
 
@@ -87,8 +89,11 @@ def apply_recipe(args) -> None:
     """Fill args from --recipe paper and --epochs: Sukhbaatar et al. 2015, sec. 4.2, joint training.
 
     SGD without momentum or weight decay, lr 0.01 on the cost summed over a batch of 32 (0.32 on
-    the mean this loop takes; 0.005, i.e. 0.16, with linear start), halved every 15 epochs over
-    60 epochs on 1k (every 5 of 20 on 10k), gradients clipped to norm 40, random noise 10%.
+    the mean this loop takes), halved every 15 epochs over 60 epochs on 1k (every 5 of 20 on 10k),
+    gradients clipped to norm 40, random noise 10%. With --linear-start, as the authors' released
+    joint-training script sets it: lr 0.005 (0.16 here) held for 30 epochs of LS (--ls-epochs),
+    then the softmax back and the 60 epochs above from 0.005. The LS phase ends at that epoch for
+    every seed (not on a stalled validation loss), so the seeds still train together.
     """
     if args.recipe == "paper":
         scale = args.batch_size  # the paper's cost is a sum over the batch; the loop's is a mean
@@ -96,15 +101,21 @@ def apply_recipe(args) -> None:
         args.lr = (0.005 if args.linear_start else 0.01) * scale
         args.clip_norm, args.random_noise = 40.0, 0.1
         epochs, every = (60, 15) if args.setting != "en-10k" else (20, 5)
+        if args.linear_start:
+            args.ls_epochs = args.ls_epochs or (30 if args.setting != "en-10k" else 10)
+            args.ls_patience = 0
+            epochs += args.ls_epochs
         args.epochs = args.epochs or epochs
         args.decay_every_epochs = args.decay_every_epochs or every
-    if args.epochs or args.decay_every_epochs:
+    if args.epochs or args.decay_every_epochs or args.ls_epochs:
         per_epoch = train_questions(args) / args.batch_size
         if args.epochs:
             args.steps = round(args.epochs * per_epoch)
             args.eval_every = args.eval_every if args.eval_every_set else max(1, round(per_epoch))
         if args.decay_every_epochs:
             args.decay_every = round(args.decay_every_epochs * per_epoch)
+        if args.ls_epochs:  # LS ends at this step (an evaluation's, where it is decided); the decay starts there
+            args.ls_steps = args.decay_start = args.eval_every * max(1, round(args.ls_epochs * per_epoch / args.eval_every))
 
 
 def last_val_error(folder: Path) -> float:
@@ -125,7 +136,7 @@ def support_attention(run, chunk: int = 500) -> dict[int, dict[str, float]]:
 
 def ls_end(folder: Path) -> int | None:
     """The step of the evaluation that ended memn2n's linear-start phase (None: never or no LS)."""
-    phase = None
+    phase = 1.0 if checkpoint.load_config(folder)["model"].get("linear_start") else None
     for record in checkpoint.read_metrics(folder):
         if phase == 1.0 and record.get("linear_start") == 0.0:
             return record["step"]
@@ -220,6 +231,9 @@ def main(argv=None) -> int:
     parser.add_argument("--linear-start", action="store_true", help="memn2n: start in the LS phase")
     parser.add_argument("--ls-patience", type=int, default=1, help="LS ends after this many stalled evaluations")
     parser.add_argument("--ls-steps", type=int, default=0, help="LS ends at this step at the latest (0: no limit)")
+    parser.add_argument("--ls-epochs", type=float, default=0,
+                        help="LS ends after this many epochs, for every seed; the lr decay starts there "
+                             "(sets --ls-steps; --recipe paper: 30 on 1k, 10 on 10k)")
     parser.add_argument("--warmup-steps", type=int, default=0)
     parser.add_argument("--clip-norm", type=float, default=40.0, help="gradient norm clipping (paper: 40)")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, a fraction of lr")
@@ -227,6 +241,7 @@ def main(argv=None) -> int:
     parser.add_argument("--weight-decay", type=float, default=0.01, help="on matrices only")
     parser.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     parser.add_argument("--decay-every", type=int, default=0, help='"step": halve the lr every this many steps')
+    parser.add_argument("--decay-start", type=int, default=0, help='"step": the lr is held until this step')
     parser.add_argument("--epochs", type=float, default=0, help="train this many epochs (sets --steps)")
     parser.add_argument("--decay-every-epochs", type=float, default=0, help='"step": halve the lr every this many epochs')
     parser.add_argument("--recipe", choices=["paper"], default=None,

@@ -220,6 +220,10 @@ def test_step_schedule_and_sgd():
     assert [lr_at(s, cfg) for s in (0, 3, 4, 29, 30, 59, 60, 99)] == [0.1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.1, 0.05]
     with pytest.raises(ValueError, match="decay_every must be >= 1"):
         TrainConfig(schedule="step")
+    held = TrainConfig(steps=100, lr=0.4, warmup_steps=0, schedule="step", decay_every=20, decay_start=30)
+    assert [lr_at(s, held) for s in (0, 29, 30, 49, 50, 70, 99)] == [0.4, 0.4, 0.4, 0.4, 0.2, 0.1, 0.05]
+    with pytest.raises(ValueError, match="decay_start must be >= 0"):
+        TrainConfig(decay_start=-1)
     model = torch.nn.Linear(3, 2)
     opt = make_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=0.0))
     assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == 0

@@ -71,6 +71,8 @@ def test_reasons_not_to_vectorise(tmp_path):
     lstm = {"task": {"name": "copy", "length": 3}, "model": {"name": "lstm"}}
     assert "dropout" in why_not_vectorised(configs(lstm, seeds=(0, 1), dropout=0.1), [tmp_path / "a", tmp_path / "b"])
     assert "linear start" in why_not_vectorised(configs(MEMN2N, seeds=(0, 1), linear_start=True), ["x", "y"])
+    scheduled = configs(MEMN2N, seeds=(0, 1), linear_start=True, linear_start_patience=0, linear_start_steps=3)
+    assert why_not_vectorised(scheduled, [tmp_path / "a", tmp_path / "b"]) is None
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     reason = why_not_vectorised(configs(MEMN2N, seeds=(0, 1)), [tmp_path / "a", tmp_path / "b"])
@@ -132,3 +134,19 @@ def test_seeds_under_sgd_and_a_step_schedule_are_the_runs_the_loop_makes_alone(t
         mine, theirs = load_run(tmp_path / f"v{seed}").model, load_run(tmp_path / f"a{seed}").model
         for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_linear_start_ending_at_a_set_step_is_the_run_the_loop_makes_alone(tmp_path):
+    runs = configs(MEMN2N, seeds=(0, 1), linear_start=True, linear_start_patience=0, linear_start_steps=3)
+    train_seeds(runs, [tmp_path / f"v{s}" for s in range(2)], progress=False)
+    for seed, config in enumerate(runs):
+        train(config, tmp_path / f"a{seed}", progress=False)
+        records = checkpoint.read_metrics(tmp_path / f"v{seed}")
+        assert [r.get("linear_start") for r in records if r["split"] == "val"] == [0.0, 0.0]  # ended at step 3
+        same_records(records, checkpoint.read_metrics(tmp_path / f"a{seed}"))
+        mine, theirs = load_run(tmp_path / f"v{seed}").model, load_run(tmp_path / f"a{seed}").model
+        for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    train(configs(MEMN2N, seeds=(0,))[0], tmp_path / "plain", progress=False)  # no LS phase: other weights
+    plain, scheduled = load_run(tmp_path / "plain").model, load_run(tmp_path / "v0").model
+    assert max((p - q).abs().max().item() for p, q in zip(plain.parameters(), scheduled.parameters())) > 1e-4

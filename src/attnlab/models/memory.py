@@ -117,12 +117,13 @@ class MemN2NFamily(_MemoryFamily):
         """
         cfg, memory = self.config, cast(MemN2N, self.memory)
         if memory.linear_start:
-            loss = metrics["loss"]
-            if loss < float(self.ls_best_loss):
-                self.ls_best_loss.fill_(loss)
-                self.ls_stalls.zero_()
-            else:
-                self.ls_stalls += 1
+            if cfg.linear_start_patience > 0:  # kept only where it decides: a scheduled end is the same for every seed
+                loss = metrics["loss"]
+                if loss < float(self.ls_best_loss):
+                    self.ls_best_loss.fill_(loss)
+                    self.ls_stalls.zero_()
+                else:
+                    self.ls_stalls += 1
             stalled = 0 < cfg.linear_start_patience <= int(self.ls_stalls)
             if stalled or 0 < cfg.linear_start_steps <= step:
                 memory.linear_start = False

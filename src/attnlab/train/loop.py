@@ -49,11 +49,12 @@ from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_stat
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warm-up, then the cosine decay, or
-    with schedule "step" the lr times decay_factor ** (step // decay_every)."""
+    with schedule "step" the lr times decay_factor ** ((step - decay_start) // decay_every), the lr
+    itself before decay_start."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "step":
-        return cfg.lr * cfg.decay_factor ** (step // cfg.decay_every)
+        return cfg.lr * cfg.decay_factor ** (max(0, step - cfg.decay_start) // cfg.decay_every)
     span = max(1, cfg.steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     floor = cfg.lr * cfg.min_lr_ratio

@@ -47,6 +47,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the cosine decays from lr to lr * min_lr_ratio at the last step
     decay_every: int = 0  # "step": the lr is multiplied by decay_factor every this many steps (> 0)
     decay_factor: float = 0.5  # "step": the factor (MemN2N halved its lr every 15 epochs of joint bAbI)
+    decay_start: int = 0  # "step": the lr stays at lr until this step, then decays (after MemN2N's linear start)
     clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
     eval_every: int = 200  # evaluate on the validation set (and checkpoint) every this many steps
     eval_size: int = 512  # validation and test examples
@@ -76,8 +77,9 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.schedule == "step" and self.decay_every < 1:
             raise ValueError(f"decay_every must be >= 1 with schedule step, got {self.decay_every}")
-        if self.decay_every < 0:
-            raise ValueError(f"decay_every must be >= 0, got {self.decay_every}")
+        for name in ("decay_every", "decay_start"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.decay_factor <= 1:
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
         if self.nonfinite not in NONFINITE:

@@ -16,8 +16,9 @@ wall-clock `seconds` of every seed is the whole group's.
 A configuration is trained this way only when `why_not_vectorised` finds no reason against it:
 the runs differ in train.seed alone, no folder holds anything yet, one process, and the family
 draws nothing random inside its forward (dropout) and has no per-seed schedule (memn2n's linear
-start). Otherwise `train_seeds` raises ConfigError naming the reason; `ensure_seeds` falls back
-to training the seeds one after another.
+start ending on each seed's validation loss; one ending at a set step, the same for all, stacks).
+Otherwise `train_seeds` raises ConfigError naming the reason; `ensure_seeds` falls back to
+training the seeds one after another.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ def why_not_vectorised(configs: Sequence[RunConfig], folders: Sequence[str | Pat
     model_config = configs[0].model_config
     if getattr(model_config, "dropout", 0.0):
         return f"model.dropout={model_config.dropout} draws random numbers inside the forward"
-    if getattr(model_config, "linear_start", False):
-        return "memn2n's linear start ends at a different step for each seed"
+    if getattr(model_config, "linear_start", False) and getattr(model_config, "linear_start_patience", 0) > 0:
+        return (
+            "memn2n's linear start ends when each seed's validation loss stalls, a different step for each"
+            " (linear_start_patience=0 with linear_start_steps ends it at one step for all)"
+        )
     return None
 
 
