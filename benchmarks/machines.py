@@ -3,9 +3,10 @@
     python benchmarks/machines.py copy --models ntm,dnc,lstm,transformer --steps 4000 --model-steps dnc=2500
     python benchmarks/machines.py recall --models ntm,lstm,transformer --steps 4000 --model-steps ntm=3000
     python benchmarks/machines.py figures
+    python benchmarks/machines.py reference    # the copy NTM's run -> src/attnlab/tour/reference/ntm-copy
 
 `copy` trains every family on "ntm_copy" with lengths 1-20 (Graves et al. 2014, section 4.1),
-then evaluates the same weights on sequences of exactly 20, 30, 50 and 120 vectors
+then evaluates the same weights on sequences of exactly 20, 30, 40, 50 and 120 vectors
 (`attnlab.train.retarget` rebuilds the model for the longer task and loads the weights).
 `recall` trains on "ntm_associative_recall" with 2-6 items and tests at 6, 12 and 15 items
 (section 4.3). The metric is the paper's: bit errors per sequence.
@@ -14,6 +15,8 @@ Each family trains in its own run folder under --runs (reused when finished, res
 Writes benchmarks/results/machines-{copy,recall}.json (configs, learning curves, errors per test
 length, training seconds, machine) and, with `figures`, docs/figures/machines-{copy,recall}.png and
 the NTM's read and write weightings on one test sequence, docs/figures/machines-{copy,recall}-ntm.png.
+`reference` copies the copy NTM's run (config, weights, learning curve) into the package, where the
+tour's machine section tests it at lengths its own short run never reaches.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ MODELS = {
 }
 TASKS = {
     "copy": {"name": "ntm_copy", "train": {"min_length": 1, "max_length": 20}, "key": "length",
-             "tests": (20, 30, 50, 120), "test": lambda n: {"min_length": n, "max_length": n}},
+             "tests": (20, 30, 40, 50, 120), "test": lambda n: {"min_length": n, "max_length": n}},
     "recall": {"name": "ntm_associative_recall", "train": {"min_items": 2, "max_items": 6}, "key": "items",
                "tests": (6, 12, 15), "test": lambda n: {"min_items": n, "max_items": n}},
 }
@@ -63,7 +66,7 @@ def run_config(args, which: str, model: str) -> dict:
         "model": {"name": VARIANTS.get(model, model), **MODELS[model]},
         "train": {"steps": dict(args.model_steps).get(model, args.steps), "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
                   "eval_every": args.eval_every, "eval_size": 256, "clip_norm": 10.0, "seed": args.seed,
-                  "weight_decay": 0.0, "target": args.target},
+                  "weight_decay": 0.0, "target": args.target, "path": args.path},
     }
 
 
@@ -126,6 +129,23 @@ def figures(args) -> None:
         print(f"figures for {which} written")
 
 
+def reference(args) -> None:
+    """Ship the trained copy NTM (its config, weights and learning curve) as the tour's reference."""
+    import shutil
+
+    from attnlab.tour.machines import REFERENCE
+
+    folder = args.runs / "copy" / "ntm"
+    run = load_run(folder)  # refuses a folder that is not a finished, loadable run
+    if not any(r.get("split") == "test" for r in run.metrics):
+        raise SystemExit(f"{folder}: the run has not finished (no test record); train it first")
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "model.safetensors", "metrics.jsonl"):
+        shutil.copyfile(folder / name, REFERENCE / name)
+    size = sum((REFERENCE / n).stat().st_size for n in ("config.yaml", "model.safetensors", "metrics.jsonl"))
+    print(f"copied {folder} to {REFERENCE} ({size / 1024:.0f} KiB)")
+
+
 def _model_steps(text: str) -> list[tuple[str, int]]:
     pairs = [item.partition("=") for item in text.split(",") if item]
     if any(not sep or not value.isdigit() for _, sep, value in pairs):
@@ -135,7 +155,7 @@ def _model_steps(text: str) -> list[tuple[str, int]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=[*TASKS, "figures"])
+    parser.add_argument("which", choices=[*TASKS, "figures", "reference"])
     parser.add_argument("--models", default="ntm,dnc,lstm,transformer")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--model-steps", type=_model_steps, default=[],
@@ -146,16 +166,22 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--target", type=float, default=None,
                         help="stop a run early once its validation bit errors per sequence reach this")
+    parser.add_argument("--path", default="compiled", choices=["eager", "fast", "compiled"],
+                        help="train.path: the NTM's and DNC's compiled steps are the fastest on a CPU"
+                             " (about 60 s of compiling first)")
     parser.add_argument("--test-size", type=int, default=128, help="sequences per test length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-machines"), help="run folders")
+    parser.add_argument("--runs", type=Path, default=Path("runs/machines"), help="run folders (kept: a killed run resumes)")
     parser.add_argument("--label", default="", help="appended to the results file's name")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.which == "figures":
         figures(args)
+        return 0
+    if args.which == "reference":
+        reference(args)
         return 0
     result = bench(args, args.which)
     out = common.write_result(result, f"machines-{args.which}{'-' + args.label if args.label else ''}.json")

@@ -28,6 +28,7 @@ class Train:
     clip_norm: float | None = None  # gradient norm clipping
     weight_decay: float | None = None  # AdamW decoupled weight decay
     target: float | None = None  # stop early once the task's metric reaches this on validation
+    path: str | None = None  # train.path: "compiled" where a family's compiled step pays for its compiling
 
     def overrides(self, seed: int) -> dict[str, Any]:
         """The train section of compare.plan's overrides: every field that is set, and the seed."""
@@ -163,14 +164,16 @@ FULL = Budget(
     ),
     machines=Machines(
         copy=Train(
-            steps=600,
-            eval_every=300,
+            steps=3000,
+            eval_every=250,
             eval_size=128,
             batch_size=32,
             lr=3e-3,
             warmup_steps=50,
             clip_norm=10,
             weight_decay=0,
+            target=0.05,
+            path="compiled",
         ),
         recall=Train(
             steps=400,
