@@ -90,7 +90,7 @@ def apply_recipe(args) -> None:
 
     SGD without momentum or weight decay, lr 0.01 on the cost summed over a batch of 32 (0.32 on
     the mean this loop takes), halved every 15 epochs over 60 epochs on 1k (every 5 of 20 on 10k),
-    gradients clipped to norm 40, random noise 10%. With --linear-start, as the authors' released
+    the summed cost's gradient clipped to norm 40 (the mean's to 40 / 32 = 1.25), random noise 10%. With --linear-start, as the authors' released
     joint-training script sets it: lr 0.005 (0.16 here) held for 30 epochs of LS (--ls-epochs),
     then the softmax back and the 60 epochs above from 0.005. The LS phase ends at that epoch for
     every seed (not on a stalled validation loss), so the seeds still train together.
@@ -99,7 +99,7 @@ def apply_recipe(args) -> None:
         scale = args.batch_size  # the paper's cost is a sum over the batch; the loop's is a mean
         args.optimizer, args.weight_decay, args.schedule, args.warmup_steps = "sgd", 0.0, "step", 0
         args.lr = (0.005 if args.linear_start else 0.01) * scale
-        args.clip_norm, args.random_noise = 40.0, 0.1
+        args.clip_norm, args.random_noise = 40.0 / scale, 0.1  # the paper clips the summed cost's gradient at 40
         epochs, every = (60, 15) if args.setting != "en-10k" else (20, 5)
         if args.linear_start:
             args.ls_epochs = args.ls_epochs or (30 if args.setting != "en-10k" else 10)
