@@ -61,9 +61,10 @@ PAPER = {
 
 def run_config(args, which: str, model: str) -> dict:
     spec = TASKS[which]
+    slots = {"memory_size": args.slots} if args.slots and model in TEST_MEMORY else {}
     return {
         "task": {"name": spec["name"], **spec["train"]},
-        "model": {"name": VARIANTS.get(model, model), **MODELS[model]},
+        "model": {"name": VARIANTS.get(model, model), **MODELS[model], **slots},
         "train": {"steps": dict(args.model_steps).get(model, args.steps), "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
                   "eval_every": args.eval_every, "eval_size": 256, "clip_norm": 10.0, "seed": args.seed,
                   "weight_decay": 0.0, "target": args.target, "path": args.path},
@@ -85,16 +86,18 @@ def bench(args, which: str) -> dict:
                  if r.get("split") == "val"]
         tests = {}
         for n in spec["tests"]:
-            memory = {"memory_size": TEST_MEMORY[model]} if model in TEST_MEMORY else None
+            memory = {"memory_size": args.test_slots or TEST_MEMORY[model]} if model in TEST_MEMORY else None
             longer = retarget(run, model=memory, **spec["test"](n))
             torch.manual_seed(0)
             tests[str(n)] = evaluate(longer.model, longer.task, longer.task.eval_set(args.test_size, "test"), chunk=64)
+            if memory is not None:
+                tests[str(n)]["slots"] = memory["memory_size"]
             print(f"{which} {model}: {spec['key']} {n}: bit errors/seq {tests[str(n)]['bit_errors']:.2f}", flush=True)
         summary = next(r for r in reversed(run.metrics) if r.get("split") == "test")
         result["models"][model] = {
             "config": config, "parameters": summary["parameters"], "steps": summary["step"],
             "train_seconds": summary["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
-            "test_memory_size": TEST_MEMORY.get(model),
+            "test_memory_size": (args.test_slots or TEST_MEMORY[model]) if model in TEST_MEMORY else None,
             "curve": curve, "tests": tests, "run": str(folder),
         }
     return result
@@ -169,6 +172,9 @@ def main(argv=None) -> int:
     parser.add_argument("--path", default="compiled", choices=["eager", "fast", "compiled"],
                         help="train.path: the NTM's and DNC's compiled steps are the fastest on a CPU"
                              " (about 60 s of compiling first)")
+    parser.add_argument("--slots", type=int, default=0, help="memory slots the NTM and DNC train with (default: MODELS')")
+    parser.add_argument("--test-slots", type=int, default=0,
+                        help="memory slots the NTM and DNC are tested with at every length (default: TEST_MEMORY)")
     parser.add_argument("--test-size", type=int, default=128, help="sequences per test length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
