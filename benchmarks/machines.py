@@ -2,7 +2,7 @@
 
     python benchmarks/machines.py copy --models ntm,dnc,lstm,transformer --steps 4000 --model-steps dnc=2500
     python benchmarks/machines.py recall --models ntm,lstm,transformer --steps 4000 --model-steps ntm=3000
-    python benchmarks/machines.py figures
+    python benchmarks/machines.py figures      # --label L: those of the run written with --label L
     python benchmarks/machines.py reference    # the copy NTM's run -> src/attnlab/tour/reference/ntm-copy
 
 `copy` trains every family on "ntm_copy" with lengths 1-20 (Graves et al. 2014, section 4.1),
@@ -116,20 +116,24 @@ def table(result: dict) -> str:
 def figures(args) -> None:
     from attnlab.viz.machines import draw_lengths, draw_machine
 
+    suffix = f"-{args.label}" if args.label else ""  # --label picks the results of a labelled run
     for which in TASKS:
-        path = RESULTS / f"machines-{which}.json"
+        path = RESULTS / f"machines-{which}{suffix}.json"
         if not path.is_file():
             continue
         result = json.loads(path.read_text())
-        draw_lengths(result, FIGURES / f"machines-{which}.png")
-        ntm = result["models"].get("ntm")
-        if ntm and Path(ntm["run"]).is_dir():
-            run = retarget(load_run(ntm["run"]), model={"memory_size": TEST_MEMORY["ntm"]},
-                           **TASKS[which]["test"](TASKS[which]["tests"][1]))
+        draw_lengths(result, FIGURES / f"machines-{which}{suffix}.png")
+        n = TASKS[which]["tests"][1]
+        for model in ("ntm", "dnc"):
+            entry = result["models"].get(model)
+            if not entry or not Path(entry["run"]).is_dir():
+                continue
+            slots = entry.get("test_memory_size") or TEST_MEMORY[model]
+            run = retarget(load_run(entry["run"]), model={"memory_size": slots}, **TASKS[which]["test"](n))
             seen = traced_examples(run, 1)
-            draw_machine(seen.trace, seen.data, seen.logits, FIGURES / f"machines-{which}-ntm.png",
-                         title=f"NTM, {which}, {TASKS[which]['key']} {TASKS[which]['tests'][1]}")
-        print(f"figures for {which} written")
+            draw_machine(seen.trace, seen.data, seen.logits, FIGURES / f"machines-{which}{suffix}-{model}.png",
+                         title=f"{model.upper()}, {which}, {TASKS[which]['key']} {n}, {slots} slots")
+        print(f"figures for {which}{suffix} written")
 
 
 def reference(args) -> None:
