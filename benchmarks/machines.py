@@ -85,8 +85,9 @@ def bench(args, which: str) -> dict:
         curve = [{k: r[k] for k in ("step", "bit_errors", "bits", "seconds")} for r in run.metrics
                  if r.get("split") == "val"]
         tests = {}
+        slots = (args.test_slots or TEST_MEMORY[model]) if model in TEST_MEMORY else None  # memory machines only
         for n in spec["tests"]:
-            memory = {"memory_size": args.test_slots or TEST_MEMORY[model]} if model in TEST_MEMORY else None
+            memory = {"memory_size": slots} if slots else None
             longer = retarget(run, model=memory, **spec["test"](n))
             torch.manual_seed(0)
             tests[str(n)] = evaluate(longer.model, longer.task, longer.task.eval_set(args.test_size, "test"), chunk=64)
@@ -97,7 +98,7 @@ def bench(args, which: str) -> dict:
         result["models"][model] = {
             "config": config, "parameters": summary["parameters"], "steps": summary["step"],
             "train_seconds": summary["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
-            "test_memory_size": (args.test_slots or TEST_MEMORY[model]) if model in TEST_MEMORY else None,
+            "test_memory_size": slots,
             "curve": curve, "tests": tests, "run": str(folder),
         }
     return result
@@ -147,9 +148,10 @@ def reference(args) -> None:
     if not any(r.get("split") == "test" for r in run.metrics):
         raise SystemExit(f"{folder}: the run has not finished (no test record); train it first")
     REFERENCE.mkdir(parents=True, exist_ok=True)
-    for name in ("config.yaml", "model.safetensors", "metrics.jsonl"):
+    names = ("config.yaml", "model.safetensors", "metrics.jsonl")
+    for name in names:
         shutil.copyfile(folder / name, REFERENCE / name)
-    size = sum((REFERENCE / n).stat().st_size for n in ("config.yaml", "model.safetensors", "metrics.jsonl"))
+    size = sum((REFERENCE / n).stat().st_size for n in names)
     print(f"copied {folder} to {REFERENCE} ({size / 1024:.0f} KiB)")
 
 
