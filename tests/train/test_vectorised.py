@@ -150,3 +150,39 @@ def test_a_linear_start_ending_at_a_set_step_is_the_run_the_loop_makes_alone(tmp
     train(configs(MEMN2N, seeds=(0,))[0], tmp_path / "plain", progress=False)  # no LS phase: other weights
     plain, scheduled = load_run(tmp_path / "plain").model, load_run(tmp_path / "v0").model
     assert max((p - q).abs().max().item() for p, q in zip(plain.parameters(), scheduled.parameters())) > 1e-4
+
+
+def test_stacked_runs_are_continued_stacked_and_end_as_uninterrupted_runs(tmp_path, monkeypatch):
+    runs = configs(MEMN2N, seeds=(0, 1), random_noise=0.2, linear_start=True, linear_start_patience=0,
+                   linear_start_steps=6)
+    folders = [tmp_path / f"v{s}" for s in range(2)]
+    train_seeds(runs, folders, progress=False)  # 6 steps: checkpoints at 3 and 6, the LS phase still on
+    longer = [c.replace("train", steps=12) for c in runs]
+    # the continuation must not fall back to one run at a time
+    monkeypatch.setattr("attnlab.train.vectorised.ensure", lambda *a, **k: pytest.fail("continued one by one"))
+    assert why_not_vectorised(longer, folders, resume=True) is None
+    continued = ensure_seeds(longer, folders)
+    assert continued[0]["seconds"] == continued[1]["seconds"]  # one group's clock
+    for seed, config in enumerate(longer):
+        straight = train(config, tmp_path / f"a{seed}", progress=False)
+        assert continued[seed]["step"] == straight["step"] == 12
+        records = checkpoint.read_metrics(folders[seed])
+        assert [r.get("linear_start") for r in records if r["split"] == "val"] == [1.0, 0.0, 0.0, 0.0]
+        same_records(records, checkpoint.read_metrics(tmp_path / f"a{seed}"))  # the 6-step test record dropped
+        mine, theirs = load_run(folders[seed]).model, load_run(tmp_path / f"a{seed}").model
+        for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_seeds_whose_checkpoints_are_at_different_steps_are_continued_one_by_one(tmp_path):
+    runs = configs(MEMN2N, seeds=(0, 1))
+    folders = [tmp_path / "v0", tmp_path / "v1"]
+    train_seeds([c.replace("train", steps=3) for c in runs], folders, progress=False)
+    train(runs[1], folders[1], resume=True, progress=False)  # seed 1 on to step 6, seed 0 left at 3
+    longer = [c.replace("train", steps=9) for c in runs]
+    assert why_not_vectorised(longer, folders, resume=True) == "the checkpoints are at different steps (3, 6)"
+    assert "holds no checkpoint" in why_not_vectorised(longer, [folders[0], tmp_path / "new"], resume=True)
+    continued = ensure_seeds(longer, folders)
+    for seed, config in enumerate(longer):
+        straight = train(config, tmp_path / f"a{seed}", progress=False)
+        assert continued[seed]["loss"] == pytest.approx(straight["loss"], rel=1e-4)

@@ -266,14 +266,15 @@ def save_checkpoint(
     save_trainer(folder, *trainer)
 
 
-def load_trainer(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_trainer(folder: Path, *, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """trainer.safetensors' tensors and state; tensors=False reads the state alone (no tensor is loaded)."""
     path = Path(folder) / TRAINER
     if not path.is_file():
         raise RunError(f"{path}: missing (nothing to resume from)")
     try:
         with safe_open(str(path), framework="pt") as f:
             state = json.loads((f.metadata() or {})["state"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+            loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118 (not iterable)
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
         raise RunError(f"{path}: corrupt trainer state ({type(err).__name__})") from None
-    return tensors, state
+    return loaded, state

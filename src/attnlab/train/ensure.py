@@ -54,8 +54,26 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
         in a results folder) asked for other train.* settings.
     """
     folder = Path(folder)
+    action, summary = plan(config, folder)
+    if action == "reuse":
+        assert summary is not None
+        return summary
+    return train(config, folder, resume=action != "train", progress=progress)
+
+
+def plan(config: RunConfig, folder: str | Path) -> tuple[str, dict[str, Any] | None]:
+    """What `ensure` does with folder for config, and the finished run's test summary.
+
+    Returns:
+        ("train", None): nothing there, a new run; ("reuse", summary): a finished run of config;
+        ("restart", None): a run killed before its first checkpoint; ("continue", None): a run
+        continued from its checkpoint (trainer.safetensors).
+    Raises:
+        RunError: as `ensure` does, when the folder holds something config cannot reuse or continue.
+    """
+    folder = Path(folder)
     if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
-        return train(config, folder, progress=progress)
+        return "train", None
     there, asked = _saved_config(folder).to_dict(), config.to_dict()
     other = [*_differences(there, asked, "task").values(), *_differences(there, asked, "model").values()]
     if other:
@@ -65,14 +83,14 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
     changed = _differences(there, asked, "train")
     tests = [r for r in checkpoint.read_metrics(folder) if r.get("split") == "test"]
     if tests and set(changed) <= {"device"} and _finished(tests[-1], config):
-        return tests[-1]
+        return "reuse", tests[-1]
     if not (folder / checkpoint.TRAINER).is_file():
         if tests:
             first = next(iter(changed.values()), "it did not finish")
             raise RunError(
                 f"{folder}: a finished run without trainer state cannot be continued ({first}); choose another folder"
             )
-        return train(config, folder, resume=True, progress=progress)  # killed before its first checkpoint: restarts
+        return "restart", None  # killed before its first checkpoint: starts again from step 0
     fixed = [text for key, text in changed.items() if key not in CONTINUABLE]
     if fixed:
         raise RunError(
@@ -80,7 +98,7 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
             "train.target and train.device may change to continue a run, choose another folder"
         )
     _check_not_past(folder, config)
-    return train(config, folder, resume=True, progress=progress)
+    return "continue", None
 
 
 def _saved_config(folder: Path) -> RunConfig:
@@ -110,7 +128,7 @@ def _finished(summary: dict[str, Any], config: RunConfig) -> bool:
 
 def _check_not_past(folder: Path, config: RunConfig) -> None:
     """RunError if the run's last checkpoint lies beyond where a run of config would have stopped."""
-    _, state = checkpoint.load_trainer(folder)
+    _, state = checkpoint.load_trainer(folder, tensors=False)
     step, steps, target = state["step"], config.train.steps, config.train.target
     if step > steps:
         raise RunError(f"{folder}: has trained {step} steps, more than train.steps={steps}; choose another folder")

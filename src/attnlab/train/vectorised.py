@@ -14,11 +14,14 @@ a seed that reaches its target is finished there and then while the others go on
 wall-clock `seconds` of every seed is the whole group's.
 
 A configuration is trained this way only when `why_not_vectorised` finds no reason against it:
-the runs differ in train.seed alone, no folder holds anything yet, one process, and the family
-draws nothing random inside its forward (dropout) and has no per-seed schedule (memn2n's linear
-start ending on each seed's validation loss; one ending at a set step, the same for all, stacks).
-Otherwise `train_seeds` raises ConfigError naming the reason; `ensure_seeds` falls back to
-training the seeds one after another.
+the runs differ in train.seed alone, no folder holds anything yet (or, to continue them together,
+every folder holds a checkpoint of the same step), one process, and the family draws nothing
+random inside its forward (dropout) and has no per-seed schedule (memn2n's linear start ending on
+each seed's validation loss; one ending at a set step, the same for all, stacks). Otherwise
+`train_seeds` raises ConfigError naming the reason; `ensure_seeds` falls back to training the
+seeds one after another. A stacked run that was killed goes on stacked: `ensure_seeds` continues
+the seeds whose checkpoints share a step as one model again, each from its own trainer state
+(weights, optimizer state, generators), so they end as uninterrupted runs would.
 """
 
 from __future__ import annotations
@@ -43,14 +46,20 @@ from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
 from attnlab.train.distributed import resolve_device
-from attnlab.train.ensure import ensure
+from attnlab.train.ensure import ensure, plan
 from attnlab.train.loop import evaluate, lr_at, make_optimizer, optimizer_like, reached, seed_everything
 from attnlab.train.run import RunConfig, build_task_and_model
-from attnlab.train.trainer_state import GlobalRNG, trainer_state
+from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_state
 
 
-def why_not_vectorised(configs: Sequence[RunConfig], folders: Sequence[str | Path]) -> str | None:
-    """Why these runs cannot train as one vectorised model, or None when they can."""
+def why_not_vectorised(
+    configs: Sequence[RunConfig], folders: Sequence[str | Path], *, resume: bool = False
+) -> str | None:
+    """Why these runs cannot train as one vectorised model, or None when they can.
+
+    resume: the runs are to be continued together from their checkpoints (which must exist, all
+    of one step), rather than started in empty folders.
+    """
     if len(configs) < 2:
         return "one seed: nothing to stack"
     if len(configs) != len(folders):
@@ -67,9 +76,16 @@ def why_not_vectorised(configs: Sequence[RunConfig], folders: Sequence[str | Pat
         return f"train.device {device!r}"
     if configs[0].train.nonfinite != "stop":
         return f"train.nonfinite={configs[0].train.nonfinite} skips one seed's step, which a stacked step cannot"
+    steps: set[int] = set()
     for folder in map(Path, folders):
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            return f"{folder} already holds files (a run is resumed or reused on its own)"
+        if resume:
+            if not checkpoint.has_checkpoint(folder):
+                return f"{folder} holds no checkpoint to continue from"
+            steps.add(checkpoint.load_trainer(folder, tensors=False)[1]["step"])
+        elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            return f"{folder} already holds files (a run there is continued or reused, not started)"
+    if len(steps) > 1:
+        return f"the checkpoints are at different steps ({', '.join(map(str, sorted(steps)))})"
     model_config = configs[0].model_config
     if getattr(model_config, "dropout", 0.0):
         return f"model.dropout={model_config.dropout} draws random numbers inside the forward"
@@ -93,6 +109,9 @@ class _Seed:
     state: dict[str, Any]
     losses: list[float]
     summary: dict[str, Any] | None = None
+    seconds_before: float = 0.0  # training seconds of the run before this process continued it
+    resumed_from: int | None = None  # the checkpoint's step until the first write (see `train`)
+    opt_state: dict[str, Any] | None = None  # a continued seed's optimizer state_dict, as one run holds it
 
 
 class SeedStack:
@@ -110,6 +129,26 @@ class SeedStack:
         self.buffers = dict(self.template.named_buffers())  # shared, unstacked: a forward writing one cannot be batched
         self.opt = _stacked_optimizer(self.template, self.params, cfg)
         self.losses = _SeedLosses(task)
+
+    def load_optimizer_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Each seed's one-model optimizer state_dict (as its checkpoint holds it) into the stacked optimizer.
+
+        Raises:
+            RunError: the seeds' scalar states (AdamW's step count) differ, so one optimizer cannot hold them.
+        """
+        first = states[0]
+        stacked: dict[int, dict[str, Any]] = {}
+        for index, entry in first["state"].items():
+            stacked[index] = {}
+            for name, value in entry.items():
+                values = [s["state"][index][name] for s in states]
+                if torch.is_tensor(value) and value.dim() > 0:
+                    stacked[index][name] = torch.stack(values)  # (k, ...)
+                elif any(not torch.equal(torch.as_tensor(v), torch.as_tensor(value)) for v in values):
+                    raise RunError(f"the seeds' optimizer states differ in {name!r}; continue them one by one")
+                else:
+                    stacked[index][name] = value
+        self.opt.load_state_dict({"state": stacked, "param_groups": first["param_groups"]})
 
     def _one(self, p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor, noise: Tensor | None) -> Any:
         kwargs = {} if noise is None else {"noise": noise}
@@ -152,21 +191,24 @@ class SeedStack:
 
 
 def train_seeds(
-    configs: Sequence[RunConfig], folders: Sequence[str | Path], *, progress: bool = True
+    configs: Sequence[RunConfig], folders: Sequence[str | Path], *, progress: bool = True, resume: bool = False
 ) -> list[dict[str, Any]]:
     """Train the runs (one config per seed, new folders) as one vectorised model; their test summaries.
+
+    resume: continue the runs in folders from their checkpoints (all of one step) as one model;
+    each config must be one `ensure` would continue its folder's run under (`plan` says "continue").
 
     Raises:
         ConfigError: naming why they cannot be trained together (`why_not_vectorised`), or that
             the family calls something vmap cannot batch (the first step tries).
     """
-    reason = why_not_vectorised(configs, folders)
+    reason = why_not_vectorised(configs, folders, resume=resume)
     if reason is not None:
         raise ConfigError(f"cannot train the seeds as one model: {reason}")
     cfg = configs[0].train
     device = resolve_device(cfg.device)
     with contextlib.ExitStack() as locks:
-        seeds, task = _build_seeds(configs, folders, device, locks)
+        seeds, task = _build_seeds(configs, folders, device, locks, resume=resume)
         return _train_stacked(seeds, task, progress)
 
 
@@ -176,9 +218,13 @@ def _train_stacked(seeds: list[_Seed], task: Task, progress: bool) -> list[dict[
     cfg = configs[0].train
     device = next(seeds[0].model.parameters()).device
     stack = SeedStack([s.model for s in seeds], task, cfg)
+    if seeds[0].opt_state is not None:
+        stack.load_optimizer_states([s.opt_state for s in seeds if s.opt_state is not None])
     val = task.eval_set(cfg.eval_size, "val")
+    step = seeds[0].state["step"]  # 0, or the checkpoint's step every continued seed shares
     bar = tqdm(
         total=cfg.steps,
+        initial=step,
         desc=f"{configs[0].model} on {configs[0].task} x{len(seeds)} seeds",
         unit="step",
         disable=not progress,
@@ -186,7 +232,6 @@ def _train_stacked(seeds: list[_Seed], task: Task, progress: bool) -> list[dict[
         dynamic_ncols=True,
     )
     started = time.perf_counter()
-    step = 0
     while step < cfg.steps and any(s.summary is None for s in seeds):
         batches: list[Batch] = []
         noises: list[Tensor | None] = []
@@ -201,10 +246,10 @@ def _train_stacked(seeds: list[_Seed], task: Task, progress: bool) -> list[dict[
         for seed, loss in zip(seeds, losses.tolist()):
             seed.losses.append(loss)
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            seconds = time.perf_counter() - started
+            elapsed = time.perf_counter() - started
             for k, seed in enumerate(seeds):
                 if seed.summary is None:
-                    _evaluate_seed(seed, k, step, seconds, task, val, stack)
+                    _evaluate_seed(seed, k, step, seed.seconds_before + elapsed, task, val, stack)
     bar.close()
     return [s.summary or {} for s in seeds]
 
@@ -226,33 +271,42 @@ class _SeedLosses:
 
 
 def _build_seeds(
-    configs: Sequence[RunConfig], folders: Sequence[str | Path], device: torch.device, locks: contextlib.ExitStack
+    configs: Sequence[RunConfig],
+    folders: Sequence[str | Path],
+    device: torch.device,
+    locks: contextlib.ExitStack,
+    *,
+    resume: bool = False,
 ) -> tuple[list[_Seed], Task]:
-    """Each seed's model built as its own run builds it, its folder started and locked (held by
-    `locks`); the (shared) task."""
+    """Each seed's model built as its own run builds it, its folder started (or, resume, its
+    checkpoint restored) and locked (held by `locks`); the (shared) task."""
     seeds, task = [], None
     for config, folder in zip(configs, map(Path, folders)):
         seed_everything(config.train.seed)
-        built_task, model = build_task_and_model(config)
+        built_task, model = build_task_and_model(config, folder if resume else None)
         model.to(device)
         set_path(model, config.train.path)
         task = task or built_task
-        folder.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            folder.mkdir(parents=True, exist_ok=True)
         locks.enter_context(checkpoint.lock(folder))
-        checkpoint.check_new_run_dir(folder)  # under the lock: no other process started it meanwhile
-        checkpoint.save_config(folder, config.to_dict())
-        built_task.save_assets(folder)
-        seeds.append(
-            _Seed(
-                config,
-                folder,
-                model,
-                GlobalRNG.capture(),
-                torch.Generator().manual_seed(config.train.seed + 1),
-                {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False},
-                [],
+        data_gen = torch.Generator().manual_seed(config.train.seed + 1)
+        state: dict[str, Any] = {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False}
+        seed = _Seed(config, folder, model, GlobalRNG.capture(), data_gen, state, [])
+        if resume:  # as `train(resume=True)`: the folder is left as it is until the first checkpoint
+            checkpoint.clean_temporaries(folder)
+            opt = make_optimizer(model, config.train)
+            state.update(restore_trainer(folder, model, opt, data_gen))
+            state["stopped_early"] = state["stopped_early"] and reached(
+                state["best"], config.train.target, built_task.maximize
             )
-        )
+            seed.rng, seed.opt_state = GlobalRNG.capture(), opt.state_dict()
+            seed.seconds_before, seed.resumed_from = state["train_seconds"], state["step"]
+        else:
+            checkpoint.check_new_run_dir(folder)  # under the lock: no other process started it meanwhile
+            checkpoint.save_config(folder, config.to_dict())
+            built_task.save_assets(folder)
+        seeds.append(seed)
     assert task is not None
     return seeds, task
 
@@ -347,6 +401,10 @@ def _evaluate_seed(
     }
     seed.losses.clear()
     trainer = trainer_state(seed.model, _seed_optimizer_state(opt, k), seed.data_gen, state, seed.rng)
+    if seed.resumed_from is not None:  # a continued run's folder changes at its first write, as in `train`
+        checkpoint.truncate_metrics(seed.folder, seed.resumed_from)
+        checkpoint.save_config(seed.folder, seed.config.to_dict())
+        seed.resumed_from = None
     checkpoint.save_checkpoint(seed.folder, seed.model, record, trainer, improved=improved)
     if state["stopped_early"] or step >= cfg.steps:
         test = evaluate(seed.model, task, task.eval_set(cfg.eval_size, "test"))
@@ -365,21 +423,31 @@ def _evaluate_seed(
 def ensure_seeds(
     configs: Sequence[RunConfig], folders: Sequence[str | Path], *, progress: bool = False
 ) -> list[dict[str, Any]]:
-    """Test summaries of the runs: the new ones trained as one model where possible, the rest by `ensure`.
+    """Test summaries of the runs, training only what their folders lack, as few models as possible.
 
-    Runs whose folders already hold something (finished, killed, or to be continued) go through
-    `ensure` one by one; the new ones train together when `why_not_vectorised` allows, else one by one.
+    Each folder is taken as `ensure` takes it (`plan`): a finished run is reused; the new runs train
+    as one model, and so do the runs to be continued whose checkpoints are at one step (a stacked
+    run that was killed), when `why_not_vectorised` allows; everything else goes through `ensure`
+    one by one.
     """
-    fresh = [i for i, f in enumerate(map(Path, folders)) if not f.exists() or not any(f.iterdir())]
-    together = [configs[i] for i in fresh]
-    summaries: dict[int, dict[str, Any]] = {}
-    if why_not_vectorised(together, [folders[i] for i in fresh]) is None:
+    plans = [plan(config, folder) for config, folder in zip(configs, folders)]
+    summaries = {i: summary for i, (action, summary) in enumerate(plans) if action == "reuse" and summary}
+    groups: list[tuple[list[int], bool]] = [([i for i, (action, _) in enumerate(plans) if action == "train"], False)]
+    at_step: dict[int, list[int]] = {}
+    for i, (action, _) in enumerate(plans):
+        if action == "continue":
+            at_step.setdefault(checkpoint.load_trainer(Path(folders[i]), tensors=False)[1]["step"], []).append(i)
+    groups += [(members, True) for members in at_step.values()]
+    for members, resume in groups:
+        chosen, where = [configs[i] for i in members], [folders[i] for i in members]
+        if why_not_vectorised(chosen, where, resume=resume) is not None:
+            continue
         try:
-            trained = train_seeds(together, [folders[i] for i in fresh], progress=progress)
-        except ConfigError as err:  # vmap cannot batch the family: its folders hold no checkpoint yet
+            trained = train_seeds(chosen, where, progress=progress, resume=resume)
+        except ConfigError as err:  # vmap cannot batch the family: the first step failed, no checkpoint written
             print(f"attnlab: training the seeds one by one: {err}", flush=True)
             trained = []
-        summaries.update(zip(fresh, trained))
+        summaries.update(zip(members, trained))
     for i, (config, folder) in enumerate(zip(configs, folders)):
         if i not in summaries:
             summaries[i] = ensure(config, folder, progress=progress)
