@@ -4,11 +4,15 @@
     python benchmarks/translation.py multi30k --model encdec --source de --target en --steps 3000 \\
         --model.embed_dim=256 --model.num_layers=3 --model.num_heads=8 --model.ff_dim=512 --model.dropout=0.1
     python benchmarks/translation.py multi30k --model bahdanau --source de --target en --steps 1500 --beam 1
+    # ... --average 3: keep the last 3 evaluations' weights and score their mean too
     # the generated pair (no data): BLEU by length and alignment error rate of every family
     python benchmarks/translation.py toy --steps 1500
 
 `multi30k` trains `--model` on task "translate" (corpus multi30k) into `--out` (resuming the run
 there if one was started), then decodes test2016 greedily and, with `--beam K`, with beam search,
+and, with `--average N`, the mean of the weights of its last N evaluations (checkpoint averaging;
+the run keeps them: train.keep_checkpoints), scored on validation beside the last weights so the
+choice is made there, and on test),
 and prints BLEU (sacrebleu, detokenised and cased), chrF and the lowercased tokenised BLEU that
 the published Multi30k tables use, next to the published figure for that family and direction
 (../shared/REFERENCES.md), with BLEU by source length, the learning curve (validation BLEU
@@ -77,12 +81,22 @@ def multi30k(args, overrides: dict) -> dict:
         "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
                   "eval_every": args.eval_every, "eval_size": 300, "clip_norm": 1.0, **overrides.get("train", {})},
     }
+    if args.average > 1:
+        config["train"]["keep_checkpoints"] = max(args.average, config["train"].get("keep_checkpoints", 0))
     folder = args.out or Path("runs") / f"mt-{args.model}-{args.source}-{args.target}"
     train_run(config, folder)
     run = load_run(folder)
-    scores = {"greedy": score_split(run.task, run.model, "test", beam_size=1)}
-    if args.beam > 1:
-        scores[f"beam{args.beam}"] = score_split(run.task, run.model, "test", beam_size=args.beam)
+    decoders = {"greedy": 1, **({f"beam{args.beam}": args.beam} if args.beam > 1 else {})}
+    scores = {name: score_split(run.task, run.model, "test", beam_size=k) for name, k in decoders.items()}
+    averaged = None
+    if args.average > 1:
+        val = {"last": score_split(run.task, run.model, "val")["tokenized_bleu"]}
+        steps = checkpoint.average_checkpoints(folder, run.model, args.average)
+        run.model.eval()
+        val[f"avg{args.average}"] = score_split(run.task, run.model, "val")["tokenized_bleu"]
+        scores |= {f"{name}-avg{args.average}": score_split(run.task, run.model, "test", beam_size=k)
+                   for name, k in decoders.items()}
+        averaged = {"steps": steps, "val_tokenized_bleu_greedy": val}
     rows = curve(folder)
     published = PUBLISHED.get((args.model, args.source, args.target))
     meta = common.machine()
@@ -91,7 +105,7 @@ def multi30k(args, overrides: dict) -> dict:
         "config": run.config.to_dict(), "folder": str(folder),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "train_seconds": rows[-1]["seconds"] if rows else None, "steps": rows[-1]["step"] if rows else None,
-        "scores": scores, "curve": rows,
+        "scores": scores, "averaged": averaged, "curve": rows,
         "published": {"bleu": published[0], "what": published[1],
                       "scored_as": "lowercased tokenised corpus BLEU-4 (compare with tokenized_bleu)"} if published else None,
         "machine": meta,
@@ -166,6 +180,10 @@ def report(result: dict) -> str:
         for name, s in result["scores"].items():
             lines.append(f"  test2016 {name}: BLEU {s['bleu']:.2f} (sacrebleu, cased, detokenised), "
                          f"tokenised lowercased BLEU {s['tokenized_bleu']:.2f}, chrF {s['chrf']:.2f}")
+        if result.get("averaged"):
+            avg = result["averaged"]
+            lines.append(f"  averaged steps {avg['steps']}: validation greedy tokenised BLEU "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in avg["val_tokenized_bleu_greedy"].items()))
         if result["published"]:
             lines.append(f"  published: {result['published']['bleu']} ({result['published']['what']})")
         first = next(iter(result["scores"].values()))
@@ -193,6 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--beam", type=int, default=1, help="also score beam search of this width")
+    parser.add_argument("--average", type=int, default=0,
+                        help="multi30k: also score the mean of the last N evaluations' weights (N > 1)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, help="run folder (toy: the parent of one folder per family)")
     parser.add_argument("--data-dir", type=Path)

@@ -6,10 +6,11 @@ import sys
 import time
 
 import pytest
+import safetensors.torch
 import torch
 
 from attnlab.errors import RunError
-from attnlab.train import checkpoint
+from attnlab.train import checkpoint, load_run, resolve, train
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -136,3 +137,25 @@ def test_a_run_stopped_before_its_first_checkpoint_is_named_as_such(tmp_path):
     checkpoint.save_trainer(tmp_path, {"a": torch.zeros(1)}, {"step": 1})
     with pytest.raises(RunError, match=r"holds a run \(continue it with --resume\)"):
         checkpoint.check_new_run_dir(tmp_path)
+
+
+def test_kept_checkpoints_are_the_last_evaluations_and_average_to_their_mean(tmp_path):
+    config = resolve({"task": {"name": "copy", "length": 3}, "model": {"name": "lstm"},
+                      "train": {"steps": 8, "eval_every": 2, "eval_size": 8, "batch_size": 4, "device": "cpu",
+                                "keep_checkpoints": 3}})
+    train(config, tmp_path / "run", progress=False)
+    kept = checkpoint.kept_checkpoints(tmp_path / "run")
+    assert [step for step, _ in kept] == [4, 6, 8]  # step 2's removed
+    model = load_run(tmp_path / "run").model
+    assert torch.equal(dict(model.named_parameters())["head.linear.weight"],
+                       safetensors.torch.load_file(kept[-1][1])["head.linear.weight"])  # the last is the run's weights
+    steps = checkpoint.average_checkpoints(tmp_path / "run", model, last=2)
+    assert steps == [6, 8]
+    expected = {k: (safetensors.torch.load_file(kept[1][1])[k] + safetensors.torch.load_file(kept[2][1])[k]) / 2
+                for k in ("head.linear.weight", "head.linear.bias")}
+    for name, value in expected.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name], value)
+    with pytest.raises(RunError, match=r"3 checkpoint\(s\) kept, 4 asked; train with train.keep_checkpoints=4"):
+        checkpoint.average_checkpoints(tmp_path / "run", model, last=4)
+    with pytest.raises(RunError, match="0 checkpoint"):
+        checkpoint.average_checkpoints(tmp_path / "none", model, last=1)

@@ -5,6 +5,8 @@ A run directory holds
     metrics.jsonl      one JSON object per evaluation, appended as training goes
     model.safetensors  the model's weights
     best.safetensors   the model's weights at its best validation metric so far
+    checkpoints/step-N.safetensors  the weights at step N, for the last train.keep_checkpoints
+                       evaluations (none by default), to average (`average_checkpoints`)
     trainer.safetensors  everything a resumed run needs, in one file: the weights again, the
                        optimizer's tensors, the RNG states, and (as JSON in its metadata) the
                        step, the best metric and the optimizer's hyperparameters
@@ -44,6 +46,7 @@ from attnlab.errors import ConfigError, RunError
 RUN_KIND = "attnlab-run"  # the marker in config.yaml that says a folder is a run
 CONFIG, METRICS, WEIGHTS, TRAINER = "config.yaml", "metrics.jsonl", "model.safetensors", "trainer.safetensors"
 BEST = "best.safetensors"
+KEPT = "checkpoints"  # the subfolder of kept checkpoints: step-0001200.safetensors, ...
 
 
 _UMASK = os.umask(0)
@@ -69,7 +72,7 @@ def clean_temporaries(folder: Path) -> list[Path]:
 
     Call it only while holding the folder's lock: a live writer's temporary file looks the same.
     """
-    stale = sorted(p for p in Path(folder).glob(".*.tmp") if p.is_file())
+    stale = sorted(p for where in ("", KEPT) for p in (Path(folder) / where).glob(".*.tmp") if p.is_file())
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -221,9 +224,9 @@ def check_shapes(path: Path, shapes: dict[str, tuple[int, ...]], model: nn.Modul
         raise RunError(f"{path}: weights do not match the config's model ({k} is {shapes[k]}, expected {wanted[k]})")
 
 
-def load_weights(folder: Path, model: nn.Module) -> None:
-    """Load model.safetensors into model; missing, corrupt or mismatched files are RunErrors."""
-    path = Path(folder) / WEIGHTS
+def load_weights(folder: Path, model: nn.Module, name: str = WEIGHTS) -> None:
+    """Load folder/name (model.safetensors) into model; missing, corrupt or mismatched files are RunErrors."""
+    path = Path(folder) / name
     if not path.is_file():
         raise RunError(f"{path}: missing (the run has no saved weights yet)")
     try:
@@ -255,15 +258,56 @@ def save_checkpoint(
     trainer: tuple[dict[str, torch.Tensor], dict[str, Any]],
     *,
     improved: bool,
+    keep: int = 0,
 ) -> None:
     """What an evaluation writes, in order: its metrics record, the weights, the weights again as
-    best.safetensors when the metric improved, and the trainer state (tensors, state) last: the
+    best.safetensors when the metric improved and as checkpoints/step-N.safetensors when keep > 0
+    (the oldest beyond `keep` removed), and the trainer state (tensors, state) last: the
     checkpoint is complete once that file is, and a resume truncates the records past it."""
     append_metrics(folder, record)
     save_weights(folder, model)
     if improved:
         save_weights(folder, model, BEST)
+    if keep > 0:
+        (Path(folder) / KEPT).mkdir(exist_ok=True)
+        save_weights(folder, model, f"{KEPT}/step-{record['step']:07d}.safetensors")
+        for _, old in kept_checkpoints(folder)[:-keep]:
+            old.unlink()
     save_trainer(folder, *trainer)
+
+
+def kept_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the weights kept under checkpoints/, oldest first."""
+    paths = sorted((Path(folder) / KEPT).glob("step-*.safetensors"))
+    return [(int(p.stem.removeprefix("step-")), p) for p in paths if p.stem.removeprefix("step-").isdigit()]
+
+
+def average_checkpoints(folder: Path, model: nn.Module, last: int) -> list[int]:
+    """Load into model the mean of the last `last` kept checkpoints' weights; the steps averaged.
+
+    Checkpoint averaging (Vaswani et al. 2017, section 6.1): the element-wise mean of the weights
+    saved at the last few evaluations, a cheap ensemble of one run's late iterates. Tensors that
+    are not floating point (counters, flags) keep the newest checkpoint's values.
+
+    Raises:
+        RunError: fewer than `last` checkpoints are kept (train.keep_checkpoints), or one cannot be loaded.
+    """
+    kept = kept_checkpoints(folder)[-last:] if last > 0 else []
+    if len(kept) < max(last, 1):
+        raise RunError(
+            f"{Path(folder) / KEPT}: {len(kept)} checkpoint(s) kept, {last} asked; train with train.keep_checkpoints={last}"
+        )
+    total: dict[str, torch.Tensor] = {}
+    for _, path in kept:
+        load_weights(folder, model, str(path.relative_to(folder)))
+        for name, tensor in model.state_dict().items():
+            total[name] = total[name] + tensor.double() if name in total else tensor.double().clone()
+    newest = model.state_dict()
+    mean = {
+        k: (v / len(kept)).to(newest[k].dtype) if newest[k].is_floating_point() else newest[k] for k, v in total.items()
+    }
+    model.load_state_dict(mean)
+    return [step for step, _ in kept]
 
 
 def load_trainer(folder: Path, *, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -17,9 +17,10 @@ from attnlab.train import checkpoint
 from attnlab.train.loop import reached, train
 from attnlab.train.run import RunConfig, saved_config
 
-# The train.* settings a run may be continued under: how long it trains, when it stops, and where.
-# Any other (lr, batch_size, seed, ...) would make the continued run neither the old one nor the new.
-CONTINUABLE = ("steps", "target", "device")
+# The train.* settings a run may be continued under: how long it trains, when it stops, where, and
+# how many checkpoints it keeps. Any other (lr, batch_size, seed, ...) would make the continued run
+# neither the old one nor the new.
+CONTINUABLE = ("steps", "target", "device", "keep_checkpoints")
 
 
 def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
     - a run of this task and model killed before its first checkpoint (no trainer state, no test
       summary): nothing was trained, so the run starts again from step 0 (`train` with resume=True);
     - a run of this task and model with a checkpoint whose train.* settings differ from config's
-      at most in steps, target and device: it continues from its last checkpoint (`train` with
+      at most in steps, target, device and keep_checkpoints: it continues from its last checkpoint (`train` with
       resume=True). So a killed run goes on where it stopped, one given more steps trains up to
       them, and one that stopped early at a target goes on under a target it has not reached.
 
@@ -48,7 +49,7 @@ def ensure(config: RunConfig, folder: str | Path, *, progress: bool = False) -> 
         RunError (one line, naming what differs; the folder is left as it is) when the folder
         holds files that are not a run; a run whose config cannot be read; a run of another task
         or model or with other task.* or model.* settings; a run with other train.* settings
-        than steps, target and device; a run that has trained more steps than config's; a run
+        than steps, target, device and keep_checkpoints; a run that has trained more steps than config's; a run
         whose validation metric reached config's target before its last checkpoint (a run of
         this config would have stopped there); a finished run without trainer state (as kept
         in a results folder) asked for other train.* settings.
@@ -94,8 +95,8 @@ def plan(config: RunConfig, folder: str | Path) -> tuple[str, dict[str, Any] | N
     fixed = [text for key, text in changed.items() if key not in CONTINUABLE]
     if fixed:
         raise RunError(
-            f"{folder}: holds a run trained with other settings ({fixed[0]}); only train.steps, "
-            "train.target and train.device may change to continue a run, choose another folder"
+            f"{folder}: holds a run trained with other settings ({fixed[0]}); only train.steps, train.target, "
+            "train.device and train.keep_checkpoints may change to continue a run, choose another folder"
         )
     _check_not_past(folder, config)
     return "continue", None

@@ -358,7 +358,7 @@ def _loop(
             if procs.is_main:
                 trainer = trainer_state(model, opt.state_dict(), data_gen, state, GlobalRNG.capture())
                 commit_resume()
-                checkpoint.save_checkpoint(folder, model, record, trainer, improved=improved)
+                checkpoint.save_checkpoint(folder, model, record, trainer, improved=improved, keep=cfg.keep_checkpoints)
             saved = state["step"]
             distributed.barrier(procs)
     bar.close()

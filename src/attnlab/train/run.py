@@ -58,6 +58,7 @@ class TrainConfig:
     nonfinite: str = (
         "stop"  # a step with a non-finite loss or gradient: "stop" the run (one line), or "skip" it and count it
     )
+    keep_checkpoints: int = 0  # also keep the last this many evaluations' weights (checkpoints/), for averaging
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_size"):
@@ -77,7 +78,7 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.schedule == "step" and self.decay_every < 1:
             raise ValueError(f"decay_every must be >= 1 with schedule step, got {self.decay_every}")
-        for name in ("decay_every", "decay_start"):
+        for name in ("decay_every", "decay_start", "keep_checkpoints"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.decay_factor <= 1:

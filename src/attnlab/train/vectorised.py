@@ -405,7 +405,7 @@ def _evaluate_seed(
         checkpoint.truncate_metrics(seed.folder, seed.resumed_from)
         checkpoint.save_config(seed.folder, seed.config.to_dict())
         seed.resumed_from = None
-    checkpoint.save_checkpoint(seed.folder, seed.model, record, trainer, improved=improved)
+    checkpoint.save_checkpoint(seed.folder, seed.model, record, trainer, improved=improved, keep=cfg.keep_checkpoints)
     if state["stopped_early"] or step >= cfg.steps:
         test = evaluate(seed.model, task, task.eval_set(cfg.eval_size, "test"))
         seed.summary = {
