@@ -67,7 +67,8 @@ def run_config(args, seed: int) -> dict:
         model["hops"] = args.hops
     if args.model == "memn2n":
         model.update(random_noise=args.random_noise, linear_start=args.linear_start,
-                     linear_start_patience=args.ls_patience, linear_start_steps=args.ls_steps)
+                     linear_start_patience=args.ls_patience, linear_start_steps=args.ls_steps,
+                     encoding=args.encoding, empty_slots=args.empty_slots)
     task = {"name": "babi", "tasks": args.tasks, "setting": args.setting, "memory_size": args.memory_size}
     if args.data_dir:
         task["data_dir"] = args.data_dir
@@ -75,7 +76,8 @@ def run_config(args, seed: int) -> dict:
                  "eval_every": args.eval_every, "eval_size": 10**7, "device": args.device,
                  "warmup_steps": args.warmup_steps, "clip_norm": args.clip_norm, "min_lr_ratio": args.min_lr_ratio,
                  "optimizer": args.optimizer, "weight_decay": args.weight_decay, "schedule": args.schedule,
-                 "decay_every": args.decay_every, "decay_start": args.decay_start}  # fmt: skip
+                 "decay_every": args.decay_every, "decay_start": args.decay_start,
+                 "clip_each": args.clip_each}  # fmt: skip
     return {"task": task, "model": model, "train": train_cfg}
 
 
@@ -234,6 +236,12 @@ def main(argv=None) -> int:
     parser.add_argument("--ls-epochs", type=float, default=0,
                         help="LS ends after this many epochs, for every seed; the lr decay starts there "
                              "(sets --ls-steps; --recipe paper: 30 on 1k, 10 on 10k)")
+    parser.add_argument("--encoding", choices=["position", "centred", "bow"], default="position",
+                        help="memn2n sentence encoding: the paper's PE, or the released code's centred PE")
+    parser.add_argument("--empty-slots", choices=["mask", "zero"], default="mask",
+                        help="memn2n: the softmax over the story's sentences, or over every slot (released code)")
+    parser.add_argument("--clip-each", action="store_true",
+                        help="clip each weight matrix's gradient alone by its spectral norm (released code)")
     parser.add_argument("--warmup-steps", type=int, default=0)
     parser.add_argument("--clip-norm", type=float, default=40.0, help="gradient norm clipping (paper: 40)")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, a fraction of lr")

@@ -226,7 +226,8 @@ def test_all_memory_tables_in_one_product_equal_each_table_alone(tying, encoding
 
 @pytest.mark.parametrize(
     "tying, encoding, temporal",
-    [("adjacent", "position", True), ("layerwise", "bow", True), ("adjacent", "bow", False)],
+    [("adjacent", "position", True), ("layerwise", "bow", True), ("adjacent", "bow", False),
+     ("adjacent", "centred", True)],
 )
 def test_fast_path_gives_the_eager_answers_and_gradients(tying, encoding, temporal):
     torch.manual_seed(0)
@@ -249,3 +250,60 @@ def test_fast_path_gives_the_eager_answers_and_gradients(tying, encoding, tempor
     torch.testing.assert_close(results[1][0], results[0][0])
     for got, want in zip(results[1][1], results[0][1], strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_centred_encoding_is_the_released_codes_formula_by_loops():
+    torch.manual_seed(0)
+    d, fixed = 5, 6
+    embedding = torch.nn.Embedding(9, d, padding_idx=0)
+    tokens = torch.tensor([[4, 2, 7, 0, 0], [0, 3, 0, 8, 1]])  # (2, 5): J is fixed, not the words counted
+    got = encode_sentences(embedding, tokens, "centred", length=fixed)
+    for b in range(2):
+        words = [w for w in tokens[b].tolist() if w != 0]
+        want = torch.zeros(d)
+        for j, w in enumerate(words, start=1):
+            for k in range(1, d + 1):
+                weight = 1 + 4 * (k - (d + 1) / 2) * (j - (fixed + 1) / 2) / (d * fixed)
+                want[k - 1] += weight * embedding.weight[w, k - 1].item()
+        torch.testing.assert_close(got[b], want, atol=1e-5, rtol=1e-5)
+
+
+def test_centred_encoding_weights_the_time_row_as_the_sentences_last_word():
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(embed_dim=4, hops=1, memory_size=3, encoding="centred"), 9)
+    story = torch.tensor([[[3, 4, 0], [5, 0, 0]]])  # (1, 2, 3): J = 3 + 1 for the time word
+    ages = sentence_ages(story.ne(0).any(-1), 3)  # (1, 2)
+    got = model._memories(story, ages)[0]  # (1, 2, d)
+    d, fixed = 4, 4
+    last = torch.tensor([1 + 4 * (k - (d + 1) / 2) * (fixed - (fixed + 1) / 2) / (d * fixed) for k in range(1, d + 1)])
+    want = encode_sentences(model.embeddings[0], story, "centred", length=fixed) + model.temporal[0][ages] * last
+    torch.testing.assert_close(got, want)
+
+
+def test_zero_empty_slots_equal_a_softmax_over_every_slot_with_zero_vectors():
+    torch.manual_seed(0)
+    slots = 6
+    model = MemN2N(MemN2NConfig(embed_dim=5, hops=2, memory_size=slots, empty_slots="zero", temporal=False), 10)
+    model.eval()
+    story = torch.randint(1, 10, (3, slots, 4))  # (b, m, s)
+    story[0, :4] = 0  # 2 sentences, 4 empty slots
+    story[1, :1] = 0  # 5 sentences
+    # story 2: every slot full, no empty slot: the plain softmax
+    question = torch.randint(1, 10, (3, 3))
+    with capture(model) as trace:
+        logits = model(story, question)
+    # the same hops by hand, every slot in the softmax, an empty slot a zero key and value
+    tables = [e.weight for e in model.embeddings]
+    u = encode_sentences(model.embeddings[0], question, "position")  # (b, d)
+    present = story.ne(0).any(-1)  # (b, m)
+    for hop in range(2):
+        keys = encode_sentences(model.embeddings[hop], story, "position") * present[..., None]  # (b, m, d)
+        values = encode_sentences(model.embeddings[hop + 1], story, "position") * present[..., None]
+        p = torch.softmax(torch.einsum("bd,bmd->bm", u, keys), -1)  # (b, m), empty slots score 0
+        torch.testing.assert_close(trace[hop].weights[:, 0, 0], p * present)  # the sentences' weights
+        u = u + torch.einsum("bm,bmd->bd", p, values)
+    torch.testing.assert_close(logits, u @ tables[-1].t())
+    masked = MemN2N(MemN2NConfig(embed_dim=5, hops=2, memory_size=slots, temporal=False), 10).eval()
+    masked.load_state_dict(model.state_dict())
+    assert torch.allclose(masked(story, question)[2], logits[2], atol=1e-6)  # no empty slot: the same
+    assert not torch.allclose(masked(story, question)[0], logits[0], atol=1e-4)

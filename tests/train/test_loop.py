@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from attnlab.train import TrainConfig, load_run, lr_at, resolve, train
-from attnlab.train.loop import make_optimizer
+from attnlab.train.loop import clip_each_, make_optimizer
 
 
 def tiny(model="transformer", steps=30, **train_values):
@@ -227,3 +227,20 @@ def test_step_schedule_and_sgd():
     model = torch.nn.Linear(3, 2)
     opt = make_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=0.0))
     assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == 0
+
+
+def test_clip_each_scales_each_gradient_by_its_own_spectral_or_l2_norm():
+    torch.manual_seed(0)
+    matrix, vector, small = (torch.nn.Parameter(torch.zeros(shape)) for shape in ((6, 4), (5,), (3, 3)))
+    matrix.grad, vector.grad, small.grad = torch.randn(6, 4) * 10, torch.randn(5) * 10, torch.randn(3, 3) * 1e-3
+    before = [p.grad.clone() for p in (matrix, vector, small)]
+    clip_each_([matrix, vector, small], 1.0)
+    assert torch.linalg.matrix_norm(matrix.grad, ord=2).item() == pytest.approx(1.0, rel=1e-4)
+    assert torch.linalg.vector_norm(vector.grad).item() == pytest.approx(1.0, rel=1e-4)
+    torch.testing.assert_close(small.grad, before[2])  # under the limit: untouched
+    torch.testing.assert_close(matrix.grad / matrix.grad.norm(), before[0] / before[0].norm())  # direction kept
+    seeds = torch.nn.Parameter(torch.zeros(2, 6, 4))  # two seeds stacked: each clipped alone
+    seeds.grad = torch.stack([before[0], before[0] * 1e-4])
+    clip_each_([seeds], 1.0, stacked=True)
+    torch.testing.assert_close(seeds.grad[0], matrix.grad)
+    torch.testing.assert_close(seeds.grad[1], before[0] * 1e-4)

@@ -124,8 +124,10 @@ def test_machines_with_their_own_backward_refuse_to_stack_rather_than_lose_gradi
                     [tmp_path / "a", tmp_path / "b"])  # fmt: skip
 
 
-def test_seeds_under_sgd_and_a_step_schedule_are_the_runs_the_loop_makes_alone(tmp_path):
-    sgd = {"optimizer": "sgd", "lr": 0.3, "schedule": "step", "decay_every": 2, "warmup_steps": 0, "weight_decay": 0}
+@pytest.mark.parametrize("clip_each", [False, True])
+def test_seeds_under_sgd_and_a_step_schedule_are_the_runs_the_loop_makes_alone(tmp_path, clip_each):
+    sgd = {"optimizer": "sgd", "lr": 0.3, "schedule": "step", "decay_every": 2, "warmup_steps": 0, "weight_decay": 0,
+           "clip_norm": 0.05, "clip_each": clip_each}  # a low clip: every step is clipped
     runs = [c.replace("train", **sgd) for c in configs(MEMN2N, seeds=(0, 1))]
     together = train_seeds(runs, [tmp_path / f"v{s}" for s in range(2)], progress=False)
     for seed, config in enumerate(runs):

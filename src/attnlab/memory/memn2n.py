@@ -13,6 +13,17 @@ becomes the controller state u; each of K hops reads memory and adds what it rea
 
     l_kj = (1 - j/J) - (k/d)(1 - 2j/J)        position encoding (PE); j, k count from 1, J words, d dims
 
+The authors' released code (facebookarchive/MemNN, MemN2N-babi-matlab) differs from the text in
+three places that options here follow, each off by default:
+- `encoding="centred"`: its PE, l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), with J fixed for
+  every sentence and question (the sentence width plus one for the time word, which is written as
+  a sentence's last word, so T_A's row is weighted by l_kJ too). Its weights are centred on 1, not
+  0.5: sentence vectors about twice as large, hop scores about four times.
+- `empty_slots="zero"`: all `memory_size` slots enter the softmax; an empty one holds zero vectors
+  and scores 0, so p_i = exp(s_i) / (sum_j exp(s_j) + empty slots) and a hop can read (almost)
+  nothing. With "mask" (the default) the softmax runs over the story's sentences only.
+- each weight matrix's gradient clipped alone (train.clip_each).
+
 Tying (sec. 2.2): adjacent shares A^{k+1} = C^k, B = A^1, W^T = C^K, so K + 1 embedding tables
 serve K hops; layer-wise shares A^k = A and C^k = C across hops and adds the mapping H.
 Temporal encoding indexes sentences by age (0 = the most recent), so left or right padding of
@@ -37,7 +48,8 @@ from attnlab.core import Traced, attend
 from attnlab.core.fast import FastPath
 from attnlab.memory.bags import weighted_bags
 
-ENCODINGS = ("bow", "position")
+ENCODINGS = ("bow", "position", "centred")
+EMPTY_SLOTS = ("mask", "zero")
 TYINGS = ("adjacent", "layerwise")
 
 
@@ -52,7 +64,7 @@ class MemN2NConfig:
     embed_dim: int = 20  # d, the size of m_i, c_i and u
     hops: int = 3  # K, memory reads per question
     memory_size: int = 50  # sentences kept, the most recent (rows of the temporal tables); 0 = the task's m
-    encoding: str = "position"  # sentence encoding: "bow" (sum of words) or "position" (PE)
+    encoding: str = "position"  # sentence encoding: "bow" (sum of words), "position" (PE) or "centred" (see above)
     temporal: bool = True  # add the learned T_A(i), T_C(i) by sentence age
     random_noise: float = 0.0  # RN: training-time chance of an empty memory before each sentence
     linear_start: bool = False  # LS: start with p = u^T m unnormalised (no softmax)
@@ -60,6 +72,7 @@ class MemN2NConfig:
     linear_start_steps: int = 0  # LS ends at the first evaluation at or after this step; 0 = no such limit
     tying: str = "adjacent"  # weight tying across hops: "adjacent" or "layerwise"
     init_std: float = 0.1  # std of the normal initialisation of every embedding
+    empty_slots: str = "mask"  # "mask": the softmax over the story's sentences; "zero": over every slot (see above)
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "hops"):
@@ -72,6 +85,8 @@ class MemN2NConfig:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         if self.tying not in TYINGS:
             raise ValueError(f"tying must be one of {TYINGS}, got {self.tying!r}")
+        if self.empty_slots not in EMPTY_SLOTS:
+            raise ValueError(f"empty_slots must be one of {EMPTY_SLOTS}, got {self.empty_slots!r}")
         if not 0.0 <= self.random_noise < 1.0:
             raise ValueError(f"random_noise must be in [0, 1), got {self.random_noise}")
         if self.init_std <= 0:
@@ -98,33 +113,50 @@ def position_weights(tokens: Tensor, embed_dim: int) -> Tensor:
     return weights * present.unsqueeze(-1)
 
 
-def word_weights(tokens: Tensor, encoding: str) -> Tensor:
+def word_weights(tokens: Tensor, encoding: str, length: int = 0, embed_dim: int = 0) -> Tensor:
     """Each word's weight in its sentence's sum, split in parts: (..., s) ids -> (..., w, s).
 
     "bow": w = 1, every word 1. "position": w = 2, l_kj = a_j + (k/d) b_j with a_j = 1 - j/J and
     b_j = 2j/J - 1 (J the sentence's words, j counted among them), so the sentence vector is
-    sum_j a_j A x_ij + (k/d) o sum_j b_j A x_ij (`combine_parts`). Padding weighs 0.
+    sum_j a_j A x_ij + (k/d) o sum_j b_j A x_ij (`combine_parts`). "centred": w = 2, the released
+    code's l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J) in the same form, a_j = 1 - 2 (d+1) c_j / (d J)
+    and b_j = 4 c_j / J with c_j = j - (J+1)/2, J = `length` (0: s) for every sentence, d = `embed_dim`.
+    Padding weighs 0.
     """
     present = (tokens != 0).float()  # (..., s)
-    if encoding != "position":
+    if encoding == "bow":
         return present[..., None, :]  # (..., 1, s)
     j = present.cumsum(-1)  # (..., s)
+    if encoding == "centred":
+        fixed, d = length or tokens.shape[-1], embed_dim
+        if d < 1:
+            raise ValueError(f"word_weights: the centred encoding needs embed_dim >= 1, got {d}")
+        c = j - (fixed + 1) / 2  # (..., s)
+        return torch.stack([(1 - 2 * (d + 1) * c / (d * fixed)) * present, (4 * c / fixed) * present], -2)
     big_j = present.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
     return torch.stack([(1 - j / big_j) * present, (2 * j / big_j - 1) * present], -2)  # (..., 2, s)
 
 
-def encode_sentences(embedding: nn.Module, tokens: Tensor, encoding: str) -> Tensor:
-    """Sum of word embeddings, weighted by PE when encoding == "position".
+def centred_weight(position: int, length: int, embed_dim: int) -> Tensor:
+    """The centred encoding's l_kj over k for word j = position of a J = length sentence: (d,)."""
+    k = torch.arange(1, embed_dim + 1, dtype=torch.float32)  # (d,)
+    return 1 + 4 * (k - (embed_dim + 1) / 2) * (position - (length + 1) / 2) / (embed_dim * length)
+
+
+def encode_sentences(embedding: nn.Module, tokens: Tensor, encoding: str, length: int = 0) -> Tensor:
+    """Sum of word embeddings, weighted by PE when encoding is "position" or "centred".
 
     Args:
         embedding: an nn.Embedding, word ids -> (d,) vectors; its padding row must be zero (padding_idx=0).
         tokens: (..., s) word ids.
-        encoding: "bow" or "position".
+        encoding: "bow", "position" or "centred".
+        length: J of "centred" (0: s).
     Returns:
         (..., d) sentence vectors.
     """
     weight = typing.cast(Tensor, embedding.weight)  # (V, d)
-    parts = word_weights(tokens, encoding).to(weight.dtype) @ embedding(tokens)  # (..., w, d)
+    weights = word_weights(tokens, encoding, length, weight.shape[1])  # (..., w, s)
+    parts = weights.to(weight.dtype) @ embedding(tokens)  # (..., w, d)
     return combine_parts(parts, weight.shape[1])
 
 
@@ -241,6 +273,10 @@ class MemN2N(FastPath, Traced, nn.Module):
             return None
         return torch.rand(shape, device=device)  # (b, m)
 
+    def sentence_length(self, story: Tensor) -> int:
+        """J of the centred encoding: the story's sentence width, plus the time word's slot with temporal encoding."""
+        return story.shape[-1] + (1 if self.config.temporal else 0)
+
     def _memories(self, story: Tensor, ages: Tensor) -> list[Tensor]:
         """Every memory table's sentence vectors, m_i = A x_i + T_A(age_i) for each table A, in one pass.
 
@@ -251,7 +287,11 @@ class MemN2N(FastPath, Traced, nn.Module):
         count = len(self.embeddings) if cfg.tying == "adjacent" else 2
         tables = [typing.cast(nn.Embedding, e).weight for e in self.embeddings[:count]]  # count x (V, d)
         temporal = list(self.temporal) if self.temporal is not None else None  # count x (M, d)
-        weights = word_weights(story, cfg.encoding).to(tables[0].dtype)  # (b, m, w, s)
+        length = self.sentence_length(story)
+        if temporal is not None and cfg.encoding == "centred":  # the time word is word J of its sentence
+            weight = centred_weight(length, length, cfg.embed_dim).to(tables[0])  # (d,)
+            temporal = [t * weight for t in temporal]  # count x (M, d)
+        weights = word_weights(story, cfg.encoding, length, cfg.embed_dim).to(tables[0].dtype)  # (b, m, w, s)
         if self.path != "eager" and not self.tracing:
             return self._memories_bags(story, weights, ages, tables, temporal)
         weight = torch.cat(tables, -1)  # (V, count*d): every table's row of a word, side by side
@@ -312,7 +352,7 @@ class MemN2N(FastPath, Traced, nn.Module):
             empty = noise < cfg.random_noise  # (b, m)
         ages = sentence_ages(mask, self.memory_size, empty)  # (b, m)
         b_table = 0 if cfg.tying == "adjacent" else 2
-        u = encode_sentences(self.embeddings[b_table], question, cfg.encoding)  # (b, d)
+        u = encode_sentences(self.embeddings[b_table], question, cfg.encoding, self.sentence_length(story))  # (b, d)
         memories = self._memories(story, ages)  # (b, m, d) per table
         keys, values = memories[0], memories[1]  # layer-wise: A and C; adjacent: A^1 = E_0 and C^1 = E_1
         for hop in range(cfg.hops):
@@ -333,6 +373,15 @@ class MemN2N(FastPath, Traced, nn.Module):
         if self.linear_start:
             p = (q @ k.transpose(-2, -1)).masked_fill(~mask[:, None, None, :], 0.0)  # (b, 1, 1, m)
             out = p @ v  # (b, 1, 1, d): LS phase, weights left unnormalised
+        elif self.config.empty_slots == "zero":
+            # the empty slots, each a zero key and value scoring 0, as one null slot scoring log(their count)
+            empty = (self.memory_size - mask.sum(-1)).clamp(min=0)  # (b,)
+            null = torch.zeros_like(k[:, :, :1])  # (b, 1, 1, d)
+            k, v = torch.cat([k, null], -2), torch.cat([v, null], -2)  # (b, 1, m + 1, d)
+            full = torch.cat([mask, (empty > 0)[:, None]], -1)[:, None, None, :]  # (b, 1, 1, m + 1)
+            bias = torch.cat([torch.zeros_like(mask, dtype=q.dtype), empty.clamp(min=1).log()[:, None]], -1)
+            out, p = attend(q, k, v, score="dot", mask=full, bias=bias[:, None, None, :], need_weights=self.tracing)
+            p = None if p is None else p[..., :-1]  # (b, 1, 1, m): the sentences' weights
         else:
             need = self.tracing
             out, p = attend(q, k, v, score="dot", mask=mask[:, None, None, :], need_weights=need)

@@ -28,7 +28,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,17 @@ class NonFiniteStep(Exception):
 
 
 def optimizer_step(
-    net: nn.Module, model: nn.Module, task: Task, batch: Batch, opt: torch.optim.Optimizer, clip_norm: float
+    net: nn.Module,
+    model: nn.Module,
+    task: Task,
+    batch: Batch,
+    opt: torch.optim.Optimizer,
+    clip_norm: float,
+    clip_each: bool = False,
 ) -> Tensor:
     """One training step on batch: forward (net: the model, or its DDP wrapper), the task's loss plus
-    the family's aux loss, backward, gradient-norm clipping of model's parameters, AdamW; the loss.
+    the family's aux loss, backward, gradient-norm clipping of model's parameters (all together, or
+    with clip_each each alone: `clip_each_`), the optimizer's step; the loss.
 
     Raises:
         NonFiniteStep: the loss or the gradients' norm is nan or infinite (the weights are untouched).
@@ -125,10 +132,34 @@ def optimizer_step(
         opt.zero_grad(set_to_none=True)
         what = f"the loss ({loss.item()})" if not torch.isfinite(loss) else f"the gradients (norm {norm.item()})"
         raise NonFiniteStep(what)
-    if clip_norm > 0:
+    if clip_norm > 0 and clip_each:
+        clip_each_(params, clip_norm)
+    elif clip_norm > 0:
         nn.utils.clip_grads_with_norm_(params, clip_norm, norm)
     opt.step()
     return loss
+
+
+@torch.no_grad()
+def clip_each_(params: Sequence[Tensor], max_norm: float, stacked: bool = False) -> None:
+    """Scale each parameter's gradient alone down to norm max_norm: a matrix's norm is its largest
+    singular value (a tensor of more dimensions is read as a matrix of its first dimension's rows),
+    a vector's its L2 norm. MemN2N's released code clipped each weight matrix this way.
+
+    stacked: the parameters hold K seeds along their first dimension (attnlab.train.vectorised);
+    each seed's slice is clipped alone.
+    """
+    lead = 1 if stacked else 0
+    for p in params:
+        g = p.grad
+        if g is None:
+            continue
+        if g.dim() - lead >= 2:
+            norm = torch.linalg.matrix_norm(g.reshape(*g.shape[: lead + 1], -1), ord=2)  # (k,) or ()
+        else:
+            norm = torch.linalg.vector_norm(g.reshape(*g.shape[:lead], -1), dim=-1)  # (k,) or ()
+        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        g.mul_(scale.reshape(*scale.shape, *([1] * (g.dim() - lead))))
 
 
 def reached(value: float, target: float | None, maximize: bool) -> bool:
@@ -323,7 +354,7 @@ def _loop(
         batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
         state["step"] += 1
         try:
-            losses.append(optimizer_step(net, model, task, batch, opt, cfg.clip_norm).item())
+            losses.append(optimizer_step(net, model, task, batch, opt, cfg.clip_norm, cfg.clip_each).item())
         except NonFiniteStep as fault:
             if cfg.nonfinite == "stop":
                 raise diverged(f"{fault.what} went non-finite") from None

@@ -49,6 +49,7 @@ class TrainConfig:
     decay_factor: float = 0.5  # "step": the factor (MemN2N halved its lr every 15 epochs of joint bAbI)
     decay_start: int = 0  # "step": the lr stays at lr until this step, then decays (after MemN2N's linear start)
     clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
+    clip_each: bool = False  # clip each weight's gradient alone (a matrix's by its largest singular value)
     eval_every: int = 200  # evaluate on the validation set (and checkpoint) every this many steps
     eval_size: int = 512  # validation and test examples
     target: float | None = None  # stop early once the task's metric reaches this on validation

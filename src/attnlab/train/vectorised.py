@@ -47,7 +47,7 @@ from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
 from attnlab.train.distributed import resolve_device
 from attnlab.train.ensure import ensure, plan
-from attnlab.train.loop import evaluate, lr_at, make_optimizer, optimizer_like, reached, seed_everything
+from attnlab.train.loop import clip_each_, evaluate, lr_at, make_optimizer, optimizer_like, reached, seed_everything
 from attnlab.train.run import RunConfig, build_task_and_model
 from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_state
 
@@ -184,7 +184,9 @@ class SeedStack:
             losses = losses + aux  # (k,)
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
-        if self.cfg.clip_norm > 0:
+        if self.cfg.clip_norm > 0 and self.cfg.clip_each:
+            clip_each_(list(self.params.values()), self.cfg.clip_norm, stacked=True)
+        elif self.cfg.clip_norm > 0:
             _clip_each(list(self.params.values()), self.cfg.clip_norm)
         self.opt.step()
         return losses.detach()
