@@ -16,9 +16,10 @@ small digits set and says so.
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (counted by torch.utils.flop_counter.FlopCounterMode: multiply-adds = FLOPs / 2) and
 the measured forward time per image (batch 64, eval mode, median of --repeats) of RAM (8 glimpses
-of 12x12 at 3 scales) and of the CNN and the soft-attention classifier, as ratios against RAM at 28 px
-measured in the same run (the CNN as configured for `accuracy`). RAM's multiply-adds do not depend
-on the image; the CNN's grow with its area.
+of 12x12 at 3 scales), of DRAM naming two digits (6 glimpses, and its context network's 12x12
+average of the whole image) and of the CNN and the soft-attention classifier, as ratios against RAM
+at 28 px measured in the same run (the CNN as configured for `accuracy`). The glimpse models'
+multiply-adds do not depend on the image; the CNN's grow with its area.
 
 Writes benchmarks/results/glimpse-accuracy[-label].json, benchmarks/results/glimpse-cost.json and
 with `figures` docs/figures/glimpse-cost.png and docs/figures/glimpse-paths-<setting>.png.
@@ -30,6 +31,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -61,6 +63,9 @@ PAPER_SOURCE = "Mnih et al. 2014, arXiv v1 (../shared/REFERENCES.md)"
 BASELINE_KEY = {"ram": "ram", "image_cnn": "cnn", "image_mlp": "fc"}
 COST_SIZES = (28, 60, 100, 200)
 COST_RAM = {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8}
+# DRAM with its defaults (3 scales of 12x12, 3 glimpses per label) naming two digits: 6 glimpses,
+# and the context network's look at the whole image averaged down to 12x12.
+COST_DRAM = {"labels": 2}
 
 
 def run_config(args, setting: str, model: str) -> dict:
@@ -125,8 +130,11 @@ def cost(args) -> dict:
     for size in COST_SIZES:
         spec = TaskSpec(seq_len=1, answer_len=1, num_outputs=10, image=(1, size, size))
         images = torch.rand(args.cost_batch, 1, size, size)
-        for name, values in (("ram", COST_RAM), ("image_cnn", BASELINES["image_cnn"]), ("soft_attention", {})):
-            model = build_model(name, values, spec).eval()
+        for name, values in (("ram", COST_RAM), ("dram", COST_DRAM), ("image_cnn", BASELINES["image_cnn"]),
+                             ("soft_attention", {})):
+            labels = values.get("labels", 1)
+            model = build_model(name, {k: v for k, v in values.items() if k != "labels"},
+                                replace(spec, answer_len=labels)).eval()
             rows.append({"model": name, "size": size, "parameters": sum(p.numel() for p in model.parameters()),
                          "multiply_adds": _multiply_adds(model, images[:1]),
                          "seconds_per_image": _time_forward(model, images, args.repeats)})
@@ -138,7 +146,7 @@ def cost(args) -> dict:
         r["time_ratio"] = r["seconds_per_image"] / base["seconds_per_image"]
     meta = common.machine()
     return {"command": meta["command"], "date": meta["date"], "machine": meta,
-            "baseline": "ram at 28 px, same run", "ram": COST_RAM, "batch": args.cost_batch, "rows": rows}
+            "baseline": "ram at 28 px, same run", "ram": COST_RAM, "dram": COST_DRAM, "batch": args.cost_batch, "rows": rows}
 
 
 def cost_table(result: dict) -> str:
@@ -169,7 +177,7 @@ def figures(args) -> None:
         summary = [{"model": r["model"], "setting": r["size"], "mean": r["multiply_adds"] / 1e6,
                     "min": r["multiply_adds"] / 1e6, "max": r["multiply_adds"] / 1e6} for r in rows]
         draw_comparison(summary, metric="million multiply-adds per image", x_label="image side (pixels)",
-                        title="Cost of one image: RAM (8 glimpses) vs CNNs", path=FIGURES / "glimpse-cost.png")
+                        title="Cost of one image: RAM (8 glimpses), DRAM (6) vs CNNs", path=FIGURES / "glimpse-cost.png")
         print("wrote", FIGURES / "glimpse-cost.png")
     for path in sorted(RESULTS.glob("glimpse-accuracy*.json")):
         for setting, rows in json.loads(path.read_text())["settings"].items():

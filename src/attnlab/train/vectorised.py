@@ -187,7 +187,7 @@ class SeedStack:
         if self.cfg.clip_norm > 0 and self.cfg.clip_each:
             clip_each_(list(self.params.values()), self.cfg.clip_norm, stacked=True)
         elif self.cfg.clip_norm > 0:
-            _clip_each(list(self.params.values()), self.cfg.clip_norm)
+            _clip_per_seed(list(self.params.values()), self.cfg.clip_norm)
         self.opt.step()
         return losses.detach()
 
@@ -327,7 +327,7 @@ def _stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any)
 
 
 @torch.no_grad()
-def _clip_each(stacked: list[Tensor], max_norm: float) -> None:
+def _clip_per_seed(stacked: list[Tensor], max_norm: float) -> None:
     """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
     grads = [p.grad for p in stacked if p.grad is not None]
     if not grads:
