@@ -57,12 +57,17 @@ PARTS = {
 }
 
 
+def model_values(args, model: str) -> dict:
+    """The family's settings of this sweep: MODELS, then --set."""
+    return {**MODELS.get(model, {}), **{k: v for family, k, v in args.set if family == model}}
+
+
 def run_config(args, model: str, task: dict, seed: int) -> dict:
     """The plain-data run configuration of one family, task setting and seed."""
     steps = dict(args.model_steps).get(model, args.steps)
     return {
         "task": {"name": "associative_recall", **task},
-        "model": {"name": model, **MODELS.get(model, {})},
+        "model": {"name": model, **model_values(args, model)},
         "train": {
             "steps": steps,
             "batch_size": args.batch_size,
@@ -117,7 +122,7 @@ def bench(args, part: str) -> dict:
         "part": part,
         "key": PARTS[part]["key"],
         "budget": {m: run_config(args, m, {}, 0)["train"] | {"seed": list(args.seeds)} for m in models},
-        "models": {m: MODELS.get(m, {}) for m in models},
+        "models": {m: model_values(args, m) for m in models},
         "command": meta["command"],
         "date": meta["date"],
         "machine": meta,
@@ -209,6 +214,20 @@ def _model_steps(text: str) -> list[tuple[str, int]]:
     return [(name, int(value)) for name, _, value in pairs]
 
 
+def _settings(text: str) -> list[tuple[str, str, object]]:
+    """"family.key=value,family.key=value" -> [(family, key, value)], values parsed as YAML scalars."""
+    import yaml
+
+    out = []
+    for item in filter(None, text.split(",")):
+        name, sep, value = item.partition("=")
+        family, dot, key = name.partition(".")
+        if not sep or not dot or not family or not key:
+            raise argparse.ArgumentTypeError(f"expected family.key=value; got {item!r}")
+        out.append((family, key, yaml.safe_load(value)))
+    return out
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v]
@@ -226,6 +245,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--model-steps", type=_model_steps, default=[], help="per-family steps that override --steps, e.g. lm=8000"
     )
+    parser.add_argument("--set", type=_settings, default=[],
+                        help="family settings over MODELS, e.g. transformer.num_heads=1 (use another --runs)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--eval-every", type=int, default=200)
