@@ -163,7 +163,13 @@ def figures(args) -> None:
                 for b in entry["test"]["bleu_by_length"] if b["sentences"]]
         draw_comparison(rows, metric="test BLEU (greedy)", x_label="source length, words (bucket's upper edge)",
                         title="Generated pair: BLEU against sentence length", path=out / "translation-toy-by-length.png")
-        runs = {name: load_run((args.out or Path("runs") / "mt-toy") / name) for name in result["models"] if name != "seq2seq"}
+        folders = {name: (args.out or Path("runs") / "mt-toy") / name for name in result["models"] if name != "seq2seq"}
+        missing = [str(f) for f in folders.values() if not f.is_dir()]
+        if missing:
+            print(f"toy alignments not drawn: no run folder {missing[0]} (train them with `toy`, or give --out)")
+            print(f"wrote figures under {out}")
+            return
+        runs = {name: load_run(folder) for name, folder in folders.items()}
         sentence = next(iter(runs.values())).task.split("test").texts[args.sentence][0]
         drawn = {name: alignment(run.task, run.model, sentence) for name, run in runs.items()}
         draw_alignments(drawn, out / "translation-toy-alignments.png", title=f"source: {sentence}")

@@ -31,3 +31,13 @@ def test_draw_results_plots_a_comparison_folder(tmp_path):
                                                        "sweep": "task.distance", "summary": rows}))
     path = draw_results(tmp_path)
     assert path == tmp_path / "plot.png" and path.stat().st_size > 5000
+
+
+def test_many_numeric_settings_make_a_continuous_axis_not_a_tick_each():
+    minutes = [0.5 + 7.3 * i for i in range(20)]  # a learning curve against training time
+    fig = draw_comparison(summary(minutes), metric="BLEU", x_label="training minutes")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    assert len(ax.get_xticks()) < len(minutes)
+    few = draw_comparison(summary([1.0, 2.0, 4.0]), metric="BLEU", x_label="pairs").axes[0]
+    assert [t.get_text() for t in few.get_xticklabels()] == ["1.0", "2.0", "4.0"]

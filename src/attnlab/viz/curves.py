@@ -19,6 +19,9 @@ def _number(value: Any) -> float | None:
         return None
 
 
+MAX_TICKS = 12  # more numeric settings than this: a continuous axis, not a tick per setting
+
+
 def draw_comparison(
     summary: list[dict],
     *,
@@ -72,9 +75,12 @@ def draw_comparison(
                 marker=MARKERS[n % len(MARKERS)],
                 linestyle="-" if n % 2 == 0 else "--",
             )
-        if numeric and min(xs.values()) > 0 and max(xs.values()) / min(xs.values()) >= 8:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(list(xs.values()), [str(v) for v in settings])
+        if numeric and len(settings) > MAX_TICKS:  # a continuous axis (time, steps): matplotlib's own ticks
+            pass
+        else:
+            if numeric and min(xs.values()) > 0 and max(xs.values()) / min(xs.values()) >= 8:
+                ax.set_xscale("log", base=2)
+            ax.set_xticks(list(xs.values()), [str(v) for v in settings])
         ax.set_xlabel(x_label)
         ax.legend(fontsize=8, ncol=2)
     ax.set_ylabel(metric)
