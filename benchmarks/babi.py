@@ -166,7 +166,7 @@ def support_table(per_seed: dict[int, dict[int, dict[str, float]]]) -> str:
 def training_error(run) -> float:
     """1 - the accuracy of the run's final weights on its own training questions (eval mode, so no
     random noise): what the paper chose its best of 10 runs by."""
-    return 1.0 - evaluate(run.model, run.task, run.task.data()["train"])["accuracy"]
+    return 1.0 - evaluate(run.model, run.task, run.task.data()["train"].batch(slice(None)))["accuracy"]
 
 
 def _selected(per_seed: dict[int, dict[int, float]], tasks: list[int], by: dict[int, float], key: str) -> dict:
