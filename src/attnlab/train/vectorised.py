@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, stack_module_state
 from tqdm import tqdm
 
@@ -47,8 +47,9 @@ from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
 from attnlab.train.distributed import resolve_device
 from attnlab.train.ensure import ensure, plan
-from attnlab.train.loop import clip_each_, evaluate, lr_at, make_optimizer, optimizer_like, reached, seed_everything
+from attnlab.train.loop import clip_each_, evaluate, lr_at, make_optimizer, reached, seed_everything
 from attnlab.train.run import RunConfig, build_task_and_model
+from attnlab.train.stacking import clip_per_seed, load_stacked_states, seed_optimizer_state, stacked_optimizer
 from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_state
 
 
@@ -127,28 +128,8 @@ class SeedStack:
         self.template, self.task, self.cfg = models[0], task, cfg
         self.params, _ = stack_module_state(list(models))  # name -> (k, ...) each
         self.buffers = dict(self.template.named_buffers())  # shared, unstacked: a forward writing one cannot be batched
-        self.opt = _stacked_optimizer(self.template, self.params, cfg)
+        self.opt = stacked_optimizer(self.template, self.params, cfg)
         self.losses = _SeedLosses(task)
-
-    def load_optimizer_states(self, states: Sequence[dict[str, Any]]) -> None:
-        """Each seed's one-model optimizer state_dict (as its checkpoint holds it) into the stacked optimizer.
-
-        Raises:
-            RunError: the seeds' scalar states (AdamW's step count) differ, so one optimizer cannot hold them.
-        """
-        first = states[0]
-        stacked: dict[int, dict[str, Any]] = {}
-        for index, entry in first["state"].items():
-            stacked[index] = {}
-            for name, value in entry.items():
-                values = [s["state"][index][name] for s in states]
-                if torch.is_tensor(value) and value.dim() > 0:
-                    stacked[index][name] = torch.stack(values)  # (k, ...)
-                elif any(not torch.equal(torch.as_tensor(v), torch.as_tensor(value)) for v in values):
-                    raise RunError(f"the seeds' optimizer states differ in {name!r}; continue them one by one")
-                else:
-                    stacked[index][name] = value
-        self.opt.load_state_dict({"state": stacked, "param_groups": first["param_groups"]})
 
     def _one(self, p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor, noise: Tensor | None) -> Any:
         kwargs = {} if noise is None else {"noise": noise}
@@ -187,7 +168,7 @@ class SeedStack:
         if self.cfg.clip_norm > 0 and self.cfg.clip_each:
             clip_each_(list(self.params.values()), self.cfg.clip_norm, stacked=True)
         elif self.cfg.clip_norm > 0:
-            _clip_per_seed(list(self.params.values()), self.cfg.clip_norm)
+            clip_per_seed(list(self.params.values()), self.cfg.clip_norm)
         self.opt.step()
         return losses.detach()
 
@@ -221,7 +202,7 @@ def _train_stacked(seeds: list[_Seed], task: Task, progress: bool) -> list[dict[
     device = next(seeds[0].model.parameters()).device
     stack = SeedStack([s.model for s in seeds], task, cfg)
     if seeds[0].opt_state is not None:
-        stack.load_optimizer_states([s.opt_state for s in seeds if s.opt_state is not None])
+        load_stacked_states(stack.opt, [s.opt_state for s in seeds if s.opt_state is not None])
     val = task.eval_set(cfg.eval_size, "val")
     step = seeds[0].state["step"]  # 0, or the checkpoint's step every continued seed shares
     bar = tqdm(
@@ -313,47 +294,10 @@ def _build_seeds(
     return seeds, task
 
 
-def _stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any) -> torch.optim.Optimizer:
-    """The run's optimizer over the stacked parameters, grouped and ordered as `make_optimizer`
-    orders one model's (AdamW and SGD act on each element alone, so each seed's slice moves as
-    its own run's would)."""
-    by_id = {id(p): name for name, p in template.named_parameters()}
-    single = make_optimizer(template, cfg)
-    groups = [
-        {**{k: v for k, v in group.items() if k != "params"}, "params": [params[by_id[id(p)]] for p in group["params"]]}
-        for group in single.param_groups
-    ]
-    return optimizer_like(cfg, groups)
-
-
-@torch.no_grad()
-def _clip_per_seed(stacked: list[Tensor], max_norm: float) -> None:
-    """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
-    grads = [p.grad for p in stacked if p.grad is not None]
-    if not grads:
-        return
-    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (k,)
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (k,)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-
-
 @torch.no_grad()
 def _load_slice(seed: _Seed, k: int, params: dict[str, Tensor]) -> None:
     for name, param in seed.model.named_parameters():
         param.copy_(params[name][k])
-
-
-def _seed_optimizer_state(opt: torch.optim.Optimizer, k: int) -> dict[str, Any]:
-    """The state_dict a one-seed AdamW would have: every stacked tensor's slice k."""
-    full = opt.state_dict()
-    state = {
-        index: {
-            name: value[k] if torch.is_tensor(value) and value.dim() > 0 else value for name, value in entry.items()
-        }
-        for index, entry in full["state"].items()
-    }
-    return {"state": state, "param_groups": full["param_groups"]}
 
 
 def _evaluate_seed(
@@ -402,7 +346,7 @@ def _evaluate_seed(
         "seconds": round(seconds, 3),
     }
     seed.losses.clear()
-    trainer = trainer_state(seed.model, _seed_optimizer_state(opt, k), seed.data_gen, state, seed.rng)
+    trainer = trainer_state(seed.model, seed_optimizer_state(opt, k), seed.data_gen, state, seed.rng)
     if seed.resumed_from is not None:  # a continued run's folder changes at its first write, as in `train`
         checkpoint.truncate_metrics(seed.folder, seed.resumed_from)
         checkpoint.save_config(seed.folder, seed.config.to_dict())
