@@ -131,16 +131,23 @@ def word_weights(tokens: Tensor, encoding: str, length: int = 0, embed_dim: int 
         fixed, d = length or tokens.shape[-1], embed_dim
         if d < 1:
             raise ValueError(f"word_weights: the centred encoding needs embed_dim >= 1, got {d}")
-        c = j - (fixed + 1) / 2  # (..., s)
-        return torch.stack([(1 - 2 * (d + 1) * c / (d * fixed)) * present, (4 * c / fixed) * present], -2)
+        a, b = _centred_parts(j, fixed, d)  # (..., s) each
+        return torch.stack([a * present, b * present], -2)  # (..., 2, s)
     big_j = present.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
     return torch.stack([(1 - j / big_j) * present, (2 * j / big_j - 1) * present], -2)  # (..., 2, s)
 
 
+def _centred_parts(j: Tensor, length: int, embed_dim: int) -> tuple[Tensor, Tensor]:
+    """a_j and b_j of the centred encoding, l_kj = a_j + (k/d) b_j, at word numbers j: (...,) each."""
+    c = j - (length + 1) / 2  # (...,)
+    return 1 - 2 * (embed_dim + 1) * c / (embed_dim * length), 4 * c / length
+
+
 def centred_weight(position: int, length: int, embed_dim: int) -> Tensor:
     """The centred encoding's l_kj over k for word j = position of a J = length sentence: (d,)."""
+    a, b = _centred_parts(torch.tensor(float(position)), length, embed_dim)  # () each
     k = torch.arange(1, embed_dim + 1, dtype=torch.float32)  # (d,)
-    return 1 + 4 * (k - (embed_dim + 1) / 2) * (position - (length + 1) / 2) / (embed_dim * length)
+    return a + (k / embed_dim) * b
 
 
 def encode_sentences(embedding: nn.Module, tokens: Tensor, encoding: str, length: int = 0) -> Tensor:
