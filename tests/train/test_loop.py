@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from attnlab.train import TrainConfig, load_run, lr_at, resolve, train
-from attnlab.train.loop import clip_each_, make_optimizer
+from attnlab.train.loop import clip_each_, clip_gradients_, make_optimizer
 
 
 def tiny(model="transformer", steps=30, **train_values):
@@ -244,3 +244,23 @@ def test_clip_each_scales_each_gradient_by_its_own_spectral_or_l2_norm():
     clip_each_([seeds], 1.0, stacked=True)
     torch.testing.assert_close(seeds.grad[0], matrix.grad)
     torch.testing.assert_close(seeds.grad[1], before[0] * 1e-4)
+
+
+def test_clip_gradients_total_norm_each_and_per_seed():
+    def param(grad: torch.Tensor) -> torch.nn.Parameter:
+        p = torch.nn.Parameter(torch.zeros_like(grad))
+        p.grad = grad.clone()
+        return p
+
+    a, b = param(torch.tensor([3.0, 0.0])), param(torch.tensor([0.0, 4.0]))
+    clip_gradients_([a, b], 1.0)  # together: total norm 5 -> 1
+    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([0.6, 0.0, 0.0, 0.8]))
+    a, b = param(torch.tensor([3.0, 0.0])), param(torch.tensor([0.0, 4.0]))
+    clip_gradients_([a, b], 1.0, each=True)  # each alone: both down to norm 1
+    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    a, b = param(torch.tensor([3.0, 0.0])), param(torch.tensor([0.0, 4.0]))
+    clip_gradients_([a, b], 0.0)  # max_norm 0: no clipping
+    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([3.0, 0.0, 0.0, 4.0]))
+    weight = param(torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]]))  # two seeds stacked: norms 5 and 0.5
+    clip_gradients_([weight], 1.0, stacked=True)  # each seed by its own total norm
+    torch.testing.assert_close(weight.grad, torch.tensor([[0.6, 0.8, 0.0], [0.3, 0.4, 0.0]]), atol=1e-5, rtol=1e-5)

@@ -5,7 +5,7 @@ import torch
 
 from attnlab.errors import RunError
 from attnlab.train import TrainConfig
-from attnlab.train.stacking import clip_per_seed, load_stacked_states, seed_optimizer_state, stacked_optimizer
+from attnlab.train.stacking import load_stacked_states, seed_optimizer_state, stacked_optimizer
 
 
 def trained_stack(steps=3):
@@ -32,10 +32,3 @@ def test_seed_states_stack_back_into_the_optimizer_they_were_cut_from():
     seeds[1]["state"][0]["step"] = seeds[1]["state"][0]["step"] + 1  # one seed a step ahead
     with pytest.raises(RunError, match="differ in 'step'"):
         load_stacked_states(fresh, seeds)
-
-
-def test_clip_per_seed_scales_each_seed_by_its_own_total_norm():
-    weight = torch.nn.Parameter(torch.zeros(2, 3))
-    weight.grad = torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]])  # norms 5 and 0.5
-    clip_per_seed([weight], 1.0)
-    torch.testing.assert_close(weight.grad, torch.tensor([[0.6, 0.8, 0.0], [0.3, 0.4, 0.0]]), atol=1e-5, rtol=1e-5)

@@ -132,15 +132,43 @@ def optimizer_step(
         opt.zero_grad(set_to_none=True)
         what = f"the loss ({loss.item()})" if not torch.isfinite(loss) else f"the gradients (norm {norm.item()})"
         raise NonFiniteStep(what)
-    if clip_norm > 0 and clip_each:
-        clip_each_(params, clip_norm)
-    elif clip_norm > 0:
-        nn.utils.clip_grads_with_norm_(params, clip_norm, norm)
+    clip_gradients_(params, clip_norm, clip_each, norm=norm)
     opt.step()
     return loss
 
 
 @torch.no_grad()
+def clip_gradients_(
+    params: Sequence[Tensor], max_norm: float, each: bool = False, stacked: bool = False, norm: Tensor | None = None
+) -> None:
+    """A run's gradient clipping (train.clip_norm, train.clip_each), in place; max_norm <= 0: none.
+
+    All the gradients together down to total norm max_norm (norm: their total norm, if computed
+    already), or with each every gradient alone (`clip_each_`). stacked: the parameters hold K
+    seeds along their first dimension (attnlab.train.vectorised); each seed is clipped alone.
+    """
+    if max_norm <= 0:
+        return
+    if each:
+        clip_each_(params, max_norm, stacked)
+    elif stacked:
+        clip_per_seed(params, max_norm)
+    else:
+        grads = [p.grad for p in params if p.grad is not None]
+        nn.utils.clip_grads_with_norm_(params, max_norm, nn.utils.get_total_norm(grads) if norm is None else norm)
+
+
+def clip_per_seed(stacked: Sequence[Tensor], max_norm: float) -> None:
+    """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
+    grads = [p.grad for p in stacked if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (k,)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (k,)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
 def clip_each_(params: Sequence[Tensor], max_norm: float, stacked: bool = False) -> None:
     """Scale each parameter's gradient alone down to norm max_norm: a matrix's norm is its largest
     singular value (a tensor of more dimensions is read as a matrix of its first dimension's rows),

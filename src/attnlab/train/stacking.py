@@ -2,8 +2,8 @@
 
 The stacked optimizer acts on every element alone (AdamW, plain SGD), so seed k's slice of its
 state is the state a one-seed run's optimizer would hold: `seed_optimizer_state` cuts it out for
-that seed's checkpoint, `load_stacked_states` stacks the seeds' checkpoints back into it, and
-`clip_per_seed` scales each seed's gradients by that seed's own total norm.
+that seed's checkpoint, and `load_stacked_states` stacks the seeds' checkpoints back into it.
+(Each seed's gradients are clipped alone by `attnlab.train.loop.clip_gradients_(stacked=True)`.)
 """
 
 from __future__ import annotations
@@ -32,17 +32,6 @@ def stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any) 
 
 
 @torch.no_grad()
-def clip_per_seed(stacked: list[Tensor], max_norm: float) -> None:
-    """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
-    grads = [p.grad for p in stacked if p.grad is not None]
-    if not grads:
-        return
-    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (k,)
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (k,)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-
-
 def load_stacked_states(opt: torch.optim.Optimizer, states: Sequence[dict[str, Any]]) -> None:
     """Each seed's one-model optimizer state_dict (as its checkpoint holds it) into the stacked optimizer opt.
 

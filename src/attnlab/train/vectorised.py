@@ -47,9 +47,9 @@ from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
 from attnlab.train.distributed import resolve_device
 from attnlab.train.ensure import ensure, plan
-from attnlab.train.loop import clip_each_, evaluate, lr_at, make_optimizer, reached, seed_everything
+from attnlab.train.loop import clip_gradients_, evaluate, lr_at, make_optimizer, reached, seed_everything
 from attnlab.train.run import RunConfig, build_task_and_model
-from attnlab.train.stacking import clip_per_seed, load_stacked_states, seed_optimizer_state, stacked_optimizer
+from attnlab.train.stacking import load_stacked_states, seed_optimizer_state, stacked_optimizer
 from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_state
 
 
@@ -165,10 +165,7 @@ class SeedStack:
             losses = losses + aux  # (k,)
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
-        if self.cfg.clip_norm > 0 and self.cfg.clip_each:
-            clip_each_(list(self.params.values()), self.cfg.clip_norm, stacked=True)
-        elif self.cfg.clip_norm > 0:
-            clip_per_seed(list(self.params.values()), self.cfg.clip_norm)
+        clip_gradients_(list(self.params.values()), self.cfg.clip_norm, self.cfg.clip_each, stacked=True)
         self.opt.step()
         return losses.detach()
 
