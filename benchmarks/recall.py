@@ -91,7 +91,8 @@ def cli_command(config: dict, folder: Path) -> str:
 def settings(args, part: str) -> list[tuple[str, dict]]:
     """(label, task values) per task setting of the part."""
     if part == "mqar":
-        return [("mqar", dict(MQAR))]
+        mixture = {} if args.min_pairs is None else {"min_pairs": args.min_pairs}
+        return [("mqar", {**MQAR, **mixture})]
     return [(str(n), {"num_pairs": n}) for n in args.pairs]
 
 
@@ -247,6 +248,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--set", type=_settings, default=[],
                         help="family settings over MODELS, e.g. transformer.num_heads=1 (use another --runs)")
+    parser.add_argument(
+        "--min-pairs", type=int, default=None,
+        help="mqar: training examples hold K to 32 pairs, each count equally likely (validation and test: 32)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--eval-every", type=int, default=200)

@@ -18,6 +18,7 @@ SMALL = [
     InductionHeads(InductionConfig(length=8, symbols=3)),
     SelectiveCopying(SelectiveCopyConfig(length=10, num_tokens=3, symbols=4)),
     AssociativeRecall(RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=3, seq_len=16)),
+    AssociativeRecall(RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=4, min_pairs=1)),
 ]
 
 
@@ -136,6 +137,8 @@ def test_render():
             lambda: RecallConfig(num_pairs=32, num_keys=64, num_values=64, num_queries=32, seq_len=96),
             r"seq_len must be >= 2 \* num_pairs \+ 1 \+ num_queries \(97\), got 96",
         ),
+        (lambda: RecallConfig(min_pairs=0), r"min_pairs must be in 1..num_pairs \(8\), got 0"),
+        (lambda: RecallConfig(min_pairs=9), r"min_pairs must be in 1..num_pairs \(8\), got 9"),
         (lambda: InductionConfig(length=2), "length must be >= 3, got 2"),
         (lambda: InductionConfig(symbols=0), "symbols must be >= 1, got 0"),
         (lambda: SelectiveCopyConfig(num_tokens=0), "num_tokens must be >= 1, got 0"),
@@ -203,3 +206,35 @@ def test_filler_only_where_asked():
     fill = batch.inputs == task.filler_id  # (b, t)
     assert fill[:, 8:12].all() and fill.sum() == 50 * 4
     assert (batch.inputs[:, 12] == task.QUERY).all()
+
+
+def test_mixture_of_pair_counts_pads_unused_slots_and_asks_every_pair():
+    cfg = RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=3, seq_len=14, min_pairs=1)
+    task = AssociativeRecall(cfg)
+    filler = task.filler_id
+    assert filler == 2 + 6 + 5 and task.token_names()[filler] == "."
+    batch = task.sample(400, torch.Generator().manual_seed(3))
+    counts = set()
+    for row, answers in zip(batch.inputs.tolist(), batch.targets.tolist()):
+        slots = [(row[2 * i], row[2 * i + 1]) for i in range(4)]
+        n = sum(k != filler for k, _ in slots)
+        counts.add(n)
+        assert all(k == v == filler for k, v in slots[n:])  # the unused slots come after the pairs
+        table = dict(slots[:n])
+        assert len(table) == n and all(2 <= k < 8 for k in table) and all(8 <= v < 13 for v in table.values())
+        assert row[8:10] == [filler, filler] and row[10] == task.QUERY  # seq_len's own filler, then "?"
+        queries = row[11:]
+        assert answers == [table[q] for q in queries]
+        # each of the n keys is asked once before any is asked again
+        assert set(queries) == set(table) if n <= 3 else len(set(queries)) == 3
+        assert len(set(queries[:n])) == min(n, 3)
+    assert counts == {1, 2, 3, 4}
+
+
+def test_mixture_validates_and_tests_on_the_full_pair_count():
+    full = RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=3, seq_len=14)
+    mixed = AssociativeRecall(RecallConfig(**{**full.__dict__, "min_pairs": 2}))
+    for split in ("val", "test"):
+        got, want = mixed.eval_set(50, split), AssociativeRecall(full).eval_set(50, split)
+        assert torch.equal(got.inputs, want.inputs) and torch.equal(got.targets, want.targets)
+    assert mixed.spec == AssociativeRecall(full).spec

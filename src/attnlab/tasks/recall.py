@@ -15,6 +15,14 @@
   queries together at the end, and the answers read at the last m positions (a tagger reads them
   at the queries, the "lm" family writes them after the input). So our gaps are all long (at
   least the filler), and every sequence holds exactly `seq_len` tokens.
+- A mixture of pair counts for training (`min_pairs`): Zoology trains MQAR on a mixture of
+  configurations, from 4 pairs in 64 tokens to 64 pairs in 256, and tests each size alone. Here
+  each training example draws its number of pairs n uniformly from min_pairs..num_pairs (the
+  unused pair slots become filler, so every example keeps the layout and length), its m queries
+  ask its n keys in a random order, each once before any is asked again; validation and test
+  examples always hold num_pairs pairs. The few-pair examples give the first attention layer a
+  gradient it can find: trained at 32 pairs alone, a transformer sits for thousands of steps on
+  the plateau of "some value of the context" (docs/families.md).
 - Induction heads (Olsson et al. 2022): a trigger token appears once earlier, followed by v;
   when the trigger appears again at the end, answer v ("[A][B] ... [A] -> [B]").
 - Selective copying (Gu & Dao 2023, "Mamba", section 3.1 and Table 1): a few data symbols sit at
@@ -28,7 +36,7 @@ from recurrence".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -50,6 +58,7 @@ class RecallConfig:
     num_values: int = 16  # distinct value tokens
     num_queries: int = 1  # m, keys asked after "?" (distinct; > 1 is multi-query recall, Arora et al. 2023)
     seq_len: int | None = None  # t, tokens per example: filler "." pads 2N + 1 + m up to t; None = no filler
+    min_pairs: int | None = None  # training examples hold min_pairs..N pairs (val/test: N); None = always N
 
     def __post_init__(self) -> None:
         for name in ("num_pairs", "num_keys", "num_values", "num_queries"):
@@ -60,6 +69,8 @@ class RecallConfig:
             raise ValueError(f"num_keys must be >= num_pairs ({self.num_pairs}), got {self.num_keys}")
         if self.num_queries > self.num_pairs:
             raise ValueError(f"num_queries must be <= num_pairs ({self.num_pairs}), got {self.num_queries}")
+        if self.min_pairs is not None and not 1 <= self.min_pairs <= self.num_pairs:
+            raise ValueError(f"min_pairs must be in 1..num_pairs ({self.num_pairs}), got {self.min_pairs}")
         if self.seq_len is not None and self.seq_len < self.content_len:
             raise ValueError(
                 f"seq_len must be >= 2 * num_pairs + 1 + num_queries ({self.content_len}), got {self.seq_len}"
@@ -93,13 +104,16 @@ class AssociativeRecall(Task):
 
     @property
     def filler_id(self) -> int | None:
-        """The filler token's id, one past the values; None when the config has no filler."""
-        return self.first_value + self.config.num_values if self.config.filler else None
+        """The filler token's id, one past the values; None when the config has no filler.
+
+        A mixture of pair counts (min_pairs) has filler in its shorter examples' unused pair slots."""
+        cfg = self.config
+        return self.first_value + cfg.num_values if cfg.filler or cfg.min_pairs is not None else None
 
     @property
     def spec(self) -> TaskSpec:
         cfg = self.config
-        vocab = self.first_value + cfg.num_values + (1 if cfg.filler else 0)
+        vocab = self.first_value + cfg.num_values + (0 if self.filler_id is None else 1)
         return TaskSpec(
             seq_len=cfg.content_len + cfg.filler,
             answer_len=cfg.num_queries,
@@ -108,6 +122,8 @@ class AssociativeRecall(Task):
         )
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        if self.config.min_pairs is not None:
+            return self._sample_mixture(batch_size, generator)
         cfg = self.config
         keys = self.FIRST_KEY + _distinct(batch_size, cfg.num_keys, cfg.num_pairs, generator)  # (b, N)
         values = torch.randint(
@@ -121,9 +137,35 @@ class AssociativeRecall(Task):
         inputs = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t)
         return Batch(inputs, values.gather(1, asked))  # targets (b, m)
 
+    def _sample_mixture(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """Examples of n ~ U{min_pairs..N} pairs each, filler in the N - n unused pair slots."""
+        cfg = self.config
+        assert cfg.min_pairs is not None and self.filler_id is not None
+        n = torch.randint(cfg.min_pairs, cfg.num_pairs + 1, (batch_size, 1), generator=generator)  # (b, 1)
+        keys = self.FIRST_KEY + _distinct(batch_size, cfg.num_keys, cfg.num_pairs, generator)  # (b, N)
+        values = torch.randint(
+            self.first_value, self.first_value + cfg.num_values, (batch_size, cfg.num_pairs), generator=generator
+        )  # (b, N)
+        used = torch.arange(cfg.num_pairs) < n  # (b, N): the first n slots hold pairs
+        # a random order of each example's n pairs (unused slots sort last), cycled to the m queries
+        order = torch.rand(batch_size, cfg.num_pairs, generator=generator).masked_fill(~used, 2.0).argsort(-1)  # (b, N)
+        asked = order.gather(1, torch.arange(cfg.num_queries) % n)  # (b, m)
+        pairs = torch.stack([keys, values], dim=-1).masked_fill(~used[..., None], self.filler_id).flatten(1)  # (b, 2N)
+        filler = torch.full((batch_size, cfg.filler), self.filler_id)  # (b, t - 2N - 1 - m)
+        query = torch.full((batch_size, 1), self.QUERY)  # (b, 1)
+        inputs = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t)
+        return Batch(inputs, values.gather(1, asked))  # targets (b, m)
+
+    def eval_set(self, size: int, split: str = "val") -> Batch:
+        """Validation and test examples hold num_pairs pairs each, whatever min_pairs (the examples of
+        the same config without it)."""
+        if self.config.min_pairs is None:
+            return super().eval_set(size, split)
+        return AssociativeRecall(replace(self.config, min_pairs=None)).eval_set(size, split)
+
     def token_names(self) -> list[str]:
         values = [str(v) for v in range(self.config.num_values)]
-        filler = ["."] if self.config.filler else []
+        filler = [] if self.filler_id is None else ["."]
         return ["_", "?", *letter_names(self.config.num_keys), *values, *filler]
 
 
