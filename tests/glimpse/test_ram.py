@@ -65,6 +65,21 @@ def test_eval_mode_is_deterministic_and_training_mode_samples():
     assert not torch.equal(model(images).locations, model(images).locations)
 
 
+def test_given_locations_replace_the_policy_and_keep_its_log_probabilities():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY), num_classes=10).eval()
+    images, _ = images_and_labels()
+    own = model.forward_eager(images)
+    same = model.forward_eager(images, at=own.locations)  # (b, g, 2): where it looked anyway
+    for a, b in zip(own, same):
+        torch.testing.assert_close(a, b)
+    centre = torch.tensor([[0.25, -0.5]]).expand(5, 2)  # (b, 2): every glimpse at one place
+    fixed = model.forward_eager(images, at=centre)
+    assert torch.equal(fixed.locations, centre[:, None].expand(5, 3, 2))
+    assert not torch.allclose(fixed.logits, own.logits)
+    assert torch.isfinite(fixed.log_probs).all()
+
+
 @pytest.mark.parametrize("use_baseline", [False, True])
 def test_reinforce_matches_the_closed_form_gradient_of_a_gaussian_policy(use_baseline):
     # Policy l ~ N(mu, std^2), reward r(l) = -(l - a)^2: E[r] = -(mu - a)^2 - std^2, so

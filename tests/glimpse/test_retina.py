@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from attnlab.glimpse.retina import Retina, foveate, pad_images, pixel_centres
+from attnlab.glimpse.retina import Retina, box_centres, foveate, pad_images, pixel_centres
 
 
 def naive_centre(location: float, n: int) -> int:
@@ -69,6 +69,15 @@ def test_foveate_on_padded_images_equals_the_glimpses(g, k, f, c, y, x):
 def test_locations_map_to_the_documented_pixels():
     locations = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [5.0, -5.0]])
     assert pixel_centres(locations, 9, 28).tolist() == [[0, 0], [8, 27], [4, 14], [8, 0]]  # (27 * 0.5 + 0.5) -> 14
+
+
+def test_box_centres_point_at_each_box_middle_pixel():
+    boxes = torch.tensor([[0, 0, 28, 28], [10, 30, 28, 28], [3, 4, 5, 7], [0, 0, 60, 60]])  # (top, left, h, w)
+    centres = box_centres(boxes, 60, 60)  # (4, 2)
+    assert centres[3].tolist() == [0.0, 0.0]  # the whole image: its centre
+    torch.testing.assert_close(centres[0], torch.tensor([13.5, 13.5]) / 59 * 2 - 1)
+    # back to pixels: the middle pixel of an odd side, the lower-right of the middle four of an even one
+    assert pixel_centres(centres, 60, 60).tolist() == [[14, 14], [24, 44], [5, 7], [30, 30]]
 
 
 def test_a_patch_at_the_corner_is_zero_where_it_leaves_the_image():

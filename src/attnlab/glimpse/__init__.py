@@ -14,7 +14,7 @@ from attnlab.glimpse.ram import (
     gaussian_log_prob,
     policy_gradient_loss,
 )
-from attnlab.glimpse.retina import Retina, pixel_centres
+from attnlab.glimpse.retina import Retina, box_centres, pixel_centres
 
 __all__ = [
     "DRAM",
@@ -24,6 +24,7 @@ __all__ = [
     "RAMConfig",
     "RAMOutput",
     "Retina",
+    "box_centres",
     "correct_reward",
     "gaussian_log_prob",
     "pixel_centres",

@@ -384,8 +384,13 @@ class RAM(FastPath, Traced, nn.Module):
         step = _compiled_glimpse() if training else fused_glimpse
         return fused_forward(images, noise, self.params(), cfg, step)
 
-    def forward_eager(self, images: Tensor, noise: Tensor | None = None) -> RAMOutput:
-        """The readable loop (the oracle of the other paths): images (b, c, y, x), noise as `forward`'s -> RAMOutput."""
+    def forward_eager(self, images: Tensor, noise: Tensor | None = None, at: Tensor | None = None) -> RAMOutput:
+        """The readable loop (the oracle of the other paths): images (b, c, y, x), noise as `forward`'s -> RAMOutput.
+
+        at: (b, g, 2) or (b, 2) locations to glimpse at in place of the policy's (a fixed policy,
+        e.g. the digit's centre at every glimpse: `retina.box_centres`); the policy's means and
+        log-probabilities are still computed, of these locations.
+        """
         cfg = self.config
         b = images.shape[0]
         h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
@@ -398,7 +403,9 @@ class RAM(FastPath, Traced, nn.Module):
             features = state[0].detach()  # (b, core_size)
             mean = torch.tanh(self.locator(features))  # (b, 2), mu_t
             baselines.append(self.baseline(features)[:, 0])  # (b,)
-            if self.training:
+            if at is not None:
+                action = (at if at.dim() == 2 else at[:, t]).to(mean)  # (b, 2)
+            elif self.training:
                 draw = torch.randn_like(mean) if noise is None else noise[t]  # (b, 2)
                 action = (mean + cfg.location_std * draw).detach()  # (b, 2)
             else:

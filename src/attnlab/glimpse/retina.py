@@ -35,6 +35,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def box_centres(boxes: Tensor, height: int, width: int) -> Tensor:
+    """The location of each box's middle: boxes (..., 4) (top, left, height, width) in pixels -> (..., 2)
+    (row, col) in [-1, 1]. `pixel_centres` maps it back to the box's middle pixel (the lower-right
+    one of the middle four when the side is even)."""
+    top, left, rows, cols = boxes.to(torch.float32).unbind(-1)  # (...,) each
+    middle = torch.stack([top + (rows - 1) / 2, left + (cols - 1) / 2], dim=-1)  # (..., 2) pixel units
+    sizes = torch.tensor([height - 1, width - 1], dtype=middle.dtype, device=middle.device)  # (2,)
+    return middle / sizes * 2.0 - 1.0  # (..., 2)
+
+
 def pixel_centres(locations: Tensor, height: int, width: int) -> Tensor:
     """The pixel each location points at.
 
