@@ -208,27 +208,28 @@ def test_filler_only_where_asked():
     assert (batch.inputs[:, 12] == task.QUERY).all()
 
 
-def test_mixture_of_pair_counts_pads_unused_slots_and_asks_every_pair():
+def test_mixture_of_sizes_left_pads_short_examples_and_asks_every_pair():
     cfg = RecallConfig(num_pairs=4, num_keys=6, num_values=5, num_queries=3, seq_len=14, min_pairs=1)
     task = AssociativeRecall(cfg)
     filler = task.filler_id
-    assert filler == 2 + 6 + 5 and task.token_names()[filler] == "."
+    assert filler == 2 + 6 + 5 and cfg.filler == 2
     batch = task.sample(400, torch.Generator().manual_seed(3))
     counts = set()
     for row, answers in zip(batch.inputs.tolist(), batch.targets.tolist()):
-        slots = [(row[2 * i], row[2 * i + 1]) for i in range(4)]
-        n = sum(k != filler for k, _ in slots)
+        pad = next(i for i, token in enumerate(row) if token != 0)  # PAD on the left only
+        body = row[pad:]
+        n = (len(body) - 1 - 3 - body.count(filler)) // 2
         counts.add(n)
-        assert all(k == v == filler for k, v in slots[n:])  # the unused slots come after the pairs
-        table = dict(slots[:n])
+        assert len(body) == 2 * n + 2 * n // 4 + 1 + 3  # n pairs, floor(F n / N) filler, "?", 3 queries
+        table = dict(zip(body[0 : 2 * n : 2], body[1 : 2 * n : 2]))
         assert len(table) == n and all(2 <= k < 8 for k in table) and all(8 <= v < 13 for v in table.values())
-        assert row[8:10] == [filler, filler] and row[10] == task.QUERY  # seq_len's own filler, then "?"
-        queries = row[11:]
+        assert body[2 * n : -4] == [filler] * (2 * n // 4) and body[-4] == task.QUERY
+        queries = body[-3:]
         assert answers == [table[q] for q in queries]
-        # each of the n keys is asked once before any is asked again
-        assert set(queries) == set(table) if n <= 3 else len(set(queries)) == 3
-        assert len(set(queries[:n])) == min(n, 3)
+        assert len(set(queries[:n])) == min(n, 3)  # each of the n keys is asked once before any again
     assert counts == {1, 2, 3, 4}
+    full = task.sample(400, torch.Generator().manual_seed(3)).inputs
+    assert (full[:, 0] != 0).any() and (full == 0).any()  # some examples are whole, some padded
 
 
 def test_mixture_validates_and_tests_on_the_full_pair_count():

@@ -15,14 +15,15 @@
   queries together at the end, and the answers read at the last m positions (a tagger reads them
   at the queries, the "lm" family writes them after the input). So our gaps are all long (at
   least the filler), and every sequence holds exactly `seq_len` tokens.
-- A mixture of pair counts for training (`min_pairs`): Zoology trains MQAR on a mixture of
+- A mixture of sizes for training (`min_pairs`): Zoology trains MQAR on a mixture of
   configurations, from 4 pairs in 64 tokens to 64 pairs in 256, and tests each size alone. Here
-  each training example draws its number of pairs n uniformly from min_pairs..num_pairs (the
-  unused pair slots become filler, so every example keeps the layout and length), its m queries
-  ask its n keys in a random order, each once before any is asked again; validation and test
-  examples always hold num_pairs pairs. The few-pair examples give the first attention layer a
-  gradient it can find: trained at 32 pairs alone, a transformer sits for thousands of steps on
-  the plateau of "some value of the context" (docs/families.md).
+  each training example draws its number of pairs n uniformly from min_pairs..num_pairs and keeps
+  the filler in proportion (floor(F n / N) of the F tokens); its m queries ask its n keys in a
+  random order, each once before any is asked again; the shorter example is padded on the left
+  with PAD, which the attention families never attend, so it is short for them too. Validation
+  and test examples always hold num_pairs pairs and the whole filler. Trained at 32 pairs in 128
+  tokens alone, a transformer sits for thousands of steps on the plateau of "some value of the
+  context" (docs/families.md): its first attention starts near 1/128 on each key.
 - Induction heads (Olsson et al. 2022): a trigger token appears once earlier, followed by v;
   when the trigger appears again at the end, answer v ("[A][B] ... [A] -> [B]").
 - Selective copying (Gu & Dao 2023, "Mamba", section 3.1 and Table 1): a few data symbols sit at
@@ -40,7 +41,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from attnlab.spec import TaskSpec
+from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
 from attnlab.tasks.sequences import letter_names
 
@@ -58,7 +59,7 @@ class RecallConfig:
     num_values: int = 16  # distinct value tokens
     num_queries: int = 1  # m, keys asked after "?" (distinct; > 1 is multi-query recall, Arora et al. 2023)
     seq_len: int | None = None  # t, tokens per example: filler "." pads 2N + 1 + m up to t; None = no filler
-    min_pairs: int | None = None  # training examples hold min_pairs..N pairs (val/test: N); None = always N
+    min_pairs: int | None = None  # training examples hold min_pairs..N pairs, left-padded (val/test: N); None: N
 
     def __post_init__(self) -> None:
         for name in ("num_pairs", "num_keys", "num_values", "num_queries"):
@@ -104,16 +105,13 @@ class AssociativeRecall(Task):
 
     @property
     def filler_id(self) -> int | None:
-        """The filler token's id, one past the values; None when the config has no filler.
-
-        A mixture of pair counts (min_pairs) has filler in its shorter examples' unused pair slots."""
-        cfg = self.config
-        return self.first_value + cfg.num_values if cfg.filler or cfg.min_pairs is not None else None
+        """The filler token's id, one past the values; None when the config has no filler."""
+        return self.first_value + self.config.num_values if self.config.filler else None
 
     @property
     def spec(self) -> TaskSpec:
         cfg = self.config
-        vocab = self.first_value + cfg.num_values + (0 if self.filler_id is None else 1)
+        vocab = self.first_value + cfg.num_values + (1 if cfg.filler else 0)
         return TaskSpec(
             seq_len=cfg.content_len + cfg.filler,
             answer_len=cfg.num_queries,
@@ -138,9 +136,9 @@ class AssociativeRecall(Task):
         return Batch(inputs, values.gather(1, asked))  # targets (b, m)
 
     def _sample_mixture(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """Examples of n ~ U{min_pairs..N} pairs each, filler in the N - n unused pair slots."""
+        """Examples of n ~ U{min_pairs..N} pairs and floor(F n / N) filler each, left-padded with PAD."""
         cfg = self.config
-        assert cfg.min_pairs is not None and self.filler_id is not None
+        assert cfg.min_pairs is not None
         n = torch.randint(cfg.min_pairs, cfg.num_pairs + 1, (batch_size, 1), generator=generator)  # (b, 1)
         keys = self.FIRST_KEY + _distinct(batch_size, cfg.num_keys, cfg.num_pairs, generator)  # (b, N)
         values = torch.randint(
@@ -150,10 +148,20 @@ class AssociativeRecall(Task):
         # a random order of each example's n pairs (unused slots sort last), cycled to the m queries
         order = torch.rand(batch_size, cfg.num_pairs, generator=generator).masked_fill(~used, 2.0).argsort(-1)  # (b, N)
         asked = order.gather(1, torch.arange(cfg.num_queries) % n)  # (b, m)
-        pairs = torch.stack([keys, values], dim=-1).masked_fill(~used[..., None], self.filler_id).flatten(1)  # (b, 2N)
-        filler = torch.full((batch_size, cfg.filler), self.filler_id)  # (b, t - 2N - 1 - m)
+        pairs = torch.stack([keys, values], dim=-1).flatten(1)  # (b, 2N)
+        filler = torch.full((batch_size, cfg.filler), self.filler_id or PAD)  # (b, F)
         query = torch.full((batch_size, 1), self.QUERY)  # (b, 1)
-        inputs = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t)
+        full = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t): the N-pair layout
+        keep = torch.cat(
+            [
+                used.repeat_interleave(2, dim=1),  # (b, 2N)
+                torch.arange(cfg.filler) < cfg.filler * n // cfg.num_pairs,  # (b, F)
+                torch.ones(batch_size, 1 + cfg.num_queries, dtype=torch.bool),  # (b, 1 + m)
+            ],
+            dim=1,
+        )  # (b, t)
+        moved = keep.to(torch.int8).argsort(dim=1, stable=True)  # (b, t): dropped tokens first, both in order
+        inputs = full.gather(1, moved).masked_fill(~keep.gather(1, moved), PAD)  # (b, t) right-aligned
         return Batch(inputs, values.gather(1, asked))  # targets (b, m)
 
     def eval_set(self, size: int, split: str = "val") -> Batch:
@@ -165,7 +173,7 @@ class AssociativeRecall(Task):
 
     def token_names(self) -> list[str]:
         values = [str(v) for v in range(self.config.num_values)]
-        filler = [] if self.filler_id is None else ["."]
+        filler = ["."] if self.config.filler else []
         return ["_", "?", *letter_names(self.config.num_keys), *values, *filler]
 
 
