@@ -158,6 +158,7 @@ def clip_gradients_(
         nn.utils.clip_grads_with_norm_(params, max_norm, nn.utils.get_total_norm(grads) if norm is None else norm)
 
 
+@torch.no_grad()
 def clip_per_seed(stacked: Sequence[Tensor], max_norm: float) -> None:
     """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
     grads = [p.grad for p in stacked if p.grad is not None]
@@ -169,6 +170,7 @@ def clip_per_seed(stacked: Sequence[Tensor], max_norm: float) -> None:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
 
 
+@torch.no_grad()
 def clip_each_(params: Sequence[Tensor], max_norm: float, stacked: bool = False) -> None:
     """Scale each parameter's gradient alone down to norm max_norm: a matrix's norm is its largest
     singular value (a tensor of more dimensions is read as a matrix of its first dimension's rows),

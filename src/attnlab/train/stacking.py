@@ -31,7 +31,6 @@ def stacked_optimizer(template: nn.Module, params: dict[str, Tensor], cfg: Any) 
     return optimizer_like(cfg, groups)
 
 
-@torch.no_grad()
 def load_stacked_states(opt: torch.optim.Optimizer, states: Sequence[dict[str, Any]]) -> None:
     """Each seed's one-model optimizer state_dict (as its checkpoint holds it) into the stacked optimizer opt.
 
