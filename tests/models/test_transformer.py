@@ -168,3 +168,59 @@ def test_vocabularies_lengths_and_padding_are_the_models_arguments():
     logits, loss = lm(torch.tensor([[1, 4, 5]]), torch.tensor([[2, 2, 6]]))  # targets equal to pad_id are skipped
     want = torch.nn.functional.cross_entropy(logits[0, 2:], torch.tensor([6]))
     torch.testing.assert_close(loss, want)
+
+
+@pytest.mark.parametrize("kernel, causal", [(3, False), (4, False), (3, True), (1, False)])
+def test_short_conv_is_a_depthwise_convolution_over_positions(kernel, causal):
+    from attnlab.models.transformer import ShortConv
+
+    torch.manual_seed(0)
+    conv = ShortConv(5, kernel)
+    x, keep = torch.randn(2, 7, 5), torch.ones(2, 7, dtype=torch.bool)
+    keep[1, :2] = False  # left padding of the second example
+    got = conv(x, keep, causal)
+    left = kernel - 1 if causal else (kernel - 1) // 2
+    w, b = conv.conv.weight[:, 0], conv.conv.bias  # (d, k), (d,)
+    want = torch.zeros_like(x)
+    for n in range(2):
+        for t in range(7):
+            want[n, t] = b
+            for j in range(kernel):
+                s = t - left + j
+                if 0 <= s < 7 and keep[n, s]:
+                    want[n, t] += w[:, j] * x[n, s]
+    torch.testing.assert_close(got, want)
+
+
+def test_short_conv_layers_keep_their_causality_and_the_old_weights_names():
+    torch.manual_seed(0)
+    plain = EncoderLayer(TransformerConfig(embed_dim=8, num_heads=2, ff_dim=16, dropout=0.0))
+    assert {k for k in plain.state_dict() if k.startswith("sub.")} == {
+        f"sub.norms.{n}.{p}" for n in (0, 1) for p in ("weight", "bias")
+    }
+    layer = EncoderLayer(TransformerConfig(embed_dim=8, num_heads=2, ff_dim=16, dropout=0.0, short_conv=3))
+    x = torch.randn(1, 6, 8, requires_grad=True)
+    layer(x, causal=True)[0, 2].sum().backward()
+    assert x.grad[0, 3:].abs().sum() == 0 and x.grad[0, :3].abs().sum() > 0  # nothing from later positions
+    with pytest.raises(ValueError, match="short_conv: must be >= 0"):
+        TransformerConfig(short_conv=-1)
+    spec = TaskSpec(seq_len=6, answer_len=1, vocab_size=10, num_outputs=10)
+    tagger = build_model("transformer", {"short_conv": 3, "embed_dim": 8, "num_heads": 2}, spec)
+    assert tagger(torch.randint(1, 10, (2, 6))).shape == (2, 1, 10)
+    with pytest.raises(ValueError, match="short_conv: decoding with a KV cache is not supported"):
+        layer(x, causal=True, cache=object())
+
+
+def test_lm_with_a_short_conv_decodes_greedily_what_teacher_forcing_scores():
+    torch.manual_seed(0)
+    spec = TaskSpec(seq_len=5, answer_len=3, vocab_size=9, num_outputs=9)
+    lm = build_model("lm", {"short_conv": 3, "embed_dim": 8, "num_heads": 2, "ff_dim": 16}, spec)
+    inputs = torch.randint(1, 9, (4, 5))
+    inputs[0, :2] = PAD  # left padding is never read
+    lm.eval()
+    greedy = lm(inputs)  # (b, n, V)
+    lm.train()
+    lm.net.drop.p = 0.0
+    with torch.no_grad():
+        forced = lm(inputs, greedy.argmax(-1))  # fed its own choices: the same logits
+    torch.testing.assert_close(forced, greedy, atol=1e-5, rtol=1e-5)

@@ -193,9 +193,21 @@ class LanguageModel(FastPath, TaskModel):
                     inputs, targets
                 )
             return self._teacher_force(inputs, targets)
+        if self.config.short_conv:  # the KV caches keep no convolution window: each step reads it all again
+            return self._greedy_uncached(inputs)
         if self.net.path == "eager" or tracing(self):
             return self._greedy_eager(inputs)
         return self._greedy_static(inputs)
+
+    def _greedy_uncached(self, inputs: Tensor) -> Tensor:
+        """Greedy decoding that runs the whole sequence at every step (no cache): inputs (b, t) -> (b, n, V)."""
+        seq, keep, steps = inputs, inputs != PAD, []  # (b, t), (b, t)
+        for _ in range(self.spec.answer_len):
+            logits = self.net(seq, mask=key_mask(keep))[0][:, -1]  # (b, V)
+            steps.append(logits)
+            token = logits.argmax(-1, keepdim=True)  # (b, 1)
+            seq, keep = torch.cat([seq, token], dim=1), torch.cat([keep, torch.ones_like(token, dtype=torch.bool)], 1)
+        return torch.stack(steps, dim=1)  # (b, n, V)
 
     def _teacher_force(self, inputs: Tensor, targets: Tensor) -> Tensor:
         t = inputs.shape[1]

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -54,6 +55,7 @@ class TransformerConfig:
     bias: bool = True  # biases in the projections and feed-forward
     layer_norm_eps: float = 1e-5  # LayerNorm epsilon
     tie_embeddings: bool = True  # output head shares the (target) embedding matrix
+    short_conv: int = 0  # k > 0: a ShortConv over k positions before each encoder layer's attention; 0: none
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "num_heads", "num_kv_heads", "num_layers", "num_decoder_layers", "ff_dim"):
@@ -72,6 +74,8 @@ class TransformerConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"TransformerConfig.{name}: must be in [0, 1); got {value}")
+        if self.short_conv < 0:
+            raise ValueError(f"TransformerConfig.short_conv: must be >= 0 (0: none); got {self.short_conv}")
 
 
 class FeedForward(nn.Module):
@@ -109,14 +113,41 @@ class _Sublayers(nn.Module):
         return self.norms[n](x + self.drops[n](sublayer(x)))
 
 
+class ShortConv(nn.Module):
+    """A depthwise convolution over positions: each feature mixes its own values at k positions,
+    centred on the position (the extra one to the right for an even k) or, causal, the k - 1 before
+    it and itself.
+
+    Zoology's attention baseline for multi-query recall (Arora et al. 2023) puts one of width 3
+    before each attention layer: every position then holds its neighbours' tokens, which a head
+    would otherwise have to learn to fetch (the slow first step of the recall circuit).
+    """
+
+    def __init__(self, dim: int, kernel: int):
+        super().__init__()
+        self.kernel = kernel
+        self.conv = nn.Conv1d(dim, dim, kernel, groups=dim)
+
+    def forward(self, x: Tensor, keep: Tensor | None = None, causal: bool = False) -> Tensor:
+        """x (b, t, d) -> (b, t, d); keep (b, t) bool: positions outside it (padding) count as zeros."""
+        if keep is not None:
+            x = x * keep[..., None].to(x.dtype)  # (b, t, d)
+        k = self.kernel
+        left = k - 1 if causal else (k - 1) // 2
+        padded = F.pad(x.transpose(1, 2), (left, k - 1 - left))  # (b, d, t + k - 1)
+        return self.conv(padded).transpose(1, 2)  # (b, t, d)
+
+
 class EncoderLayer(nn.Module):
-    """Self-attention then feed-forward. With causal=True, a decoder-only LM block."""
+    """Self-attention then feed-forward (after a ShortConv when cfg.short_conv). With causal=True, a
+    decoder-only LM block."""
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.attn = _attention(cfg)
         self.ff = FeedForward(cfg)
-        self.sub = _Sublayers(cfg, 2)
+        self.conv = ShortConv(cfg.embed_dim, cfg.short_conv) if cfg.short_conv else None
+        self.sub = _Sublayers(cfg, 3 if self.conv is not None else 2)  # the convolution's is the third
 
     def forward(
         self,
@@ -128,7 +159,18 @@ class EncoderLayer(nn.Module):
         positions: Positions | None = None,
         cache: SelfCache | None = None,
     ) -> Tensor:
-        """x (b, t, d) -> (b, t, d); mask, bias, causal, positions and cache as in MultiHeadAttention."""
+        """x (b, t, d) -> (b, t, d); mask, bias, causal, positions and cache as in MultiHeadAttention.
+
+        With a ShortConv, a key mask (b, 1, 1, t) also zeroes the padding it sees; a cache is refused
+        (the convolution's window of earlier positions is not kept)."""
+        if self.conv is not None:
+            if cache is not None:
+                raise ValueError("TransformerConfig.short_conv: decoding with a KV cache is not supported")
+            keep = None
+            if mask is not None and mask.dtype == torch.bool and mask.shape[1:] == (1, 1, x.shape[1]):
+                keep = mask[:, 0, 0]  # (b, t)
+            conv = self.conv
+            x = self.sub.residual(2, x, lambda y: conv(y, keep, causal))
         x = self.sub.residual(
             0, x, lambda y: self.attn(y, mask=mask, bias=bias, causal=causal, positions=positions, cache=cache)
         )
