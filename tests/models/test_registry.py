@@ -82,7 +82,8 @@ def test_bad_values_name_the_field(name, values, field):
 
 STACK = {"embed_dim": 64, "num_heads": 4, "num_kv_heads": None, "num_layers": 2, "num_decoder_layers": None,
          "ff_dim": 256, "dropout": 0.0, "activation": "gelu", "norm_first": True, "positions": "sinusoidal",
-         "bias": True, "layer_norm_eps": 1e-5, "tie_embeddings": True, "ff_dropout": None}
+         "bias": True, "layer_norm_eps": 1e-5, "tie_embeddings": True, "ff_dropout": None,
+         "short_conv": 0}
 
 # Every family's config with nothing set: the contract that keeps old runs and seeds reproducing.
 DEFAULTS = {
