@@ -3,6 +3,7 @@
     python benchmarks/recall.py pairs                     # every family at 2, 4, 8 pairs, 3 seeds
     python benchmarks/recall.py pairs --models transformer,lm --pairs 8
     python benchmarks/recall.py mqar                      # 32 pairs, 64 keys and values, 128 tokens
+    python benchmarks/recall.py mqar --min-pairs 4        # trained on 4 to 32 pairs, tested on 32
     python benchmarks/recall.py figures                   # docs/figures/recall-pairs.png from the JSON
 
 `pairs` trains each family on "associative_recall" (attnlab.tasks.recall: `k1 v1 .. kN vN ? q`,
