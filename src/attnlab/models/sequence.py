@@ -39,7 +39,7 @@ alternatives (docs/families.md, "Associative recall"; benchmarks/recall.py):
   attention a key cannot see its value, so recall needs the slower induction circuit (the value
   copies its key, the query matches the copy).
 
-What makes both recall at once is `short_conv` (a ShortConv of width 3 before each attention, as
+What lets both recall is `short_conv` (a ShortConv of width 3 before each attention, as
 in Zoology's attention baseline): each position then holds its neighbours, and the lm reaches
 100% at 8 pairs in 200 steps. It too stays off by default, so that every earlier run's model is
 unchanged; benchmarks/recall.py asks for it.
