@@ -387,10 +387,8 @@ class RAM(FastPath, Traced, nn.Module):
     def forward_eager(self, images: Tensor, noise: Tensor | None = None, at: Tensor | None = None) -> RAMOutput:
         """The readable loop (the oracle of the other paths): images (b, c, y, x), noise as `forward`'s -> RAMOutput.
 
-        at: (b, g, 2) or (b, 2) locations to glimpse at in place of the policy's (a fixed policy,
-        e.g. the digit's centre at every glimpse: `retina.box_centres`); the policy's means and
-        log-probabilities are still computed, of these locations.
-        """
+        at: (b, g, 2) or (b, 2) locations to look at instead of the policy's (e.g. the digits' centres,
+        `retina.box_centres`); the log-probabilities are then the policy's of these locations."""
         cfg = self.config
         b = images.shape[0]
         h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
