@@ -40,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+from torch import Tensor
 
 from attnlab.spec import PAD, TaskSpec
 from attnlab.tasks.base import TASKS, Batch, Task
@@ -128,10 +129,17 @@ class AssociativeRecall(Task):
             self.first_value, self.first_value + cfg.num_values, (batch_size, cfg.num_pairs), generator=generator
         )  # (b, N)
         asked = _distinct(batch_size, cfg.num_pairs, cfg.num_queries, generator)  # (b, m) pair indices
+        return self._lay_out(keys, values, asked)
+
+    def _lay_out(self, keys: Tensor, values: Tensor, asked: Tensor) -> Batch:
+        """`k1 v1 .. kN vN`, the filler, "?" and the asked keys; their values the targets.
+
+        keys, values (b, N); asked (b, m) pair indices. The filler draws no random numbers: with
+        seq_len unset the batches are those of a config without it."""
+        b = keys.shape[0]
         pairs = torch.stack([keys, values], dim=-1).flatten(1)  # (b, 2N): k1 v1 k2 v2 ...
-        # The filler draws no random numbers: with seq_len unset the batches are those of a config without it.
-        filler = torch.full((batch_size, cfg.filler), self.filler_id or 0)  # (b, t - 2N - 1 - m)
-        query = torch.full((batch_size, 1), self.QUERY)  # (b, 1)
+        filler = torch.full((b, self.config.filler), self.filler_id or PAD)  # (b, t - 2N - 1 - m)
+        query = torch.full((b, 1), self.QUERY)  # (b, 1)
         inputs = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t)
         return Batch(inputs, values.gather(1, asked))  # targets (b, m)
 
@@ -148,10 +156,7 @@ class AssociativeRecall(Task):
         # a random order of each example's n pairs (unused slots sort last), cycled to the m queries
         order = torch.rand(batch_size, cfg.num_pairs, generator=generator).masked_fill(~used, 2.0).argsort(-1)  # (b, N)
         asked = order.gather(1, torch.arange(cfg.num_queries) % n)  # (b, m)
-        pairs = torch.stack([keys, values], dim=-1).flatten(1)  # (b, 2N)
-        filler = torch.full((batch_size, cfg.filler), self.filler_id or PAD)  # (b, F)
-        query = torch.full((batch_size, 1), self.QUERY)  # (b, 1)
-        full = torch.cat([pairs, filler, query, keys.gather(1, asked)], dim=1)  # (b, t): the N-pair layout
+        full = self._lay_out(keys, values, asked)  # inputs (b, t) in the N-pair layout
         keep = torch.cat(
             [
                 used.repeat_interleave(2, dim=1),  # (b, 2N)
@@ -161,8 +166,8 @@ class AssociativeRecall(Task):
             dim=1,
         )  # (b, t)
         moved = keep.to(torch.int8).argsort(dim=1, stable=True)  # (b, t): dropped tokens first, both in order
-        inputs = full.gather(1, moved).masked_fill(~keep.gather(1, moved), PAD)  # (b, t) right-aligned
-        return Batch(inputs, values.gather(1, asked))  # targets (b, m)
+        inputs = full.inputs.gather(1, moved).masked_fill(~keep.gather(1, moved), PAD)  # (b, t) right-aligned
+        return Batch(inputs, full.targets)  # targets (b, m)
 
     def eval_set(self, size: int, split: str = "val") -> Batch:
         """Validation and test examples hold num_pairs pairs each, whatever min_pairs (the examples of
