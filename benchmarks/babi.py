@@ -23,7 +23,8 @@ validation loss stalls for `--ls-patience` evaluations (or until step `--ls-step
 trains as Sukhbaatar et al. 2015 did (`apply_recipe`: SGD, the lr halved every 15 of 60 epochs,
 RN; with `--linear-start`, 30 epochs of LS first, ended at that epoch for every seed). `--encoding
 centred --empty-slots zero --clip-each` adds the three places where the authors' released code
-differs from the paper's text (attnlab.memory.memn2n). The table also names the run selected by its
+differs from the paper's text (attnlab.memory.memn2n); `--noise-scheme story` adds a fourth, the
+released code's random noise. The table also names the run selected by its
 training error (on its own training questions, without random noise), as the paper kept its best
 of 10 runs, and the one selected by validation error, beside the mean and spread over all runs.
 
@@ -74,6 +75,8 @@ def run_config(args, seed: int) -> dict:
         model.update(random_noise=args.random_noise, linear_start=args.linear_start,
                      linear_start_patience=args.ls_patience, linear_start_steps=args.ls_steps,
                      encoding=args.encoding, empty_slots=args.empty_slots)
+        if args.noise_scheme != "sentence":  # stated only when set, so earlier runs' folders still match
+            model["noise_scheme"] = args.noise_scheme
     task = {"name": "babi", "tasks": args.tasks, "setting": args.setting, "memory_size": args.memory_size}
     if args.data_dir:
         task["data_dir"] = args.data_dir
@@ -254,6 +257,8 @@ def main(argv=None) -> int:
                              "(sets --ls-steps; --recipe paper: 30 on 1k, 10 on 10k)")
     parser.add_argument("--encoding", choices=["position", "centred", "bow"], default="position",
                         help="memn2n sentence encoding: the paper's PE, or the released code's centred PE")
+    parser.add_argument("--noise-scheme", choices=["sentence", "story"], default="sentence",
+                        help="memn2n RN: an empty memory before each sentence (the paper's text) or the released code's")
     parser.add_argument("--empty-slots", choices=["mask", "zero"], default="mask",
                         help="memn2n: the softmax over the story's sentences, or over every slot (released code)")
     parser.add_argument("--clip-each", action="store_true",

@@ -5,7 +5,14 @@ import torch.nn.functional as F
 from attnlab.core import capture
 from attnlab.data.babi import Vocabulary, to_tensors
 from attnlab.data.babi_generator import generate_babi
-from attnlab.memory.memn2n import MemN2N, MemN2NConfig, encode_sentences, position_weights, sentence_ages
+from attnlab.memory.memn2n import (
+    MemN2N,
+    MemN2NConfig,
+    encode_sentences,
+    position_weights,
+    sentence_ages,
+    story_noise_ages,
+)
 from batches import fit
 
 
@@ -62,8 +69,35 @@ def test_sentence_ages_count_later_sentences():
     assert sentence_ages(mask, 10, empty).tolist() == [[3, 2, 2, 0], [3, 3, 1, 0]]
 
 
-def test_noise_drawn_up_front_equals_noise_drawn_inside():
-    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=10, random_noise=0.5), 12)
+def test_story_noise_keeps_the_order_within_n_plus_u_ages():
+    torch.manual_seed(0)
+    mask = torch.zeros(2000, 12, dtype=torch.bool)
+    mask[:1000, 3:] = True  # 9 sentences: u in {0, 1}
+    mask[1000:, [0, 2, 5, 6, 7, 8, 9, 10, 11]] = True  # the same with gaps
+    draws = torch.rand(2000, 1 + 12 + 2)
+    ages = story_noise_ages(mask, 50, draws, 0.1)
+    for row, present in zip(ages, mask):
+        kept = row[present]  # oldest first
+        assert (kept[:-1] > kept[1:]).all() and kept.min() >= 0 and kept.max() <= 9
+    newest = ages[:, -1]
+    # the newest is age 1 only when u = 1 (chance 1/2) and age 0 is the one of the 10 left out (1/10)
+    assert (newest == 1).float().mean().item() == pytest.approx(0.05, abs=0.015)
+    assert set(newest.tolist()) == {0, 1}
+    oldest = ages[:1000, 3]
+    assert (oldest == 9).float().mean().item() == pytest.approx(0.45, abs=0.05)  # u = 1 and age 9 chosen: 1/2 * 9/10
+
+
+def test_story_noise_without_blanks_is_the_plain_ages():
+    mask = torch.tensor([[True, True, False, True], [False, False, True, True]])
+    draws = torch.rand(2, 1 + 4 + 4)
+    draws[:, 0] = 0.0  # u = 0
+    assert story_noise_ages(mask, 10, draws, 0.9)[mask].tolist() == sentence_ages(mask, 10)[mask].tolist()
+    assert story_noise_ages(mask, 2, draws, 0.9).max().item() == 1  # clamped to the last temporal row
+
+
+@pytest.mark.parametrize("scheme", ["sentence", "story"])
+def test_noise_drawn_up_front_equals_noise_drawn_inside(scheme):
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=10, random_noise=0.5, noise_scheme=scheme), 12)
     story, question = torch.randint(1, 12, (4, 6, 3)), torch.randint(1, 12, (4, 2))
     torch.manual_seed(3)
     inside = model(story, question)
@@ -71,7 +105,8 @@ def test_noise_drawn_up_front_equals_noise_drawn_inside():
     noise = model.draw_noise((4, 6))
     assert noise is not None
     torch.testing.assert_close(model(story, question, noise=noise), inside)
-    torch.testing.assert_close(model(story, question, noise=torch.ones(4, 6)), model.eval()(story, question))
+    none = torch.ones(4, 6) if scheme == "sentence" else torch.zeros(noise.shape)  # no empty memory drawn
+    torch.testing.assert_close(model(story, question, noise=none), model.eval()(story, question))
 
 
 def planted_model(vocab_size=10, hops=1, **overrides):
@@ -151,9 +186,10 @@ def test_linear_start_uses_raw_scores_without_normalising():
     assert trace[0].weights.sum().item() == pytest.approx(1.0)
 
 
-def test_random_noise_acts_only_in_training():
+@pytest.mark.parametrize("scheme", ["sentence", "story"])
+def test_random_noise_acts_only_in_training(scheme):
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=10, random_noise=0.5), 12)
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=2, memory_size=10, random_noise=0.5, noise_scheme=scheme), 12)
     story, question = torch.randint(1, 12, (4, 6, 3)), torch.randint(1, 12, (4, 3))
     model.eval()
     torch.testing.assert_close(model(story, question), model(story, question))
@@ -189,6 +225,7 @@ def test_overfits_a_few_generated_stories(tying, noise):
         ("encoding", "cnn"),
         ("tying", "none"),
         ("random_noise", 1.0),
+        ("noise_scheme", "uniform"),
         ("init_std", 0.0),
         ("linear_start_patience", -1),
         ("linear_start_steps", -1),

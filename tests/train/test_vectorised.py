@@ -32,8 +32,9 @@ def same_records(a, b):
                 assert x[key] == y[key], key
 
 
-def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path):
-    runs = configs(MEMN2N, random_noise=0.2)  # RN: random draws inside the forward, from each seed's RNG
+@pytest.mark.parametrize("scheme", ["sentence", "story"])
+def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme):
+    runs = configs(MEMN2N, random_noise=0.2, noise_scheme=scheme)  # RN: random draws in the forward, each seed's RNG
     together = train_seeds(runs, [tmp_path / f"v{s}" for s in range(3)], progress=False)
     for seed, config in enumerate(runs):
         alone = train(config, tmp_path / f"a{seed}", progress=False)

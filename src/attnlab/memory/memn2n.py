@@ -27,8 +27,11 @@ three places that options here follow, each off by default:
 Tying (sec. 2.2): adjacent shares A^{k+1} = C^k, B = A^1, W^T = C^K, so K + 1 embedding tables
 serve K hops; layer-wise shares A^k = A and C^k = C across hops and adds the mapping H.
 Temporal encoding indexes sentences by age (0 = the most recent), so left or right padding of
-the story does not matter. Random noise (RN): while training, each sentence is preceded by an
-empty memory with probability `random_noise`, which ages all older sentences by one.
+the story does not matter. Random noise (RN) adds empty memories while training, which age the
+sentences before them. `noise_scheme="sentence"` (the paper's text): each sentence is preceded by
+an empty memory with probability `random_noise`. `noise_scheme="story"` (the released code): a
+story of n sentences gets u empty memories, u uniform on 0..ceil(random_noise n), and its
+sentences take a random n of the n + u ages in order, so the most recent one may age too.
 Linear start (LS): with `linear_start` on, p_i = u^T m_i is used as is, with no softmax, as the
 paper's first training phase; this is a plain product `p @ c`, not attention, so it does not go
 through `core.attend`. Turn it off (`model.linear_start = False`) when the validation loss stalls;
@@ -37,6 +40,7 @@ the flag is a buffer (`linear_phase`) of the model's state, so a checkpoint keep
 
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import dataclass
 
@@ -50,6 +54,7 @@ from attnlab.memory.bags import weighted_bags
 
 ENCODINGS = ("bow", "position", "centred")
 EMPTY_SLOTS = ("mask", "zero")
+NOISE_SCHEMES = ("sentence", "story")
 TYINGS = ("adjacent", "layerwise")
 
 
@@ -66,7 +71,8 @@ class MemN2NConfig:
     memory_size: int = 50  # sentences kept, the most recent (rows of the temporal tables); 0 = the task's m
     encoding: str = "position"  # sentence encoding: "bow" (sum of words), "position" (PE) or "centred" (see above)
     temporal: bool = True  # add the learned T_A(i), T_C(i) by sentence age
-    random_noise: float = 0.0  # RN: training-time chance of an empty memory before each sentence
+    random_noise: float = 0.0  # RN: training-time rate of empty memories (noise_scheme says how they are placed)
+    noise_scheme: str = "sentence"  # RN: "sentence" (one before each sentence w.p. random_noise) or "story" (above)
     linear_start: bool = False  # LS: start with p = u^T m unnormalised (no softmax)
     linear_start_patience: int = 1  # LS ends after this many evaluations without a new low val loss; 0 = never
     linear_start_steps: int = 0  # LS ends at the first evaluation at or after this step; 0 = no such limit
@@ -87,6 +93,8 @@ class MemN2NConfig:
             raise ValueError(f"tying must be one of {TYINGS}, got {self.tying!r}")
         if self.empty_slots not in EMPTY_SLOTS:
             raise ValueError(f"empty_slots must be one of {EMPTY_SLOTS}, got {self.empty_slots!r}")
+        if self.noise_scheme not in NOISE_SCHEMES:
+            raise ValueError(f"noise_scheme must be one of {NOISE_SCHEMES}, got {self.noise_scheme!r}")
         if not 0.0 <= self.random_noise < 1.0:
             raise ValueError(f"random_noise must be in [0, 1), got {self.random_noise}")
         if self.init_std <= 0:
@@ -216,6 +224,31 @@ def sentence_ages(story_mask: Tensor, memory_size: int, empty: Tensor | None = N
     return after.clamp(max=memory_size - 1)
 
 
+def story_noise_ages(story_mask: Tensor, memory_size: int, draws: Tensor, rate: float) -> Tensor:
+    """Ages under the released code's random noise: the n sentences take a random n of n + u ages.
+
+    u is uniform on 0..ceil(rate n); the chosen ages keep the sentences' order (the most recent
+    sentence gets the smallest), so the most recent sentence is not always age 0.
+
+    Args:
+        story_mask: (b, m) bool, True where a sentence is present.
+        memory_size: ages are clamped to memory_size - 1 (the last temporal row).
+        draws: (b, 1 + p) uniform in [0, 1): column 0 picks u, the others rank the p >= n + u ages.
+        rate: random_noise.
+    Returns:
+        (b, m) long ages (those of absent slots are meaningless).
+    """
+    n = story_mask.sum(-1)  # (b,)
+    most = torch.ceil(rate * n)  # (b,)
+    blanks = torch.minimum((draws[:, 0] * (most + 1)).floor(), most)  # (b,) uniform on 0..most
+    ages = torch.arange(draws.shape[-1] - 1, device=draws.device)  # (p,)
+    keys = draws[:, 1:].masked_fill(ages >= (n + blanks)[:, None], 2.0)  # (b, p): ages past n + u rank last
+    chosen = keys.argsort(-1).argsort(-1) < n[:, None]  # (b, p): the n lowest keys
+    ordered = torch.where(chosen, ages, ages.numel()).sort(-1).values  # (b, p): the chosen ages ascending first
+    newest_first = sentence_ages(story_mask, ages.numel())  # (b, m): 0 = the most recent present sentence
+    return ordered.gather(-1, newest_first).clamp(max=memory_size - 1)  # (b, m)
+
+
 def memory_slots(memory_size: int, num_sentences: int) -> int:
     """The sentences a memory keeps: memory_size, or with memory_size 0 the task's m (num_sentences).
 
@@ -275,10 +308,15 @@ class MemN2N(FastPath, Traced, nn.Module):
         self.linear_phase.fill_(bool(value))
 
     def draw_noise(self, shape: tuple[int, ...] | torch.Size, device: torch.device | None = None) -> Tensor | None:
-        """The uniform draws (b, m) that random noise (RN) uses in a training forward; None without RN."""
-        if not (self.training and self.config.random_noise > 0):
+        """The uniform draws that random noise (RN) uses in a training forward on a (b, m) story mask;
+        None without RN. "sentence": (b, m); "story": (b, 1 + m + ceil(random_noise m))."""
+        cfg = self.config
+        if not (self.training and cfg.random_noise > 0):
             return None
-        return torch.rand(shape, device=device)  # (b, m)
+        b, m = shape
+        if cfg.noise_scheme == "story":
+            return torch.rand(b, 1 + m + math.ceil(cfg.random_noise * m), device=device)
+        return torch.rand(b, m, device=device)  # (b, m)
 
     def sentence_length(self, story: Tensor) -> int:
         """J of the centred encoding: the story's sentence width, plus the time word's slot with temporal encoding."""
@@ -342,9 +380,9 @@ class MemN2N(FastPath, Traced, nn.Module):
             question: (b, q) word ids.
             story_mask: (b, m) bool, True where a sentence is present; default: any word present.
                 Sentences older than the `memory_size` most recent are dropped.
-            noise: (b, m) uniform draws in [0, 1) for random noise (RN) while training; an empty
-                memory precedes sentence i where noise[:, i] < random_noise. Default: drawn here
-                with torch.rand (`draw_noise`).
+            noise: uniform draws in [0, 1) for random noise (RN) while training, shaped as
+                `draw_noise` draws them; with the "sentence" scheme an empty memory precedes
+                sentence i where noise[:, i] < random_noise. Default: drawn here (`draw_noise`).
         Returns:
             (b, vocab_size) answer logits W u^{K+1}.
         """
@@ -352,12 +390,14 @@ class MemN2N(FastPath, Traced, nn.Module):
         mask = (story != 0).any(-1) if story_mask is None else story_mask  # (b, m)
         exact = sentence_ages(mask, self.memory_size + 1)  # (b, m), ages past memory_size collapse
         mask = mask & (exact < self.memory_size)
-        empty = None
         if noise is None:
-            noise = self.draw_noise(mask.shape, mask.device)  # (b, m) while training with RN, else None
-        if noise is not None and self.training and cfg.random_noise > 0:
-            empty = noise < cfg.random_noise  # (b, m)
-        ages = sentence_ages(mask, self.memory_size, empty)  # (b, m)
+            noise = self.draw_noise(mask.shape, mask.device)  # while training with RN, else None
+        if noise is None or not self.training or cfg.random_noise == 0:
+            ages = sentence_ages(mask, self.memory_size)  # (b, m)
+        elif cfg.noise_scheme == "story":
+            ages = story_noise_ages(mask, self.memory_size, noise, cfg.random_noise)  # (b, m)
+        else:
+            ages = sentence_ages(mask, self.memory_size, noise < cfg.random_noise)  # (b, m)
         b_table = 0 if cfg.tying == "adjacent" else 2
         u = encode_sentences(self.embeddings[b_table], question, cfg.encoding, self.sentence_length(story))  # (b, d)
         memories = self._memories(story, ages)  # (b, m, d) per table
