@@ -17,8 +17,8 @@ readers of the flat rows) on the "babi" task (attnlab.tasks.babi) once per seed,
 own folder (under `--run-dir`, a finished run is reused and a killed one resumed), then reads the per-task test error (`error_qa{N}` of the run's test summary) and
 prints a table: mean and best error over the seeds per task, the mean over tasks and the failed
 tasks (error > 5%), next to the joint-training figures of MemN2N PE LS RN (Sukhbaatar et al.
-2015) in ../shared/REFERENCES.md. Those are 20-task means only (no per-task figures there), so
-they compare with `--tasks all` alone. `--linear-start` runs memn2n's LS phase until the
+2015) in ../shared/REFERENCES.md, and (1k, `--tasks all`) the paper's own per-task errors of
+that column. `--linear-start` runs memn2n's LS phase until the
 validation loss stalls for `--ls-patience` evaluations (or until step `--ls-steps`). `--recipe paper`
 trains as Sukhbaatar et al. 2015 did (`apply_recipe`: SGD, the lr halved every 15 of 60 epochs,
 RN; with `--linear-start`, 30 epochs of LS first, ended at that epoch for every seed). `--encoding
@@ -61,7 +61,10 @@ FAIL = 0.05  # a task fails above 5% test error (Weston et al. 2015)
 # ../shared/REFERENCES.md, "Memory networks on bAbI": MemN2N PE LS RN, joint training, 20 tasks
 PAPER = {
     "en": {"mean_error": 0.124, "failed": 11,
-           "source": "Sukhbaatar et al. 2015, 3 hops; via Dehghani et al. 2019 Table 1"},
+           "source": "Sukhbaatar et al. 2015, 3 hops; via Dehghani et al. 2019 Table 1",
+           # per task, the same paper's Table 1 (its 1k "PE LS RN" joint column; these average to 12.4%)
+           "per_task": [0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5,
+                        0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0]},
     "en-10k": {"mean_error": 0.075, "failed": 6, "source": "Graves et al. 2016 (DNC), text"},
 }
 
@@ -207,10 +210,13 @@ def summarise(per_seed: dict[int, dict[int, float]], val_error: dict[int, float]
 
 
 def table(summary: dict, setting: str, all_tasks: bool) -> str:
-    lines = [f"{'task':>6} {'mean err %':>11} {'best err %':>11}"]
+    per_task = PAPER.get(setting, {}).get("per_task") if all_tasks else None
+    lines = [f"{'task':>6} {'mean err %':>11} {'best err %':>11}" + (f" {'paper %':>8}" if per_task else "")]
     for n in summary["tasks"]:
         flag = "  failed" if summary["mean_error"][n] > FAIL else ""
-        lines.append(f"{n:>6} {100 * summary['mean_error'][n]:>11.1f} {100 * summary['best_error'][n]:>11.1f}{flag}")
+        paper_cell = f" {per_task[n - 1]:>8.1f}" if per_task else ""
+        lines.append(f"{n:>6} {100 * summary['mean_error'][n]:>11.1f} {100 * summary['best_error'][n]:>11.1f}"
+                     f"{paper_cell}{flag}")
     mean, best = 100 * summary["mean_over_tasks"], 100 * summary["best_seed_mean_over_tasks"]
     lines.append(f"{'mean':>6} {mean:>11.1f} {best:>11.1f}")
     lines.append(f"failed (> 5%): {len(summary['failed_mean'])} of {len(summary['tasks'])} by mean error, "
