@@ -23,8 +23,9 @@ validation loss stalls for `--ls-patience` evaluations (or until step `--ls-step
 trains as Sukhbaatar et al. 2015 did (`apply_recipe`: SGD, the lr halved every 15 of 60 epochs,
 RN; with `--linear-start`, 30 epochs of LS first, ended at that epoch for every seed). `--encoding
 centred --empty-slots zero --clip-each` adds the three places where the authors' released code
-differs from the paper's text (attnlab.memory.memn2n); `--noise-scheme story` adds a fourth, the
-released code's random noise. The table also names the run selected by its
+differs from the paper's text (attnlab.memory.memn2n); `--noise-scheme story` and
+`--time-in-tables` add two more: the released code's random noise, and its clip of each word
+table together with its time words. The table also names the run selected by its
 training error (on its own training questions, without random noise), as the paper kept its best
 of 10 runs, and the one selected by validation error, beside the mean and spread over all runs.
 
@@ -80,6 +81,8 @@ def run_config(args, seed: int) -> dict:
                      encoding=args.encoding, empty_slots=args.empty_slots)
         if args.noise_scheme != "sentence":  # stated only when set, so earlier runs' folders still match
             model["noise_scheme"] = args.noise_scheme
+        if args.time_in_tables:
+            model["time_in_tables"] = True
     task = {"name": "babi", "tasks": args.tasks, "setting": args.setting, "memory_size": args.memory_size}
     if args.data_dir:
         task["data_dir"] = args.data_dir
@@ -265,6 +268,8 @@ def main(argv=None) -> int:
                         help="memn2n sentence encoding: the paper's PE, or the released code's centred PE")
     parser.add_argument("--noise-scheme", choices=["sentence", "story"], default="sentence",
                         help="memn2n RN: an empty memory before each sentence (the paper's text) or the released code's")
+    parser.add_argument("--time-in-tables", action="store_true",
+                        help="memn2n with --clip-each: each temporal table clipped with its word table (released code)")
     parser.add_argument("--empty-slots", choices=["mask", "zero"], default="mask",
                         help="memn2n: the softmax over the story's sentences, or over every slot (released code)")
     parser.add_argument("--clip-each", action="store_true",

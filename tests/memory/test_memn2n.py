@@ -344,3 +344,16 @@ def test_zero_empty_slots_equal_a_softmax_over_every_slot_with_zero_vectors():
     masked.load_state_dict(model.state_dict())
     assert torch.allclose(masked(story, question)[2], logits[2], atol=1e-6)  # no empty slot: the same
     assert not torch.allclose(masked(story, question)[0], logits[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
+def test_time_in_tables_names_each_word_table_with_its_temporal_table(tying):
+    model = MemN2N(MemN2NConfig(embed_dim=8, hops=3, memory_size=10, tying=tying, time_in_tables=True), 12)
+    named = dict(model.named_parameters())
+    groups = model.clip_groups()
+    assert len(groups) == (4 if tying == "adjacent" else 2)
+    for words, times in groups:
+        assert named[words].shape == (12, 8) and named[times].shape == (10, 8)
+    assert MemN2N(MemN2NConfig(embed_dim=8, hops=3, memory_size=10, tying=tying), 12).clip_groups() == []
+    assert MemN2N(MemN2NConfig(embed_dim=8, memory_size=10, temporal=False, time_in_tables=True), 12).clip_groups() == []
+

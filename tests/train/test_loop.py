@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from attnlab.train import TrainConfig, load_run, lr_at, resolve, train
-from attnlab.train.loop import clip_each_, clip_gradients_, make_optimizer
+from attnlab.train.loop import make_optimizer
 
 
 def tiny(model="transformer", steps=30, **train_values):
@@ -227,40 +227,3 @@ def test_step_schedule_and_sgd():
     model = torch.nn.Linear(3, 2)
     opt = make_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=0.0))
     assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == 0
-
-
-def test_clip_each_scales_each_gradient_by_its_own_spectral_or_l2_norm():
-    torch.manual_seed(0)
-    matrix, vector, small = (torch.nn.Parameter(torch.zeros(shape)) for shape in ((6, 4), (5,), (3, 3)))
-    matrix.grad, vector.grad, small.grad = torch.randn(6, 4) * 10, torch.randn(5) * 10, torch.randn(3, 3) * 1e-3
-    before = [p.grad.clone() for p in (matrix, vector, small)]
-    clip_each_([matrix, vector, small], 1.0)
-    assert torch.linalg.matrix_norm(matrix.grad, ord=2).item() == pytest.approx(1.0, rel=1e-4)
-    assert torch.linalg.vector_norm(vector.grad).item() == pytest.approx(1.0, rel=1e-4)
-    torch.testing.assert_close(small.grad, before[2])  # under the limit: untouched
-    torch.testing.assert_close(matrix.grad / matrix.grad.norm(), before[0] / before[0].norm())  # direction kept
-    seeds = torch.nn.Parameter(torch.zeros(2, 6, 4))  # two seeds stacked: each clipped alone
-    seeds.grad = torch.stack([before[0], before[0] * 1e-4])
-    clip_each_([seeds], 1.0, stacked=True)
-    torch.testing.assert_close(seeds.grad[0], matrix.grad)
-    torch.testing.assert_close(seeds.grad[1], before[0] * 1e-4)
-
-
-def test_clip_gradients_total_norm_each_and_per_seed():
-    def param(grad: torch.Tensor) -> torch.nn.Parameter:
-        p = torch.nn.Parameter(torch.zeros_like(grad))
-        p.grad = grad.clone()
-        return p
-
-    a, b = param(torch.tensor([3.0, 0.0])), param(torch.tensor([0.0, 4.0]))
-    clip_gradients_([a, b], 1.0)  # together: total norm 5 -> 1
-    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([0.6, 0.0, 0.0, 0.8]))
-    a, b = param(torch.tensor([3.0, 0.0])), param(torch.tensor([0.0, 4.0]))
-    clip_gradients_([a, b], 1.0, each=True)  # each alone: both down to norm 1
-    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([1.0, 0.0, 0.0, 1.0]))
-    a, b = param(torch.tensor([3.0, 0.0])), param(torch.tensor([0.0, 4.0]))
-    clip_gradients_([a, b], 0.0)  # max_norm 0: no clipping
-    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([3.0, 0.0, 0.0, 4.0]))
-    weight = param(torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]]))  # two seeds stacked: norms 5 and 0.5
-    clip_gradients_([weight], 1.0, stacked=True)  # each seed by its own total norm
-    torch.testing.assert_close(weight.grad, torch.tensor([[0.6, 0.8, 0.0], [0.3, 0.4, 0.0]]), atol=1e-5, rtol=1e-5)

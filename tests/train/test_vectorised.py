@@ -32,9 +32,11 @@ def same_records(a, b):
                 assert x[key] == y[key], key
 
 
-@pytest.mark.parametrize("scheme", ["sentence", "story"])
-def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme):
-    runs = configs(MEMN2N, random_noise=0.2, noise_scheme=scheme)  # RN: random draws in the forward, each seed's RNG
+@pytest.mark.parametrize("scheme, grouped", [("sentence", False), ("story", True)])
+def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme, grouped):
+    runs = configs(MEMN2N, random_noise=0.2, noise_scheme=scheme, time_in_tables=grouped)  # RN: each seed's RNG
+    if grouped:  # each word table clipped with its temporal table (train.clip_each), per seed
+        runs = [c.replace("train", clip_each=True, clip_norm=0.05) for c in runs]
     together = train_seeds(runs, [tmp_path / f"v{s}" for s in range(3)], progress=False)
     for seed, config in enumerate(runs):
         alone = train(config, tmp_path / f"a{seed}", progress=False)
@@ -45,6 +47,10 @@ def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     first, second = (load_run(tmp_path / f"v{s}").model for s in (0, 1))
     assert not torch.equal(next(first.parameters()), next(second.parameters()))  # seeds really differ
+    if grouped:  # the groups took effect: each table clipped alone ends elsewhere
+        train(runs[0].replace("model", time_in_tables=False), tmp_path / "apart", progress=False)
+        apart = dict(load_run(tmp_path / "apart").model.named_parameters())
+        assert not torch.allclose(apart["memory.temporal.0"], dict(first.named_parameters())["memory.temporal.0"])
 
 
 def test_a_seed_folder_resumes_like_any_run(tmp_path):

@@ -14,7 +14,7 @@ becomes the controller state u; each of K hops reads memory and adds what it rea
     l_kj = (1 - j/J) - (k/d)(1 - 2j/J)        position encoding (PE); j, k count from 1, J words, d dims
 
 The authors' released code (facebookarchive/MemNN, MemN2N-babi-matlab) differs from the text in
-three places that options here follow, each off by default:
+places that options here follow, each off by default:
 - `encoding="centred"`: its PE, l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), with J fixed for
   every sentence and question (the sentence width plus one for the time word, which is written as
   a sentence's last word, so T_A's row is weighted by l_kJ too). Its weights are centred on 1, not
@@ -22,7 +22,9 @@ three places that options here follow, each off by default:
 - `empty_slots="zero"`: all `memory_size` slots enter the softmax; an empty one holds zero vectors
   and scores 0, so p_i = exp(s_i) / (sum_j exp(s_j) + empty slots) and a hop can read (almost)
   nothing. With "mask" (the default) the softmax runs over the story's sentences only.
-- each weight matrix's gradient clipped alone (train.clip_each).
+- each weight matrix's gradient clipped alone (train.clip_each); the released code keeps the time
+  words in the word lookup table, so `time_in_tables=True` clips each temporal table together
+  with its word table, as one matrix (`clip_groups`).
 
 Tying (sec. 2.2): adjacent shares A^{k+1} = C^k, B = A^1, W^T = C^K, so K + 1 embedding tables
 serve K hops; layer-wise shares A^k = A and C^k = C across hops and adds the mapping H.
@@ -79,6 +81,7 @@ class MemN2NConfig:
     tying: str = "adjacent"  # weight tying across hops: "adjacent" or "layerwise"
     init_std: float = 0.1  # std of the normal initialisation of every embedding
     empty_slots: str = "mask"  # "mask": the softmax over the story's sentences; "zero": over every slot (see above)
+    time_in_tables: bool = False  # train.clip_each clips each temporal table with its word table, as one (see above)
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "hops"):
@@ -317,6 +320,13 @@ class MemN2N(FastPath, Traced, nn.Module):
         if cfg.noise_scheme == "story":
             return torch.rand(b, 1 + m + math.ceil(cfg.random_noise * m), device=device)
         return torch.rand(b, m, device=device)  # (b, m)
+
+    def clip_groups(self) -> list[tuple[str, ...]]:
+        """Parameter names train.clip_each clips as one matrix: with `time_in_tables`, each word
+        table and its temporal table (rows of one lookup table in the released code)."""
+        if not (self.config.time_in_tables and self.temporal is not None):
+            return []
+        return [(f"embeddings.{k}.weight", f"temporal.{k}") for k in range(len(self.temporal))]
 
     def sentence_length(self, story: Tensor) -> int:
         """J of the centred encoding: the story's sentence width, plus the time word's slot with temporal encoding."""

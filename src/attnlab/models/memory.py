@@ -81,6 +81,11 @@ class _MemoryFamily(TaskModel):
             return self.memory(story, question, story_mask)[:, None, :]  # (b, 1, v)
         return self.memory(story, question, story_mask, noise)[:, None, :]  # (b, 1, v)
 
+    def clip_groups(self) -> list[tuple[str, ...]]:
+        """The network's parameters that train.clip_each clips as one matrix (attnlab.train.clipping.clip_groups)."""
+        groups = getattr(self.memory, "clip_groups", None)
+        return [] if groups is None else [tuple(f"memory.{name}" for name in group) for group in groups()]
+
     def draw_noise(self, inputs: Tensor) -> Tensor | None:
         """The random draws a training forward on inputs makes, drawn now; None if it makes none.
 

@@ -28,7 +28,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint, distributed
+from attnlab.train.clipping import clip_gradients_, clip_groups
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
 from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_state
 
@@ -116,7 +117,7 @@ def optimizer_step(
 ) -> Tensor:
     """One training step on batch: forward (net: the model, or its DDP wrapper), the task's loss plus
     the family's aux loss, backward, gradient-norm clipping of model's parameters (all together, or
-    with clip_each each alone: `clip_each_`), the optimizer's step; the loss.
+    with clip_each each alone: attnlab.train.clipping), the optimizer's step; the loss.
 
     Raises:
         NonFiniteStep: the loss or the gradients' norm is nan or infinite (the weights are untouched).
@@ -132,66 +133,12 @@ def optimizer_step(
         opt.zero_grad(set_to_none=True)
         what = f"the loss ({loss.item()})" if not torch.isfinite(loss) else f"the gradients (norm {norm.item()})"
         raise NonFiniteStep(what)
-    clip_gradients_(params, clip_norm, clip_each, norm=norm)
+    clip_gradients_(params, clip_norm, clip_each, norm=norm, groups=clip_groups(model) if clip_each else ())
     opt.step()
     return loss
 
 
 @torch.no_grad()
-def clip_gradients_(
-    params: Sequence[Tensor], max_norm: float, each: bool = False, stacked: bool = False, norm: Tensor | None = None
-) -> None:
-    """A run's gradient clipping (train.clip_norm, train.clip_each), in place; max_norm <= 0: none.
-
-    All the gradients together down to total norm max_norm (norm: their total norm, if computed
-    already), or with each every gradient alone (`clip_each_`). stacked: the parameters hold K
-    seeds along their first dimension (attnlab.train.vectorised); each seed is clipped alone.
-    """
-    if max_norm <= 0:
-        return
-    if each:
-        clip_each_(params, max_norm, stacked)
-    elif stacked:
-        clip_per_seed(params, max_norm)
-    else:
-        grads = [p.grad for p in params if p.grad is not None]
-        nn.utils.clip_grads_with_norm_(params, max_norm, nn.utils.get_total_norm(grads) if norm is None else norm)
-
-
-@torch.no_grad()
-def clip_per_seed(stacked: Sequence[Tensor], max_norm: float) -> None:
-    """clip_grad_norm_ for each seed alone: every seed's gradients scaled by its own total norm."""
-    grads = [p.grad for p in stacked if p.grad is not None]
-    if not grads:
-        return
-    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (k,)
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (k,)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-
-
-@torch.no_grad()
-def clip_each_(params: Sequence[Tensor], max_norm: float, stacked: bool = False) -> None:
-    """Scale each parameter's gradient alone down to norm max_norm: a matrix's norm is its largest
-    singular value (a tensor of more dimensions is read as a matrix of its first dimension's rows),
-    a vector's its L2 norm. MemN2N's released code clipped each weight matrix this way.
-
-    stacked: the parameters hold K seeds along their first dimension (attnlab.train.vectorised);
-    each seed's slice is clipped alone.
-    """
-    lead = 1 if stacked else 0
-    for p in params:
-        g = p.grad
-        if g is None:
-            continue
-        if g.dim() - lead >= 2:
-            norm = torch.linalg.matrix_norm(g.reshape(*g.shape[: lead + 1], -1), ord=2)  # (k,) or ()
-        else:
-            norm = torch.linalg.vector_norm(g.reshape(*g.shape[:lead], -1), dim=-1)  # (k,) or ()
-        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        g.mul_(scale.reshape(*scale.shape, *([1] * (g.dim() - lead))))
-
-
 def reached(value: float, target: float | None, maximize: bool) -> bool:
     if target is None:
         return False

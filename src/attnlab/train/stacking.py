@@ -3,7 +3,7 @@
 The stacked optimizer acts on every element alone (AdamW, plain SGD), so seed k's slice of its
 state is the state a one-seed run's optimizer would hold: `seed_optimizer_state` cuts it out for
 that seed's checkpoint, and `load_stacked_states` stacks the seeds' checkpoints back into it.
-(Each seed's gradients are clipped alone by `attnlab.train.loop.clip_gradients_(stacked=True)`.)
+(Each seed's gradients are clipped alone by `attnlab.train.clipping.clip_gradients_(stacked=True)`.)
 """
 
 from __future__ import annotations

@@ -45,9 +45,10 @@ from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
+from attnlab.train.clipping import clip_gradients_, clip_groups
 from attnlab.train.distributed import resolve_device
 from attnlab.train.ensure import ensure, plan
-from attnlab.train.loop import clip_gradients_, evaluate, lr_at, make_optimizer, reached, seed_everything
+from attnlab.train.loop import evaluate, lr_at, make_optimizer, reached, seed_everything
 from attnlab.train.run import RunConfig, build_task_and_model
 from attnlab.train.stacking import load_stacked_states, seed_optimizer_state, stacked_optimizer
 from attnlab.train.trainer_state import GlobalRNG, restore_trainer, trainer_state
@@ -165,7 +166,8 @@ class SeedStack:
             losses = losses + aux  # (k,)
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
-        clip_gradients_(list(self.params.values()), self.cfg.clip_norm, self.cfg.clip_each, stacked=True)
+        groups = clip_groups(self.template, self.params) if self.cfg.clip_each else ()
+        clip_gradients_(list(self.params.values()), self.cfg.clip_norm, self.cfg.clip_each, stacked=True, groups=groups)
         self.opt.step()
         return losses.detach()
 
