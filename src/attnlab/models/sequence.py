@@ -42,8 +42,8 @@ alternatives (docs/families.md, "Associative recall"; benchmarks/recall.py):
 What lets both recall is `short_conv` (a ShortConv of width 3 before each attention, as
 in Zoology's attention baseline): each position then holds its neighbours, and the lm reaches
 100% at 8 pairs in 200 steps; encdec's encoder takes it too (99.6% at 4 pairs in 1,400 steps,
-where without it encdec ends 5,000 steps at 31%). It too stays off by default, so that every earlier run's model is
-unchanged; benchmarks/recall.py asks for it.
+where without it encdec ends 5,000 steps at 31%). It too stays off by default, so that every
+earlier run's model is unchanged; benchmarks/recall.py asks for it.
 """
 
 from __future__ import annotations
