@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 
+@torch.no_grad()
 def clip_gradients_(
     params: Sequence[Tensor],
     max_norm: float,

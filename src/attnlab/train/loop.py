@@ -138,7 +138,6 @@ def optimizer_step(
     return loss
 
 
-@torch.no_grad()
 def reached(value: float, target: float | None, maximize: bool) -> bool:
     if target is None:
         return False
