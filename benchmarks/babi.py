@@ -25,7 +25,8 @@ RN; with `--linear-start`, 30 epochs of LS first, ended at that epoch for every 
 centred --empty-slots zero --clip-each` adds the three places where the authors' released code
 differs from the paper's text (attnlab.memory.memn2n); `--noise-scheme story` and
 `--time-in-tables` add two more: the released code's random noise, and its clip of each word
-table together with its time words. The table also names the run selected by its
+table together with its time words; `--nil-gradient` one more: padding as its nil word, whose
+gradient counts in that clip. The table also names the run selected by its
 training error (on its own training questions, without random noise), as the paper kept its best
 of 10 runs, and the one selected by validation error, beside the mean and spread over all runs.
 
@@ -83,6 +84,8 @@ def run_config(args, seed: int) -> dict:
             model["noise_scheme"] = args.noise_scheme
         if args.time_in_tables:
             model["time_in_tables"] = True
+        if args.nil_gradient:
+            model["nil_gradient"] = True
     task = {"name": "babi", "tasks": args.tasks, "setting": args.setting, "memory_size": args.memory_size}
     if args.data_dir:
         task["data_dir"] = args.data_dir
@@ -270,6 +273,8 @@ def main(argv=None) -> int:
                         help="memn2n RN: an empty memory before each sentence (the paper's text) or the released code's")
     parser.add_argument("--time-in-tables", action="store_true",
                         help="memn2n with --clip-each: each temporal table clipped with its word table (released code)")
+    parser.add_argument("--nil-gradient", action="store_true",
+                        help="memn2n: padding's gradient reaches the nil row and counts in clipping (released code)")
     parser.add_argument("--empty-slots", choices=["mask", "zero"], default="mask",
                         help="memn2n: the softmax over the story's sentences, or over every slot (released code)")
     parser.add_argument("--clip-each", action="store_true",

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -5,50 +7,9 @@ import torch.nn.functional as F
 from attnlab.core import capture
 from attnlab.data.babi import Vocabulary, to_tensors
 from attnlab.data.babi_generator import generate_babi
-from attnlab.memory.memn2n import (
-    MemN2N,
-    MemN2NConfig,
-    encode_sentences,
-    position_weights,
-    sentence_ages,
-    story_noise_ages,
-)
+from attnlab.memory.encoding import encode_sentences
+from attnlab.memory.memn2n import MemN2N, MemN2NConfig, sentence_ages, story_noise_ages
 from batches import fit
-
-
-def test_position_weights_match_the_formula_by_loops():
-    tokens = torch.tensor([[4, 2, 7, 0, 0], [3, 0, 0, 0, 0], [5, 1, 1, 2, 9]])
-    d = 6
-    got = position_weights(tokens, d)
-    assert got.shape == (3, 5, d)
-    for row in range(3):
-        words = [w for w in tokens[row].tolist() if w != 0]
-        big_j = len(words)
-        for j in range(1, 6):
-            for k in range(1, d + 1):
-                want = (1 - j / big_j) - (k / d) * (1 - 2 * j / big_j) if j <= big_j else 0.0
-                assert got[row, j - 1, k - 1].item() == pytest.approx(want, abs=1e-6)
-
-
-def test_position_encoded_sentences_are_the_formula_weighted_sums_of_their_words():
-    torch.manual_seed(0)
-    d = 5
-    embedding = torch.nn.Embedding(9, d, padding_idx=0)
-    tokens = torch.tensor([[[4, 2, 7, 0], [0, 3, 0, 8]], [[1, 0, 0, 0], [0, 0, 0, 0]]])  # (2, 2, 4), padding anywhere
-    got = encode_sentences(embedding, tokens, "position")
-    assert got.shape == (2, 2, d)
-    for b in range(2):
-        for i in range(2):
-            words = [w for w in tokens[b, i].tolist() if w != 0]
-            big_j = len(words)
-            want = torch.zeros(d)
-            for j, w in enumerate(words, start=1):
-                for k in range(1, d + 1):
-                    want[k - 1] += ((1 - j / big_j) - (k / d) * (1 - 2 * j / big_j)) * embedding.weight[w, k - 1].item()
-            torch.testing.assert_close(got[b, i], want, atol=1e-5, rtol=1e-5)
-    weighted = (embedding(tokens) * position_weights(tokens, d)).sum(-2)  # (2, 2, d)
-    torch.testing.assert_close(got, weighted, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(encode_sentences(embedding, tokens, "bow"), embedding(tokens).sum(-2))
 
 
 def test_linear_start_phase_is_part_of_the_state():
@@ -289,22 +250,6 @@ def test_fast_path_gives_the_eager_answers_and_gradients(tying, encoding, tempor
         torch.testing.assert_close(got, want)
 
 
-def test_centred_encoding_is_the_released_codes_formula_by_loops():
-    torch.manual_seed(0)
-    d, fixed = 5, 6
-    embedding = torch.nn.Embedding(9, d, padding_idx=0)
-    tokens = torch.tensor([[4, 2, 7, 0, 0], [0, 3, 0, 8, 1]])  # (2, 5): J is fixed, not the words counted
-    got = encode_sentences(embedding, tokens, "centred", length=fixed)
-    for b in range(2):
-        words = [w for w in tokens[b].tolist() if w != 0]
-        want = torch.zeros(d)
-        for j, w in enumerate(words, start=1):
-            for k in range(1, d + 1):
-                weight = 1 + 4 * (k - (d + 1) / 2) * (j - (fixed + 1) / 2) / (d * fixed)
-                want[k - 1] += weight * embedding.weight[w, k - 1].item()
-        torch.testing.assert_close(got[b], want, atol=1e-5, rtol=1e-5)
-
-
 def test_centred_encoding_weights_the_time_row_as_the_sentences_last_word():
     torch.manual_seed(0)
     model = MemN2N(MemN2NConfig(embed_dim=4, hops=1, memory_size=3, encoding="centred"), 9)
@@ -357,3 +302,69 @@ def test_time_in_tables_names_each_word_table_with_its_temporal_table(tying):
     assert MemN2N(MemN2NConfig(embed_dim=8, hops=3, memory_size=10, tying=tying), 12).clip_groups() == []
     assert MemN2N(MemN2NConfig(embed_dim=8, memory_size=10, temporal=False, time_in_tables=True), 12).clip_groups() == []
 
+
+
+def released_code_forward(model, story, question):
+    """The released code's forward, padding read as the nil word (row 0) at every position: logits.
+
+    Adjacent tying, centred PE with J = s + 1, temporal encoding (the time word last), every slot
+    in the softmax, an empty slot all nil words, eval mode (no noise). By loops over positions.
+    """
+    d, hops = model.config.embed_dim, model.config.hops
+    b, m, s = story.shape
+    J = s + 1
+    k = torch.arange(1, d + 1, dtype=torch.float32)
+    weight = [1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J) for j in range(1, J + 1)]  # J x (d,)
+    tables = [e.weight for e in model.embeddings]
+    present = story.ne(0).any(-1)  # (b, m)
+    ages = sentence_ages(present, model.memory_size)  # (b, m)
+
+    def sentences(table, times):
+        out = sum(weight[j] * table[story[..., j]] for j in range(s))  # (b, m, d): padding reads row 0
+        time_word = torch.where(present[..., None], times[ages], table[0])  # an empty slot's time word is nil
+        return out + weight[J - 1] * time_word
+
+    u = sum(weight[j] * tables[0][question[:, j]] for j in range(question.shape[1]))  # (b, d)
+    for hop in range(hops):
+        keys = sentences(tables[hop], model.temporal[hop] * 1.0)
+        values = sentences(tables[hop + 1], model.temporal[hop + 1] * 1.0)
+        p = torch.softmax(torch.einsum("bd,bmd->bm", u, keys), -1)  # (b, m)
+        u = u + torch.einsum("bm,bmd->bd", p, values)
+    return u @ tables[-1].t()
+
+
+def test_nil_gradient_gives_row_0_the_released_codes_gradient_and_changes_no_answer():
+    torch.manual_seed(0)
+    slots, v = 6, 11
+    config = MemN2NConfig(embed_dim=6, hops=3, memory_size=slots, encoding="centred", empty_slots="zero")
+    story = torch.randint(1, v, (3, slots, 4))  # (b, m, s), words first in each sentence
+    story[0, :4] = 0  # 2 sentences and 4 empty slots
+    story[1, :, 2:] = 0  # padding inside every sentence
+    story[2, :1] = 0
+    question = torch.tensor([[3, 5, 0], [7, 0, 0], [2, 4, 9]])
+    target = torch.tensor([1, 5, 8])
+    runs = {}
+    for nil in (False, True):
+        model = MemN2N(dataclasses.replace(config, nil_gradient=nil), v).eval()
+        if runs:
+            model.load_state_dict(runs[False][0].state_dict())
+        F.cross_entropy(model(story, question), target).backward()
+        runs[nil] = (model, model(story, question).detach())
+    reference = MemN2N(config, v).eval()
+    reference.load_state_dict(runs[False][0].state_dict())
+    logits = released_code_forward(reference, story, question)
+    F.cross_entropy(logits, target).backward()
+    (plain, plain_logits), (nil, nil_logits) = runs[False], runs[True]
+    torch.testing.assert_close(nil_logits, plain_logits)  # the nil rows change no answer
+    torch.testing.assert_close(logits, nil_logits, atol=1e-5, rtol=1e-5)
+    for mine, theirs, without in zip(nil.parameters(), reference.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-5, rtol=1e-4)  # row 0 too
+        torch.testing.assert_close(mine.grad[1:], without.grad[1:], atol=1e-6, rtol=1e-5)
+    assert all(e.weight.grad[0].norm() > 1e-3 for e in nil.embeddings)
+    assert all(e.weight.grad[0].norm() < 1e-6 for e in plain.embeddings[:-1])  # without: only W's answers reach it
+
+
+def test_nil_gradient_needs_an_encoding_that_weighs_padding():
+    with pytest.raises(ValueError, match="nil_gradient"):
+        MemN2NConfig(nil_gradient=True)
+    MemN2NConfig(nil_gradient=True, encoding="bow")

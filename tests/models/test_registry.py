@@ -106,7 +106,7 @@ DEFAULTS = {
     "memn2n": {"embed_dim": 20, "hops": 3, "memory_size": 0, "encoding": "position", "temporal": True,
                "random_noise": 0.0, "linear_start": False, "linear_start_patience": 1, "linear_start_steps": 0,
                "tying": "adjacent", "init_std": 0.1, "empty_slots": "mask", "noise_scheme": "sentence",
-               "time_in_tables": False},
+               "time_in_tables": False, "nil_gradient": False},
     "kvmemnn": {"embed_dim": 20, "hops": 2, "memory_size": 0, "encoding": "position", "values": "sentence",
                 "init_std": 0.1},
     "ram": {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 6, "glimpse_hidden": 128, "glimpse_dim": 256,

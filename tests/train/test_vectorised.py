@@ -32,9 +32,10 @@ def same_records(a, b):
                 assert x[key] == y[key], key
 
 
-@pytest.mark.parametrize("scheme, grouped", [("sentence", False), ("story", True)])
-def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme, grouped):
-    runs = configs(MEMN2N, random_noise=0.2, noise_scheme=scheme, time_in_tables=grouped)  # RN: each seed's RNG
+@pytest.mark.parametrize("scheme, grouped, nil", [("sentence", False, False), ("story", True, False), ("story", True, True)])
+def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme, grouped, nil):
+    released = {"encoding": "centred", "empty_slots": "zero", "nil_gradient": True} if nil else {}
+    runs = configs(MEMN2N, random_noise=0.2, noise_scheme=scheme, time_in_tables=grouped, **released)  # RN: each seed's RNG
     if grouped:  # each word table clipped with its temporal table (train.clip_each), per seed
         runs = [c.replace("train", clip_each=True, clip_norm=0.05) for c in runs]
     together = train_seeds(runs, [tmp_path / f"v{s}" for s in range(3)], progress=False)
@@ -51,6 +52,10 @@ def test_each_seed_is_the_run_the_loop_makes_alone(tmp_path, scheme, grouped):
         train(runs[0].replace("model", time_in_tables=False), tmp_path / "apart", progress=False)
         apart = dict(load_run(tmp_path / "apart").model.named_parameters())
         assert not torch.allclose(apart["memory.temporal.0"], dict(first.named_parameters())["memory.temporal.0"])
+    if nil:  # the nil rows' gradient took effect in the clip
+        train(runs[0].replace("model", nil_gradient=False), tmp_path / "no-nil", progress=False)
+        plain = dict(load_run(tmp_path / "no-nil").model.named_parameters())
+        assert not torch.allclose(plain["memory.embeddings.1.weight"][1:], dict(first.named_parameters())["memory.embeddings.1.weight"][1:])
 
 
 def test_a_seed_folder_resumes_like_any_run(tmp_path):

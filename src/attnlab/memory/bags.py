@@ -2,7 +2,7 @@
 
 MemN2N and KV-MemNN encode a sentence as a weighted sum of its words' embedding rows. Bag of
 words weighs every word 1; position encoding weighs column k of word j by l_kj = a_j + (k/d) b_j
-(`memn2n.word_weights`), which is two parts, each a scalar weight per word over its own table:
+(`encoding.word_weights`), which is two parts, each a scalar weight per word over its own table:
 a_j over E and b_j over E with its columns scaled by k/d. So, with p parts,
 
     out[n] = sum_p sum_j weights[n, p, j] * E_p[tokens[n, j]]        n sentences, j words

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.core import Traced, attend
-from attnlab.memory.memn2n import ENCODINGS, encode_sentences, memory_slots, sentence_ages
+from attnlab.memory.encoding import ENCODINGS, encode_sentences
+from attnlab.memory.memn2n import memory_slots, sentence_ages
 
 VALUE_KINDS = ("sentence", "last_word")
 

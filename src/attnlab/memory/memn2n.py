@@ -25,6 +25,12 @@ places that options here follow, each off by default:
 - each weight matrix's gradient clipped alone (train.clip_each); the released code keeps the time
   words in the word lookup table, so `time_in_tables=True` clips each temporal table together
   with its word table, as one matrix (`clip_groups`).
+- `nil_gradient=True`: padding is the released code's "nil" word, whose row is zero (reset after
+  every update) but takes a gradient: from the padding of every sentence and question, weighted
+  as a word there would be (`encoding.padding_sums`), and from the empty slots. Its gradient does
+  not change the answers, but it counts in the norm a gradient is clipped by, and it is much the
+  largest part of it, so each clipped step of the real rows is smaller. Here the row's value
+  stays out of the forward pass (a zero that passes the gradient to row 0 of each table).
 
 Tying (sec. 2.2): adjacent shares A^{k+1} = C^k, B = A^1, W^T = C^K, so K + 1 embedding tables
 serve K hops; layer-wise shares A^k = A and C^k = C across hops and adds the mapping H.
@@ -53,8 +59,16 @@ from torch import Tensor, nn
 from attnlab.core import Traced, attend
 from attnlab.core.fast import FastPath
 from attnlab.memory.bags import weighted_bags
+from attnlab.memory.encoding import (
+    ENCODINGS,
+    centred_weight,
+    combine_parts,
+    encode_sentences,
+    padding_sums,
+    part_tables,
+    word_weights,
+)
 
-ENCODINGS = ("bow", "position", "centred")
 EMPTY_SLOTS = ("mask", "zero")
 NOISE_SCHEMES = ("sentence", "story")
 TYINGS = ("adjacent", "layerwise")
@@ -82,6 +96,7 @@ class MemN2NConfig:
     init_std: float = 0.1  # std of the normal initialisation of every embedding
     empty_slots: str = "mask"  # "mask": the softmax over the story's sentences; "zero": over every slot (see above)
     time_in_tables: bool = False  # train.clip_each clips each temporal table with its word table, as one (see above)
+    nil_gradient: bool = False  # padding's gradient reaches row 0 of each table and counts in clipping (see above)
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "hops"):
@@ -102,112 +117,8 @@ class MemN2NConfig:
             raise ValueError(f"random_noise must be in [0, 1), got {self.random_noise}")
         if self.init_std <= 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std}")
-
-
-def position_weights(tokens: Tensor, embed_dim: int) -> Tensor:
-    """The PE weights l_kj of every word of every sentence; zero at padding.
-
-    Words are counted from 1 among the sentence's non-padding tokens, and J is the sentence's own
-    number of words, so padding anywhere in the sentence changes nothing.
-
-    Args:
-        tokens: (..., s) word ids, 0 = padding.
-        embed_dim: d.
-    Returns:
-        (..., s, d) float weights.
-    """
-    present = (tokens != 0).float()  # (..., s)
-    j = present.cumsum(-1).unsqueeze(-1)  # (..., s, 1)
-    big_j = present.sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1)  # (..., 1, 1)
-    k = torch.arange(1, embed_dim + 1, dtype=torch.float32, device=tokens.device) / embed_dim  # (d,)
-    weights = (1 - j / big_j) - k * (1 - 2 * j / big_j)  # (..., s, d)
-    return weights * present.unsqueeze(-1)
-
-
-def word_weights(tokens: Tensor, encoding: str, length: int = 0, embed_dim: int = 0) -> Tensor:
-    """Each word's weight in its sentence's sum, split in parts: (..., s) ids -> (..., w, s).
-
-    "bow": w = 1, every word 1. "position": w = 2, l_kj = a_j + (k/d) b_j with a_j = 1 - j/J and
-    b_j = 2j/J - 1 (J the sentence's words, j counted among them), so the sentence vector is
-    sum_j a_j A x_ij + (k/d) o sum_j b_j A x_ij (`combine_parts`). "centred": w = 2, the released
-    code's l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J) in the same form, a_j = 1 - 2 (d+1) c_j / (d J)
-    and b_j = 4 c_j / J with c_j = j - (J+1)/2, J = `length` (0: s) for every sentence, d = `embed_dim`.
-    Padding weighs 0.
-    """
-    present = (tokens != 0).float()  # (..., s)
-    if encoding == "bow":
-        return present[..., None, :]  # (..., 1, s)
-    j = present.cumsum(-1)  # (..., s)
-    if encoding == "centred":
-        fixed, d = length or tokens.shape[-1], embed_dim
-        if d < 1:
-            raise ValueError(f"word_weights: the centred encoding needs embed_dim >= 1, got {d}")
-        a, b = _centred_parts(j, fixed, d)  # (..., s) each
-        return torch.stack([a * present, b * present], -2)  # (..., 2, s)
-    big_j = present.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
-    return torch.stack([(1 - j / big_j) * present, (2 * j / big_j - 1) * present], -2)  # (..., 2, s)
-
-
-def _centred_parts(j: Tensor, length: int, embed_dim: int) -> tuple[Tensor, Tensor]:
-    """a_j and b_j of the centred encoding, l_kj = a_j + (k/d) b_j, at word numbers j: (...,) each."""
-    c = j - (length + 1) / 2  # (...,)
-    return 1 - 2 * (embed_dim + 1) * c / (embed_dim * length), 4 * c / length
-
-
-def centred_weight(position: int, length: int, embed_dim: int) -> Tensor:
-    """The centred encoding's l_kj over k for word j = position of a J = length sentence: (d,)."""
-    a, b = _centred_parts(torch.tensor(float(position)), length, embed_dim)  # () each
-    k = torch.arange(1, embed_dim + 1, dtype=torch.float32)  # (d,)
-    return a + (k / embed_dim) * b
-
-
-def encode_sentences(embedding: nn.Module, tokens: Tensor, encoding: str, length: int = 0) -> Tensor:
-    """Sum of word embeddings, weighted by PE when encoding is "position" or "centred".
-
-    Args:
-        embedding: an nn.Embedding, word ids -> (d,) vectors; its padding row must be zero (padding_idx=0).
-        tokens: (..., s) word ids.
-        encoding: "bow", "position" or "centred".
-        length: J of "centred" (0: s).
-    Returns:
-        (..., d) sentence vectors.
-    """
-    weight = typing.cast(Tensor, embedding.weight)  # (V, d)
-    weights = word_weights(tokens, encoding, length, weight.shape[1])  # (..., w, s)
-    parts = weights.to(weight.dtype) @ embedding(tokens)  # (..., w, d)
-    return combine_parts(parts, weight.shape[1])
-
-
-def combine_parts(vectors: Tensor, embed_dim: int) -> Tensor:
-    """The sentence vectors from their parts: (..., w, n*d) -> (..., n*d) for n tables side by side.
-
-    w = 1 (bag of words): the part itself; w = 2 (PE): first + (k/d) o second, k = 1..d in every table.
-    A weighted sum, not indexing, so the backward writes no (..., w, n*d) zeros.
-    """
-    if vectors.shape[-2] == 1:
-        return vectors.sum(-2)  # (..., n*d)
-    d, n = embed_dim, vectors.shape[-1] // embed_dim
-    k = torch.arange(1, d + 1, dtype=vectors.dtype, device=vectors.device) / d  # (d,)
-    coefficients = torch.stack([torch.ones_like(k), k]).repeat(1, n)  # (2, n*d)
-    return (vectors * coefficients).sum(-2)  # (..., n*d)
-
-
-def part_tables(rows: Tensor, parts: int, temporal: list[Tensor] | None = None) -> Tensor:
-    """The table of each part of `combine_parts`' sum, for `memory.bags.weighted_bags`: (R, d) -> (w, R [+ T], d).
-
-    w = 1: the rows themselves; w = 2 (PE): the rows, and the rows with column k scaled by k/d. The
-    temporal rows, when given, follow in the first part, and zeros in the second (they weigh 0 there).
-    """
-    d = rows.shape[-1]
-    if parts == 2:
-        k = torch.arange(1, d + 1, dtype=rows.dtype, device=rows.device) / d  # (d,)
-        scaled = [rows, rows * k]  # (R, d) each
-    else:
-        scaled = [rows]
-    if temporal is not None:
-        ages = torch.cat(temporal)  # (T, d)
-        scaled = [torch.cat([part, ages if p == 0 else torch.zeros_like(ages)]) for p, part in enumerate(scaled)]
-    return torch.stack(scaled)  # (w, R [+ T], d)
+        if self.nil_gradient and self.encoding == "position":
+            raise ValueError("nil_gradient needs encoding 'centred' or 'bow' (PE gives padding no weight)")
 
 
 def sentence_ages(story_mask: Tensor, memory_size: int, empty: Tensor | None = None) -> Tensor:
@@ -408,22 +319,44 @@ class MemN2N(FastPath, Traced, nn.Module):
             ages = story_noise_ages(mask, self.memory_size, noise, cfg.random_noise)  # (b, m)
         else:
             ages = sentence_ages(mask, self.memory_size, noise < cfg.random_noise)  # (b, m)
-        b_table = 0 if cfg.tying == "adjacent" else 2
-        u = encode_sentences(self.embeddings[b_table], question, cfg.encoding, self.sentence_length(story))  # (b, d)
+        b_table, length = (0 if cfg.tying == "adjacent" else 2), self.sentence_length(story)
+        u = encode_sentences(self.embeddings[b_table], question, cfg.encoding, length)  # (b, d)
         memories = self._memories(story, ages)  # (b, m, d) per table
+        nil, empty = self._nil_rows(), None
+        if nil:  # each sentence's and the question's padding weighs nil rows of zero (module docstring)
+            u = u + padding_sums(question == 0, cfg.encoding, length, cfg.embed_dim) * nil[b_table]
+            pad = padding_sums(story == 0, cfg.encoding, length, cfg.embed_dim)  # (b, m, d)
+            memories = [vectors + pad * row for vectors, row in zip(memories, nil)]
+            empty = padding_sums(torch.ones(length, dtype=torch.bool), cfg.encoding, length, cfg.embed_dim)  # (d,)
         keys, values = memories[0], memories[1]  # layer-wise: A and C; adjacent: A^1 = E_0 and C^1 = E_1
+        slots = (0, 1)  # the tables of the keys and the values
         for hop in range(cfg.hops):
             if cfg.tying == "adjacent":
-                keys, values = memories[hop], memories[hop + 1]  # A^{k+1} = C^k
-            o = self._read(u, keys, values, mask, hop)  # (b, d)
+                keys, values, slots = memories[hop], memories[hop + 1], (hop, hop + 1)  # A^{k+1} = C^k
+            null = None if empty is None else (empty * nil[slots[0]], empty * nil[slots[1]])
+            o = self._read(u, keys, values, mask, hop, null)  # (b, d)
             u = (u if self.mapping is None else self.mapping(u)) + o
         if self.out is not None:
             return self.out(u)  # (b, vocab_size)
-        last = typing.cast(nn.Embedding, self.embeddings[-1])
-        return u @ last.weight.t()  # (b, vocab_size), W^T = C^K
+        weight = typing.cast(nn.Embedding, self.embeddings[-1]).weight  # (V, d)
+        if nil:  # the nil word's answer scores 0, as its row is zero
+            weight = torch.cat([nil[-1][None], weight[1:]])
+        return u @ weight.t()  # (b, vocab_size), W^T = C^K
 
-    def _read(self, u: Tensor, keys: Tensor, values: Tensor, mask: Tensor, hop: int) -> Tensor:
-        """One hop's read: o = sum_i p_i c_i. u (b, d), keys/values (b, m, d), mask (b, m) -> (b, d)."""
+    def _nil_rows(self) -> list[Tensor]:
+        """With nil_gradient, each table's row 0 as a zero that passes its gradient back: (d,) each; else []."""
+        if not self.config.nil_gradient:
+            return []
+        rows = [typing.cast(nn.Embedding, e).weight[0] for e in self.embeddings]  # (d,) each
+        return [row - row.detach() for row in rows]
+
+    def _read(
+        self, u: Tensor, keys: Tensor, values: Tensor, mask: Tensor, hop: int, null: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """One hop's read: o = sum_i p_i c_i. u (b, d), keys/values (b, m, d), mask (b, m) -> (b, d).
+
+        null: an empty slot's key and value, (d,) each, with empty_slots "zero" (zero vectors by default).
+        """
         q = u[:, None, None, :]  # (b, 1, 1, d)
         k, v = keys[:, None], values[:, None]  # (b, 1, m, d)
         p: Tensor | None
@@ -433,8 +366,9 @@ class MemN2N(FastPath, Traced, nn.Module):
         elif self.config.empty_slots == "zero":
             # the empty slots, each a zero key and value scoring 0, as one null slot scoring log(their count)
             empty = (self.memory_size - mask.sum(-1)).clamp(min=0)  # (b,)
-            null = torch.zeros_like(k[:, :, :1])  # (b, 1, 1, d)
-            k, v = torch.cat([k, null], -2), torch.cat([v, null], -2)  # (b, 1, m + 1, d)
+            zero = torch.zeros_like(k[:, :, :1])  # (b, 1, 1, d)
+            null_k, null_v = (zero, zero) if null is None else (zero + null[0], zero + null[1])
+            k, v = torch.cat([k, null_k], -2), torch.cat([v, null_v], -2)  # (b, 1, m + 1, d)
             full = torch.cat([mask, (empty > 0)[:, None]], -1)[:, None, None, :]  # (b, 1, 1, m + 1)
             bias = torch.cat([torch.zeros_like(mask, dtype=q.dtype), empty.clamp(min=1).log()[:, None]], -1)
             out, p = attend(q, k, v, score="dot", mask=full, bias=bias[:, None, None, :], need_weights=self.tracing)
