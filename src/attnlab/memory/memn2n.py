@@ -322,18 +322,19 @@ class MemN2N(FastPath, Traced, nn.Module):
         b_table, length = (0 if cfg.tying == "adjacent" else 2), self.sentence_length(story)
         u = encode_sentences(self.embeddings[b_table], question, cfg.encoding, length)  # (b, d)
         memories = self._memories(story, ages)  # (b, m, d) per table
-        nil, empty = self._nil_rows(), None
+        nil, empty_slot = self._nil_rows(), None
         if nil:  # each sentence's and the question's padding weighs nil rows of zero (module docstring)
             u = u + padding_sums(question == 0, cfg.encoding, length, cfg.embed_dim) * nil[b_table]
             pad = padding_sums(story == 0, cfg.encoding, length, cfg.embed_dim)  # (b, m, d)
             memories = [vectors + pad * row for vectors, row in zip(memories, nil)]
-            empty = padding_sums(torch.ones(length, dtype=torch.bool), cfg.encoding, length, cfg.embed_dim)  # (d,)
+            every = torch.ones(length, dtype=torch.bool, device=story.device)  # an empty slot: nil words only
+            empty_slot = padding_sums(every, cfg.encoding, length, cfg.embed_dim)  # (d,)
         keys, values = memories[0], memories[1]  # layer-wise: A and C; adjacent: A^1 = E_0 and C^1 = E_1
         slots = (0, 1)  # the tables of the keys and the values
         for hop in range(cfg.hops):
             if cfg.tying == "adjacent":
                 keys, values, slots = memories[hop], memories[hop + 1], (hop, hop + 1)  # A^{k+1} = C^k
-            null = None if empty is None else (empty * nil[slots[0]], empty * nil[slots[1]])
+            null = None if empty_slot is None else (empty_slot * nil[slots[0]], empty_slot * nil[slots[1]])
             o = self._read(u, keys, values, mask, hop, null)  # (b, d)
             u = (u if self.mapping is None else self.mapping(u)) + o
         if self.out is not None:
