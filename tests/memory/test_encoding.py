@@ -50,7 +50,7 @@ def test_centred_encoding_is_the_released_codes_formula_by_loops():
         want = torch.zeros(d)
         for j, w in enumerate(words, start=1):
             for k in range(1, d + 1):
-                weight = 1 + 4 * (k - (d + 1) / 2) * (j - (fixed + 1) / 2) / (d * fixed)
+                weight = centred(j, k, fixed, d)
                 want[k - 1] += weight * embedding.weight[w, k - 1].item()
         torch.testing.assert_close(got[b], want, atol=1e-5, rtol=1e-5)
 
