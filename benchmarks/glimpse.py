@@ -40,9 +40,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import common
-from attnlab.glimpse import box_centres
+from attnlab.glimpse import box_centres, sampled_errors
 from attnlab.models import build_model
-from attnlab.train import ensure, load_run, resolve
+from attnlab.train import load_run, resolve
+from attnlab.train.vectorised import ensure_seeds
 from common import FIGURES, RESULTS
 
 SETTINGS = {
@@ -62,8 +63,23 @@ SETTINGS = {
 # did (global average pooling lost about 10 points on centred MNIST in a short run), with 16 and
 # 32 channels so that 100x100 canvases train in minutes on a CPU.
 BASELINES = {"image_cnn": {"pooling": "flatten", "channels": [16, 32]}}
-PAPER_SOURCE = "Mnih et al. 2014, arXiv v1 (../shared/REFERENCES.md)"
-BASELINE_KEY = {"ram": "ram", "image_cnn": "cnn", "image_mlp": "fc"}
+# Two digits apart on a 100x100 canvas with 8 pieces of clutter (Ba et al. 2015, sec. 4.1). RAM and the
+# CNN name the pair as one of 55 classes; DRAM names its two digits one after the other (sorted, so the
+# pair is unordered), 3 glimpses each, as the paper's model names objects in sequence. The sum is one
+# answer of 19 classes for all three; DRAM then takes 6 glimpses before it answers.
+PAIRS = {
+    "pair100": {"task": {"target": "pair"}, "dram_answer": "digits",
+                "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
+                "dram": {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 3},
+                "paper": {"ram": 0.09, "dram": 0.05}},
+    "sum100": {"task": {"target": "sum"},
+               "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
+               "dram": {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 6},
+               "paper": {"cnn": 0.032, "dram": 0.025}},
+}
+PAPER_SOURCE = "Mnih et al. 2014, arXiv v1; Ba et al. 2015 (../shared/REFERENCES.md)"
+BASELINE_KEY = {"ram": "ram", "dram": "dram", "image_cnn": "cnn", "image_mlp": "fc"}
+GLIMPSE_MODELS = ("ram", "dram")
 COST_SIZES = (28, 60, 100, 200)
 COST_RAM = {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8}
 # DRAM with its defaults (3 scales of 12x12, 3 glimpses per label) naming two digits: 6 glimpses,
@@ -71,14 +87,20 @@ COST_RAM = {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8}
 COST_DRAM = {"labels": 2}
 
 
-def run_config(args, setting: str, model: str) -> dict:
-    entry = SETTINGS[setting]
-    values = dict(entry["ram"]) if model == "ram" else dict(BASELINES.get(model, {}))
+def run_config(args, setting: str, model: str, seed: int) -> dict:
+    entry = SETTINGS.get(setting) or PAIRS[setting]
+    task = dict(entry["task"])
+    values = dict(entry.get(model, BASELINES.get(model, {})))
+    if model in GLIMPSE_MODELS and args.location_std:
+        values["location_std"] = args.location_std
+    if model == "dram" and "dram_answer" in entry:
+        task["answer"] = entry["dram_answer"]
     return {
-        "task": {"name": "digits", "source": args.source, **entry["task"]},
+        "task": {"name": "digits" if setting in SETTINGS else "digit_pairs", "source": args.source, **task},
         "model": {"name": model, **values},
-        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": 200,
-                  "eval_every": args.eval_every, "eval_size": 10000, "seed": args.seed, "clip_norm": 5.0},
+        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
+                  "weight_decay": args.weight_decay, "min_lr_ratio": args.min_lr_ratio, "eval_every": args.eval_every,
+                  "eval_size": 10000, "seed": seed, "clip_norm": 5.0, "keep_checkpoints": 0},
     }
 
 
@@ -95,30 +117,72 @@ def oracle_error(run, chunk: int = 1000) -> float:
     return 1 - right / len(batch)
 
 
+@torch.no_grad()
+def glimpse_distances(run, chunk: int = 1000) -> list[float]:
+    """Median distance in pixels from each glimpse (the policy's means) to its digit's centre, glimpse by
+    glimpse: whether later glimpses stay on the digit or drift away."""
+    batch = run.task.eval_set(10**9, "test")
+    y, x = batch.inputs.shape[-2:]
+    centres = box_centres(run.task.boxes("test"), y, x)  # (r, 2)
+    run.model.eval()
+    looked = torch.cat([run.model.ram(batch.inputs[i : i + chunk]).locations
+                        for i in range(0, len(batch), chunk)])  # (r, g, 2)
+    scale = torch.tensor([(y - 1) / 2, (x - 1) / 2])  # pixels per unit of location
+    apart = ((looked - centres[:, None]) * scale).norm(dim=-1)  # (r, g)
+    return apart.median(dim=0).values.tolist()
+
+
+def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples: int) -> dict:
+    """One trained seed's figures: test error at the policy's means (the loop's own test), one sampled
+    path and `samples` averaged (glimpse models), at the digit's centre (RAM), and its curve."""
+    metric = run.task.metric  # accuracy (digits) or sequence_accuracy (pairs: the pair or the sum right)
+    test = next(r for r in reversed(run.metrics) if r.get("split") == "test")
+    curve = [{"step": r["step"], "error": 1 - r[metric], "seconds": r["seconds"]}
+             for r in run.metrics if r.get("split") == "val"]
+    row = {"test_error": 1 - test[metric], "steps": test["step"], "train_seconds": test["seconds"],
+           "parameters": test["parameters"], "source": run.task.source_used, "curve": curve, "config": config,
+           "run": str(folder)}
+    if model in GLIMPSE_MODELS:
+        batch = run.task.eval_set(10**9, "test")
+        scored = sampled_errors(run.model, batch.inputs, batch.targets, samples=samples)
+        row.update(single_sample_error=scored.single, averaged_error=scored.averaged, samples=samples)
+    if model == "ram" and setting in SETTINGS:
+        row["oracle_error"] = oracle_error(run)
+        row["distance_px"] = glimpse_distances(run)
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean and best over seeds of each error a row holds."""
+    out = {}
+    for key in ("test_error", "single_sample_error", "averaged_error", "oracle_error"):
+        values = [r[key] for r in rows if key in r]
+        if values:
+            out[key] = {"mean": statistics.fmean(values), "best": min(values), "seeds": len(values)}
+    return out
+
+
 def accuracy(args) -> dict:
     meta = common.machine()
     result = {"command": meta["command"], "date": meta["date"], "machine": meta,
               "paper_source": PAPER_SOURCE, "settings": {}}
     for setting in args.settings.split(","):
-        rows = {}
+        models = {}
         for model in args.models.split(","):
-            folder = args.runs / setting / model
-            config = run_config(args, setting, model)
-            ensure(resolve(config), folder, progress=True)
-            run = load_run(folder)
-            test = next(r for r in reversed(run.metrics) if r.get("split") == "test")
-            curve = [{"step": r["step"], "error": 1 - r["accuracy"], "seconds": r["seconds"]}
-                     for r in run.metrics if r.get("split") == "val"]
-            paper = SETTINGS[setting]["paper"].get(BASELINE_KEY.get(model, ""), None)
-            rows[model] = {"test_error": 1 - test["accuracy"], "paper_error": paper, "steps": test["step"],
-                           "train_seconds": test["seconds"], "parameters": test["parameters"],
-                           "source": run.task.source_used, "curve": curve, "config": config, "run": str(folder)}
-            if model == "ram":
-                rows[model]["oracle_error"] = oracle_error(run)
-            oracle = f", {rows[model]['oracle_error']:.2%} at the digit's centre" if model == "ram" else ""
-            print(f"{setting} {model}: test error {rows[model]['test_error']:.2%}{oracle} (paper {paper}) "
-                  f"in {test['seconds']:.0f} s on {run.task.source_used}", flush=True)
-        result["settings"][setting] = rows
+            configs = [run_config(args, setting, model, seed) for seed in args.seeds]
+            folders = [args.runs / setting / f"{model}-s{seed}" for seed in args.seeds]
+            ensure_seeds([resolve(c) for c in configs], folders, progress=True)
+            rows = [seed_row(load_run(f), f, c, model, setting, args.samples) for c, f in zip(configs, folders)]
+            paper = (SETTINGS.get(setting) or PAIRS[setting])["paper"].get(BASELINE_KEY.get(model, ""), None)
+            models[model] = {"paper_error": paper, "seeds": dict(zip(map(str, args.seeds), rows)),
+                             "summary": summarise(rows)}
+            for seed, r in zip(args.seeds, rows):
+                extra = "".join(f", {name} {r[key]:.2%}" for key, name in
+                                (("single_sample_error", "one sampled path"), ("averaged_error", "averaged"),
+                                 ("oracle_error", "at the digit's centre")) if key in r)
+                print(f"{setting} {model} seed {seed}: test error {r['test_error']:.2%}{extra} (paper {paper}) "
+                      f"in {r['train_seconds']:.0f} s on {r['source']}", flush=True)
+        result["settings"][setting] = models
     return result
 
 
@@ -177,14 +241,17 @@ def cost_table(result: dict) -> str:
 
 
 def accuracy_table(result: dict) -> str:
-    lines = ["| setting | model | test error | at the digit's centre | paper | steps | train s | data |",
-             "|---|---|---|---|---|---|---|---|"]
-    for setting, rows in result["settings"].items():
-        for model, r in rows.items():
-            paper = f"{r['paper_error']:.2%}" if r["paper_error"] is not None else ""
-            oracle = f"{r['oracle_error']:.2%}" if "oracle_error" in r else ""
-            lines.append(f"| {setting} | {model} | {r['test_error']:.2%} | {oracle} | {paper} | {r['steps']} | "
-                         f"{r['train_seconds']:.0f} | {r['source']} |")
+    """Mean (best) over seeds of each error, beside the paper's."""
+    lines = ["| setting | model | seeds | test error, means | one sampled path | averaged | at the digit's centre "
+             "| paper | steps | train s | data |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for setting, models in result["settings"].items():
+        for model, entry in models.items():
+            summary, rows = entry["summary"], list(entry["seeds"].values())
+            cells = [f"{summary[k]['mean']:.2%} ({summary[k]['best']:.2%})" if k in summary else ""
+                     for k in ("test_error", "single_sample_error", "averaged_error", "oracle_error")]
+            paper = f"{entry['paper_error']:.2%}" if entry["paper_error"] is not None else ""
+            lines.append(f"| {setting} | {model} | {len(rows)} | {' | '.join(cells)} | {paper} | {rows[0]['steps']} | "
+                         f"{statistics.fmean(r['train_seconds'] for r in rows):.0f} | {rows[0]['source']} |")
     return "\n".join(lines)
 
 
@@ -202,23 +269,31 @@ def figures(args) -> None:
         print("wrote", FIGURES / "glimpse-cost.png")
     for path in sorted(RESULTS.glob("glimpse-accuracy*.json")):
         for setting, rows in json.loads(path.read_text())["settings"].items():
-            if "ram" not in rows or not Path(rows["ram"]["run"]).is_dir():
+            if "ram" not in rows:
                 continue
-            out, _ = draw_glimpse_run(load_run(rows["ram"]["run"]), FIGURES, examples=8, name=f"glimpse-paths-{setting}")
+            first = next(iter(rows["ram"].get("seeds", {"": rows["ram"]}).values()))  # older files: one run a row
+            if not Path(first["run"]).is_dir():
+                continue
+            out, _ = draw_glimpse_run(load_run(first["run"]), FIGURES, examples=8, name=f"glimpse-paths-{setting}")
             print("wrote", out)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["accuracy", "cost", "figures"])
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join([*SETTINGS, *PAIRS])}")
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--source", default="auto", help="mnist, small or auto (mnist when present)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's decoupled decay on matrices")
+    parser.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="the cosine ends at lr times this")
+    parser.add_argument("--location-std", type=float, default=0.0, help="RAM's location std (0: the family's default)")
+    parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")

@@ -3,6 +3,7 @@
 Retina   rho(x, l): k patches around a location, each twice as wide, resized to g x g
 RAM      glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
 DRAM     two LSTM layers, a context network, one label per few glimpses (Ba et al. 2015)
+scoring  test error at the policy's means, from one sampled path, and averaged over several
 """
 
 from attnlab.glimpse.dram import DRAM, DRAMConfig, DRAMOutput, rewards_to_go, sequential_rewards
@@ -15,6 +16,7 @@ from attnlab.glimpse.ram import (
     policy_gradient_loss,
 )
 from attnlab.glimpse.retina import Retina, box_centres, pixel_centres
+from attnlab.glimpse.scoring import SampledErrors, sampled_errors
 
 __all__ = [
     "DRAM",
@@ -24,11 +26,13 @@ __all__ = [
     "RAMConfig",
     "RAMOutput",
     "Retina",
+    "SampledErrors",
     "box_centres",
     "correct_reward",
     "gaussian_log_prob",
     "pixel_centres",
     "policy_gradient_loss",
     "rewards_to_go",
+    "sampled_errors",
     "sequential_rewards",
 ]
