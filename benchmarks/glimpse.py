@@ -1,27 +1,39 @@
-"""The recurrent attention model against a CNN: test error per setting, and cost against image size.
+"""Glimpse models against a CNN: test error per setting, the pairs of digits, cost against image size.
 
-    ATTNLAB_DATA=../shared/data python benchmarks/glimpse.py accuracy --settings centered28,translated60 --steps 6000
+    ATTNLAB_DATA=../shared/data python benchmarks/glimpse.py accuracy --settings centered28 --steps 51600 \
+        --batch-size 128 --eval-every 4300 --seeds 0 1 2
+    ATTNLAB_DATA=../shared/data python benchmarks/glimpse.py accuracy --settings pair100,sum100 --models dram,ram,image_cnn
     python benchmarks/glimpse.py cost
     python benchmarks/glimpse.py figures
+    python benchmarks/glimpse.py reference --steps 20000 --batch-size 128 --eval-every 2000
 
 `accuracy` trains "ram" (attnlab.glimpse.ram) and the baselines (`--models`, default ram and
 image_cnn) on the "digits" task in the settings of Mnih et al. 2014 (section 4.1, Table 1-2):
 28x28 MNIST with 6 glimpses of 8x8 at 1 scale; 60x60 translated MNIST with 8 glimpses of 12x12 at 3
 scales; 60x60 cluttered with 4 distractors of 8x8 and 8 glimpses at 3 scales; 100x100 cluttered
-with 8 distractors and 8 glimpses at 4 scales. It reports the test error on the 10,000 test digits
-(placed once with a fixed seed) beside the paper's figures (../shared/REFERENCES.md), with the
-training time on this machine. Each RAM row also holds the test error of the same trained model
-glimpsing every time at its digit's centre (`oracle_error`): where that is much lower than its own,
-the policy is what costs accuracy; where it is not, the classifier. Without MNIST in --data-dir/ATTNLAB_DATA it runs on scikit-learn's
-small digits set and says so.
+with 8 distractors and 8 glimpses at 4 scales. The settings pair100 and sum100 are Ba et al. 2015's
+two digits on a cluttered 100x100 canvas ("digit_pairs"): the unordered pair (55 classes; DRAM names
+the two digits in turn) and their sum (19 classes). Each seed (`--seeds`; one run folder each under
+--runs, resumed where it stopped) reports the test error on the 10,000 test canvases (placed once
+with a fixed seed) beside the paper's figures (../shared/REFERENCES.md), with its learning curve and
+training time; for glimpse models three ways (attnlab.glimpse.scoring: at the policy's means, one
+sampled path, --samples paths averaged). Each RAM row on one digit also holds the test error of the
+same trained model glimpsing every time at its digit's centre (`oracle_error`: where that is much
+lower than its own, the policy is what costs accuracy; where it is not, the classifier) and where
+its glimpses went against the digit, glimpse by glimpse (`glimpse_distances`). The recipe is set by
+--lr, --weight-decay, --warmup, --min-lr-ratio, --batch-size and --location-std. Without MNIST in
+--data-dir/ATTNLAB_DATA it runs on scikit-learn's small digits set and says so.
 
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
-forward pass (counted by torch.utils.flop_counter.FlopCounterMode: multiply-adds = FLOPs / 2) and
-the measured forward time per image (batch 64, eval mode, median of --repeats) of RAM (8 glimpses
-of 12x12 at 3 scales), of DRAM naming two digits (6 glimpses, and its context network's 12x12
-average of the whole image) and of the CNN and the soft-attention classifier, as ratios against RAM
-at 28 px measured in the same run (the CNN as configured for `accuracy`). The glimpse models'
-multiply-adds do not depend on the image; the CNN's grow with its area.
+forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
+image (batch 64, eval mode, median of --repeats) of RAM (8 glimpses of 12x12 at 3 scales), of DRAM
+naming two digits (6 glimpses, and its context network's 12x12 average of the whole image) and of
+the CNN and the soft-attention classifier, as ratios against RAM at 28 px measured in the same run
+(the CNN as configured for `accuracy`). The glimpse models' multiply-adds do not depend on the
+image; the CNN's grow with its area.
+
+`reference` trains RAM on the tour's canvases (attnlab.tour.glimpse: small digits, cluttered 60x60,
+its RAM config) with the recipe's flags and ships the run into the package as the tour's reference.
 
 Writes benchmarks/results/glimpse-accuracy[-label].json, benchmarks/results/glimpse-cost.json and
 with `figures` docs/figures/glimpse-cost.png and docs/figures/glimpse-paths-<setting>.png.
@@ -32,17 +44,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import common
 from attnlab.glimpse import box_centres, sampled_errors
 from attnlab.models import build_model
-from attnlab.train import load_run, resolve
+from attnlab.train import ensure, load_run, resolve
+from attnlab.train.checkpoint import ship_run
+from attnlab.train.cost import multiply_adds, seconds_per_example
 from attnlab.train.vectorised import ensure_seeds
 from common import FIGURES, RESULTS
 
@@ -118,18 +130,27 @@ def oracle_error(run, chunk: int = 1000) -> float:
 
 
 @torch.no_grad()
-def glimpse_distances(run, chunk: int = 1000) -> list[float]:
-    """Median distance in pixels from each glimpse (the policy's means) to its digit's centre, glimpse by
-    glimpse: whether later glimpses stay on the digit or drift away."""
+def glimpse_distances(run, chunk: int = 1000) -> dict:
+    """Where the policy's means looked against the digit, glimpse by glimpse (do later glimpses stay on it or
+    drift away?): the median distance in pixels to the digit's centre, the share inside the digit's box, and
+    the test error of the images whose last glimpse is inside the box against those whose last is not."""
     batch = run.task.eval_set(10**9, "test")
     y, x = batch.inputs.shape[-2:]
-    centres = box_centres(run.task.boxes("test"), y, x)  # (r, 2)
+    boxes = run.task.boxes("test").to(torch.float32)  # (r, 4) top, left, height, width
+    centres = box_centres(boxes, y, x)  # (r, 2)
     run.model.eval()
-    looked = torch.cat([run.model.ram(batch.inputs[i : i + chunk]).locations
-                        for i in range(0, len(batch), chunk)])  # (r, g, 2)
+    outs = [run.model.ram(batch.inputs[i : i + chunk]) for i in range(0, len(batch), chunk)]
+    looked = torch.cat([o.locations for o in outs])  # (r, g, 2)
+    right = torch.cat([o.logits.argmax(-1) for o in outs]) == batch.targets[:, 0]  # (r,)
     scale = torch.tensor([(y - 1) / 2, (x - 1) / 2])  # pixels per unit of location
     apart = ((looked - centres[:, None]) * scale).norm(dim=-1)  # (r, g)
-    return apart.median(dim=0).values.tolist()
+    pixel = (looked + 1) * scale  # (r, g, 2) row, col in pixels
+    top_left, size = boxes[:, None, :2], boxes[:, None, 2:]  # (r, 1, 2) each
+    inside = ((pixel >= top_left) & (pixel <= top_left + size - 1)).all(-1)  # (r, g)
+    last = inside[:, -1]  # (r,)
+    return {"distance_px": apart.median(dim=0).values.tolist(), "inside_box": inside.float().mean(0).tolist(),
+            "error_last_inside": 1 - right[last].float().mean().item() if last.any() else None,
+            "error_last_outside": 1 - right[~last].float().mean().item() if (~last).any() else None}
 
 
 def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples: int) -> dict:
@@ -148,7 +169,7 @@ def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples:
         row.update(single_sample_error=scored.single, averaged_error=scored.averaged, samples=samples)
     if model == "ram" and setting in SETTINGS:
         row["oracle_error"] = oracle_error(run)
-        row["distance_px"] = glimpse_distances(run)
+        row.update(glimpse_distances(run))
     return row
 
 
@@ -186,25 +207,6 @@ def accuracy(args) -> dict:
     return result
 
 
-def _time_forward(model, images: torch.Tensor, repeats: int) -> float:
-    """Median seconds of one forward pass per image (eval mode, no grad)."""
-    times = []
-    with torch.no_grad():
-        model(images)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(images)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) / len(images)
-
-
-def _multiply_adds(model, image: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(image)
-    return counter.get_total_flops() // 2
-
-
 def cost(args) -> dict:
     from attnlab.spec import TaskSpec
 
@@ -219,8 +221,8 @@ def cost(args) -> dict:
             model = build_model(name, {k: v for k, v in values.items() if k != "labels"},
                                 replace(spec, answer_len=labels)).eval()
             rows.append({"model": name, "size": size, "parameters": sum(p.numel() for p in model.parameters()),
-                         "multiply_adds": _multiply_adds(model, images[:1]),
-                         "seconds_per_image": _time_forward(model, images, args.repeats)})
+                         "multiply_adds": multiply_adds(model, images[:1]),
+                         "seconds_per_image": seconds_per_example(model, images, args.repeats)})
             print(f"{name} at {size}px: {rows[-1]['multiply_adds']:,} multiply-adds, "
                   f"{rows[-1]['seconds_per_image'] * 1e6:.0f} us per image", flush=True)
     base = next(r for r in rows if r["model"] == "ram" and r["size"] == COST_SIZES[0])
@@ -278,9 +280,22 @@ def figures(args) -> None:
             print("wrote", out)
 
 
+def reference(args) -> None:
+    """Train RAM on the tour's canvases (its task and RAM config) with this benchmark's recipe, and ship the
+    run (config, weights, learning curve) into the package as the tour's reference RAM."""
+    from attnlab.tour.glimpse import MODELS, REFERENCE, TASK
+
+    folder = args.runs / "tour-reference" / "ram"
+    overrides = {"task": TASK, "model": MODELS["ram"],
+                 "train": {**run_config(args, "cluttered60", "ram", args.seeds[0])["train"], "eval_size": 1000}}
+    ensure(resolve({"task": {"name": "digits"}, "model": {"name": "ram"}}, overrides), folder, progress=True)
+    size = ship_run(folder, REFERENCE)
+    print(f"copied {folder} to {REFERENCE} ({size / 1024:.0f} KiB)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["accuracy", "cost", "figures"])
+    parser.add_argument("which", choices=["accuracy", "cost", "figures", "reference"])
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join([*SETTINGS, *PAIRS])}")
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
@@ -302,8 +317,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.which == "figures":
-        figures(args)
+    if args.which in ("figures", "reference"):
+        (figures if args.which == "figures" else reference)(args)
         return 0
     if args.which == "cost":
         result, name, shown = cost(args), "glimpse-cost.json", cost_table

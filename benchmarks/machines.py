@@ -139,19 +139,12 @@ def figures(args) -> None:
 
 def reference(args) -> None:
     """Ship the trained copy NTM (its config, weights and learning curve) as the tour's reference."""
-    import shutil
-
     from attnlab.tour.machines import REFERENCE
+    from attnlab.train.checkpoint import ship_run
 
     folder = args.runs / "copy" / "ntm"
-    run = load_run(folder)  # refuses a folder that is not a finished, loadable run
-    if not any(r.get("split") == "test" for r in run.metrics):
-        raise SystemExit(f"{folder}: the run has not finished (no test record); train it first")
-    REFERENCE.mkdir(parents=True, exist_ok=True)
-    names = ("config.yaml", "model.safetensors", "metrics.jsonl")
-    for name in names:
-        shutil.copyfile(folder / name, REFERENCE / name)
-    size = sum((REFERENCE / n).stat().st_size for n in names)
+    load_run(folder)  # refuses a folder that is not a loadable run
+    size = ship_run(folder, REFERENCE)
     print(f"copied {folder} to {REFERENCE} ({size / 1024:.0f} KiB)")
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 import safetensors.torch
 import torch
+from torch import nn
 
 from attnlab.errors import RunError
 from attnlab.train import checkpoint, load_run, resolve, train
@@ -159,3 +160,22 @@ def test_kept_checkpoints_are_the_last_evaluations_and_average_to_their_mean(tmp
         checkpoint.average_checkpoints(tmp_path / "run", model, last=4)
     with pytest.raises(RunError, match="0 checkpoint"):
         checkpoint.average_checkpoints(tmp_path / "none", model, last=1)
+
+
+def test_ship_run_copies_a_finished_run_and_refuses_an_unfinished_one(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    checkpoint.save_config(folder, {"kind": "attnlab-run", "task": {"name": "copy"}})
+    checkpoint.save_weights(folder, nn.Linear(2, 3))
+    checkpoint.append_metrics(folder, {"step": 4, "split": "val", "accuracy": 0.5})
+    (folder / checkpoint.TRAINER).write_bytes(b"trainer state")
+    with pytest.raises(RunError, match="has not finished"):
+        checkpoint.ship_run(folder, tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists()
+    checkpoint.append_metrics(folder, {"step": 4, "split": "test", "accuracy": 0.5})
+    size = checkpoint.ship_run(folder, tmp_path / "shipped")
+    shipped = sorted(p.name for p in (tmp_path / "shipped").iterdir())
+    assert shipped == sorted([checkpoint.CONFIG, checkpoint.METRICS, checkpoint.WEIGHTS])  # no trainer state
+    assert size == sum((tmp_path / "shipped" / name).stat().st_size for name in shipped)
+    for name in shipped:
+        assert (tmp_path / "shipped" / name).read_bytes() == (folder / name).read_bytes()

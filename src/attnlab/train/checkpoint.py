@@ -322,3 +322,20 @@ def load_trainer(folder: Path, *, tensors: bool = True) -> tuple[dict[str, torch
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
         raise RunError(f"{path}: corrupt trainer state ({type(err).__name__})") from None
     return loaded, state
+
+
+def ship_run(folder: Path, dest: Path) -> int:
+    """Copy a finished run's config, final weights and learning curve into dest (a reference run to
+    ship, e.g. in the package for the tour); the trainer state stays behind. Returns the bytes copied.
+
+    A run without a test record (not finished) is a RunError naming the folder.
+    """
+    import shutil
+
+    folder, dest = Path(folder), Path(dest)
+    if not any(r.get("split") == "test" for r in read_metrics(folder)):
+        raise RunError(f"{folder}: the run has not finished (no test record in {METRICS}); train it first")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG, WEIGHTS, METRICS):
+        shutil.copyfile(folder / name, dest / name)
+    return sum((dest / name).stat().st_size for name in (CONFIG, WEIGHTS, METRICS))
