@@ -56,6 +56,20 @@ def test_trace_records_every_glimpse_with_the_label_it_served():
     assert {r.extra["glimpse_size"] for r in records} == {4} and {r.extra["scale_factor"] for r in records} == {2}
     with torch.no_grad():
         torch.testing.assert_close(net(x).logits, out.logits)  # tracing changes nothing
+    for r in records:  # the gathered patches are the readable retina's at the same locations
+        torch.testing.assert_close(r.extra["patches"], net.retina(x, r.weights), rtol=0, atol=0)
+
+
+def test_training_glimpses_are_the_retinas_at_the_sampled_locations():
+    net = model(location_std=1.0).train()  # wide draws: some are clamped at the image's edges
+    x = torch.rand(3, 1, 21, 17, generator=torch.Generator().manual_seed(2))  # not square
+    torch.manual_seed(5)
+    with torch.no_grad(), capture(net) as trace:
+        out = net(x)
+    assert (out.locations.abs() == 1.0).any() and (out.locations.abs() < 1.0).any()
+    for n, r in enumerate(trace.select(kind="glimpse")):
+        torch.testing.assert_close(r.weights, out.locations[:, n])
+        torch.testing.assert_close(r.extra["patches"], net.retina(x, r.weights), rtol=0, atol=0)
 
 
 def test_the_context_network_sets_the_first_location():
