@@ -258,7 +258,7 @@ def accuracy_table(result: dict) -> str:
 
 
 def figures(args) -> None:
-    from attnlab.viz.curves import draw_comparison
+    from attnlab.viz.curves import draw_comparison, draw_curves
     from attnlab.viz.glimpse import draw_glimpse_run
 
     cost_file = RESULTS / "glimpse-cost.json"
@@ -269,7 +269,17 @@ def figures(args) -> None:
         draw_comparison(summary, metric="million multiply-adds per image", x_label="image side (pixels)",
                         title="Cost of one image: RAM (8 glimpses), DRAM (6) vs CNNs", path=FIGURES / "glimpse-cost.png")
         print("wrote", FIGURES / "glimpse-cost.png")
-    for path in sorted(RESULTS.glob("glimpse-accuracy*.json")):
+    curves = {f"{setting} {model} seed {seed}": [(p["step"], p["error"]) for p in row["curve"]]
+              for path in sorted(RESULTS.glob("glimpse-accuracy-*.json")) if not path.name.startswith("glimpse-accuracy-abl")
+              for setting, models in json.loads(path.read_text())["settings"].items()
+              for model, entry in models.items() for seed, row in entry.get("seeds", {}).items()}  # fmt: skip
+    if curves:
+        draw_curves(curves, y_label="validation error (policy's means)", log_y=True, path=FIGURES / "glimpse-curves.png",
+                    title="Glimpse models: validation error along each run")  # fmt: skip
+        print("wrote", FIGURES / "glimpse-curves.png")
+    for path in sorted(RESULTS.glob("glimpse-accuracy-*.json")):
+        if path.name.startswith("glimpse-accuracy-abl"):  # the ablation's short runs
+            continue
         for setting, rows in json.loads(path.read_text())["settings"].items():
             if "ram" not in rows:
                 continue

@@ -1,4 +1,4 @@
-from attnlab.viz import draw_comparison
+from attnlab.viz import draw_comparison, draw_curves
 
 
 def summary(settings):
@@ -41,3 +41,14 @@ def test_many_numeric_settings_make_a_continuous_axis_not_a_tick_each():
     assert len(ax.get_xticks()) < len(minutes)
     few = draw_comparison(summary([1.0, 2.0, 4.0]), metric="BLEU", x_label="pairs").axes[0]
     assert [t.get_text() for t in few.get_xticklabels()] == ["1.0", "2.0", "4.0"]
+
+
+def test_learning_curves_one_line_per_label_through_its_points(tmp_path):
+    curves = {"seed 0": [(100, 0.5), (200, 0.1), (300, 0.02)], "seed 1": [(100, 0.6), (250, 0.05)]}
+    fig = draw_curves(curves, y_label="error", log_y=True, title="runs", path=tmp_path / "curves.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["seed 0", "seed 1"]
+    assert [list(line.get_xdata()) for line in ax.get_lines()] == [[100, 200, 300], [100, 250]]
+    assert list(ax.get_lines()[1].get_ydata()) == [0.6, 0.05]
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "linear" and ax.get_title() == "runs"
+    assert (tmp_path / "curves.png").stat().st_size > 5000

@@ -9,7 +9,7 @@ Everything here reads tensors and traces only; figures are plain `matplotlib.fig
 (no pyplot state, no window).
 """
 
-from attnlab.viz.curves import draw_comparison
+from attnlab.viz.curves import draw_comparison, draw_curves
 from attnlab.viz.heatmap import MAX_GRID_LABELS, draw_attention, draw_heads, layers_from_trace
 
-__all__ = ["MAX_GRID_LABELS", "draw_attention", "draw_comparison", "draw_heads", "layers_from_trace"]
+__all__ = ["MAX_GRID_LABELS", "draw_attention", "draw_comparison", "draw_curves", "draw_heads", "layers_from_trace"]

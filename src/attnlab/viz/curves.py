@@ -108,3 +108,43 @@ def draw_results(folder: str | Path) -> Path:
         results["summary"], metric=results["metric"], x_label=results["sweep"], title=results["task"], path=path
     )
     return path
+
+
+def draw_curves(
+    curves: dict[str, list[tuple[float, float]]],
+    *,
+    y_label: str,
+    x_label: str = "step",
+    title: str | None = None,
+    log_y: bool = False,
+    path: str | Path | None = None,
+) -> Figure:
+    """Learning curves: a line per label through its (x, y) points, on a continuous x axis.
+
+    Args:
+        curves: label -> [(x, y), ...] in order (e.g. step, validation error).
+        y_label: the y axis's name.
+        x_label: the x axis's name.
+        title: the axes title.
+        log_y: a logarithmic y axis (errors that fall over orders of magnitude).
+        path: save the figure here (".png" or ".svg").
+    """
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.add_subplot()
+    for n, (label, points) in enumerate(curves.items()):
+        xs, ys = zip(*points) if points else ((), ())
+        ax.plot(xs, ys, label=label, marker=MARKERS[n % len(MARKERS)], markersize=3,
+                linestyle="-" if n % 2 == 0 else "--")  # fmt: skip
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3, which="both")
+    if curves:
+        ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(output_file(path))
+    return fig
