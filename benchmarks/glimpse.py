@@ -6,6 +6,7 @@
     python benchmarks/glimpse.py cost
     python benchmarks/glimpse.py figures
     python benchmarks/glimpse.py reference --steps 20000 --batch-size 128 --eval-every 2000
+    ATTNLAB_DATA=../shared/data python benchmarks/glimpse.py oracle --settings translated60 --steps 8600 --batch-size 128
 
 `accuracy` trains "ram" (attnlab.glimpse.ram) and the baselines (`--models`, default ram and
 image_cnn) on the "digits" task in the settings of Mnih et al. 2014 (section 4.1, Table 1-2):
@@ -23,6 +24,10 @@ lower than its own, the policy is what costs accuracy; where it is not, the clas
 its glimpses went against the digit, glimpse by glimpse (`glimpse_distances`). The recipe is set by
 --lr, --weight-decay, --warmup, --min-lr-ratio, --batch-size and --location-std. Without MNIST in
 --data-dir/ATTNLAB_DATA it runs on scikit-learn's small digits set and says so.
+
+`oracle` trains RAM's glimpse and core networks and classifier with every glimpse at the digit's centre
+(the training canvases' boxes: `Digits.sample_with_boxes`), cross-entropy only, and tests it the same
+way: the error the classifier reaches when the policy is not in the way (glimpse-oracle[-label].json).
 
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
@@ -44,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,7 +58,7 @@ import torch
 import common
 from attnlab.glimpse import box_centres, sampled_errors
 from attnlab.models import build_model
-from attnlab.train import ensure, load_run, resolve
+from attnlab.train import build_task_and_model, ensure, load_run, resolve
 from attnlab.train.checkpoint import ship_run
 from attnlab.train.cost import multiply_adds, seconds_per_example
 from attnlab.train.vectorised import ensure_seeds
@@ -290,6 +296,51 @@ def figures(args) -> None:
             print("wrote", out)
 
 
+def oracle_policy(args) -> dict:
+    """RAM's glimpse and core networks and classifier trained and tested with a perfect policy: every glimpse
+    at the digit's centre (the true box), cross-entropy only. Its test error is what the classifier gets
+    when the policy is not in the way: the learned policy costs the difference."""
+    import torch.nn.functional as F
+
+    from attnlab.train.clipping import clip_gradients_
+    from attnlab.train.loop import lr_at, make_optimizer, seed_everything
+
+    meta = common.machine()
+    result = {"command": meta["command"], "date": meta["date"], "machine": meta, "settings": {}}
+    for setting in args.settings.split(","):
+        rows = {}
+        for seed in args.seeds:
+            config = resolve(run_config(args, setting, "ram", seed))
+            seed_everything(seed)
+            task, model = build_task_and_model(config)
+            ram, cfg = model.ram, config.train
+            optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
+            test, test_boxes = task.eval_set(10**9, "test"), task.boxes("test")
+            start, curve = time.perf_counter(), []
+            for step in range(cfg.steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, cfg)
+                batch, boxes = task.sample_with_boxes(cfg.batch_size, generator)
+                at = box_centres(boxes, *batch.inputs.shape[-2:])  # (b, 2) every glimpse here
+                loss = F.cross_entropy(ram.forward_eager(batch.inputs, at=at).logits, batch.targets[:, 0])
+                optimizer.zero_grad()
+                loss.backward()
+                clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
+                optimizer.step()
+                if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                    with torch.no_grad():
+                        at = box_centres(test_boxes, *test.inputs.shape[-2:])  # (r, 2)
+                        logits = torch.cat([ram.forward_eager(test.inputs[i : i + 1000], at=at[i : i + 1000]).logits
+                                            for i in range(0, len(test), 1000)])  # fmt: skip
+                    curve.append({"step": step + 1, "test_error": (logits.argmax(-1) != test.targets[:, 0]).float().mean().item(),
+                                  "seconds": time.perf_counter() - start})  # fmt: skip
+                    print(f"{setting} oracle policy seed {seed} step {step + 1}: test error {curve[-1]['test_error']:.2%}",
+                          flush=True)  # fmt: skip
+            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, "ram", seed)}
+        result["settings"][setting] = rows
+    return result
+
+
 def reference(args) -> None:
     """Train RAM on the tour's canvases (its task and RAM config) with this benchmark's recipe, and ship the
     run (config, weights, learning curve) into the package as the tour's reference RAM."""
@@ -305,7 +356,7 @@ def reference(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["accuracy", "cost", "figures", "reference"])
+    parser.add_argument("which", choices=["accuracy", "oracle", "cost", "figures", "reference"])
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join([*SETTINGS, *PAIRS])}")
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
@@ -329,6 +380,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     if args.which in ("figures", "reference"):
         (figures if args.which == "figures" else reference)(args)
+        return 0
+    if args.which == "oracle":
+        result = oracle_policy(args)
+        path = common.write_result(result, f"glimpse-oracle{'-' + args.label if args.label else ''}.json")
+        print("wrote", path)
         return 0
     if args.which == "cost":
         result, name, shown = cost(args), "glimpse-cost.json", cost_table

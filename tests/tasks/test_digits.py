@@ -55,6 +55,22 @@ def test_eval_canvas_shows_the_digit_at_its_box():
     assert torch.equal(held.targets[:, 0], torch.from_numpy(labels[:50].copy()))
 
 
+@pytest.mark.parametrize(("setting", "side", "distractors"), SETTINGS)
+def test_training_boxes_are_where_each_sampled_digit_went(setting, side, distractors):
+    task = small(setting, size=side, distractors=distractors)
+    batch, boxes = task.sample_with_boxes(12, torch.Generator().manual_seed(7))
+    same = task.sample(12, torch.Generator().manual_seed(7))  # the same draws
+    assert torch.equal(batch.inputs, same.inputs) and torch.equal(batch.targets, same.targets)
+    assert boxes.shape == (12, 4) and (boxes[:, 2:] == 28).all()
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, :2] + 28 <= side).all()
+    if distractors == 0:  # the canvas holds only the digit: all its ink lies inside the box
+        for i in range(12):
+            top, left = boxes[i, :2].tolist()
+            outside = batch.inputs[i, 0].clone()
+            outside[top : top + 28, left : left + 28] = 0
+            assert outside.sum() == 0 < batch.inputs[i, 0].sum()
+
+
 def test_eval_sets_are_fixed_across_instances_and_prefixes():
     a, b = small("cluttered"), small("cluttered")
     for split in ("val", "test"):

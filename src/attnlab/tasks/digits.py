@@ -194,10 +194,14 @@ class Digits(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """batch_size training digits drawn uniformly (with replacement), each placed anew."""
+        return self.sample_with_boxes(batch_size, generator)[0]
+
+    def sample_with_boxes(self, batch_size: int, generator: torch.Generator) -> tuple[Batch, Tensor]:
+        """`sample`'s batch (the same draws) and where each digit went: boxes (b, 4) long (top, left, height, width)."""
         train = self.data()["train"]
         index = torch.randint(0, len(train.labels), (batch_size,), generator=generator)  # (b,)
-        canvas, _ = self._place(train.images[index], train.images, generator)  # (b, y, x)
-        return Batch(canvas.unsqueeze(1), train.labels[index].unsqueeze(1))  # (b, 1, y, x), (b, 1)
+        canvas, boxes = self._place(train.images[index], train.images, generator)  # (b, y, x), (b, 4)
+        return Batch(canvas.unsqueeze(1), train.labels[index].unsqueeze(1)), boxes  # (b, 1, y, x), (b, 1)
 
     def eval_set(self, size: int, split: str = "val") -> Batch:
         """The first size canvases (at most the split's size) of the fixed val or test split."""
