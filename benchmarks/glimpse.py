@@ -111,6 +111,8 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
     values = dict(entry.get(model, BASELINES.get(model, {})))
     if model in GLIMPSE_MODELS and args.location_std:
         values["location_std"] = args.location_std
+    if model == "ram" and args.policy_trains_core:
+        values["policy_trains_core"] = True
     if model == "dram" and "dram_answer" in entry:
         task["answer"] = entry["dram_answer"]
     return {
@@ -369,6 +371,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="the cosine ends at lr times this")
     parser.add_argument("--location-std", type=float, default=0.0, help="RAM's location std (0: the family's default)")
+    parser.add_argument("--policy-trains-core", action="store_true",
+                        help="RAM: REINFORCE's gradient also reaches the core and glimpse networks")
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")

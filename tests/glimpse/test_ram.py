@@ -54,6 +54,26 @@ def test_the_classifier_gradient_never_reaches_the_policy_and_reinforce_does():
         assert all(p.grad is None or not p.grad.any() for p in module.parameters())
 
 
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_with_policy_trains_core_reinforce_reaches_the_core_and_glimpse_networks_and_the_baseline_does_not(path):
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(**TINY, policy_trains_core=True), num_classes=10)
+    set_path(model, path)
+    images, _ = images_and_labels()
+    out = model(images)
+    reward = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    advantage = (reward[:, None] - out.baselines).detach()  # (b, g)
+    (-(out.log_probs * advantage).sum(1).mean()).backward(retain_graph=True)  # the policy's term alone
+    for module in (model.locator, model.glimpse_fc, model.location_fc, model.recurrent, model.input):
+        assert module.weight.grad.abs().sum().item() > 0, module
+    assert model.classifier.weight.grad is None or not model.classifier.weight.grad.any()
+    model.zero_grad(set_to_none=True)
+    F.mse_loss(out.baselines, reward[:, None].expand_as(out.baselines)).backward()  # the baseline's term alone
+    assert model.baseline.weight.grad.abs().sum().item() > 0
+    for module in (model.locator, model.glimpse_fc, model.recurrent):
+        assert module.weight.grad is None or not module.weight.grad.any()
+
+
 def test_eval_mode_is_deterministic_and_training_mode_samples():
     torch.manual_seed(0)
     model = RAM(RAMConfig(**TINY), num_classes=10).eval()
@@ -241,10 +261,10 @@ def assert_same_run(got, expected, atol=1e-5):
     assert torch.equal(got[3], expected[3])  # the same number of draws from the global generator
 
 
-@pytest.mark.parametrize("core", ["rnn", "lstm"])
-def test_the_fused_loop_draws_the_same_locations_and_gives_the_same_loss_and_gradients(core):
+@pytest.mark.parametrize(("core", "policy_trains_core"), [("rnn", False), ("lstm", False), ("rnn", True), ("lstm", True)])
+def test_the_fused_loop_draws_the_same_locations_and_gives_the_same_loss_and_gradients(core, policy_trains_core):
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY, core=core), num_classes=10, image_channels=2)
+    model = RAM(RAMConfig(**TINY, core=core, policy_trains_core=policy_trains_core), num_classes=10, image_channels=2)
     images, labels = images_and_labels(b=6, c=2, size=13)
     images[0] = 0.0  # a black image: ReLU units at exactly zero
     eager = run_path(model, "eager", images, labels)

@@ -23,17 +23,18 @@ through the glimpse and core networks) plus REINFORCE (Williams 1992) for the lo
     grad J = E[ sum_t grad log pi(l_t | s_{1:t}) (R - b_t) ],   R = 1 if the label is right else 0,
 
 and the baseline b_t regressed onto R. A location reaches the glimpse network detached: the
-policy is trained by REINFORCE only, never by the classifier's gradient through the crop.
+policy is trained by REINFORCE only, never by the classifier's gradient through the crop. The policy
+reads h_t detached (REINFORCE trains the location network alone) unless `policy_trains_core`: then
+REINFORCE's gradient also reaches the core and glimpse networks through h_t. The baseline reads h_t detached.
 
 Paths (attnlab.core.fast). "eager" runs `forward_eager`, the loop above as written. "fast" runs
 `fused_forward`, the same maths in fewer ops: the images are padded once and every glimpse is one
 gather (`retina.foveate`); W_gg h_g + W_gl h_l is one matmul of [h_g; h_l], the core's W_hh h + W_hg g
 one matmul of [h; g] (the first step, at h_0 = 0, skips W_hh); the policy's means inside the loop are
-computed without a graph, and log pi and b_t for all g glimpses come afterwards from one matmul over
-the stacked (detached) states. "compiled" runs glimpses 2..g through a compiled `fused_glimpse`
-(one graph, compiled once per process) while autograd records, the fused loop otherwise. Every path draws the policy's noise with the same calls in
-the same order as the eager loop, so a seeded run samples the same locations on every path. A trace
-always runs the eager loop.
+computed without a graph, and log pi and b_t for all g glimpses come afterwards from the stacked
+states. "compiled" runs glimpses 2..g through a compiled `fused_glimpse` (one graph, compiled once per
+process) while autograd records. Every path draws the policy's noise with the same calls in the same
+order as the eager loop (a seeded run samples the same locations on every path). A trace runs eager.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class RAMConfig:
     core_size: int = 256  # hidden size of the core RNN
     core: str = "rnn"  # "rnn" (ReLU, the paper's) or "lstm"
     location_std: float = 0.17  # fixed std of the Gaussian location policy
+    policy_trains_core: bool = False  # REINFORCE's gradient also reaches the core and glimpse networks via h_t
 
     def __post_init__(self) -> None:
         for name in ("glimpse_size", "num_scales", "num_glimpses", "glimpse_hidden", "glimpse_dim", "core_size"):
@@ -244,16 +246,17 @@ def fused_forward(
     cell = torch.zeros_like(h)  # (b, core_size)
     states, actions = [], []
     for t in range(cfg.num_glimpses):
-        states.append(h.detach())  # the policy and the baseline read a detached state
+        states.append(h)
         h, cell, action = (fused_glimpse if t == 0 else step)(h, cell, noise[t], padded, w, cfg, y, x, t == 0)
         actions.append(action)
-    head_w = torch.cat([p.locator_w, p.baseline_w])  # (3, core_size): mu and b_t from one matmul
-    head = F.linear(torch.stack(states, dim=1), head_w, torch.cat([p.locator_b, p.baseline_b]))  # (b, g, 3)
+    stacked = torch.stack(states, dim=1)  # (b, g, core_size), h_0 .. h_{g-1}
+    policy_reads = stacked if cfg.policy_trains_core else stacked.detach()  # (b, g, core_size)
     taken = torch.stack(actions, dim=1)  # (b, g, 2)
+    means = torch.tanh(F.linear(policy_reads, p.locator_w, p.locator_b))  # (b, g, 2)
     return RAMOutput(
         logits=F.linear(h, p.classifier_w, p.classifier_b),  # (b, classes)
-        log_probs=gaussian_log_prob(taken, torch.tanh(head[..., :2]), cfg.location_std),  # (b, g)
-        baselines=head[..., 2],  # (b, g)
+        log_probs=gaussian_log_prob(taken, means, cfg.location_std),  # (b, g)
+        baselines=F.linear(stacked.detach(), p.baseline_w, p.baseline_b)[..., 0],  # (b, g)
         locations=taken.clamp(-1.0, 1.0),  # (b, g, 2)
     )
 
@@ -378,8 +381,7 @@ class RAM(FastPath, Traced, nn.Module):
             noise = images.new_zeros(cfg.num_glimpses, b, 2)  # (g, b, 2): the means themselves
         elif noise is None:
             noise = self._draws(images)  # (g, b, 2)
-        # Compiled for training steps only: an evaluation (no graph, other batch sizes) would compile
-        # graphs of its own for a few calls.
+        # Compiled for training steps only: an evaluation would compile graphs of its own for a few calls.
         training = self.path == "compiled" and torch.is_grad_enabled()
         step = _compiled_glimpse() if training else fused_glimpse
         return fused_forward(images, noise, self.params(), cfg, step)
@@ -395,11 +397,10 @@ class RAM(FastPath, Traced, nn.Module):
         state = (h, torch.zeros_like(h))
         log_probs, baselines, locations = [], [], []
         for t in range(cfg.num_glimpses):
-            # The policy reads a detached state: its only training signal is REINFORCE. Without the
-            # detach, the log-likelihood term would push the glimpse and core networks to make the
-            # sampled locations likely, a gradient that has nothing to do with classifying.
+            # By default the policy reads a detached state, so REINFORCE trains the location network
+            # alone and the core and glimpse networks learn from the classifier only.
             features = state[0].detach()  # (b, core_size)
-            mean = torch.tanh(self.locator(features))  # (b, 2), mu_t
+            mean = torch.tanh(self.locator(state[0] if cfg.policy_trains_core else features))  # (b, 2), mu_t
             baselines.append(self.baseline(features)[:, 0])  # (b,)
             if at is not None:
                 action = (at if at.dim() == 2 else at[:, t]).to(mean)  # (b, 2)
