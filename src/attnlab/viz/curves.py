@@ -85,8 +85,13 @@ def draw_comparison(
         ax.legend(fontsize=8, ncol=2)
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
+    return _finish(fig, title, path)
+
+
+def _finish(fig: Figure, title: str | None, path: str | Path | None) -> Figure:
+    """The axes title, a tight layout, and the file when a path is given."""
     if title:
-        ax.set_title(title)
+        fig.axes[0].set_title(title)
     fig.tight_layout()
     if path is not None:
         fig.savefig(output_file(path))
@@ -142,9 +147,4 @@ def draw_curves(
     ax.grid(alpha=0.3, which="both")
     if curves:
         ax.legend(fontsize=7, ncol=2)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(output_file(path))
-    return fig
+    return _finish(fig, title, path)
