@@ -2,6 +2,7 @@
 
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -163,7 +164,13 @@ def test_mnist_source_without_data(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=re.escape(str(tmp_path / "mnist"))):
         task.eval_set(2)
     auto = build_task("digits", {"source": "auto", "data_dir": str(tmp_path)})
-    assert auto.source_used == "small" and auto.describe().startswith("scikit-learn")
+    with pytest.warns(UserWarning, match=re.escape(f"no MNIST in {tmp_path / 'mnist'}")):
+        assert auto.source_used == "small"
+    assert auto.describe().startswith("scikit-learn")
+    quiet = build_task("digits", {"source": "auto"})  # no folder named: the small set, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert quiet.source_used == "small"
 
 
 def test_broken_mnist_is_not_silently_replaced(tmp_path):

@@ -16,12 +16,15 @@ each digit went. Distractor pieces are cut from images of the same split.
 
 Source: MNIST read from `{data_dir or ATTNLAB_DATA}/mnist/` (attnlab.data.mnist), or scikit-learn's
 8x8 digits upsampled to 28x28 ("small"), which need no download; "auto" takes MNIST when all
-four files are present and the small set otherwise (`source_used` says which). A present but
+four files are present and the small set otherwise (`source_used` says which; a warning names a
+data folder given without them). A present but
 broken MNIST file raises its DataError rather than falling back silently.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +103,12 @@ class Digits(Task):
             source, folder = self.config.source, self.config.data_dir or None
             if source == "auto":
                 source = "mnist" if mnist_available(folder) else "small"
+                if source == "small" and (folder or os.environ.get("ATTNLAB_DATA")):
+                    # a named folder without MNIST is more often a wrong path than a wish for the small set
+                    warnings.warn(
+                        f"digits: no MNIST in {self._folder()} (source 'auto'); reading scikit-learn's small digits",
+                        stacklevel=2,
+                    )
             self._source = source
         return self._source
 
