@@ -81,6 +81,7 @@ SETTINGS = {
 # did (global average pooling lost about 10 points on centred MNIST in a short run), with 16 and
 # 32 channels so that 100x100 canvases train in minutes on a CPU.
 BASELINES = {"image_cnn": {"pooling": "flatten", "channels": [16, 32]}}
+TRAIN_IMAGES = 55000  # MNIST's training digits less the 5,000 held out for validation: one epoch
 # Two digits apart on a 100x100 canvas with 8 pieces of clutter (Ba et al. 2015, sec. 4.1). RAM and the
 # CNN name the pair as one of 55 classes; DRAM names its two digits one after the other (sorted, so the
 # pair is unordered), 3 glimpses each, as the paper's model names objects in sequence. The sum is one
@@ -170,10 +171,13 @@ def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples:
              for r in run.metrics if r.get("split") == "val"]
     row = {"test_error": 1 - test[metric], "steps": test["step"], "train_seconds": test["seconds"],
            "parameters": test["parameters"], "source": run.task.source_used, "curve": curve, "config": config,
-           "run": str(folder)}
-    if model in GLIMPSE_MODELS:
+           "run": str(folder), "device": "cuda" if torch.cuda.is_available() else "cpu"}  # train.device is auto
+    if model in GLIMPSE_MODELS:  # on the GPU where there is one, as the training ran
         batch = run.task.eval_set(10**9, "test")
-        scored = sampled_errors(run.model, batch.inputs, batch.targets, samples=samples)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        scored = sampled_errors(run.model.to(device), batch.inputs.to(device), batch.targets.to(device),
+                                samples=samples)
+        run.model.cpu()
         row.update(single_sample_error=scored.single, averaged_error=scored.averaged, samples=samples)
     if model == "ram" and setting in SETTINGS:
         row["oracle_error"] = oracle_error(run)
@@ -263,6 +267,52 @@ def accuracy_table(result: dict) -> str:
             lines.append(f"| {setting} | {model} | {len(rows)} | {' | '.join(cells)} | {paper} | {rows[0]['steps']} | "
                          f"{statistics.fmean(r['train_seconds'] for r in rows):.0f} | {rows[0]['source']} |")
     return "\n".join(lines)
+
+
+def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str, str], dict[str, dict]]:
+    """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
+    one long run each), the ablation's and the probes' left out."""
+    rows: dict[tuple[str, str], dict[str, dict]] = {}
+    for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
+        if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
+            continue
+        for setting, models in json.loads(path.read_text())["settings"].items():
+            for model, entry in models.items():
+                for seed, row in entry["seeds"].items():
+                    rows.setdefault((setting, model), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
+    return rows
+
+
+def seeds_table(rows: dict[tuple[str, str], dict[str, dict]]) -> str:
+    """The long runs, seeds gathered from their files: mean (best) of each error, the paper's beside them."""
+    lines = ["| setting | model | glimpses | seeds | test error, means: mean (best) | one sampled path | averaged (10) "
+             "| paper | steps (epochs) | training per seed | trained on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (setting, model), by_seed in sorted(rows.items()):
+        runs = list(by_seed.values())
+        summary, first = summarise(runs), runs[0]
+        cells = [f"{summary[k]['mean']:.2%} ({summary[k]['best']:.2%})" if summary.get(k, {}).get("seeds") == len(runs)
+                 else "" for k in ("test_error", "single_sample_error", "averaged_error")]  # fmt: skip
+        values, train = first["config"]["model"], first["config"]["train"]
+        labels = 2 if first["config"]["task"].get("answer") == "digits" else 1  # DRAM names both digits of a pair
+        glimpses = values.get("num_glimpses", values.get("glimpses_per_label", 0) * labels if model == "dram" else "")
+        epochs = f" ({train['steps'] * train['batch_size'] / TRAIN_IMAGES:.0f})" if setting in SETTINGS else ""
+        low, high = min(r["steps"] for r in runs), max(r["steps"] for r in runs)
+        steps = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+        paper = f"{first['paper']:.2%}" if first["paper"] is not None else ""
+        minutes = statistics.fmean(r["train_seconds"] for r in runs) / 60
+        where = ", ".join(sorted({r.get("device", "cpu") for r in runs}))
+        lines.append(f"| {setting} | {model} | {glimpses} | {', '.join(sorted(by_seed))} | {' | '.join(cells)} | {paper} "
+                     f"| {steps}{epochs} | {minutes:.0f} min | {where} |")
+    return "\n".join(lines)
+
+
+def table(args) -> dict:
+    rows = seed_files()
+    print(seeds_table(rows))
+    return {"command": common.machine()["command"],
+            "runs": {f"{setting} {model}": {"summary": summarise(list(by_seed.values())),
+                                            "files": sorted({r["file"] for r in by_seed.values()})}
+                     for (setting, model), by_seed in sorted(rows.items())}}
 
 
 def figures(args) -> None:
@@ -358,7 +408,7 @@ def reference(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["accuracy", "oracle", "cost", "figures", "reference"])
+    parser.add_argument("which", choices=["accuracy", "oracle", "cost", "figures", "reference", "table"])
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join([*SETTINGS, *PAIRS])}")
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
@@ -389,6 +439,9 @@ def main(argv=None) -> int:
         result = oracle_policy(args)
         path = common.write_result(result, f"glimpse-oracle{'-' + args.label if args.label else ''}.json")
         print("wrote", path)
+        return 0
+    if args.which == "table":
+        print("wrote", common.write_result(table(args), "glimpse-accuracy-seeds.json"))
         return 0
     if args.which == "cost":
         result, name, shown = cost(args), "glimpse-cost.json", cost_table

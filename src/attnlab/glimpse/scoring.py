@@ -50,7 +50,7 @@ def sampled_errors(
     was_training = model.training
     right = torch.zeros(3)  # means, single, averaged
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[inputs.device] if inputs.is_cuda else []):
             torch.manual_seed(seed)
             for i in range(0, len(inputs), chunk):
                 x, y = inputs[i : i + chunk], targets[i : i + chunk]  # (b, c, y, x), (b, n)
@@ -59,7 +59,7 @@ def sampled_errors(
                 model.train()
                 probs = torch.stack([model(x).softmax(-1) for _ in range(samples)])  # (M, b, n, o)
                 for k, scores in enumerate((means, probs[0], probs.mean(0))):
-                    right[k] += (scores.argmax(-1) == y).all(-1).sum()
+                    right[k] += int((scores.argmax(-1) == y).all(-1).sum())
     finally:
         model.train(was_training)
     errors = (1 - right / len(inputs)).tolist()
