@@ -102,7 +102,7 @@ def glimpse_figure(
         raise ValueError(f"draw_glimpses: glimpse_labels must hold g={g} labels; got {len(glimpse_labels)}")
     columns = max(1, min(columns, k))
     rows = math.ceil(k / columns)
-    fig = Figure(figsize=(2.6 * columns, 2.8 * rows))
+    fig = Figure(figsize=(2.6 * columns, 3.0 * rows + 0.3))  # room for each title above its square image
     centres = pixel_centres(locations.detach().float().cpu(), y, x)  # (k, g, 2)
     sides = [glimpse_size * scale_factor**s for s in range(num_scales)]
     if glimpse_labels is None:
