@@ -327,25 +327,20 @@ def figures(args) -> None:
         draw_comparison(summary, metric="million multiply-adds per image", x_label="image side (pixels)",
                         title="Cost of one image: RAM (8 glimpses), DRAM (6) vs CNNs", path=FIGURES / "glimpse-cost.png")
         print("wrote", FIGURES / "glimpse-cost.png")
+    long_runs = seed_files()
     curves = {f"{setting} {model} seed {seed}": [(p["step"], p["error"]) for p in row["curve"]]
-              for path in sorted(RESULTS.glob("glimpse-accuracy-*.json")) if not path.name.startswith("glimpse-accuracy-abl")
-              for setting, models in json.loads(path.read_text())["settings"].items()
-              for model, entry in models.items() for seed, row in entry.get("seeds", {}).items()}  # fmt: skip
+              for (setting, model), by_seed in sorted(long_runs.items()) for seed, row in sorted(by_seed.items())}
     if curves:
         draw_curves(curves, y_label="validation error (policy's means)", log_y=True, path=FIGURES / "glimpse-curves.png",
-                    title="Glimpse models: validation error along each run")  # fmt: skip
+                    title="Glimpse models: validation error along each long run")  # fmt: skip
         print("wrote", FIGURES / "glimpse-curves.png")
-    for path in sorted(RESULTS.glob("glimpse-accuracy-*.json")):
-        if path.name.startswith("glimpse-accuracy-abl"):  # the ablation's short runs
+    for (setting, model), by_seed in sorted(long_runs.items()):  # one seed's paths, of those whose folder is here
+        folders = [row["run"] for _, row in sorted(by_seed.items()) if Path(row["run"]).is_dir()]
+        if model not in GLIMPSE_MODELS or not folders:
             continue
-        for setting, rows in json.loads(path.read_text())["settings"].items():
-            if "ram" not in rows:
-                continue
-            first = next(iter(rows["ram"].get("seeds", {"": rows["ram"]}).values()))  # older files: one run a row
-            if not Path(first["run"]).is_dir():
-                continue
-            out, _ = draw_glimpse_run(load_run(first["run"]), FIGURES, examples=8, name=f"glimpse-paths-{setting}")
-            print("wrote", out)
+        name = f"glimpse-paths-{setting}" if setting in SETTINGS else f"glimpse-paths-{setting}-{model}"
+        out, _ = draw_glimpse_run(load_run(folders[0]), FIGURES, examples=8, name=name)
+        print("wrote", out)
 
 
 def oracle_policy(args) -> dict:
