@@ -28,6 +28,8 @@ its glimpses went against the digit, glimpse by glimpse (`glimpse_distances`). T
 `oracle` trains RAM's glimpse and core networks and classifier with every glimpse at the digit's centre
 (the training canvases' boxes: `Digits.sample_with_boxes`), cross-entropy only, and tests it the same
 way: the error the classifier reaches when the policy is not in the way (glimpse-oracle[-label].json).
+With --guide-steps N it guides the first N steps only (the policy imitating the digit's centre), trains
+the rest with the recipe and tests the policy's own glimpses.
 
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
@@ -346,14 +348,22 @@ def figures(args) -> None:
 def oracle_policy(args) -> dict:
     """RAM's glimpse and core networks and classifier trained and tested with a perfect policy: every glimpse
     at the digit's centre (the true box), cross-entropy only. Its test error is what the classifier gets
-    when the policy is not in the way: the learned policy costs the difference."""
+    when the policy is not in the way: the learned policy costs the difference.
+
+    With --guide-steps N (0 < N < steps), the first N steps are guided instead: the first glimpse at the
+    canvas's centre and the rest at the digit's, cross-entropy plus the policy's log-likelihood of those
+    locations (the policy imitates them: from what the first glimpse saw, go to the digit, then stay; with
+--guide-trains-core that gradient also reaches the core and glimpse networks through h_t);
+    the remaining steps are the recipe's own (attnlab.train.loop.optimizer_step: the policy samples, and
+    REINFORCE trains it), and the test is the policy's, at its means."""
     import torch.nn.functional as F
 
     from attnlab.train.clipping import clip_gradients_
-    from attnlab.train.loop import lr_at, make_optimizer, seed_everything
+    from attnlab.train.loop import lr_at, make_optimizer, optimizer_step, seed_everything
 
     meta = common.machine()
     result = {"command": meta["command"], "date": meta["date"], "machine": meta, "settings": {}}
+    guided = 0 < args.guide_steps < args.steps
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:
@@ -368,22 +378,42 @@ def oracle_policy(args) -> dict:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, cfg)
                 batch, boxes = task.sample_with_boxes(cfg.batch_size, generator)
-                at = box_centres(boxes, *batch.inputs.shape[-2:])  # (b, 2) every glimpse here
-                loss = F.cross_entropy(ram.forward_eager(batch.inputs, at=at).logits, batch.targets[:, 0])
-                optimizer.zero_grad()
-                loss.backward()
-                clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
-                optimizer.step()
+                if guided and step >= args.guide_steps:  # the recipe's step: the policy on its own
+                    optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
+                else:
+                    at = box_centres(boxes, *batch.inputs.shape[-2:])[:, None].repeat(1, ram.config.num_glimpses, 1)
+                    if guided:
+                        at[:, 0] = 0  # (b, g, 2): the first glimpse at the canvas's centre, where the policy starts
+                    model.train()
+                    recipe = ram.config
+                    if guided and args.guide_trains_core:  # the imitation's gradient also shapes the core's state
+                        ram.config = replace(recipe, policy_trains_core=True)
+                    out = ram.forward_eager(batch.inputs, at=at)
+                    ram.config = recipe
+                    loss = F.cross_entropy(out.logits, batch.targets[:, 0])
+                    if guided:
+                        loss = loss - out.log_probs.mean()  # the policy imitates the guide's locations
+                    optimizer.zero_grad()
+                    loss.backward()
+                    clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
+                    optimizer.step()
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                    model.eval()
                     with torch.no_grad():
                         at = box_centres(test_boxes, *test.inputs.shape[-2:])  # (r, 2)
-                        logits = torch.cat([ram.forward_eager(test.inputs[i : i + 1000], at=at[i : i + 1000]).logits
+                        logits = torch.cat([ram(test.inputs[i : i + 1000]).logits if guided else
+                                            ram.forward_eager(test.inputs[i : i + 1000], at=at[i : i + 1000]).logits
                                             for i in range(0, len(test), 1000)])  # fmt: skip
                     curve.append({"step": step + 1, "test_error": (logits.argmax(-1) != test.targets[:, 0]).float().mean().item(),
                                   "seconds": time.perf_counter() - start})  # fmt: skip
-                    print(f"{setting} oracle policy seed {seed} step {step + 1}: test error {curve[-1]['test_error']:.2%}",
-                          flush=True)  # fmt: skip
-            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, "ram", seed)}
+                    print(f"{setting} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
+                          f"test error {curve[-1]['test_error']:.2%}", flush=True)  # fmt: skip
+            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, "ram", seed),
+                               "guide_steps": args.guide_steps if guided else None,
+                               "guide_trains_core": guided and args.guide_trains_core}  # fmt: skip
+            if guided:
+                scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
+                rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
         result["settings"][setting] = rows
     return result
 
@@ -419,6 +449,8 @@ def main(argv=None) -> int:
     parser.add_argument("--policy-trains-core", action="store_true",
                         help="RAM: REINFORCE's gradient also reaches the core and glimpse networks")
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
+    parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
+    parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
