@@ -43,6 +43,18 @@ def test_output_shapes():
     assert net.num_glimpses == 6
 
 
+def test_given_locations_replace_the_policys_and_are_scored_by_it():
+    net, x = model().eval(), images()
+    at = torch.rand(5, 6, 2, generator=torch.Generator().manual_seed(1)) * 2.4 - 1.2  # (b, N, 2), some past the edge
+    for training in (True, False):
+        out = net.train(training)(x, at=at)
+        assert torch.equal(out.locations, at.clamp(-1, 1))  # every glimpse where it was told
+        own = net.eval()(x)  # the first mean comes from the context network alone, whatever the glimpses
+        expected = gaussian_log_prob(at[:, 0], own.locations[:, 0], net.config.location_std)  # (b,)
+        assert torch.allclose(out.log_probs[:, 0], expected, atol=1e-5)
+    assert not torch.allclose(net(x, at=at).logits, net(x).logits)  # elsewhere, other views
+
+
 def test_trace_records_every_glimpse_with_the_label_it_served():
     net = model().eval()
     x = images()

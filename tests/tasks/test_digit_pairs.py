@@ -101,6 +101,23 @@ def test_eval_canvases_show_the_labelled_digits_at_their_boxes():
         assert int(held.targets[i, 0]) == int(pair_class(digits[i, 0], digits[i, 1]))
 
 
+def test_training_boxes_are_the_same_draws_smaller_digit_first():
+    task = small(size=70, distractors=0, answer="digits")
+    batch, boxes = task.sample_with_boxes(16, torch.Generator().manual_seed(3))
+    same = task.sample(16, torch.Generator().manual_seed(3))  # the same draws
+    assert torch.equal(batch.inputs, same.inputs) and torch.equal(batch.targets, same.targets)
+    assert boxes.shape == (16, 2, 4) and apart(boxes).all() and (boxes[..., 2:] == 28).all()
+    images, labels = load_small_digits("train")
+    images, labels = torch.from_numpy(images.copy()).float() / 255, torch.from_numpy(labels.copy())
+    assert (batch.targets[:, 0] <= batch.targets[:, 1]).all()  # DRAM's layout: the digits sorted
+    for i in range(16):
+        for k in range(2):  # box k holds a training image of the k-th smallest digit
+            top, left, h, w = boxes[i, k].tolist()
+            region = batch.inputs[i, 0, top : top + h, left : left + w]  # (28, 28)
+            under = (region[None] >= images - 1e-6).all(-1).all(-1)  # (m,)
+            assert (labels[under] == batch.targets[i, k]).any()
+
+
 def test_targets_of_each_layout_and_the_sum():
     digits = torch.tensor([[7, 2], [0, 0], [9, 4]])
     assert small().targets(digits).tolist() == [[PAIRS.index((2, 7))], [PAIRS.index((0, 0))], [PAIRS.index((4, 9))]]

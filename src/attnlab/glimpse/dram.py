@@ -182,7 +182,7 @@ class DRAM(Traced, nn.Module):
             [torch.randn(b, 2, dtype=images.dtype, device=images.device) for _ in range(self.num_glimpses)]
         )  # (N, b, 2)
 
-    def forward(self, images: Tensor, noise: Tensor | None = None) -> DRAMOutput:
+    def forward(self, images: Tensor, noise: Tensor | None = None, at: Tensor | None = None) -> DRAMOutput:
         """Glimpse N times, emitting a label after every glimpses_per_label glimpses.
 
         Training mode samples each location from the Gaussian policy (clamped to [-1, 1]); eval
@@ -191,6 +191,8 @@ class DRAM(Traced, nn.Module):
         Args:
             images: (b, c, y, x) floats.
             noise: (N, b, 2) the policy's draws in training mode (default: drawn here).
+            at: (b, N, 2) locations to look at instead of the policy's (e.g. each label's digit centre,
+                `retina.box_centres`); the log-probabilities are then the policy's of these locations.
         Returns:
             DRAMOutput: logits (b, K, classes), log_probs (b, N), baselines (b, N), locations (b, N, 2).
         """
@@ -208,7 +210,9 @@ class DRAM(Traced, nn.Module):
         for n in range(self.num_glimpses):
             mean = torch.tanh(self.emission(h2))  # (b, 2), mu_n: REINFORCE trains E, r2 and the context network
             baselines.append(self.baseline(h2.detach())[:, 0])  # (b,), regressed without shaping r2
-            if self.training:
+            if at is not None:
+                action = at[:, n].to(mean)  # (b, 2)
+            elif self.training:
                 draw = torch.randn_like(mean) if noise is None else noise[n]  # (b, 2)
                 action = (mean + cfg.location_std * draw).detach()  # (b, 2)
             else:

@@ -169,10 +169,18 @@ class DigitPairs(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """batch_size canvases of two training digits drawn uniformly (with replacement), placed anew."""
+        return self.sample_with_boxes(batch_size, generator)[0]
+
+    def sample_with_boxes(self, batch_size: int, generator: torch.Generator) -> tuple[Batch, Tensor]:
+        """`sample`'s batch (the same draws) and where its digits went: boxes (b, 2, 4) long (top, left,
+        height, width), the smaller digit's first (the order DRAM names them in; ties in drawn order)."""
         train = self.digits.data()["train"]
         index = torch.randint(0, len(train.labels), (batch_size, 2), generator=generator)  # (b, 2)
-        canvas, _ = self._render(train.images[index], train.images, generator, False)
-        return Batch(canvas.unsqueeze(1), self.targets(train.labels[index]))  # (b, 1, y, x), (b, n)
+        digits = train.labels[index]  # (b, 2)
+        canvas, boxes = self._render(train.images[index], train.images, generator, False)  # (b, y, x), (b, 2, 4)
+        order = digits.argsort(dim=1, stable=True)  # (b, 2)
+        boxes = boxes.gather(1, order[:, :, None].expand(-1, -1, 4))  # (b, 2, 4) smaller digit first
+        return Batch(canvas.unsqueeze(1), self.targets(digits)), boxes  # (b, 1, y, x), (b, n); (b, 2, 4)
 
     def eval_set(self, size: int, split: str = "val") -> Batch:
         """The first size canvases (at most the split's size) of the fixed val or test split."""
