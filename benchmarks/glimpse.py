@@ -56,6 +56,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 import common
 from attnlab.glimpse import box_centres, sampled_errors
@@ -345,18 +346,53 @@ def figures(args) -> None:
         print("wrote", out)
 
 
+def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool) -> Tensor:
+    """One oracle (or guided) step's loss: the glimpses at the digits' centres and the answer's cross-entropy;
+    with imitate, the first of RAM's glimpses at the canvas's centre instead (where its policy starts) and
+    minus the policy's log-likelihood of the guide's locations, so that the policy learns to go there;
+    with trains_core that gradient also reaches RAM's core (DRAM's location layer reads its own context)."""
+    import torch.nn.functional as F
+
+    model.train()
+    centres = box_centres(boxes, *batch.inputs.shape[-2:])  # (b, 2) one digit, (b, 2, 2) two, smaller first
+    if hasattr(model, "dram"):  # each half of the glimpses at one digit: each label's (pair), or each addend's (sum)
+        at = centres.repeat_interleave(model.dram.num_glimpses // 2, dim=1)  # (b, N, 2)
+        out = model.dram(batch.inputs, at=at)
+        loss = F.cross_entropy(out.logits.flatten(0, 1), batch.targets.flatten())
+    else:
+        ram = model.ram
+        at = centres[:, None].repeat(1, ram.config.num_glimpses, 1)  # (b, g, 2)
+        if imitate:
+            at[:, 0] = 0
+        recipe = ram.config
+        ram.config = replace(recipe, policy_trains_core=recipe.policy_trains_core or trains_core)
+        try:
+            out = ram.forward_eager(batch.inputs, at=at)
+        finally:
+            ram.config = recipe
+        loss = F.cross_entropy(out.logits, batch.targets[:, 0])
+    return loss - out.log_probs.mean() if imitate else loss
+
+
+@torch.no_grad()
+def policy_error(model, test, chunk: int = 1000) -> float:
+    """Test error with the model's own glimpses (its policy's means): every answer of a canvas right."""
+    model.eval()
+    right = sum(int((model(test.inputs[i : i + chunk]).argmax(-1) == test.targets[i : i + chunk]).all(-1).sum())
+                for i in range(0, len(test), chunk))  # fmt: skip
+    return 1 - right / len(test)
+
+
 def oracle_policy(args) -> dict:
     """RAM's glimpse and core networks and classifier trained and tested with a perfect policy: every glimpse
     at the digit's centre (the true box), cross-entropy only. Its test error is what the classifier gets
     when the policy is not in the way: the learned policy costs the difference.
 
-    With --guide-steps N (0 < N < steps), the first N steps are guided instead: the first glimpse at the
-    canvas's centre and the rest at the digit's, cross-entropy plus the policy's log-likelihood of those
-    locations (the policy imitates them: from what the first glimpse saw, go to the digit, then stay; with
---guide-trains-core that gradient also reaches the core and glimpse networks through h_t);
-    the remaining steps are the recipe's own (attnlab.train.loop.optimizer_step: the policy samples, and
-    REINFORCE trains it), and the test is the policy's, at its means."""
-    import torch.nn.functional as F
+    With --guide-steps N (0 < N < steps), the first N steps are guided instead (`guide_loss`: the policy
+    imitates the digit's centres), the remaining steps are the recipe's own (attnlab.train.loop.optimizer_step:
+    the policy samples, and REINFORCE trains it), and the test is the policy's, at its means. With dram in
+    --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit)."""
+    from types import SimpleNamespace
 
     from attnlab.train.clipping import clip_gradients_
     from attnlab.train.loop import lr_at, make_optimizer, optimizer_step, seed_everything
@@ -364,15 +400,18 @@ def oracle_policy(args) -> dict:
     meta = common.machine()
     result = {"command": meta["command"], "date": meta["date"], "machine": meta, "settings": {}}
     guided = 0 < args.guide_steps < args.steps
+    name = "dram" if "dram" in args.models.split(",") else "ram"
+    if name == "dram" and not guided:
+        raise SystemExit("glimpse.py oracle: DRAM is guided only (--guide-steps N, 0 < N < --steps)")
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:
-            config = resolve(run_config(args, setting, "ram", seed))
+            config = resolve(run_config(args, setting, name, seed))
             seed_everything(seed)
             task, model = build_task_and_model(config)
-            ram, cfg = model.ram, config.train
+            cfg = config.train
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
-            test, test_boxes = task.eval_set(10**9, "test"), task.boxes("test")
+            test = task.eval_set(10**9, "test")
             start, curve = time.perf_counter(), []
             for step in range(cfg.steps):
                 for group in optimizer.param_groups:
@@ -381,34 +420,18 @@ def oracle_policy(args) -> dict:
                 if guided and step >= args.guide_steps:  # the recipe's step: the policy on its own
                     optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
                 else:
-                    at = box_centres(boxes, *batch.inputs.shape[-2:])[:, None].repeat(1, ram.config.num_glimpses, 1)
-                    if guided:
-                        at[:, 0] = 0  # (b, g, 2): the first glimpse at the canvas's centre, where the policy starts
-                    model.train()
-                    recipe = ram.config
-                    if guided and args.guide_trains_core:  # the imitation's gradient also shapes the core's state
-                        ram.config = replace(recipe, policy_trains_core=True)
-                    out = ram.forward_eager(batch.inputs, at=at)
-                    ram.config = recipe
-                    loss = F.cross_entropy(out.logits, batch.targets[:, 0])
-                    if guided:
-                        loss = loss - out.log_probs.mean()  # the policy imitates the guide's locations
+                    loss = guide_loss(model, batch, boxes, guided, guided and args.guide_trains_core)
                     optimizer.zero_grad()
                     loss.backward()
                     clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
                     optimizer.step()
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
-                    with torch.no_grad():
-                        at = box_centres(test_boxes, *test.inputs.shape[-2:])  # (r, 2)
-                        logits = torch.cat([ram(test.inputs[i : i + 1000]).logits if guided else
-                                            ram.forward_eager(test.inputs[i : i + 1000], at=at[i : i + 1000]).logits
-                                            for i in range(0, len(test), 1000)])  # fmt: skip
-                    curve.append({"step": step + 1, "test_error": (logits.argmax(-1) != test.targets[:, 0]).float().mean().item(),
-                                  "seconds": time.perf_counter() - start})  # fmt: skip
-                    print(f"{setting} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
-                          f"test error {curve[-1]['test_error']:.2%}", flush=True)  # fmt: skip
-            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, "ram", seed),
+                    error = policy_error(model, test) if guided else oracle_error(SimpleNamespace(task=task, model=model))
+                    curve.append({"step": step + 1, "test_error": error, "seconds": time.perf_counter() - start})
+                    print(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
+                          f"test error {error:.2%}", flush=True)  # fmt: skip
+            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, name, seed),
                                "guide_steps": args.guide_steps if guided else None,
                                "guide_trains_core": guided and args.guide_trains_core}  # fmt: skip
             if guided:
