@@ -17,8 +17,8 @@ each digit went. Distractor pieces are cut from images of the same split.
 Source: MNIST read from `{data_dir or ATTNLAB_DATA}/mnist/` (attnlab.data.mnist), or scikit-learn's
 8x8 digits upsampled to 28x28 ("small"), which need no download; "auto" takes MNIST when all
 four files are present and the small set otherwise (`source_used` says which; a warning names a
-data folder given without them). A present but
-broken MNIST file raises its DataError rather than falling back silently.
+data folder given without them). A present but broken MNIST file raises its DataError rather than
+falling back silently.
 """
 
 from __future__ import annotations
