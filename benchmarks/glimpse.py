@@ -119,6 +119,8 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
         values["policy_trains_core"] = True
     if model == "dram" and "dram_answer" in entry:
         task["answer"] = entry["dram_answer"]
+        if args.unordered:
+            values["unordered"] = True
     return {
         "task": {"name": "digits" if setting in SETTINGS else "digit_pairs", "source": args.source, **task},
         "model": {"name": model, **values},
@@ -471,6 +473,8 @@ def main(argv=None) -> int:
     parser.add_argument("--location-std", type=float, default=0.0, help="RAM's location std (0: the family's default)")
     parser.add_argument("--policy-trains-core", action="store_true",
                         help="RAM: REINFORCE's gradient also reaches the core and glimpse networks")
+    parser.add_argument("--unordered", action="store_true",
+                        help="dram on pair100: the two digits named in either order (DRAMConfig.unordered)")
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
     parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")

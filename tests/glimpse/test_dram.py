@@ -2,12 +2,14 @@
 context network, where gradients go, sequential rewards and REINFORCE against a closed form,
 overfitting a few canvases, and the "dram" family behind the loop's contract."""
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from attnlab.core import capture
-from attnlab.glimpse.dram import DRAM, DRAMConfig, rewards_to_go, sequential_rewards
+from attnlab.glimpse.dram import DRAM, DRAMConfig, ascending, best_order, rewards_to_go, sequential_rewards
 from attnlab.glimpse.ram import gaussian_log_prob, policy_gradient_loss
 
 TINY = {
@@ -252,3 +254,61 @@ def test_family_follows_the_loop_contract_and_draws_its_noise_ahead():
         family(torch.rand(3, 1, 10, 10))
     with pytest.raises(ValueError, match=r"dram: TaskSpec\.image must be"):
         build_model("dram", TINY, TaskSpec(seq_len=4, answer_len=1, vocab_size=5, num_outputs=5))
+
+
+def test_best_order_is_the_permutation_of_least_cross_entropy():
+    logits = torch.randn(6, 3, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 5, (6, 3), generator=torch.Generator().manual_seed(1))
+    order = best_order(logits, labels)
+    assert order.shape == (6, 3) and (order.sort(1).values == torch.arange(3)).all()  # a permutation each
+    for i in range(6):  # against every order, by brute force
+        costs = {
+            p: float(F.cross_entropy(logits[i], labels[i, list(p)], reduction="sum"))
+            for p in itertools.permutations(range(3))
+        }
+        best = min(costs.values())
+        assert costs[tuple(order[i].tolist())] == pytest.approx(best)
+    swapped = torch.full((1, 2, 4), -5.0)
+    swapped[0, 0, 3], swapped[0, 1, 1] = 5.0, 5.0  # names 3 then 1
+    assert best_order(swapped, torch.tensor([[1, 3]])).tolist() == [[1, 0]]
+
+
+def test_ascending_reorders_the_emissions_by_their_labels():
+    logits = torch.full((2, 3, 4), -5.0)
+    for i, names in enumerate(([2, 0, 3], [1, 1, 0])):
+        for k, name in enumerate(names):
+            logits[i, k, name] = 5.0 + k  # each row keeps a mark of where it came from
+    out = ascending(logits)
+    assert out.argmax(-1).tolist() == [[0, 2, 3], [0, 1, 1]]
+    torch.testing.assert_close(out[0], logits[0, [1, 0, 2]])
+    torch.testing.assert_close(out[1], logits[1, [2, 0, 1]])  # ties keep their order
+
+
+def test_unordered_family_matches_the_labels_and_names_them_ascending():
+    import attnlab.models.glimpse  # noqa: F401  (registers "dram")
+    from attnlab.models.registry import build_model, split_output
+    from attnlab.spec import TaskSpec
+
+    spec = TaskSpec(seq_len=1, answer_len=2, num_outputs=10, image=(1, 12, 12))
+    torch.manual_seed(0)
+    family = build_model("dram", {**TINY, "unordered": True}, spec)
+    x = images(b=4)
+    targets = torch.tensor([[1, 3], [2, 2], [0, 9], [4, 5]])  # sorted, as a set is given
+    family.train()
+    noise = family.draw_noise(x)
+    raw = family.dram(x, noise)  # the emissions in the order they were made
+    logits, aux = split_output(family(x, targets, noise=noise))
+    for i in range(4):  # the loss the loop takes is the cheaper of the two orders
+        as_given = F.cross_entropy(raw.logits[i], targets[i], reduction="sum")
+        swapped = F.cross_entropy(raw.logits[i], targets[i].flip(0), reduction="sum")
+        torch.testing.assert_close(F.cross_entropy(logits[i], targets[i], reduction="sum"), min(as_given, swapped))
+    emitted = targets.gather(1, best_order(raw.logits, targets))  # (b, 2) each emission's matched label
+    torch.testing.assert_close(aux, family.dram.reinforce_loss(raw, emitted))
+    family.eval()
+    named = family(x)
+    assert (named.argmax(-1).diff(dim=1) >= 0).all()
+    torch.testing.assert_close(named, ascending(family.dram(x).logits))
+    ordered = build_model("dram", TINY, spec)  # the default keeps the emission order
+    ordered.load_state_dict(family.state_dict())
+    ordered.eval()
+    torch.testing.assert_close(ordered(x), family.dram(x).logits)

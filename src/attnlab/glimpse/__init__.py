@@ -6,7 +6,15 @@ DRAM     two LSTM layers, a context network, one label per few glimpses (Ba et a
 scoring  test error at the policy's means, from one sampled path, and averaged over several
 """
 
-from attnlab.glimpse.dram import DRAM, DRAMConfig, DRAMOutput, rewards_to_go, sequential_rewards
+from attnlab.glimpse.dram import (
+    DRAM,
+    DRAMConfig,
+    DRAMOutput,
+    ascending,
+    best_order,
+    rewards_to_go,
+    sequential_rewards,
+)
 from attnlab.glimpse.ram import (
     RAM,
     RAMConfig,
@@ -27,6 +35,8 @@ __all__ = [
     "RAMOutput",
     "Retina",
     "SampledErrors",
+    "ascending",
+    "best_order",
     "box_centres",
     "correct_reward",
     "gaussian_log_prob",

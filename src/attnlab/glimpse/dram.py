@@ -40,11 +40,20 @@ location is credited with the rewards that follow it, R_n = sum_{k >= ceil(n / g
 (`rewards_to_go`), and
 
     grad J = E[ sum_n grad log pi(l_n) (R_n - b_n) ],   b_n regressed onto R_n.
+
+Unordered labels (`unordered`, e.g. the two digits of a pair): the model may name them in any order.
+While training, each example's labels are matched to its emissions in the order of least summed
+cross-entropy (`best_order`, over the K! orders): the cross-entropy and the sequential rewards are
+those of that order, so the first label pays for whichever object the first glimpses found. In use,
+the emissions are reordered so that their labels ascend (`ascending`), the order in which a sorted
+set of labels is given. With labels given sorted and named in a fixed order instead, the first label
+(the smallest) can only be known once every object has been seen.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import permutations
 from typing import NamedTuple
 
 import torch
@@ -71,6 +80,7 @@ class DRAMConfig:
     context_size: int = 12  # side of the coarse image the context network reads
     context_hidden: int = 128  # width of the context network's hidden layer
     location_std: float = 0.17  # fixed std of the Gaussian location policy
+    unordered: bool = False  # the labels are a set: matched in the order they fit best (`best_order`)
 
     def __post_init__(self) -> None:
         for name in (
@@ -99,6 +109,31 @@ class DRAMOutput(NamedTuple):
 def sequential_rewards(logits: Tensor, labels: Tensor) -> Tensor:
     """The cumulative rewards: logits (b, K, o), labels (b, K) -> (b, K), r_k = 1 iff labels 1..k are right."""
     return correct_reward(logits, labels).cumprod(dim=1)  # (b, K): right so far
+
+
+def best_order(logits: Tensor, labels: Tensor) -> Tensor:
+    """Unordered labels: the order of each example's labels that its emissions fit best.
+
+    Args:
+        logits: (b, K, o) the K emissions.
+        labels: (b, K) long, the example's labels in any order.
+    Returns:
+        (b, K) long `order`: labels.gather(1, order) are the labels in emission order, the permutation of
+        least summed cross-entropy over the K! (ties: the first in itertools.permutations' order).
+    """
+    k = labels.shape[1]
+    orders = torch.tensor(list(permutations(range(k))), device=labels.device)  # (P, K)
+    candidates = labels[:, orders]  # (b, P, K)
+    log_p = logits.log_softmax(-1)[:, None].expand(-1, len(orders), -1, -1)  # (b, P, K, o)
+    cost = -log_p.gather(3, candidates[..., None])[..., 0].sum(2)  # (b, P)
+    return orders[cost.argmin(1)]  # (b, K)
+
+
+def ascending(logits: Tensor) -> Tensor:
+    """Unordered labels named in ascending order: logits (b, K, o) with the emissions reordered so that
+    their argmax labels ascend (stable) -> (b, K, o); the order sorted label sets are given in."""
+    order = logits.argmax(-1).argsort(dim=1, stable=True)  # (b, K)
+    return logits.gather(1, order[..., None].expand_as(logits))  # (b, K, o)
 
 
 def rewards_to_go(rewards: Tensor, glimpses_per_label: int) -> Tensor:

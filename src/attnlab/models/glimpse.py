@@ -16,7 +16,9 @@ task's cross-entropy, which trains the classifier, the core and the glimpse netw
     inputs (b, c, y, x) floats  ->  DRAM: n * glimpses_per_label glimpses  ->  logits (b, n, o)
 
 and its aux_loss is REINFORCE with sequential rewards (`DRAM.reinforce_loss`: answer k pays 1 when
-answers 1..k are right; each location earns the rewards that follow it). With one answer it is
+answers 1..k are right; each location earns the rewards that follow it). With `unordered` the
+answers are a set given sorted: matched to the emissions in the order they fit best while training,
+and named in ascending order (attnlab.glimpse.dram.best_order, ascending). With one answer it is
 RAM with a two-layer LSTM core and a context network. Composition only: every equation lives in
 attnlab.glimpse.
 """
@@ -27,7 +29,7 @@ from dataclasses import replace
 
 from torch import Tensor
 
-from attnlab.glimpse.dram import DRAM, DRAMConfig
+from attnlab.glimpse.dram import DRAM, DRAMConfig, ascending, best_order
 from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward
 from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.vision import check_image_spec
@@ -107,17 +109,26 @@ class DRAMFamily(TaskModel):
 
         Args:
             inputs: (b, c, y, x) floats, (c, y, x) == spec.image.
-            targets: (b, n) long labels in emission order, or None.
+            targets: (b, n) long labels in emission order (with config.unordered: in ascending order,
+                matched to the emissions by `best_order`), or None.
             noise: (N, b, 2) the location policy's draws while training (default: drawn here).
         Returns:
-            logits (b, n, o); in training mode with targets, (logits, aux_loss) with aux_loss () the
-            REINFORCE loss of the locations with sequential rewards.
+            logits (b, n, o) (with config.unordered: reordered so that their labels ascend); in training
+            mode with targets, (logits, aux_loss) with aux_loss () the REINFORCE loss of the locations
+            with sequential rewards (with config.unordered: logits in the targets' order as matched,
+            and the rewards those of the matched labels).
         """
         if inputs.dim() != 4 or tuple(inputs.shape[1:]) != tuple(self.spec.image):
             raise ValueError(
                 f"dram: inputs must be (b, {', '.join(map(str, self.spec.image))}); got {tuple(inputs.shape)}"
             )
         out = self.dram(inputs, noise)
+        unordered = self.dram.config.unordered
         if not (self.training and targets is not None):
-            return out.logits  # (b, n, o)
-        return out.logits, self.dram.reinforce_loss(out, targets)
+            return ascending(out.logits) if unordered else out.logits  # (b, n, o)
+        if not unordered:
+            return out.logits, self.dram.reinforce_loss(out, targets)
+        order = best_order(out.logits.detach(), targets)  # (b, n): targets.gather(1, order) in emission order
+        emitted = targets.gather(1, order)  # (b, n) the label each emission is matched to
+        logits = out.logits.gather(1, order.argsort(1)[..., None].expand_as(out.logits))  # (b, n, o) as targets
+        return logits, self.dram.reinforce_loss(out, emitted)
