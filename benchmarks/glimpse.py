@@ -274,9 +274,13 @@ def accuracy_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --guide-steps` (100 epochs; no run kept)
+
+
 def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str, str], dict[str, dict]]:
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
-    one long run each), the ablation's and the probes' left out."""
+    one long run each), the ablation's and the probes' left out; and the guided starts' 100-epoch seeds
+    (glimpse-oracle-<setting>-guide<N>-core-s<seed>.json) as model GUIDED."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -284,7 +288,17 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
         for setting, models in json.loads(path.read_text())["settings"].items():
             for model, entry in models.items():
                 for seed, row in entry["seeds"].items():
-                    rows.setdefault((setting, model), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
+                    name = f"{model}, unordered" if row["config"]["model"].get("unordered") else model
+                    rows.setdefault((setting, name), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
+    for path in sorted(RESULTS.glob("glimpse-oracle-*-guide*-core-s[0-9]*.json")):
+        if "ep-" in path.stem:  # the 20- and 200-epoch runs: not the 100 epochs of the others
+            continue
+        for setting, by_seed in json.loads(path.read_text())["settings"].items():
+            for seed, row in by_seed.items():
+                rows.setdefault((setting, GUIDED), {})[seed] = {
+                    **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config")},
+                    "steps": row["curve"][-1]["step"], "train_seconds": row["curve"][-1]["seconds"],
+                    "device": "cpu", "file": path.name, "paper": SETTINGS[setting]["paper"]["ram"]}
     return rows
 
 
@@ -334,16 +348,17 @@ def figures(args) -> None:
         print("wrote", FIGURES / "glimpse-cost.png")
     long_runs = seed_files()
     curves = {f"{setting} {model} seed {seed}": [(p["step"], p["error"]) for p in row["curve"]]
-              for (setting, model), by_seed in sorted(long_runs.items()) for seed, row in sorted(by_seed.items())}
+              for (setting, model), by_seed in sorted(long_runs.items()) if model != GUIDED  # its curve is the test's
+              for seed, row in sorted(by_seed.items())}
     if curves:
         draw_curves(curves, y_label="validation error (policy's means)", log_y=True, path=FIGURES / "glimpse-curves.png",
                     title="Glimpse models: validation error along each long run")  # fmt: skip
         print("wrote", FIGURES / "glimpse-curves.png")
     for (setting, model), by_seed in sorted(long_runs.items()):  # one seed's paths, of those whose folder is here
-        folders = [row["run"] for _, row in sorted(by_seed.items()) if Path(row["run"]).is_dir()]
-        if model not in GLIMPSE_MODELS or not folders:
+        folders = [row["run"] for _, row in sorted(by_seed.items()) if "run" in row and Path(row["run"]).is_dir()]
+        if model.split(",")[0] not in GLIMPSE_MODELS or not folders:  # the guided starts keep no run folder
             continue
-        name = f"glimpse-paths-{setting}" if setting in SETTINGS else f"glimpse-paths-{setting}-{model}"
+        name = f"glimpse-paths-{setting}" if setting in SETTINGS else f"glimpse-paths-{setting}-{model.replace(', ', '-')}"
         out, _ = draw_glimpse_run(load_run(folders[0]), FIGURES, examples=8, name=name)
         print("wrote", out)
 
