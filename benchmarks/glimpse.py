@@ -62,7 +62,7 @@ import common
 from attnlab.glimpse import box_centres, sampled_errors
 from attnlab.models import build_model
 from attnlab.train import build_task_and_model, ensure, load_run, resolve
-from attnlab.train.checkpoint import ship_run
+from attnlab.train.checkpoint import save_config, save_weights, ship_run
 from attnlab.train.cost import multiply_adds, seconds_per_example
 from attnlab.train.vectorised import ensure_seeds
 from common import FIGURES, RESULTS
@@ -274,7 +274,7 @@ def accuracy_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --guide-steps` (100 epochs; no run kept)
+GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --guide-steps` (100 epochs)
 
 
 def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str, str], dict[str, dict]]:
@@ -296,7 +296,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
         for setting, by_seed in json.loads(path.read_text())["settings"].items():
             for seed, row in by_seed.items():
                 rows.setdefault((setting, GUIDED), {})[seed] = {
-                    **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config")},
+                    **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config", "run")
+                       if k in row},
                     "steps": row["curve"][-1]["step"], "train_seconds": row["curve"][-1]["seconds"],
                     "device": "cpu", "file": path.name, "paper": SETTINGS[setting]["paper"]["ram"]}
     return rows
@@ -356,9 +357,10 @@ def figures(args) -> None:
         print("wrote", FIGURES / "glimpse-curves.png")
     for (setting, model), by_seed in sorted(long_runs.items()):  # one seed's paths, of those whose folder is here
         folders = [row["run"] for _, row in sorted(by_seed.items()) if "run" in row and Path(row["run"]).is_dir()]
-        if model.split(",")[0] not in GLIMPSE_MODELS or not folders:  # the guided starts keep no run folder
+        if model.split(",")[0] not in GLIMPSE_MODELS or not folders:  # the first guided starts kept no run folder
             continue
-        name = f"glimpse-paths-{setting}" if setting in SETTINGS else f"glimpse-paths-{setting}-{model.replace(', ', '-')}"
+        slug = model.replace(", ", "-").replace(" ", "-")  # e.g. ram-guided-start
+        name = f"glimpse-paths-{setting}" if setting in SETTINGS and model == "ram" else f"glimpse-paths-{setting}-{slug}"
         out, _ = draw_glimpse_run(load_run(folders[0]), FIGURES, examples=8, name=name)
         print("wrote", out)
 
@@ -454,6 +456,11 @@ def oracle_policy(args) -> dict:
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
                 rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
+                folder = args.runs / setting / f"{name}-guided-s{seed}"  # the trained model, for `figures`
+                folder.mkdir(parents=True, exist_ok=True)
+                save_config(folder, run_config(args, setting, name, seed))
+                save_weights(folder, model)
+                rows[str(seed)]["run"] = str(folder)
         result["settings"][setting] = rows
     return result
 
