@@ -314,7 +314,7 @@ def seeds_table(rows: dict[tuple[str, str], dict[str, dict]]) -> str:
                  else "" for k in ("test_error", "single_sample_error", "averaged_error")]  # fmt: skip
         values, train = first["config"]["model"], first["config"]["train"]
         labels = 2 if first["config"]["task"].get("answer") == "digits" else 1  # DRAM names both digits of a pair
-        glimpses = values.get("num_glimpses", values.get("glimpses_per_label", 0) * labels if model == "dram" else "")
+        glimpses = values.get("num_glimpses", values.get("glimpses_per_label", 0) * labels if model.startswith("dram") else "")
         epochs = f" ({train['steps'] * train['batch_size'] / TRAIN_IMAGES:.0f})" if setting in SETTINGS else ""
         low, high = min(r["steps"] for r in runs), max(r["steps"] for r in runs)
         steps = f"{low:,}" if low == high else f"{low:,}-{high:,}"
