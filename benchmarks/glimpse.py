@@ -29,7 +29,9 @@ its glimpses went against the digit, glimpse by glimpse (`glimpse_distances`). T
 (the training canvases' boxes: `Digits.sample_with_boxes`), cross-entropy only, and tests it the same
 way: the error the classifier reaches when the policy is not in the way (glimpse-oracle[-label].json).
 With --guide-steps N it guides the first N steps only (the policy imitating the digit's centre), trains
-the rest with the recipe and tests the policy's own glimpses.
+the rest with the recipe and tests the policy's own glimpses. Its state is kept at every evaluation
+(--runs/<setting>/ram-guided-s<seed>/oracle-resume.pt, or ram-oracle-s<seed>): the same command run
+again after a kill resumes there and ends as the run would have without the kill.
 
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
@@ -402,6 +404,38 @@ def policy_error(model, test, chunk: int = 1000) -> float:
     return 1 - right / len(test)
 
 
+RESUME = "oracle-resume.pt"  # an unfinished `oracle` run's state, in its folder under --runs
+
+
+def save_oracle(folder: Path, recorded: dict, step: int, model, optimizer, generator, curve: list[dict]) -> None:
+    """Keep an `oracle` run's state after `step` steps (weights, optimizer, both generators, its curve so
+    far), written whole or not at all, so that a killed run resumes there (`resume_oracle`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"recorded": recorded, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "curve": curve}  # fmt: skip
+    torch.save(state, folder / f"{RESUME}.tmp")
+    (folder / f"{RESUME}.tmp").replace(folder / RESUME)
+
+
+def resume_oracle(folder: Path, recorded: dict, model, optimizer, generator) -> tuple[int, list[dict], float]:
+    """The step to start from, the curve so far and the seconds spent: from the state `save_oracle` kept
+    in folder for the same command (else from the start, the state of another command set aside)."""
+    path = folder / RESUME
+    if not path.exists():
+        return 0, [], 0.0
+    state = torch.load(path, weights_only=True)
+    if state["recorded"] != json.loads(json.dumps(recorded)):
+        path.replace(folder / f"{RESUME}.other")
+        print(f"{path}: kept by another command; set aside as {RESUME}.other, starting over", flush=True)
+        return 0, [], 0.0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    print(f"{path}: resuming at step {state['step']}", flush=True)
+    return state["step"], state["curve"], state["curve"][-1]["seconds"]
+
+
 def oracle_policy(args) -> dict:
     """RAM's glimpse and core networks and classifier trained and tested with a perfect policy: every glimpse
     at the digit's centre (the true box), cross-entropy only. Its test error is what the classifier gets
@@ -431,8 +465,12 @@ def oracle_policy(args) -> dict:
             cfg = config.train
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
             test = task.eval_set(10**9, "test")
-            start, curve = time.perf_counter(), []
-            for step in range(cfg.steps):
+            folder = args.runs / setting / f"{name}-{'guided' if guided else 'oracle'}-s{seed}"  # its weights, resume
+            recorded = dict(run_config(args, setting, name, seed), guide_steps=args.guide_steps,
+                            guide_trains_core=args.guide_trains_core)  # fmt: skip
+            first, curve, seconds = resume_oracle(folder, recorded, model, optimizer, generator)
+            start = time.perf_counter() - seconds
+            for step in range(first, cfg.steps):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, cfg)
                 batch, boxes = task.sample_with_boxes(cfg.batch_size, generator)
@@ -450,17 +488,19 @@ def oracle_policy(args) -> dict:
                     curve.append({"step": step + 1, "test_error": error, "seconds": time.perf_counter() - start})
                     print(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
                           f"test error {error:.2%}", flush=True)  # fmt: skip
+                    if step + 1 < cfg.steps:
+                        save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
             rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, name, seed),
                                "guide_steps": args.guide_steps if guided else None,
                                "guide_trains_core": guided and args.guide_trains_core}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
                 rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
-                folder = args.runs / setting / f"{name}-guided-s{seed}"  # the trained model, for `figures`
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)  # the trained model, for `figures`
                 save_config(folder, run_config(args, setting, name, seed))
                 save_weights(folder, model)
                 rows[str(seed)]["run"] = str(folder)
+            (folder / RESUME).unlink(missing_ok=True)
         result["settings"][setting] = rows
     return result
 
