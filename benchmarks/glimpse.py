@@ -281,8 +281,9 @@ GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --
 
 def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str, str], dict[str, dict]]:
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
-    one long run each), the ablation's and the probes' left out; and the guided starts' 100-epoch seeds
-    (glimpse-oracle-<setting>-guide<N>-core-s<seed>.json) as model GUIDED."""
+    one long run each), the ablation's and the probes' left out; and the guided starts' seeds
+    (glimpse-oracle-<setting>[-<E>ep]-guide<N>-core-s<seed>.json) as model GUIDED (100 epochs) or
+    "GUIDED, E epochs", their curves of test error as "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -293,13 +294,15 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     name = f"{model}, unordered" if row["config"]["model"].get("unordered") else model
                     rows.setdefault((setting, name), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
     for path in sorted(RESULTS.glob("glimpse-oracle-*-guide*-core-s[0-9]*.json")):
-        if "ep-" in path.stem:  # the 20- and 200-epoch runs: not the 100 epochs of the others
-            continue
         for setting, by_seed in json.loads(path.read_text())["settings"].items():
             for seed, row in by_seed.items():
-                rows.setdefault((setting, GUIDED), {})[seed] = {
+                train = row["config"]["train"]
+                epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
+                name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
+                rows.setdefault((setting, name), {})[seed] = {
                     **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config", "run")
                        if k in row},
+                    "test_curve": [(p["step"], p["test_error"]) for p in row["curve"]],
                     "steps": row["curve"][-1]["step"], "train_seconds": row["curve"][-1]["seconds"],
                     "device": "cpu", "file": path.name, "paper": SETTINGS[setting]["paper"]["ram"]}
     return rows
@@ -338,7 +341,7 @@ def table(args) -> dict:
 
 
 def figures(args) -> None:
-    from attnlab.viz.curves import draw_comparison, draw_curves
+    from attnlab.viz.curves import draw_comparison, draw_curve_panels
     from attnlab.viz.glimpse import draw_glimpse_run
 
     cost_file = RESULTS / "glimpse-cost.json"
@@ -350,12 +353,16 @@ def figures(args) -> None:
                         title="Cost of one image: RAM (8 glimpses), DRAM (6) vs CNNs", path=FIGURES / "glimpse-cost.png")
         print("wrote", FIGURES / "glimpse-cost.png")
     long_runs = seed_files()
-    curves = {f"{setting} {model} seed {seed}": [(p["step"], p["error"]) for p in row["curve"]]
-              for (setting, model), by_seed in sorted(long_runs.items()) if model != GUIDED  # its curve is the test's
-              for seed, row in sorted(by_seed.items())}
-    if curves:
-        draw_curves(curves, y_label="validation error (policy's means)", log_y=True, path=FIGURES / "glimpse-curves.png",
-                    title="Glimpse models: validation error along each long run")  # fmt: skip
+    panels: dict[str, dict[str, list]] = {}  # setting -> model -> one curve per seed
+    for (setting, model), by_seed in sorted(long_runs.items(), key=lambda item: list(SETTINGS | PAIRS).index(item[0][0])):
+        for _, row in sorted(by_seed.items()):
+            if "test_curve" in row:  # the guided starts measured the test canvases along the run
+                panels.setdefault(setting, {}).setdefault(f"{model} (test)", []).append(row["test_curve"])
+            else:
+                panels.setdefault(setting, {}).setdefault(model, []).append([(p["step"], p["error"]) for p in row["curve"]])
+    if panels:
+        draw_curve_panels(panels, y_label="error at the policy's means", log_y=True, path=FIGURES / "glimpse-curves.png",
+                          title="Glimpse models and the CNN: validation error (test error where marked) along each long run")  # fmt: skip
         print("wrote", FIGURES / "glimpse-curves.png")
     for (setting, model), by_seed in sorted(long_runs.items()):  # one seed's paths, of those whose folder is here
         folders = [row["run"] for _, row in sorted(by_seed.items()) if "run" in row and Path(row["run"]).is_dir()]

@@ -1,4 +1,4 @@
-from attnlab.viz import draw_comparison, draw_curves
+from attnlab.viz import draw_comparison, draw_curve_panels, draw_curves
 
 
 def summary(settings):
@@ -52,3 +52,21 @@ def test_learning_curves_one_line_per_label_through_its_points(tmp_path):
     assert list(ax.get_lines()[1].get_ydata()) == [0.6, 0.05]
     assert ax.get_yscale() == "log" and ax.get_xscale() == "linear" and ax.get_title() == "runs"
     assert (tmp_path / "curves.png").stat().st_size > 5000
+
+
+def test_curve_panels_one_panel_per_setting_one_colour_per_label(tmp_path):
+    panels = {
+        "translated": {"ram": [[(1, 0.5), (2, 0.1)], [(1, 0.6), (2, 0.2)]], "cnn": [[(1, 0.3), (2, 0.05)]]},
+        "cluttered": {"cnn": [[(1, 0.4), (3, 0.2)]]},
+    }
+    fig = draw_curve_panels(panels, y_label="error", log_y=True, columns=3, title="runs", path=tmp_path / "p.png")
+    first, second = fig.axes
+    assert [first.get_title(), second.get_title()] == ["translated", "cluttered"]
+    assert [t.get_text() for t in first.get_legend().get_texts()] == ["ram", "cnn"]  # one entry per label, not per run
+    assert [list(line.get_xdata()) for line in first.get_lines()] == [[1, 2], [1, 2], [1, 2]]
+    colours = [line.get_color() for line in first.get_lines()]
+    assert colours[0] == colours[1] != colours[2]  # a model's seeds share its colour
+    assert second.get_lines()[0].get_color() == colours[2]  # and it keeps it in every panel
+    assert list(second.get_lines()[0].get_ydata()) == [0.4, 0.2]
+    assert first.get_yscale() == "log" and fig.get_suptitle() == "runs"
+    assert (tmp_path / "p.png").stat().st_size > 5000

@@ -9,7 +9,15 @@ Everything here reads tensors and traces only; figures are plain `matplotlib.fig
 (no pyplot state, no window).
 """
 
-from attnlab.viz.curves import draw_comparison, draw_curves
+from attnlab.viz.curves import draw_comparison, draw_curve_panels, draw_curves
 from attnlab.viz.heatmap import MAX_GRID_LABELS, draw_attention, draw_heads, layers_from_trace
 
-__all__ = ["MAX_GRID_LABELS", "draw_attention", "draw_comparison", "draw_curves", "draw_heads", "layers_from_trace"]
+__all__ = [
+    "MAX_GRID_LABELS",
+    "draw_attention",
+    "draw_comparison",
+    "draw_curve_panels",
+    "draw_curves",
+    "draw_heads",
+    "layers_from_trace",
+]

@@ -148,3 +148,51 @@ def draw_curves(
     if curves:
         ax.legend(fontsize=7, ncol=2)
     return _finish(fig, title, path)
+
+
+def draw_curve_panels(
+    panels: dict[str, dict[str, list[list[tuple[float, float]]]]],
+    *,
+    y_label: str,
+    x_label: str = "step",
+    title: str | None = None,
+    log_y: bool = False,
+    columns: int = 3,
+    path: str | Path | None = None,
+) -> Figure:
+    """Learning curves in one panel per setting: a colour per label (the same in every panel), a line per run.
+
+    Args:
+        panels: panel title -> label -> runs, each [(x, y), ...] in order (e.g. a model's seeds).
+        y_label, x_label: the axes' names.
+        title: the figure's title.
+        log_y: logarithmic y axes.
+        columns: panels per row.
+        path: save the figure here (".png" or ".svg").
+    """
+    labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
+    colours = {label: f"C{n % 10}" for n, label in enumerate(labels)}
+    rows = max(1, -(-len(panels) // columns))
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.6), dpi=100)
+    for n, (name, runs) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, columns, n + 1)
+        for label, lines in runs.items():
+            for k, points in enumerate(lines):
+                xs, ys = zip(*points) if points else ((), ())
+                ax.plot(xs, ys, color=colours[label], marker=MARKERS[labels.index(label) % len(MARKERS)],
+                        markersize=2.5, linewidth=1, alpha=0.85, label=label if k == 0 else None)  # fmt: skip
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.set_ylabel(y_label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+        if runs:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(output_file(path))
+    return fig
