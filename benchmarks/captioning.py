@@ -65,15 +65,15 @@ def run_config(args: argparse.Namespace, variant: str) -> dict:
     return {"task": task, "model": model, "train": train}
 
 
-def table(scores: dict[str, dict[str, float]]) -> str:
-    """Ours beside the paper's, one row per variant."""
+def table(scores: dict[str, dict[str, float]], paper: dict[str, dict[str, float]]) -> str:
+    """Ours, one row per variant, each beside the paper's row of that variant in `paper` (where it has one)."""
     head = f"{'variant':<22}" + "".join(f"{s:>9}" for s in SCORES)
     lines = [head, "-" * len(head)]
     for variant, row in scores.items():
         lines.append(f"{'attnlab ' + variant:<22}" + "".join(f"{row.get(s, float('nan')):9.2f}" for s in SCORES))
-        if variant in PAPER:
-            paper = PAPER[variant]
-            lines.append(f"{'Xu et al. ' + variant:<22}" + "".join(f"{paper[s]:9.2f}" if s in paper else f"{'':>9}"
+        if variant in paper:
+            row = paper[variant]
+            lines.append(f"{'Xu et al. ' + variant:<22}" + "".join(f"{row[s]:9.2f}" if s in row else f"{'':>9}"
                                                                     for s in SCORES))  # fmt: skip
     return "\n".join(lines)
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{variant}: {scored['images']} test images, beam {args.beam}: "
               + ", ".join(f"{k} {v:.2f}" for k, v in scores[variant].items())
               + f" ({result['step']} steps, {result['seconds']:.0f} s)", flush=True)  # fmt: skip
-    print(table(scores))
+    print(table(scores, PAPER if args.source == "flickr8k" else {}))  # the paper's figures are Flickr8k's
     curves = [{"model": v, "setting": step, "mean": value, "min": value, "max": value}
               for v, r in runs.items() for step, value in r["val_curve"] if value is not None]  # fmt: skip
     if curves:
