@@ -8,8 +8,8 @@ docs/captioning.md lists the exact commands behind its figures.
 
 Each variant is the `show_attend_tell` family (attnlab.models.captioning) with `attention` soft,
 hard or none (the mean annotation at every step: what attention adds) on the "caption" task
-(attnlab.tasks.captioning) over EfficientNet-Lite0's annotation vectors (`--layer`; extracted and
-cached once: `python -m attnlab.pretrained.image_features`), trained through attnlab.train (AdamW,
+(attnlab.tasks.captioning) over EfficientNet-Lite0's annotation vectors (`--layer`, stride32 unless
+told; extracted and cached once: `python -m attnlab.pretrained.image_features --layer stride32`), trained through attnlab.train (AdamW,
 warm-up, cosine decay over `--steps`), validated by BLEU-4 of greedy captions of `--eval-size`
 validation images every `--eval-every` steps (the learning curve). Each run
 has its own folder under `--run-dir`: a finished run is reused and a killed one resumed, so a long
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", choices=["flickr8k", "scenes"], default="flickr8k")
     parser.add_argument("--data-dir", default="", help="folder holding flickr8k/ (default: env ATTNLAB_DATA)")
-    parser.add_argument("--layer", choices=["stride16", "stride32"], default="stride16")
+    parser.add_argument("--layer", choices=["stride16", "stride32"], default="stride32",
+                        help="annotation vectors: stride32 (7 x 7 x 1280, the default: docs/captioning.md says why) "
+                             "or stride16 (14 x 14 x 112)")  # fmt: skip
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: soft, hard, none")
     parser.add_argument("--finetune", action="store_true", help="fine-tune the encoder with the decoder (flickr8k)")
     parser.add_argument(
