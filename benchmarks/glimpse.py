@@ -466,14 +466,15 @@ def oracle_policy(args) -> dict:
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:
-            config = resolve(run_config(args, setting, name, seed))
+            values = run_config(args, setting, name, seed)
+            config = resolve(values)
             seed_everything(seed)
             task, model = build_task_and_model(config)
             cfg = config.train
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
             test = task.eval_set(10**9, "test")
             folder = args.runs / setting / f"{name}-{'guided' if guided else 'oracle'}-s{seed}"  # its weights, resume
-            recorded = dict(run_config(args, setting, name, seed), guide_steps=args.guide_steps,
+            recorded = dict(values, guide_steps=args.guide_steps,
                             guide_trains_core=args.guide_trains_core)  # fmt: skip
             first, curve, seconds = resume_oracle(folder, recorded, model, optimizer, generator)
             start = time.perf_counter() - seconds
@@ -497,14 +498,14 @@ def oracle_policy(args) -> dict:
                           f"test error {error:.2%}", flush=True)  # fmt: skip
                     if step + 1 < cfg.steps:
                         save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
-            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": run_config(args, setting, name, seed),
+            rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": values,
                                "guide_steps": args.guide_steps if guided else None,
                                "guide_trains_core": guided and args.guide_trains_core}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
                 rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
                 folder.mkdir(parents=True, exist_ok=True)  # the trained model, for `figures`
-                save_config(folder, run_config(args, setting, name, seed))
+                save_config(folder, values)
                 save_weights(folder, model)
                 rows[str(seed)]["run"] = str(folder)
             (folder / RESUME).unlink(missing_ok=True)

@@ -88,9 +88,12 @@ def draw_comparison(
     return _finish(fig, title, path)
 
 
-def _finish(fig: Figure, title: str | None, path: str | Path | None) -> Figure:
-    """The axes title, a tight layout, and the file when a path is given."""
-    if title:
+def _finish(fig: Figure, title: str | None, path: str | Path | None, over_panels: bool = False) -> Figure:
+    """The title (the axes', or with over_panels the figure's, above titled panels), a tight layout, and the
+    file when a path is given."""
+    if title and over_panels:
+        fig.suptitle(title)
+    elif title:
         fig.axes[0].set_title(title)
     fig.tight_layout()
     if path is not None:
@@ -170,17 +173,18 @@ def draw_curve_panels(
         columns: panels per row.
         path: save the figure here (".png" or ".svg").
     """
-    labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
-    colours = {label: f"C{n % 10}" for n, label in enumerate(labels)}
+    labels = dict.fromkeys(label for runs in panels.values() for label in runs)  # in order of first appearance
+    styles = {label: (f"C{n % 10}", MARKERS[n % len(MARKERS)]) for n, label in enumerate(labels)}  # colour, marker
     rows = max(1, -(-len(panels) // columns))
     fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.6), dpi=100)
     for n, (name, runs) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, columns, n + 1)
         for label, lines in runs.items():
+            colour, marker = styles[label]
             for k, points in enumerate(lines):
                 xs, ys = zip(*points) if points else ((), ())
-                ax.plot(xs, ys, color=colours[label], marker=MARKERS[labels.index(label) % len(MARKERS)],
-                        markersize=2.5, linewidth=1, alpha=0.85, label=label if k == 0 else None)  # fmt: skip
+                ax.plot(xs, ys, color=colour, marker=marker, markersize=2.5, linewidth=1, alpha=0.85,
+                        label=label if k == 0 else None)  # fmt: skip
         if log_y:
             ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
@@ -190,9 +194,4 @@ def draw_curve_panels(
         ax.grid(alpha=0.3, which="both")
         if runs:
             ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(output_file(path))
-    return fig
+    return _finish(fig, title, path, over_panels=True)
