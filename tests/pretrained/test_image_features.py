@@ -52,7 +52,9 @@ def images(tmp_path):
 def test_shapes_order_and_values(images, tmp_path):
     encoder = CountingEncoder()
     names = ["a.png", "b.jpg", "c.png"]
-    shallow = image_features(names, image_dir=images, cache_dir=tmp_path / "cache", encoder=encoder, progress=False)
+    shallow = image_features(
+        names, image_dir=images, layer="stride16", cache_dir=tmp_path / "cache", encoder=encoder, progress=False
+    )
     deep = image_features(
         names, image_dir=images, layer="stride32", cache_dir=tmp_path / "cache", encoder=encoder, progress=False
     )
@@ -86,22 +88,35 @@ def test_a_changed_file_is_recomputed(images, tmp_path):
     kwargs = {"image_dir": images, "cache_dir": tmp_path / "cache", "encoder": encoder, "progress": False}
     before = image_features(["a.png", "b.jpg"], **kwargs)
     write_image(images / "a.png", 7)
-    stat = (images / "a.png").stat()
-    os.utime(images / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # even on a coarse clock
     after = image_features(["a.png", "b.jpg"], **kwargs)
     assert encoder.images_seen == 3  # only a.png again
     assert not torch.equal(after[0], before[0]) and torch.equal(after[1], before[1])
 
 
+def test_a_copied_file_reads_the_cache(images, tmp_path):
+    encoder = CountingEncoder()
+    kwargs = {"cache_dir": tmp_path / "cache", "encoder": encoder, "progress": False}
+    before = image_features(["a.png"], image_dir=images, **kwargs)
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    (copied / "a.png").write_bytes((images / "a.png").read_bytes())
+    stat = (copied / "a.png").stat()
+    os.utime(copied / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**12))  # a new time, the same bytes
+    assert torch.equal(image_features(["a.png"], image_dir=copied, **kwargs), before)
+    assert encoder.images_seen == 1
+
+
 def test_encoders_and_layers_do_not_share_entries(images, tmp_path):
     kwargs = {"image_dir": images, "cache_dir": tmp_path / "cache", "progress": False}
     first, other = CountingEncoder(seed=0), CountingEncoder(seed=1)
-    image_features(["a.png"], encoder=first, **kwargs)
-    image_features(["a.png"], encoder=other, **kwargs)  # other weights: its own folder
+    image_features(["a.png"], encoder=first, layer="stride16", **kwargs)
+    image_features(["a.png"], encoder=other, layer="stride16", **kwargs)  # other weights: its own folder
     image_features(["a.png"], encoder=first, layer="stride32", **kwargs)
     assert (first.images_seen, other.images_seen) == (2, 1)
     folders = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(folders) == 3 and sum(f.endswith("-stride32") for f in folders) == 1
+    image_features(["a.png"], encoder=first, **kwargs)  # the default layer is stride32: cached
+    assert first.images_seen == 2
 
 
 def test_shards_and_train_mode(images, tmp_path):
