@@ -95,6 +95,10 @@ def test_corrupt_checkpoint_is_one_line(trained, capsys, tmp_path):
     shutil.copytree(trained, broken)
     (broken / "model.safetensors").write_bytes(b"\x01\x02")
     one_line_error(capsys, ["eval", str(broken)], "model.safetensors: cannot load weights")
+    assert main(["eval", str(broken), "--best"]) == 0  # --best reads best.safetensors, which is whole
+    assert json.loads(capsys.readouterr().out)["split"] == "test"
+    (broken / "best.safetensors").write_bytes(b"\x01\x02")
+    one_line_error(capsys, ["viz", str(broken), "--best"], "best.safetensors: cannot load weights")
     (broken / "trainer.safetensors").write_bytes(b"\x01\x02")
     one_line_error(capsys, ["train", "--resume", str(broken), "--no-progress"], "corrupt trainer state")
 

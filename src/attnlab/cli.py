@@ -3,12 +3,12 @@
     attnlab tasks | models
     attnlab train TASK --model NAME [--out DIR] [--config FILE] [--section.key=value ...]
     attnlab train --resume DIR [--train.steps=N]
-    attnlab eval DIR [--split test]
+    attnlab eval DIR [--split test] [--best]
     attnlab compare TASK --models a,b,c --seeds N [--sweep task.distance=8,32] [--out DIR]
                          [--together] [--best-of-seeds]
-    attnlab viz DIR [--out DIR]
-    attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR] [--truncate]
-    attnlab caption DIR IMAGE [...] [--beam K] [--draw DIR]
+    attnlab viz DIR [--out DIR] [--best]
+    attnlab translate DIR "a sentence" [...] [--beam K] [--draw DIR] [--truncate] [--best]
+    attnlab caption DIR IMAGE [...] [--beam K] [--draw DIR] [--best]
     attnlab attend "a sentence" [--out DIR] [--bertviz FILE] [--truncate]
     attnlab tour [--out DIR]
     attnlab serve [RUNS_DIR ...] [--port N] [--host H]
@@ -26,6 +26,8 @@ the limit is an error, or with --truncate a one-line warning on stderr.
 When stdout is a pipe that closes early (`attnlab models | head -1`), the command stops quietly,
 with nothing on stderr and status 141 (128 + SIGPIPE, as a shell reports a command that a closed
 pipe ended).
+`--best` (eval, viz, translate, caption) reads the run's weights at its best validation metric
+(best.safetensors) in place of the last step's (model.safetensors).
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG), one argument each")
     cap.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     cap.add_argument("--draw", type=Path, metavar="DIR", help="draw each image once per word, with its attention")
+
+    for reads_a_run in (ev, viz, tr, cap):
+        reads_a_run.add_argument(
+            "--best", action="store_true", help="the weights of the best validation metric, not the last step's"
+        )
 
     tour = sub.add_parser("tour", help="the main job: train the families on generated tasks, write report.html")
     tour.add_argument("--out", type=Path, default=Path("tour"), help="folder for report.html and figures")
@@ -220,7 +227,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be >= 1, got {args.size}")
     if args.examples < 0:
         raise ConfigError(f"--examples must be >= 0, got {args.examples}")
-    run = load_run(args.run)
+    run = load_run(args.run, "best" if args.best else "last")
     size = run.config.train.eval_size if args.size is None else args.size
     data = run.task.eval_set(size, args.split)
     metrics = evaluate(run.model, run.task, data)
@@ -274,7 +281,7 @@ def _cmd_viz(args: argparse.Namespace) -> int:
 
     if args.examples < 1:
         raise ConfigError(f"--examples must be >= 1, got {args.examples}")
-    run = load_run(args.run)
+    run = load_run(args.run, "best" if args.best else "last")
     with writing_into(args.out or args.run / "viz", "--out") as out:
         paths = draw_run(run, out, examples=args.examples)
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -287,7 +294,7 @@ def _decoding_run(args: argparse.Namespace, task_type: type, what: str, task_nam
 
     if args.beam < 1:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
-    run = load_run(args.run)
+    run = load_run(args.run, "best" if args.best else "last")
     if not isinstance(run.task, task_type):
         raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a {what} run (task {task_name})")
     return run

@@ -1,4 +1,5 @@
 import pytest
+import torch
 import yaml
 
 from attnlab.errors import ConfigError, RunError
@@ -61,6 +62,19 @@ def test_load_run_rebuilds_the_model_from_its_config(run_dir):
     run = load_run(run_dir)
     assert run.config.model == "mlp" and not run.model.training
     assert [r["split"] for r in run.metrics] == ["val", "val", "test"]
+
+
+def test_load_run_reads_the_best_weights_when_asked(run_dir):
+    from safetensors.torch import load_file
+
+    best = load_file(str(run_dir / "best.safetensors"))
+    last = load_file(str(run_dir / "model.safetensors"))
+    for weights, saved in (("best", best), ("last", last)):
+        state = load_run(run_dir, weights).model.state_dict()
+        assert state.keys() == saved.keys()
+        assert all(torch.equal(state[k], saved[k]) for k in saved)
+    with pytest.raises(ConfigError, match="weights must be one of last, best, got 'first'"):
+        load_run(run_dir, "first")
 
 
 def test_load_run_errors(tmp_path, run_dir):

@@ -9,7 +9,8 @@ A run's config is plain data in three sections,
 built from defaults (the dataclass's, then the registry entry's), then a YAML file, then dotted
 overrides (`--model.num_layers=2`), each checked against the dataclass it fills. A model section
 holds fields of the family's Config, the mechanism's own (NTMConfig, TransformerConfig, ...).
-`load_run(folder)` rebuilds the task and the model from a run's config.yaml and loads its weights.
+`load_run(folder)` rebuilds the task and the model from a run's config.yaml and loads its weights
+(the last step's, or with weights="best" those of the best validation metric).
 """
 
 from __future__ import annotations
@@ -185,12 +186,19 @@ def saved_config(folder: str | Path) -> RunConfig:
         raise RunError(f"{folder / checkpoint.CONFIG}: {err}") from None
 
 
-def load_run(folder: str | Path) -> Run:
-    """Rebuild the task and model of a run from its config, then load its weights (eval mode)."""
+WEIGHT_FILES = {"last": checkpoint.WEIGHTS, "best": checkpoint.BEST}  # which weights load_run reads
+
+
+def load_run(folder: str | Path, weights: str = "last") -> Run:
+    """Rebuild the task and model of a run from its config, then load its weights (eval mode): the
+    last step's (model.safetensors) or, with weights="best", those of its best validation metric
+    (best.safetensors)."""
+    if weights not in WEIGHT_FILES:
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHT_FILES)}, got {weights!r}")
     folder = Path(folder)
     config = saved_config(folder)
     task, model = build_task_and_model(config, folder)
-    checkpoint.load_weights(folder, model)
+    checkpoint.load_weights(folder, model, WEIGHT_FILES[weights])
     model.eval()
     return Run(folder, config, task, model, checkpoint.read_metrics(folder))
 
