@@ -9,14 +9,15 @@ docs/captioning.md lists the exact commands behind its figures.
 Each variant is the `show_attend_tell` family (attnlab.models.captioning) with `attention` soft,
 hard or none (the mean annotation at every step: what attention adds) on the "caption" task
 (attnlab.tasks.captioning) over EfficientNet-Lite0's annotation vectors (`--layer`, stride32 unless
-told; extracted and cached once: `python -m attnlab.pretrained.image_features --layer stride32`), trained through attnlab.train (AdamW,
-warm-up, cosine decay over `--steps`), validated by BLEU-4 of greedy captions of `--eval-size`
-validation images every `--eval-every` steps (the learning curve). Each run
-has its own folder under `--run-dir`: a finished run is reused and a killed one resumed, so a long
-run continues where it stopped. The test images are then captioned with beam search (`--beam`)
-and scored against all five references: BLEU-1..4 (coco-caption's tokenisation and BLEU,
-lowercased), METEOR 1.5 (its jar; needs Java) and CIDEr-D (attnlab.tasks.caption_metrics), next
-to Xu et al. 2015, table 1.
+told; extracted and cached once: `python -m attnlab.pretrained.image_features --layer stride32`),
+trained through attnlab.train (AdamW, warm-up, cosine decay over `--steps`), validated by BLEU-4 of
+greedy captions of `--eval-size` validation images every `--eval-every` steps (the learning curve).
+Each run has its own folder under `--run-dir`: a finished run is reused and a killed one resumed,
+so a long run continues where it stopped. The test images are then captioned with beam search
+(`--beam`) by the weights of the best validation BLEU-4 (the paper's early stopping; `--weights
+last` for the last step's) and scored against all five references: BLEU-1..4 (coco-caption's
+tokenisation and BLEU, lowercased), METEOR 1.5 (its jar; needs Java) and CIDEr-D
+(attnlab.tasks.caption_metrics), next to Xu et al. 2015, table 1.
 
 Writes benchmarks/results/captioning-{source}-{layer}.json (configuration, per variant the test
 scores, training steps, seconds and the validation curve, machine), the validation curves as
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attn-dim", type=int, default=256)
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--beam", type=int, default=3, help="beam size of the test captions")
+    parser.add_argument("--weights", choices=["best", "last"], default="best",
+                        help="score the weights of the best validation BLEU-4 (default) or the last step's")  # fmt: skip
     parser.add_argument("--photos", type=int, default=12, help="test images drawn word by word per variant")
     parser.add_argument(
         "--figures", type=Path, default=common.FIGURES, help="folder for the figures (default docs/figures)"
@@ -146,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         tuned = "-finetune" if args.finetune else ""
         folder = args.run_dir / f"{args.source}-{args.layer}{tuned}-{variant}-seed{args.seed}"
         result = ensure(resolve(run_config(args, variant)), folder, progress=sys.stderr.isatty())
-        run = load_run(folder)
+        run = load_run(folder, args.weights)
         scored = score_split(run.task, run.model, "test", beam_size=args.beam)
         scores[variant] = {k: scored[k] for k in SCORES if k in scored}
         validations = [r for r in read_metrics(folder) if r.get("split") == "val"]
         runs[variant] = {"folder": str(folder), "step": result["step"], "seconds": result["seconds"],
-                         "best_val_bleu4": result.get("best_val"),
+                         "best_val_bleu4": result.get("best_val"), "weights": args.weights,
+                         "best_val_step": max(validations, key=lambda r: r.get("bleu4", 0.0), default={}).get("step"),
                          "val_curve": [(r["step"], r.get("bleu4")) for r in validations],
                          "examples": scored["examples"], "images": scored["images"]}  # fmt: skip
         if variant != "none" and args.photos > 0:

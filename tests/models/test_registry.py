@@ -122,7 +122,7 @@ DEFAULTS = {
     "show_attend_tell": {"attention": "soft", "embed_dim": 256, "hidden_dim": 512, "attn_dim": 256, "dropout": 0.5,
                          "gate": True, "doubly_stochastic": 1.0, "reinforce_weight": 1.0, "entropy_weight": 0.01,
                          "baseline_decay": 0.9, "expectation_rate": 0.5, "encoder": "none",
-                         "encoder_layer": "stride16"},
+                         "encoder_layer": "stride32"},
 }
 
 

@@ -74,7 +74,7 @@ class ShowAttendTellConfig:
         "none"  # "none": inputs are annotation vectors; "efficientnet_lite0": images, encoded (and fine-tuned) here
     )
     encoder_layer: str = (
-        "stride16"  # with an encoder: its map that gives the annotation vectors ("stride16" or "stride32")
+        "stride32"  # with an encoder: its map that gives the annotation vectors ("stride32" or "stride16")
     )
 
     def __post_init__(self) -> None:

@@ -9,8 +9,9 @@ a grid, row-major) and one of its captions (targets (b, n): word ids, EOS, then 
     "flickr8k"  the photographs of Flickr8k (attnlab.data.flickr8k) from
                 `{data_dir or ATTNLAB_DATA}/flickr8k/`, annotation vectors from the pretrained
                 EfficientNet-Lite0 (attnlab.pretrained.image_features, cached on disk):
-                layer "stride16", 14 x 14 x 112 (the paper's 196 locations), or "stride32",
-                7 x 7 x 1280 (the encoder's last map). With `finetune` the inputs are the
+                layer "stride32", 7 x 7 x 1280 (the encoder's last map; the default: it
+                scores higher, docs/captioning.md), or "stride16", 14 x 14 x 112 (the paper's
+                196 locations). With `finetune` the inputs are the
                 photographs (b, 3, 224, 224) for a family that encodes them, and a new run's
                 encoder starts from the ImageNet weights (`prepare_model`).
 
@@ -55,7 +56,7 @@ SPLITS = ("train", "val", "test")
 class CaptionConfig:
     source: str = "scenes"  # "scenes" (generated, no data) or "flickr8k"
     data_dir: str = ""  # flickr8k: the folder holding flickr8k/; empty = env ATTNLAB_DATA
-    layer: str = "stride16"  # flickr8k: the encoder map, "stride16" (14 x 14 x 112) or "stride32" (7 x 7 x 1280)
+    layer: str = "stride32"  # flickr8k: the encoder map, "stride32" (7 x 7 x 1280) or "stride16" (14 x 14 x 112)
     cache_dir: str = ""  # flickr8k: where features are cached; empty = attnlab.pretrained.image_features' default
     min_count: int = 5  # flickr8k: training-caption words seen fewer times read as <unk>
     max_len: int = 20  # words of a caption at most (longer training captions are dropped, others cut)
