@@ -23,7 +23,7 @@ Writes benchmarks/results/captioning-{source}-{layer}.json (configuration, per v
 scores, training steps, seconds and the validation curve, machine), the validation curves as
 {figures}/captioning-{source}-curves.png, and for each variant that attends the first `--photos`
 test images captioned with their per-word attention (attnlab.tasks.caption_eval.looked,
-attnlab.viz.captioning) as {figures}/captioning/{source}-{variant}-{k}.png (`--figures`, default
+attnlab.viz.captioning) as {figures}/captioning/{source}-{variant}-{k}.jpg (`--figures`, default
 docs/figures).
 """
 
@@ -95,7 +95,7 @@ def draw_photos(run: object, source: str, variant: str, count: int, beam: int, f
             Image.fromarray((task.image(image)[0] * 255).byte().numpy()).save(path)
             files.append(path)
     for k, seen in enumerate(looked(task, model, files, beam_size=beam)):
-        path = out / f"{source}-{variant}-{k}.png"
+        path = out / f"{source}-{variant}-{k}.jpg"  # photographs: JPEG, a tenth of a PNG
         draw_caption(
             seen.image, seen.words, seen.alphas, task.grid, path, picks=seen.picks, title=f"{variant}: {files[k].name}"
         )

@@ -35,5 +35,7 @@ def test_draws_a_panel_per_word_and_marks_sampled_cells(tmp_path):
     assert sum(len(ax.patches) for ax in hard.axes) == 2  # one outlined cell per word
     path = draw_caption(image, ["a", "dog"], alphas, (2, 3), tmp_path / "c.png")
     assert path.stat().st_size > 1000
+    photo = draw_caption(image, ["a", "dog"], alphas, (2, 3), tmp_path / "c.jpg")  # photographs: JPEG, a tenth
+    assert photo.read_bytes()[:3] == b"\xff\xd8\xff"
     with pytest.raises(ValueError, match="alphas must be"):
         caption_figure(image, ["a", "dog", "runs", "far"], alphas, (2, 3))
