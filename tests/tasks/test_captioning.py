@@ -109,7 +109,7 @@ def test_flickr8k_references_are_the_five_captions_tokenised(tmp_path):
     task = CaptionTask(CaptionConfig(source="flickr8k"))  # reads captions only: features come on first batch
     splits = read_flickr8k(Path(os.environ["ATTNLAB_DATA"]) / "flickr8k")
     first = splits["test"][0]
-    assert task.spec.seq_len == 196 and task.spec.input_features == 112
+    assert task.spec.seq_len == 49 and task.spec.input_features == 1280  # the default: stride 32, 7 x 7 x 1280
     assert 2000 < len(task.vocab) < 4000  # words seen 5 times or more in the training captions
     image = task.splits["test"].images[0]
     refs = task.references(Batch(torch.zeros(1), torch.zeros(1), torch.tensor([image])))[0]
