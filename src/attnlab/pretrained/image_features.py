@@ -16,9 +16,10 @@ Cache layout: `{cache_dir}/{encoder id}-{layer}/shard-*.safetensors`. Each shard
 tensor (L, D) per image, named `{file name}@{the first 16 hex of its bytes' sha256}`, so an edited
 or replaced file gets a new name and is computed again (the stale entry stays until the folder is
 deleted), while a copy of the same file (a data folder copied afresh, with new modification times)
-reads the cache. Hashing Flickr8k's 8,091 files takes about half a second. The encoder id names the weights (`encoder_id()`: "efficientnet-lite0-" + the first 12
-hex of the .pth's sha256; a network passed as `encoder=` is named by a hash of its state dict), so
-a fine-tuned or different encoder never reads another's features. Features are stored and
+reads the cache; hashing Flickr8k's 8,091 files takes about half a second. The encoder id names the
+weights (`encoder_id()`: "efficientnet-lite0-" + the first 12 hex of the .pth's sha256; a network
+passed as `encoder=` is named by a hash of its state dict), so a fine-tuned or different encoder
+never reads another's features. Features are stored and
 returned as float16 (relative error about 5e-4; the 8,091 Flickr8k images take about 355 MB at
 stride 16 and 1.0 GB at stride 32), whether they were just computed or read back, so both calls
 return the same numbers. New features are written every `shard_size` images and at the end, each

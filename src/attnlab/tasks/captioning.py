@@ -11,9 +11,9 @@ a grid, row-major) and one of its captions (targets (b, n): word ids, EOS, then 
                 EfficientNet-Lite0 (attnlab.pretrained.image_features, cached on disk):
                 layer "stride32", 7 x 7 x 1280 (the encoder's last map; the default: it
                 scores higher, docs/captioning.md), or "stride16", 14 x 14 x 112 (the paper's
-                196 locations). With `finetune` the inputs are the
-                photographs (b, 3, 224, 224) for a family that encodes them, and a new run's
-                encoder starts from the ImageNet weights (`prepare_model`).
+                196 locations). With `finetune` the inputs are the photographs (b, 3, 224, 224)
+                for a family that encodes them, and a new run's encoder starts from the
+                ImageNet weights (`prepare_model`).
 
 Training batches are runs of neighbours in the list of every (image, caption) pair of the training
 images sorted by caption length (ties in a fixed random order), from a uniformly drawn start: each
