@@ -374,19 +374,27 @@ def figures(args) -> None:
         print("wrote", out)
 
 
-def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool) -> Tensor:
+def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by_position: bool = False) -> Tensor:
     """One oracle (or guided) step's loss: the glimpses at the digits' centres and the answer's cross-entropy;
     with imitate, the first of RAM's glimpses at the canvas's centre instead (where its policy starts) and
     minus the policy's log-likelihood of the guide's locations, so that the policy learns to go there;
-    with trains_core that gradient also reaches RAM's core (DRAM's location layer reads its own context)."""
+    with trains_core that gradient also reaches RAM's core (DRAM's location layer reads its own context).
+    DRAM visits the two digits smaller first, or with by_position in the order of 4 x column + row (the
+    left one first unless the two nearly share a column, then the upper one): an order its context
+    network can see, where which digit is smaller cannot be seen in a 12x12 view of the canvas."""
     import torch.nn.functional as F
 
     model.train()
     centres = box_centres(boxes, *batch.inputs.shape[-2:])  # (b, 2) one digit, (b, 2, 2) two, smaller first
     if hasattr(model, "dram"):  # each half of the glimpses at one digit: each label's (pair), or each addend's (sum)
+        targets = batch.targets  # (b, 2) the digits, smaller first, or (b, 1) the sum
+        if by_position:
+            order = (centres[..., 1] * 4 + centres[..., 0]).argsort(dim=1)  # (b, 2) by column, then row
+            centres = centres.gather(1, order[:, :, None].expand(-1, -1, 2))  # (b, 2, 2)
+            targets = targets.gather(1, order) if targets.shape[1] == 2 else targets  # the digits in that order
         at = centres.repeat_interleave(model.dram.num_glimpses // 2, dim=1)  # (b, N, 2)
         out = model.dram(batch.inputs, at=at)
-        loss = F.cross_entropy(out.logits.flatten(0, 1), batch.targets.flatten())
+        loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten())
     else:
         ram = model.ram
         at = centres[:, None].repeat(1, ram.config.num_glimpses, 1)  # (b, g, 2)
@@ -474,8 +482,8 @@ def oracle_policy(args) -> dict:
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
             test = task.eval_set(10**9, "test")
             folder = args.runs / setting / f"{name}-{'guided' if guided else 'oracle'}-s{seed}"  # its weights, resume
-            recorded = dict(values, guide_steps=args.guide_steps,
-                            guide_trains_core=args.guide_trains_core)  # fmt: skip
+            recorded = dict(values, guide_steps=args.guide_steps, guide_trains_core=args.guide_trains_core,
+                            **({"guide_order": args.guide_order} if name == "dram" else {}))  # fmt: skip
             first, curve, seconds = resume_oracle(folder, recorded, model, optimizer, generator)
             start = time.perf_counter() - seconds
             for step in range(first, cfg.steps):
@@ -485,7 +493,8 @@ def oracle_policy(args) -> dict:
                 if guided and step >= args.guide_steps:  # the recipe's step: the policy on its own
                     optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
                 else:
-                    loss = guide_loss(model, batch, boxes, guided, guided and args.guide_trains_core)
+                    loss = guide_loss(model, batch, boxes, guided, guided and args.guide_trains_core,
+                                      by_position=args.guide_order == "position")  # fmt: skip
                     optimizer.zero_grad()
                     loss.backward()
                     clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
@@ -500,7 +509,8 @@ def oracle_policy(args) -> dict:
                         save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
             rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": values,
                                "guide_steps": args.guide_steps if guided else None,
-                               "guide_trains_core": guided and args.guide_trains_core}  # fmt: skip
+                               "guide_trains_core": guided and args.guide_trains_core,
+                               **({"guide_order": args.guide_order} if name == "dram" else {})}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
                 rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
@@ -548,6 +558,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
     parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")
+    parser.add_argument("--guide-order", choices=["value", "position"], default="value",
+                        help="oracle, DRAM: the guide visits the smaller digit first (value) or the left one (position)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
