@@ -471,6 +471,7 @@ def oracle_policy(args) -> dict:
     name = "dram" if "dram" in args.models.split(",") else "ram"
     if name == "dram" and not guided:
         raise SystemExit("glimpse.py oracle: DRAM is guided only (--guide-steps N, 0 < N < --steps)")
+    order = {"guide_order": args.guide_order} if name == "dram" else {}  # recorded for DRAM's guide only
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:
@@ -482,8 +483,7 @@ def oracle_policy(args) -> dict:
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
             test = task.eval_set(10**9, "test")
             folder = args.runs / setting / f"{name}-{'guided' if guided else 'oracle'}-s{seed}"  # its weights, resume
-            recorded = dict(values, guide_steps=args.guide_steps, guide_trains_core=args.guide_trains_core,
-                            **({"guide_order": args.guide_order} if name == "dram" else {}))  # fmt: skip
+            recorded = dict(values, guide_steps=args.guide_steps, guide_trains_core=args.guide_trains_core, **order)
             first, curve, seconds = resume_oracle(folder, recorded, model, optimizer, generator)
             start = time.perf_counter() - seconds
             for step in range(first, cfg.steps):
@@ -509,8 +509,7 @@ def oracle_policy(args) -> dict:
                         save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
             rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": values,
                                "guide_steps": args.guide_steps if guided else None,
-                               "guide_trains_core": guided and args.guide_trains_core,
-                               **({"guide_order": args.guide_order} if name == "dram" else {})}  # fmt: skip
+                               "guide_trains_core": guided and args.guide_trains_core, **order}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
                 rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
