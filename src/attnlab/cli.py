@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
 
     for reads_a_run in (ev, viz, tr, cap):
         reads_a_run.add_argument(
-            "--best", action="store_true", help="the weights of the best validation metric, not the last step's"
+            "--best",
+            action="store_const",
+            dest="weights",
+            const="best",
+            default="last",
+            help="the weights of the best validation metric, not the last step's",
         )
 
     tour = sub.add_parser("tour", help="the main job: train the families on generated tasks, write report.html")
@@ -227,7 +232,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be >= 1, got {args.size}")
     if args.examples < 0:
         raise ConfigError(f"--examples must be >= 0, got {args.examples}")
-    run = load_run(args.run, "best" if args.best else "last")
+    run = load_run(args.run, args.weights)
     size = run.config.train.eval_size if args.size is None else args.size
     data = run.task.eval_set(size, args.split)
     metrics = evaluate(run.model, run.task, data)
@@ -281,7 +286,7 @@ def _cmd_viz(args: argparse.Namespace) -> int:
 
     if args.examples < 1:
         raise ConfigError(f"--examples must be >= 1, got {args.examples}")
-    run = load_run(args.run, "best" if args.best else "last")
+    run = load_run(args.run, args.weights)
     with writing_into(args.out or args.run / "viz", "--out") as out:
         paths = draw_run(run, out, examples=args.examples)
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -294,7 +299,7 @@ def _decoding_run(args: argparse.Namespace, task_type: type, what: str, task_nam
 
     if args.beam < 1:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
-    run = load_run(args.run, "best" if args.best else "last")
+    run = load_run(args.run, args.weights)
     if not isinstance(run.task, task_type):
         raise ConfigError(f"{args.run}: a run of task {run.config.task!r}, not a {what} run (task {task_name})")
     return run
