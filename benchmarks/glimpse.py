@@ -61,7 +61,7 @@ import torch
 from torch import Tensor
 
 import common
-from attnlab.glimpse import box_centres, sampled_errors
+from attnlab.glimpse import box_centres, rewards_to_go, sampled_errors, sequential_rewards
 from attnlab.models import build_model
 from attnlab.train import build_task_and_model, ensure, load_run, resolve
 from attnlab.train.checkpoint import save_config, save_weights, ship_run
@@ -374,14 +374,18 @@ def figures(args) -> None:
         print("wrote", out)
 
 
-def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by_position: bool = False) -> Tensor:
+def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by_position: bool = False,
+               baseline: bool = False, jitter: bool = False) -> Tensor:
     """One oracle (or guided) step's loss: the glimpses at the digits' centres and the answer's cross-entropy;
     with imitate, the first of RAM's glimpses at the canvas's centre instead (where its policy starts) and
     minus the policy's log-likelihood of the guide's locations, so that the policy learns to go there;
     with trains_core that gradient also reaches RAM's core (DRAM's location layer reads its own context).
     DRAM visits the two digits smaller first, or with by_position in the order of 4 x column + row (the
     left one first unless the two nearly share a column, then the upper one): an order its context
-    network can see, where which digit is smaller cannot be seen in a 12x12 view of the canvas."""
+    network can see, where which digit is smaller cannot be seen in a 12x12 view of the canvas. DRAM only:
+    with baseline the baseline also learns, regressed onto the sequential returns of the guided views (else
+    it starts untrained at the hand-over); with jitter each guided location is drawn around its digit's
+    centre with the policy's std, as the policy will draw its own, so the classifier learns on such views."""
     import torch.nn.functional as F
 
     model.train()
@@ -393,8 +397,13 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
             centres = centres.gather(1, order[:, :, None].expand(-1, -1, 2))  # (b, 2, 2)
             targets = targets.gather(1, order) if targets.shape[1] == 2 else targets  # the digits in that order
         at = centres.repeat_interleave(model.dram.num_glimpses // 2, dim=1)  # (b, N, 2)
+        if jitter:
+            at = at + model.dram.config.location_std * torch.randn_like(at)  # (b, N, 2)
         out = model.dram(batch.inputs, at=at)
         loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten())
+        if baseline:  # b_n onto R_n of the guided views: the baseline reads r2 detached, so it trains alone
+            returns = rewards_to_go(sequential_rewards(out.logits, targets), model.dram.config.glimpses_per_label)
+            loss = loss + F.mse_loss(out.baselines, returns.to(out.baselines))  # returns (b, N)
     else:
         ram = model.ram
         at = centres[:, None].repeat(1, ram.config.num_glimpses, 1)  # (b, g, 2)
@@ -472,6 +481,9 @@ def oracle_policy(args) -> dict:
     if name == "dram" and not guided:
         raise SystemExit("glimpse.py oracle: DRAM is guided only (--guide-steps N, 0 < N < --steps)")
     order = {"guide_order": args.guide_order} if name == "dram" else {}  # recorded for DRAM's guide only
+    if name != "dram" and (args.guide_baseline or args.guide_jitter):
+        raise SystemExit("glimpse.py oracle: --guide-baseline and --guide-jitter are DRAM's (--models dram)")
+    order.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:
@@ -494,7 +506,8 @@ def oracle_policy(args) -> dict:
                     optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
                 else:
                     loss = guide_loss(model, batch, boxes, guided, guided and args.guide_trains_core,
-                                      by_position=args.guide_order == "position")  # fmt: skip
+                                      by_position=args.guide_order == "position", baseline=args.guide_baseline,
+                                      jitter=args.guide_jitter)  # fmt: skip
                     optimizer.zero_grad()
                     loss.backward()
                     clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
@@ -559,6 +572,10 @@ def main(argv=None) -> int:
     parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")
     parser.add_argument("--guide-order", choices=["value", "position"], default="value",
                         help="oracle, DRAM: the guide visits the smaller digit first (value) or the left one (position)")  # fmt: skip
+    parser.add_argument("--guide-baseline", action="store_true",
+                        help="oracle, DRAM: the guided steps also train the baseline on the guided views' returns")
+    parser.add_argument("--guide-jitter", action="store_true",
+                        help="oracle, DRAM: each guided location drawn around its digit's centre with the policy's std")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
