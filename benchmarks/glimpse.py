@@ -282,8 +282,9 @@ GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --
 def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str, str], dict[str, dict]]:
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
     one long run each), the ablation's and the probes' left out; and the guided starts' seeds
-    (glimpse-oracle-<setting>[-<E>ep]-guide<N>-core-s<seed>.json) as model GUIDED (100 epochs) or
-    "GUIDED, E epochs", their curves of test error as "test_curve"."""
+    (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs) or
+    "GUIDED, E epochs", DRAM's as "dram[, unordered], guided start"; their curves of test error as
+    "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -293,18 +294,23 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                 for seed, row in entry["seeds"].items():
                     name = f"{model}, unordered" if row["config"]["model"].get("unordered") else model
                     rows.setdefault((setting, name), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
-    for path in sorted(RESULTS.glob("glimpse-oracle-*-guide*-core-s[0-9]*.json")):
+    for path in sorted(RESULTS.glob("glimpse-oracle-*-guide*-s[0-9]*.json")):
         for setting, by_seed in json.loads(path.read_text())["settings"].items():
             for seed, row in by_seed.items():
-                train = row["config"]["train"]
-                epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
-                name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
+                train, model = row["config"]["train"], row["config"]["model"]
+                if model["name"] == "dram":  # on the two-digit canvases, named by its length in steps
+                    name = f"dram{', unordered' if model.get('unordered') else ''}, guided start"
+                    paper = PAIRS[setting]["paper"]["dram"]
+                else:
+                    epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
+                    name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
+                    paper = SETTINGS[setting]["paper"]["ram"]
                 rows.setdefault((setting, name), {})[seed] = {
                     **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config", "run")
                        if k in row},
                     "test_curve": [(p["step"], p["test_error"]) for p in row["curve"]],
                     "steps": row["curve"][-1]["step"], "train_seconds": row["curve"][-1]["seconds"],
-                    "device": "cpu", "file": path.name, "paper": SETTINGS[setting]["paper"]["ram"]}
+                    "device": "cpu", "file": path.name, "paper": paper}
     return rows
 
 
