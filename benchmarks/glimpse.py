@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -425,6 +426,24 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
     return loss - out.log_probs.mean() if imitate else loss
 
 
+def glimpse_network(model):
+    """The RAM or DRAM inside a glimpse family."""
+    return model.dram if hasattr(model, "dram") else model.ram
+
+
+def set_location_std(model, std: float) -> None:
+    """The location policy's std from now on (its config is otherwise fixed for the run)."""
+    network = glimpse_network(model)
+    network.config = replace(network.config, location_std=std)
+
+
+def std_at(step: int, start_step: int, steps: int, start: float, end: float) -> float:
+    """--location-std-end: the std at `step`, from `start` at start_step (the hand-over) down a cosine to `end`
+    at the last step: wide draws while the policy explores, narrow ones (its means' views) as it settles."""
+    done = min(1.0, (step - start_step) / max(1, steps - 1 - start_step))
+    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * done))
+
+
 @torch.no_grad()
 def policy_error(model, test, chunk: int = 1000) -> float:
     """Test error with the model's own glimpses (its policy's means): every answer of a canvas right."""
@@ -474,7 +493,9 @@ def oracle_policy(args) -> dict:
     With --guide-steps N (0 < N < steps), the first N steps are guided instead (`guide_loss`: the policy
     imitates the digit's centres), the remaining steps are the recipe's own (attnlab.train.loop.optimizer_step:
     the policy samples, and REINFORCE trains it), and the test is the policy's, at its means. With dram in
-    --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit)."""
+    --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit).
+    With --location-std-end S the policy's std falls from the config's at the hand-over to S at the last
+    step (`std_at`); the sampled paths scored at the end are drawn with S."""
     from types import SimpleNamespace
 
     from attnlab.train.clipping import clip_gradients_
@@ -486,10 +507,14 @@ def oracle_policy(args) -> dict:
     name = "dram" if "dram" in args.models.split(",") else "ram"
     if name == "dram" and not guided:
         raise SystemExit("glimpse.py oracle: DRAM is guided only (--guide-steps N, 0 < N < --steps)")
-    order = {"guide_order": args.guide_order} if name == "dram" else {}  # recorded for DRAM's guide only
+    extra = {"guide_order": args.guide_order} if name == "dram" else {}  # recorded for DRAM's guide only
     if name != "dram" and (args.guide_baseline or args.guide_jitter):
         raise SystemExit("glimpse.py oracle: --guide-baseline and --guide-jitter are DRAM's (--models dram)")
-    order.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
+    extra.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
+    if args.location_std_end:
+        if not guided:
+            raise SystemExit("glimpse.py oracle: --location-std-end needs a guided run (--guide-steps N)")
+        extra["location_std_end"] = args.location_std_end
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:
@@ -501,13 +526,16 @@ def oracle_policy(args) -> dict:
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
             test = task.eval_set(10**9, "test")
             folder = args.runs / setting / f"{name}-{'guided' if guided else 'oracle'}-s{seed}"  # its weights, resume
-            recorded = dict(values, guide_steps=args.guide_steps, guide_trains_core=args.guide_trains_core, **order)
+            recorded = dict(values, guide_steps=args.guide_steps, guide_trains_core=args.guide_trains_core, **extra)
+            start_std = glimpse_network(model).config.location_std
             first, curve, seconds = resume_oracle(folder, recorded, model, optimizer, generator)
             start = time.perf_counter() - seconds
             for step in range(first, cfg.steps):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, cfg)
                 batch, boxes = task.sample_with_boxes(cfg.batch_size, generator)
+                if args.location_std_end and step >= args.guide_steps:
+                    set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
                 if guided and step >= args.guide_steps:  # the recipe's step: the policy on its own
                     optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
                 else:
@@ -528,7 +556,7 @@ def oracle_policy(args) -> dict:
                         save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
             rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": values,
                                "guide_steps": args.guide_steps if guided else None,
-                               "guide_trains_core": guided and args.guide_trains_core, **order}  # fmt: skip
+                               "guide_trains_core": guided and args.guide_trains_core, **extra}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
                 rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
@@ -582,6 +610,8 @@ def main(argv=None) -> int:
                         help="oracle, DRAM: the guided steps also train the baseline on the guided views' returns")
     parser.add_argument("--guide-jitter", action="store_true",
                         help="oracle, DRAM: each guided location drawn around its digit's centre with the policy's std")
+    parser.add_argument("--location-std-end", type=float, default=0.0,
+                        help="oracle: after the guided steps the location std falls down a cosine to this (0: fixed)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
