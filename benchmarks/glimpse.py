@@ -302,6 +302,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                 if model["name"] == "dram":  # on the two-digit canvases, named by its length in steps
                     name = f"dram{', unordered' if model.get('unordered') else ''}, guided start"
                     paper = PAIRS[setting]["paper"]["dram"]
+                elif setting in PAIRS:
+                    name, paper = GUIDED, PAIRS[setting]["paper"].get("ram")
                 else:
                     epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
                     name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
@@ -387,9 +389,10 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
     with imitate, the first of RAM's glimpses at the canvas's centre instead (where its policy starts) and
     minus the policy's log-likelihood of the guide's locations, so that the policy learns to go there;
     with trains_core that gradient also reaches RAM's core (DRAM's location layer reads its own context).
-    DRAM visits the two digits smaller first, or with by_position in the order of 4 x column + row (the
-    left one first unless the two nearly share a column, then the upper one): an order its context
-    network can see, where which digit is smaller cannot be seen in a 12x12 view of the canvas. DRAM only:
+    On two digits, half the glimpses go to each (RAM's first still at the centre when imitating): the
+    smaller digit first, or with by_position in the order of 4 x column + row (the left one first unless
+    the two nearly share a column, then the upper one): an order DRAM's context network can see, where
+    which digit is smaller cannot be seen in a 12x12 view of the canvas. DRAM only:
     with baseline the baseline also learns, regressed onto the sequential returns of the guided views (else
     it starts untrained at the hand-over); with jitter each guided location is drawn around its digit's
     centre with the policy's std, as the policy will draw its own, so the classifier learns on such views."""
@@ -397,12 +400,12 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
 
     model.train()
     centres = box_centres(boxes, *batch.inputs.shape[-2:])  # (b, 2) one digit, (b, 2, 2) two, smaller first
+    targets = batch.targets  # (b, 1) the class (one digit, a pair's or a sum's), or (b, 2) DRAM's two digits
+    if centres.dim() == 3 and by_position:
+        order = (centres[..., 1] * 4 + centres[..., 0]).argsort(dim=1)  # (b, 2) by column, then row
+        centres = centres.gather(1, order[:, :, None].expand(-1, -1, 2))  # (b, 2, 2)
+        targets = targets.gather(1, order) if targets.shape[1] == 2 else targets  # the digits in that order
     if hasattr(model, "dram"):  # each half of the glimpses at one digit: each label's (pair), or each addend's (sum)
-        targets = batch.targets  # (b, 2) the digits, smaller first, or (b, 1) the sum
-        if by_position:
-            order = (centres[..., 1] * 4 + centres[..., 0]).argsort(dim=1)  # (b, 2) by column, then row
-            centres = centres.gather(1, order[:, :, None].expand(-1, -1, 2))  # (b, 2, 2)
-            targets = targets.gather(1, order) if targets.shape[1] == 2 else targets  # the digits in that order
         at = centres.repeat_interleave(model.dram.num_glimpses // 2, dim=1)  # (b, N, 2)
         if jitter:
             at = at + model.dram.config.location_std * torch.randn_like(at)  # (b, N, 2)
@@ -413,7 +416,11 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
             loss = loss + F.mse_loss(out.baselines, returns.to(out.baselines))  # returns (b, N)
     else:
         ram = model.ram
-        at = centres[:, None].repeat(1, ram.config.num_glimpses, 1)  # (b, g, 2)
+        g = ram.config.num_glimpses
+        if centres.dim() == 3:  # two digits (one class: the pair or the sum): half the glimpses at each
+            at = centres.repeat_interleave(g // 2, dim=1)  # (b, g, 2)
+        else:
+            at = centres[:, None].repeat(1, g, 1)  # (b, g, 2)
         if imitate:
             at[:, 0] = 0
         recipe = ram.config
@@ -422,7 +429,7 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
             out = ram.forward_eager(batch.inputs, at=at)
         finally:
             ram.config = recipe
-        loss = F.cross_entropy(out.logits, batch.targets[:, 0])
+        loss = F.cross_entropy(out.logits, targets[:, 0])
     return loss - out.log_probs.mean() if imitate else loss
 
 
@@ -505,9 +512,10 @@ def oracle_policy(args) -> dict:
     result = {"command": meta["command"], "date": meta["date"], "machine": meta, "settings": {}}
     guided = 0 < args.guide_steps < args.steps
     name = "dram" if "dram" in args.models.split(",") else "ram"
-    if name == "dram" and not guided:
-        raise SystemExit("glimpse.py oracle: DRAM is guided only (--guide-steps N, 0 < N < --steps)")
-    extra = {"guide_order": args.guide_order} if name == "dram" else {}  # recorded for DRAM's guide only
+    if (name == "dram" or not set(args.settings.split(",")) <= set(SETTINGS)) and not guided:
+        raise SystemExit("glimpse.py oracle: DRAM, and RAM on two digits, are guided only (--guide-steps N, 0 < N < --steps)")
+    two_digits = any(setting in PAIRS for setting in args.settings.split(","))
+    extra = {"guide_order": args.guide_order} if name == "dram" or two_digits else {}  # recorded with two digits
     if name != "dram" and (args.guide_baseline or args.guide_jitter):
         raise SystemExit("glimpse.py oracle: --guide-baseline and --guide-jitter are DRAM's (--models dram)")
     extra.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
