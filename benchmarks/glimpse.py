@@ -383,30 +383,45 @@ def figures(args) -> None:
         print("wrote", out)
 
 
-def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by_position: bool = False,
-               baseline: bool = False, jitter: bool = False) -> Tensor:
-    """One oracle (or guided) step's loss: the glimpses at the digits' centres and the answer's cross-entropy;
-    with imitate, the first of RAM's glimpses at the canvas's centre instead (where its policy starts) and
-    minus the policy's log-likelihood of the guide's locations, so that the policy learns to go there;
-    with trains_core that gradient also reaches RAM's core (DRAM's location layer reads its own context).
-    On two digits, half the glimpses go to each (RAM's first still at the centre when imitating): the
-    smaller digit first, or with by_position in the order of 4 x column + row (the left one first unless
-    the two nearly share a column, then the upper one): an order DRAM's context network can see, where
-    which digit is smaller cannot be seen in a 12x12 view of the canvas. DRAM only:
-    with baseline the baseline also learns, regressed onto the sequential returns of the guided views (else
-    it starts untrained at the hand-over); with jitter each guided location is drawn around its digit's
-    centre with the policy's std, as the policy will draw its own, so the classifier learns on such views."""
-    import torch.nn.functional as F
+def guide_locations(model, inputs: Tensor, boxes: Tensor, targets: Tensor, by_position: bool) -> tuple[Tensor, Tensor]:
+    """Where the guide looks, and the targets in its order: every glimpse at the digit's centre (one digit), or
+    half the glimpses at each of two: the smaller digit first, or with by_position in the order of
+    4 x column + row (the left one first unless the two nearly share a column, then the upper one): an order
+    DRAM's context network can see, where which digit is smaller cannot be seen in a 12x12 view of the canvas.
 
-    model.train()
-    centres = box_centres(boxes, *batch.inputs.shape[-2:])  # (b, 2) one digit, (b, 2, 2) two, smaller first
-    targets = batch.targets  # (b, 1) the class (one digit, a pair's or a sum's), or (b, 2) DRAM's two digits
+    Args:
+        inputs: (b, c, y, x) the canvases.
+        boxes: (b, 4) or (b, 2, 4) the digits' boxes (smaller digit first).
+        targets: (b, 1) the class (one digit, a pair's or a sum's), or (b, 2) DRAM's two digits, smaller first.
+    Returns:
+        at (b, glimpses, 2) the locations, and targets (b, 1) or (b, 2) in the guide's order.
+    """
+    centres = box_centres(boxes, *inputs.shape[-2:])  # (b, 2) one digit, (b, 2, 2) two, smaller first
     if centres.dim() == 3 and by_position:
         order = (centres[..., 1] * 4 + centres[..., 0]).argsort(dim=1)  # (b, 2) by column, then row
         centres = centres.gather(1, order[:, :, None].expand(-1, -1, 2))  # (b, 2, 2)
         targets = targets.gather(1, order) if targets.shape[1] == 2 else targets  # the digits in that order
-    if hasattr(model, "dram"):  # each half of the glimpses at one digit: each label's (pair), or each addend's (sum)
-        at = centres.repeat_interleave(model.dram.num_glimpses // 2, dim=1)  # (b, N, 2)
+    glimpses = model.dram.num_glimpses if hasattr(model, "dram") else model.ram.config.num_glimpses
+    if centres.dim() == 3:  # DRAM: each label's (pair) or each addend's (sum) glimpses; RAM: half at each
+        return centres.repeat_interleave(glimpses // 2, dim=1), targets  # (b, glimpses, 2)
+    return centres[:, None].repeat(1, glimpses, 1), targets  # (b, glimpses, 2)
+
+
+def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by_position: bool = False,
+               baseline: bool = False, jitter: bool = False) -> Tensor:
+    """One oracle (or guided) step's loss: the glimpses at the guide's locations (`guide_locations`) and the
+    answer's cross-entropy; with imitate, the first of RAM's glimpses at the canvas's centre instead (where
+    its policy starts) and minus the policy's log-likelihood of the guide's locations, so that the policy
+    learns to go there; with trains_core that gradient also reaches RAM's core (DRAM's location layer reads
+    its own context). DRAM only: with baseline the baseline also learns, regressed onto the sequential
+    returns of the guided views (else it starts untrained at the hand-over); with jitter each guided
+    location is drawn around its digit's centre with the policy's std, as the policy will draw its own,
+    so the classifier learns on such views."""
+    import torch.nn.functional as F
+
+    model.train()
+    at, targets = guide_locations(model, batch.inputs, boxes, batch.targets, by_position)  # (b, glimpses, 2)
+    if hasattr(model, "dram"):
         if jitter:
             at = at + model.dram.config.location_std * torch.randn_like(at)  # (b, N, 2)
         out = model.dram(batch.inputs, at=at)
@@ -416,11 +431,6 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
             loss = loss + F.mse_loss(out.baselines, returns.to(out.baselines))  # returns (b, N)
     else:
         ram = model.ram
-        g = ram.config.num_glimpses
-        if centres.dim() == 3:  # two digits (one class: the pair or the sum): half the glimpses at each
-            at = centres.repeat_interleave(g // 2, dim=1)  # (b, g, 2)
-        else:
-            at = centres[:, None].repeat(1, g, 1)  # (b, g, 2)
         if imitate:
             at[:, 0] = 0
         recipe = ram.config
@@ -431,6 +441,29 @@ def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by
             ram.config = recipe
         loss = F.cross_entropy(out.logits, targets[:, 0])
     return loss - out.log_probs.mean() if imitate else loss
+
+
+@torch.no_grad()
+def guided_view_error(model, task, by_position: bool, chunk: int = 1000) -> float:
+    """Test error of a trained model glimpsing where its guide looks (`guide_locations`: each digit's centre,
+    in the guide's order), its own policy out of the way: with the policy's error, it splits the error
+    between policy and classifier. DRAM's names are compared as the model names them in use (ascending,
+    when unordered); every answer of a canvas must be right."""
+    from attnlab.glimpse import ascending
+
+    model.eval()
+    test, boxes = task.eval_set(10**9, "test"), task.boxes("test")
+    right = 0
+    for i in range(0, len(test), chunk):
+        inputs, targets = test.inputs[i : i + chunk], test.targets[i : i + chunk]  # (c, ...), (c, answers)
+        at, _ = guide_locations(model, inputs, boxes[i : i + chunk], targets, by_position)
+        if hasattr(model, "dram"):
+            logits = model.dram(inputs, at=at).logits  # (c, K, o)
+            logits = ascending(logits) if model.dram.config.unordered else logits
+        else:
+            logits = model.ram.forward_eager(inputs, at=at).logits[:, None]  # (c, 1, o)
+        right += int((logits.argmax(-1) == targets).all(-1).sum())
+    return 1 - right / len(test)
 
 
 def glimpse_network(model):
@@ -567,13 +600,29 @@ def oracle_policy(args) -> dict:
                                "guide_trains_core": guided and args.guide_trains_core, **extra}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
-                rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged)
+                rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged,
+                                       guided_view_error=guided_view_error(model, task, args.guide_order == "position"))
                 folder.mkdir(parents=True, exist_ok=True)  # the trained model, for `figures`
                 save_config(folder, values)
                 save_weights(folder, model)
                 rows[str(seed)]["run"] = str(folder)
             (folder / RESUME).unlink(missing_ok=True)
         result["settings"][setting] = rows
+    return result
+
+
+def split(args) -> dict:
+    """Policy or classifier: each saved run in --run-folders tested at its policy's means and where its guide
+    looks (`guided_view_error`, in --guide-order), the difference being what its policy costs."""
+    result = {"command": common.machine()["command"], "guide_order": args.guide_order, "runs": {}}
+    for folder in args.run_folders:
+        run = load_run(folder)
+        test = run.task.eval_set(10**9, "test")
+        row = {"policy_error": policy_error(run.model, test),
+               "guided_view_error": guided_view_error(run.model, run.task, args.guide_order == "position")}
+        print(f"{folder}: test error {row['policy_error']:.2%} at the policy's means, "
+              f"{row['guided_view_error']:.2%} where the guide looks", flush=True)
+        result["runs"][str(folder)] = row
     return result
 
 
@@ -592,7 +641,7 @@ def reference(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["accuracy", "oracle", "cost", "figures", "reference", "table"])
+    parser.add_argument("which", choices=["accuracy", "oracle", "cost", "figures", "reference", "table", "split"])
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join([*SETTINGS, *PAIRS])}")
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
@@ -620,6 +669,7 @@ def main(argv=None) -> int:
                         help="oracle, DRAM: each guided location drawn around its digit's centre with the policy's std")
     parser.add_argument("--location-std-end", type=float, default=0.0,
                         help="oracle: after the guided steps the location std falls down a cosine to this (0: fixed)")
+    parser.add_argument("--run-folders", type=Path, nargs="+", default=[], help="split: saved runs to test")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
@@ -635,6 +685,9 @@ def main(argv=None) -> int:
         result = oracle_policy(args)
         path = common.write_result(result, f"glimpse-oracle{'-' + args.label if args.label else ''}.json")
         print("wrote", path)
+        return 0
+    if args.which == "split":
+        print("wrote", common.write_result(split(args), f"glimpse-split{'-' + args.label if args.label else ''}.json"))
         return 0
     if args.which == "table":
         print("wrote", common.write_result(table(args), "glimpse-accuracy-seeds.json"))
