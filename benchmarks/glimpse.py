@@ -296,6 +296,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     name = f"{model}, unordered" if row["config"]["model"].get("unordered") else model
                     rows.setdefault((setting, name), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
     for path in sorted(RESULTS.glob("glimpse-oracle-*-guide*-s[0-9]*.json")):
+        if path.stem.removeprefix("glimpse-oracle-").startswith(exclude):
+            continue
         for setting, by_seed in json.loads(path.read_text())["settings"].items():
             for seed, row in by_seed.items():
                 train, model = row["config"]["train"], row["config"]["model"]
