@@ -33,8 +33,9 @@ def model(seed=0, **extra):
     return DRAM(DRAMConfig(**{**TINY, **extra}), num_classes=7, num_labels=3, image_channels=1)
 
 
-def test_output_shapes():
-    net = model()
+@pytest.mark.parametrize("what_net", ["mlp", "conv"])
+def test_output_shapes(what_net):
+    net = model(what_net=what_net)
     x = images()
     for training in (True, False):
         out = net.train(training)(x)
@@ -186,7 +187,19 @@ def test_eval_mode_is_deterministic_and_training_samples():
         assert not torch.equal(net(x).locations, net(x).locations)
 
 
-def test_overfits_a_few_canvases():
+def test_conv_what_reads_each_scale_as_a_channel():
+    net = model(what_net="conv", glimpse_size=8).eval()
+    first = net.what[0]
+    assert isinstance(first, torch.nn.Conv2d) and first.in_channels == 2  # k = 2 scales x c = 1
+    at = torch.zeros(5, 6, 2)  # every glimpse at the centre
+    out = net(images(), at=at)
+    with torch.no_grad():  # a change to the coarser scale alone changes what the first glimpse's G_image gives
+        first.weight[:, 1] += 1.0
+    assert not torch.allclose(net(images(), at=at).logits, out.logits)
+
+
+@pytest.mark.parametrize("what_net", ["mlp", "conv"])
+def test_overfits_a_few_canvases(what_net):
     # 6 canvases of 16x16, two labels each (3 classes): a bright square in one of 3 columns, top and bottom half.
     gen = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 3, (6, 2), generator=gen)  # (6, 2)
@@ -197,7 +210,7 @@ def test_overfits_a_few_canvases():
     torch.manual_seed(0)
     net = DRAM(
         DRAMConfig(glimpse_size=8, num_scales=2, glimpses_per_label=2, glimpse_hidden=32, feature_dim=32,
-                   core_size=48, context_size=4, context_hidden=16, location_std=0.1),
+                   core_size=48, context_size=4, context_hidden=16, location_std=0.1, what_net=what_net),
         num_classes=3,
         num_labels=2,
     )
@@ -220,6 +233,10 @@ def test_config_and_argument_errors():
         DRAMConfig(glimpses_per_label=0)
     with pytest.raises(ValueError, match=r"DRAMConfig\.location_std: must be > 0"):
         DRAMConfig(location_std=0)
+    with pytest.raises(ValueError, match=r"DRAMConfig\.what_net: must be 'mlp' or 'conv'; got 'cnn'"):
+        DRAMConfig(what_net="cnn")
+    with pytest.raises(ValueError, match=r"DRAMConfig\.glimpse_size: the conv G_image needs >= 4; got 3"):
+        DRAM(DRAMConfig(**{**TINY, "glimpse_size": 3, "what_net": "conv"}), num_classes=3)
     with pytest.raises(ValueError, match="DRAM: num_labels must be >= 1"):
         DRAM(DRAMConfig(**TINY), num_classes=3, num_labels=0)
     with pytest.raises(ValueError, match=r"Retina: images must be \(b, c=1, y, x\)"):
