@@ -303,8 +303,10 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
         for setting, by_seed in json.loads(path.read_text())["settings"].items():
             for seed, row in by_seed.items():
                 train, model = row["config"]["train"], row["config"]["model"]
-                if model["name"] == "dram":  # on the two-digit canvases, named by its length in steps
+                if model["name"] == "dram":  # on the two-digit canvases; its length named where not the 43,000 steps
                     name = f"dram{', unordered' if model.get('unordered') else ''}, guided start"
+                    name += ", conv G_image" if model.get("what_net") == "conv" else ""
+                    name += f", {train['steps']:,} steps" if train["steps"] != 43000 else ""
                     paper = PAIRS[setting]["paper"]["dram"]
                 elif setting in PAIRS:
                     name, paper = GUIDED, PAIRS[setting]["paper"].get("ram")
