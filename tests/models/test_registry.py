@@ -113,7 +113,7 @@ DEFAULTS = {
             "core_size": 256, "core": "rnn", "location_std": 0.17, "policy_trains_core": False},
     "dram": {"glimpse_size": 12, "num_scales": 3, "glimpses_per_label": 3, "glimpse_hidden": 128, "feature_dim": 256,
              "core_size": 256, "context": True, "context_size": 12, "context_hidden": 128, "location_std": 0.17,
-             "unordered": False},
+             "unordered": False, "what_net": "mlp"},
     "image_mlp": {"hidden_dim": 256, "num_layers": 2, "dropout": 0.0},
     "image_cnn": {"channels": [32, 64], "kernel_size": 5, "pooling": "avg", "hidden_dim": 256, "num_layers": 1,
                   "dropout": 0.0},
