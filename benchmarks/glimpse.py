@@ -286,8 +286,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
     one long run each), the ablation's and the probes' left out; and the guided starts' seeds
     (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs) or
-    "GUIDED, E epochs", DRAM's as "dram[, unordered], guided start"; their curves of test error as
-    "test_curve"."""
+    "GUIDED, E epochs", DRAM's as "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not
+    43,000); their curves of test error as "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -669,7 +669,7 @@ def main(argv=None) -> int:
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
     parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")
     parser.add_argument("--guide-order", choices=["value", "position"], default="value",
-                        help="oracle, DRAM: the guide visits the smaller digit first (value) or the left one (position)")  # fmt: skip
+                        help="oracle, two digits: the guide visits the smaller digit first (value) or the left one (position)")  # fmt: skip
     parser.add_argument("--guide-baseline", action="store_true",
                         help="oracle, DRAM: the guided steps also train the baseline on the guided views' returns")
     parser.add_argument("--guide-jitter", action="store_true",
