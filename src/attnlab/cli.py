@@ -113,14 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     cap.add_argument("--draw", type=Path, metavar="DIR", help="draw each image once per word, with its attention")
 
+    best = "the weights of the best validation metric, not the last step's"
     for reads_a_run in (ev, viz, tr, cap):
         reads_a_run.add_argument(
-            "--best",
-            action="store_const",
-            dest="weights",
-            const="best",
-            default="last",
-            help="the weights of the best validation metric, not the last step's",
+            "--best", action="store_const", dest="weights", const="best", default="last", help=best
         )
 
     tour = sub.add_parser("tour", help="the main job: train the families on generated tasks, write report.html")
