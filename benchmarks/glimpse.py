@@ -19,9 +19,9 @@ the two digits in turn) and their sum (19 classes). Each seed (`--seeds`; one ru
 with a fixed seed) beside the paper's figures (../shared/REFERENCES.md), with its learning curve and
 training time; for glimpse models three ways (attnlab.glimpse.scoring: at the policy's means, one
 sampled path, --samples paths averaged). Each RAM row on one digit also holds the test error of the
-same trained model glimpsing every time at its digit's centre (`oracle_error`: where that is much
-lower than its own, the policy is what costs accuracy; where it is not, the classifier) and where
-its glimpses went against the digit, glimpse by glimpse (`glimpse_distances`). The recipe is set by
+same trained model glimpsing every time at its digit's centre ("oracle_error", by `guided_view_error`:
+where that is much lower than its own, the policy is what costs accuracy; where it is not, the
+classifier) and where its glimpses went against the digit, glimpse by glimpse (`glimpse_distances`). The recipe is set by
 --lr, --weight-decay, --warmup, --min-lr-ratio, --batch-size and --location-std. Without MNIST in
 --data-dir/ATTNLAB_DATA it runs on scikit-learn's small digits set and says so.
 
@@ -136,19 +136,6 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
 
 
 @torch.no_grad()
-def oracle_error(run, chunk: int = 1000) -> float:
-    """Test error of a trained RAM glimpsing every time at its digit's centre (the true box): what the
-    classifier gets without the policy's mistakes, to split the error between policy and classifier."""
-    batch = run.task.eval_set(10**9, "test")
-    centres = box_centres(run.task.boxes("test"), *batch.inputs.shape[-2:])  # (r, 2)
-    right = 0
-    for i in range(0, len(batch), chunk):
-        logits = run.model.ram.forward_eager(batch.inputs[i : i + chunk], at=centres[i : i + chunk]).logits
-        right += int((logits.argmax(-1) == batch.targets[i : i + chunk, 0]).sum())
-    return 1 - right / len(batch)
-
-
-@torch.no_grad()
 def glimpse_distances(run, chunk: int = 1000) -> dict:
     """Where the policy's means looked against the digit, glimpse by glimpse (do later glimpses stay on it or
     drift away?): the median distance in pixels to the digit's centre, the share inside the digit's box, and
@@ -190,7 +177,7 @@ def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples:
         run.model.cpu()
         row.update(single_sample_error=scored.single, averaged_error=scored.averaged, samples=samples)
     if model == "ram" and setting in SETTINGS:
-        row["oracle_error"] = oracle_error(run)
+        row["oracle_error"] = guided_view_error(run.model, run.task, by_position=False)
         row.update(glimpse_distances(run))
     return row
 
@@ -542,8 +529,6 @@ def oracle_policy(args) -> dict:
     --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit).
     With --location-std-end S the policy's std falls from the config's at the hand-over to S at the last
     step (`std_at`); the sampled paths scored at the end are drawn with S."""
-    from types import SimpleNamespace
-
     from attnlab.train.clipping import clip_gradients_
     from attnlab.train.loop import lr_at, make_optimizer, optimizer_step, seed_everything
 
@@ -595,7 +580,7 @@ def oracle_policy(args) -> dict:
                     optimizer.step()
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
-                    error = policy_error(model, test) if guided else oracle_error(SimpleNamespace(task=task, model=model))
+                    error = policy_error(model, test) if guided else guided_view_error(model, task, by_position=False)
                     curve.append({"step": step + 1, "test_error": error, "seconds": time.perf_counter() - start})
                     print(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
                           f"test error {error:.2%}", flush=True)  # fmt: skip
