@@ -25,8 +25,9 @@ and l_1 is a learned start, the same for every image (the paper's "DRAM without 
 Where this follows the paper loosely: the paper's G_image and context network are convolutional;
 here the context network is a small fully connected stack over the pooled image, and G_image is one
 over the retina's patches (`what_net="mlp"`) or a small convolutional stack over its scales stacked as
-channels (`what_net="conv"`, `conv_what`): the same roles, the same inputs. The paper also describes a curriculum-like restriction of the labels'
-gradient to correctly labelled targets; here every label's cross-entropy trains (the task's loss).
+channels (`what_net="conv"`, `conv_what`): the same roles, the same inputs. The paper also describes
+a curriculum-like restriction of the labels' gradient to correctly labelled targets; here every
+label's cross-entropy trains (the task's loss).
 
 Training (sec. 3.1): the labels' cross-entropy by backpropagation through r1 and the glimpse network;
 the location layer (r2, the emission and the context network) by REINFORCE with the baseline
