@@ -120,7 +120,7 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
         values["location_std"] = args.location_std
     if model == "ram" and args.policy_trains_core:
         values["policy_trains_core"] = True
-    if model == "dram" and args.what_net != "mlp":
+    if model in GLIMPSE_MODELS and args.what_net != "mlp":
         values["what_net"] = args.what_net
     if model == "dram" and "dram_answer" in entry:
         task["answer"] = entry["dram_answer"]
@@ -300,6 +300,7 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                 else:
                     epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
                     name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
+                    name += ", conv reader" if model.get("what_net") == "conv" else ""
                     paper = SETTINGS[setting]["paper"]["ram"]
                 rows.setdefault((setting, name), {})[seed] = {
                     **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config", "run")
@@ -649,7 +650,7 @@ def main(argv=None) -> int:
                         help="RAM: REINFORCE's gradient also reaches the core and glimpse networks")
     parser.add_argument("--unordered", action="store_true",
                         help="dram on pair100: the two digits named in either order (DRAMConfig.unordered)")
-    parser.add_argument("--what-net", choices=["mlp", "conv"], default="mlp", help="DRAM's G_image (DRAMConfig.what_net)")
+    parser.add_argument("--what-net", choices=["mlp", "conv"], default="mlp", help="what reads a glimpse: DRAM's G_image or RAM's W_g input (what_net of DRAMConfig, RAMConfig)")
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
     parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from attnlab.core import capture
 from attnlab.glimpse.dram import DRAM, DRAMConfig, ascending, best_order, rewards_to_go, sequential_rewards
-from attnlab.glimpse.ram import gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.reinforce import gaussian_log_prob, policy_gradient_loss
 
 TINY = {
     "glimpse_size": 4,

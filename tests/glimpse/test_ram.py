@@ -1,5 +1,4 @@
-"""The recurrent attention model: shapes, where gradients go, REINFORCE against a closed form,
-determinism in eval mode, overfitting one batch, the traced glimpses, and the fused and compiled
+"""The recurrent attention model: shapes, where gradients go, determinism in eval mode, overfitting one batch, the traced glimpses, and the fused and compiled
 paths against the eager loop (same random draws, same outputs and gradients)."""
 
 import pytest
@@ -8,7 +7,8 @@ import torch.nn.functional as F
 
 from attnlab.core import capture
 from attnlab.core.fast import set_path
-from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.ram import RAM, RAMConfig
+from attnlab.glimpse.reinforce import correct_reward
 from attnlab.glimpse.retina import Retina
 
 TINY = {"glimpse_size": 4, "num_scales": 2, "num_glimpses": 3, "glimpse_hidden": 16, "glimpse_dim": 24, "core_size": 32}
@@ -19,10 +19,10 @@ def images_and_labels(b=5, c=1, size=12, classes=10, seed=0):
     return torch.rand(b, c, size, size, generator=gen), torch.randint(0, classes, (b,), generator=gen)
 
 
-@pytest.mark.parametrize("core", ["rnn", "lstm"])
-def test_output_shapes(core):
+@pytest.mark.parametrize(("core", "what_net"), [("rnn", "mlp"), ("lstm", "mlp"), ("rnn", "conv")])
+def test_output_shapes(core, what_net):
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY, core=core), num_classes=7, image_channels=3)
+    model = RAM(RAMConfig(**TINY, core=core, what_net=what_net), num_classes=7, image_channels=3)
     images, _ = images_and_labels(b=5, c=3, size=13)
     for training in (True, False):
         model.train(training)
@@ -100,62 +100,8 @@ def test_given_locations_replace_the_policy_and_keep_its_log_probabilities():
     assert torch.isfinite(fixed.log_probs).all()
 
 
-@pytest.mark.parametrize("use_baseline", [False, True])
-def test_reinforce_matches_the_closed_form_gradient_of_a_gaussian_policy(use_baseline):
-    # Policy l ~ N(mu, std^2), reward r(l) = -(l - a)^2: E[r] = -(mu - a)^2 - std^2, so
-    # dE/dmu = -2 (mu - a). The estimator's per-sample terms are (l - mu) / std^2 * (r - b).
-    mu0, std, a, n = 0.3, 0.5, 0.8, 200_000
-    gen = torch.Generator().manual_seed(0)
-    mu = torch.tensor(mu0, dtype=torch.float64, requires_grad=True)
-    action = mu.detach() + std * torch.randn(n, 1, generator=gen, dtype=torch.float64)  # (n, 1)
-    log_probs = gaussian_log_prob(action[:, None, :], mu.expand(n, 1, 1), std)  # (n, 1)
-    reward = -((action[:, 0] - a) ** 2)  # (n,)
-    b = -((mu0 - a) ** 2) - std**2 if use_baseline else 0.0  # the exact expected reward, or none
-    baselines = torch.full((n, 1), b, dtype=torch.float64)
-    policy_gradient_loss(log_probs, baselines, reward).backward()
-    got = -mu.grad.item()
-    terms = (action[:, 0] - mu0) / std**2 * (reward - b)  # (n,)
-    assert got == pytest.approx(terms.mean().item(), rel=1e-9)
-    standard_error = terms.std().item() / n**0.5
-    want = -2 * (mu0 - a)
-    assert abs(got - want) < 5 * standard_error  # an unbiased estimator misses by > 5 SE w.p. < 1e-6
-    assert 5 * standard_error < 0.1 * abs(want)  # and the test is sharp enough to catch a wrong sign or scale
-
-
-def test_reinforce_matches_the_closed_form_gradient_of_a_two_armed_bandit():
-    # Arm 1 with probability p = sigmoid(theta) pays 1.0, arm 0 pays 0.2: E[r] = 0.2 + 0.8 p, so
-    # dE/dtheta = 0.8 p (1 - p). A baseline of 0.5 changes the variance, not the expectation.
-    theta0, n = 0.4, 200_000
-    gen = torch.Generator().manual_seed(1)
-    theta = torch.tensor(theta0, dtype=torch.float64, requires_grad=True)
-    p = torch.sigmoid(theta)
-    arm = (torch.rand(n, generator=gen, dtype=torch.float64) < p.detach()).to(torch.float64)  # (n,)
-    log_probs = (arm * torch.log(p) + (1 - arm) * torch.log1p(-p))[:, None]  # (n, 1)
-    reward = 0.2 + 0.8 * arm  # (n,)
-    policy_gradient_loss(log_probs, torch.full((n, 1), 0.5, dtype=torch.float64), reward).backward()
-    got = -theta.grad.item()
-    pv = p.item()
-    terms = (arm - pv) * (reward - 0.5)  # d log pi / d theta = arm - p
-    standard_error = terms.std().item() / n**0.5
-    want = 0.8 * pv * (1 - pv)
-    assert abs(got - want) < 5 * standard_error
-    assert 5 * standard_error < 0.1 * want
-
-
-def test_the_baseline_is_regressed_onto_the_reward():
-    baselines = torch.tensor([[0.2, 0.9]], requires_grad=True)
-    loss = policy_gradient_loss(torch.zeros(1, 2), baselines, torch.tensor([1.0]))
-    loss.backward()
-    torch.testing.assert_close(loss, torch.tensor((0.8**2 + 0.1**2) / 2))
-    torch.testing.assert_close(baselines.grad, torch.tensor([[-0.8, -0.1]]))  # d/db of the mean square
-
-
-def test_the_reward_is_one_for_a_right_answer():
-    logits = torch.tensor([[0.1, 2.0, 0.3], [1.0, 0.0, -1.0], [0.0, 0.0, 5.0]])
-    assert correct_reward(logits, torch.tensor([1, 2, 2])).tolist() == [1.0, 0.0, 1.0]
-
-
-def test_overfits_one_batch_of_random_images():
+@pytest.mark.parametrize("what_net", ["mlp", "conv"])
+def test_overfits_one_batch_of_random_images(what_net):
     # A sharp policy (std 0.001 of the half-width, a fraction of a pixel) keeps each image's glimpses
     # in place, so 32 random labels can be memorised; the hybrid loss trains it as it always does.
     torch.manual_seed(0)
@@ -168,6 +114,7 @@ def test_overfits_one_batch_of_random_images():
             glimpse_dim=64,
             core_size=64,
             location_std=0.001,
+            what_net=what_net,
         ),
         num_classes=10,
     )
@@ -232,6 +179,10 @@ def test_bad_configs_fail_with_a_message():
         RAMConfig(location_std=0.0)
     with pytest.raises(ValueError, match=r"RAMConfig.num_glimpses"):
         RAMConfig(num_glimpses=0)
+    with pytest.raises(ValueError, match=r"RAMConfig.what_net: must be 'mlp' or 'conv'; got 'cnn'"):
+        RAMConfig(what_net="cnn")
+    with pytest.raises(ValueError, match="PatchConv: glimpse_size must be >= 4"):
+        RAM(RAMConfig(glimpse_size=2, what_net="conv"), num_classes=10)
     with pytest.raises(ValueError, match="RAM: num_classes must be >= 2; got 1"):
         RAM(RAMConfig(), num_classes=1)
     with pytest.raises(ValueError, match="RAM: image_channels must be >= 1; got 0"):
@@ -261,10 +212,14 @@ def assert_same_run(got, expected, atol=1e-5):
     assert torch.equal(got[3], expected[3])  # the same number of draws from the global generator
 
 
-@pytest.mark.parametrize(("core", "policy_trains_core"), [("rnn", False), ("lstm", False), ("rnn", True), ("lstm", True)])
-def test_the_fused_loop_draws_the_same_locations_and_gives_the_same_loss_and_gradients(core, policy_trains_core):
+@pytest.mark.parametrize(
+    ("core", "policy_trains_core", "what_net"),
+    [("rnn", False, "mlp"), ("lstm", False, "mlp"), ("rnn", True, "mlp"), ("lstm", True, "mlp"), ("rnn", False, "conv")],
+)
+def test_the_fused_loop_draws_the_same_locations_and_gives_the_same_loss_and_gradients(core, policy_trains_core, what_net):
     torch.manual_seed(0)
-    model = RAM(RAMConfig(**TINY, core=core, policy_trains_core=policy_trains_core), num_classes=10, image_channels=2)
+    config = RAMConfig(**TINY, core=core, policy_trains_core=policy_trains_core, what_net=what_net)
+    model = RAM(config, num_classes=10, image_channels=2)
     images, labels = images_and_labels(b=6, c=2, size=13)
     images[0] = 0.0  # a black image: ReLU units at exactly zero
     eager = run_path(model, "eager", images, labels)
@@ -308,16 +263,15 @@ def test_a_trace_runs_the_eager_loop_on_any_path():
         assert torch.equal(a, b)  # the very ops of the eager loop
 
 
-def test_the_compiled_loop_equals_the_eager_one_and_compiles_once():
+@pytest.mark.parametrize(("glimpse_size", "what_net"), [(2, "mlp"), (4, "conv")])
+def test_the_compiled_loop_equals_the_eager_one_and_compiles_once(glimpse_size, what_net):
     from torch._dynamo.utils import counters
 
     from attnlab.core.fast import FALLBACKS, why_not_compiled
 
     torch.manual_seed(0)
-    model = RAM(
-        RAMConfig(glimpse_size=2, num_scales=2, num_glimpses=3, glimpse_hidden=8, glimpse_dim=8, core_size=8),
-        num_classes=3,
-    )
+    sizes = {"num_scales": 2, "num_glimpses": 3, "glimpse_hidden": 8, "glimpse_dim": 8, "core_size": 8}
+    model = RAM(RAMConfig(glimpse_size=glimpse_size, what_net=what_net, **sizes), num_classes=3)
     images, labels = images_and_labels(b=4, size=9, classes=3)
     eager = run_path(model, "eager", images, labels)
     assert_same_run(run_path(model, "compiled", images, labels), eager)

@@ -1,12 +1,12 @@
 """The retina: against a naive crop-and-resize loop, zero padding at the edges, a planted pixel, and
-the pad-once-then-gather form (foveate) equal to it."""
+the pad-once-then-gather form (foveate) equal to it; PatchConv against the layers it names."""
 
 import math
 
 import pytest
 import torch
 
-from attnlab.glimpse.retina import Retina, box_centres, foveate, pad_images, pixel_centres
+from attnlab.glimpse.retina import PatchConv, Retina, box_centres, foveate, pad_images, pixel_centres
 
 
 def naive_centre(location: float, n: int) -> int:
@@ -133,3 +133,37 @@ def test_bad_shapes_fail_with_a_message():
         Retina(4, 1).glimpses(torch.zeros(2, 1, 8, 8), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="glimpse_size"):
         Retina(0, 1)
+
+
+def test_patch_conv_equals_the_layers_it_names():
+    torch.manual_seed(0)
+    reader = PatchConv(channels=3 * 2, glimpse_size=12, hidden=16)  # k = 3 scales of c = 2 channels
+    patches = torch.randn(5, 3, 2, 12, 12)  # (b, k, c, g, g)
+    reference = torch.nn.Sequential(
+        reader.first, torch.nn.ReLU(), torch.nn.MaxPool2d(2), reader.second, torch.nn.ReLU(), torch.nn.MaxPool2d(2)
+    )
+    want = reference(patches.reshape(5, 6, 12, 12)).reshape(5, -1)  # (b, 8 * 3 * 3)
+    got = reader(patches)
+    assert reader.first.out_channels == 4 and reader.second.out_channels == 8
+    assert got.shape == (5, reader.output_size) == (5, 8 * 3 * 3)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_patch_conv_reads_every_scale_as_its_own_channel():
+    torch.manual_seed(0)
+    reader = PatchConv(channels=2, glimpse_size=8, hidden=8)
+    patches = torch.rand(4, 2, 1, 8, 8)  # (b, k = 2, c = 1, g, g)
+    swapped = patches.flip(1)  # the same pixels, the scales exchanged
+    assert not torch.allclose(reader(patches), reader(swapped))
+    with torch.no_grad():
+        reader.first.weight[:, 1] = 0.0  # the coarse scale's filters off: it no longer matters
+    changed = patches.clone()
+    changed[:, 1] = torch.rand(4, 1, 8, 8)
+    torch.testing.assert_close(reader(changed), reader(patches), rtol=0, atol=0)
+    changed[:, 0] += 0.5
+    assert not torch.allclose(reader(changed), reader(patches))
+
+
+def test_patch_conv_needs_two_poolings_of_room():
+    with pytest.raises(ValueError, match="PatchConv: glimpse_size must be >= 4"):
+        PatchConv(channels=1, glimpse_size=3, hidden=8)

@@ -51,7 +51,13 @@ def test_family_is_ram_with_its_own_config_and_the_tasks_sizes():
     assert MODELS.get("ram").Config is RAMConfig and model.config == RAMConfig(**SMALL) and MODELS.defaults("ram") == {}
     assert isinstance(model.ram, RAM) and model.ram.config is model.config
     assert (model.ram.num_classes, model.ram.image_channels, model.ram.classifier.out_features) == (5, 3, 5)
-    assert to_dict(model.config) == {**SMALL, "core": "rnn", "location_std": 0.17, "policy_trains_core": False}
+    assert to_dict(model.config) == {
+        **SMALL,
+        "core": "rnn",
+        "location_std": 0.17,
+        "policy_trains_core": False,
+        "what_net": "mlp",
+    }
     with pytest.raises(ConfigError, match=r"unknown key model.num_classes"):
         build_model("ram", {"num_classes": 4}, SPEC)
 

@@ -1,9 +1,11 @@
 """Hard visual attention: a retina that takes foveated glimpses, and the recurrent attention models.
 
-Retina   rho(x, l): k patches around a location, each twice as wide, resized to g x g
-RAM      glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
-DRAM     two LSTM layers, a context network, one label per few glimpses (Ba et al. 2015)
-scoring  test error at the policy's means, from one sampled path, and averaged over several
+Retina     rho(x, l): k patches around a location, each twice as wide, resized to g x g
+PatchConv  two small convolutions reading a glimpse's scales as channels
+RAM        glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
+DRAM       two LSTM layers, a context network, one label per few glimpses (Ba et al. 2015)
+reinforce  the location policies' REINFORCE with a learned baseline, and RAM's reward
+scoring    test error at the policy's means, from one sampled path, and averaged over several
 """
 
 from attnlab.glimpse.dram import (
@@ -15,15 +17,9 @@ from attnlab.glimpse.dram import (
     rewards_to_go,
     sequential_rewards,
 )
-from attnlab.glimpse.ram import (
-    RAM,
-    RAMConfig,
-    RAMOutput,
-    correct_reward,
-    gaussian_log_prob,
-    policy_gradient_loss,
-)
-from attnlab.glimpse.retina import Retina, box_centres, pixel_centres
+from attnlab.glimpse.ram import RAM, RAMConfig, RAMOutput
+from attnlab.glimpse.reinforce import correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.retina import PatchConv, Retina, box_centres, pixel_centres
 from attnlab.glimpse.scoring import SampledErrors, sampled_errors
 
 __all__ = [
@@ -31,6 +27,7 @@ __all__ = [
     "RAM",
     "DRAMConfig",
     "DRAMOutput",
+    "PatchConv",
     "RAMConfig",
     "RAMOutput",
     "Retina",

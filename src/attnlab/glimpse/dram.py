@@ -31,7 +31,7 @@ label's cross-entropy trains (the task's loss).
 
 Training (sec. 3.1): the labels' cross-entropy by backpropagation through r1 and the glimpse network;
 the location layer (r2, the emission and the context network) by REINFORCE with the baseline
-(attnlab.glimpse.ram.policy_gradient_loss). The two are kept apart as RAM keeps its policy apart: the
+(attnlab.glimpse.reinforce.policy_gradient_loss). The two are kept apart as RAM keeps its policy apart: the
 location reaches the glimpse network detached (no cross-entropy gradient through the crop), and r2
 reads r1 detached (no REINFORCE gradient into the classification path); the baseline reads r2
 detached (its regression does not shape r2). The paper trains all weights on the sum of both terms.
@@ -64,7 +64,8 @@ from torch import Tensor, nn
 
 from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
-from attnlab.glimpse.ram import SCALE_FACTOR, correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.ram import SCALE_FACTOR
+from attnlab.glimpse.reinforce import correct_reward, gaussian_log_prob, policy_gradient_loss
 from attnlab.glimpse.retina import Retina, foveate, pad_images
 
 

@@ -5,6 +5,7 @@ The model never sees the whole image: at each of g steps it takes one glimpse (`
 location it chose, so its cost depends on g and the glimpse size, not on the image size.
 
     glimpse network f_g:  h_g = ReLU(W_g rho(x, l))        `glimpse_fc`     (b, glimpse_hidden)
+                          (what_net="conv": h_g = ReLU(W_g PatchConv(rho(x, l))), `glimpse_conv`)
                           h_l = ReLU(W_l l)                 `location_fc`    (b, glimpse_hidden)
                           g_t = ReLU(W_gg h_g + W_gl h_l)   `what`, `where`  (b, glimpse_dim)
     core network f_h:     h_{t+1} = ReLU(W_hh h_t + W_hg g_t)   (or an LSTM cell)  (b, core_size)
@@ -39,7 +40,6 @@ order as the eager loop (a seeded run samples the same locations on every path).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -51,7 +51,8 @@ from torch import Tensor, nn
 from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
 from attnlab.core.fast import FastPath, compiled
-from attnlab.glimpse.retina import Retina, foveate, pad_images
+from attnlab.glimpse.reinforce import gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.retina import PatchConv, Retina, foveate, pad_images, patch_conv
 
 SCALE_FACTOR = 2  # each scale of a glimpse is twice the previous width, as in the paper
 
@@ -69,6 +70,7 @@ class RAMConfig:
     core: str = "rnn"  # "rnn" (ReLU, the paper's) or "lstm"
     location_std: float = 0.17  # fixed std of the Gaussian location policy
     policy_trains_core: bool = False  # REINFORCE's gradient also reaches the core and glimpse networks via h_t
+    what_net: str = "mlp"  # W_g reads the patches flattened ("mlp", the paper's) or through PatchConv ("conv")
 
     def __post_init__(self) -> None:
         for name in ("glimpse_size", "num_scales", "num_glimpses", "glimpse_hidden", "glimpse_dim", "core_size"):
@@ -76,6 +78,8 @@ class RAMConfig:
                 raise ValueError(f"RAMConfig.{name}: must be >= 1; got {getattr(self, name)}")
         if self.core not in ("rnn", "lstm"):
             raise ValueError(f"RAMConfig.core: must be 'rnn' or 'lstm'; got {self.core!r}")
+        if self.what_net not in ("mlp", "conv"):
+            raise ValueError(f"RAMConfig.what_net: must be 'mlp' or 'conv'; got {self.what_net!r}")
         if not self.location_std > 0:
             raise ValueError(f"RAMConfig.location_std: must be > 0; got {self.location_std}")
 
@@ -87,39 +91,10 @@ class RAMOutput(NamedTuple):
     locations: Tensor  # (b, g, 2) where each glimpse looked, (row, col) in [-1, 1]
 
 
-def gaussian_log_prob(action: Tensor, mean: Tensor, std: float) -> Tensor:
-    """log N(action; mean, std^2 I), summed over the last dim: (..., 2), (..., 2) -> (...)."""
-    z = (action - mean) / std  # (..., 2)
-    return (-0.5 * z**2 - math.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)  # (...)
-
-
-def policy_gradient_loss(log_probs: Tensor, baselines: Tensor, reward: Tensor) -> Tensor:
-    """REINFORCE with a learned baseline, as one loss to minimise.
-
-    -mean_b sum_t log pi_t (R_t - b_t), the advantage detached so that it only weighs the score
-    function, plus the baseline's mean squared error to R_t (its own regression target). R_t is
-    the reward that follows action t: one episode's reward R for every t (RAM), or a return per
-    action (DRAM's sequential rewards, attnlab.glimpse.dram.rewards_to_go).
-
-    Args:
-        log_probs: (b, t) log-probabilities of the actions taken.
-        baselines: (b, t) predicted rewards b_t.
-        reward: (b,) the episode's reward R, or (b, t) the return R_t of each action.
-    Returns:
-        () the loss.
-    """
-    reward = reward.to(log_probs.dtype)  # (b,) or (b, t)
-    if reward.dim() == 1:
-        reward = reward[:, None]  # (b, 1)
-    advantage = (reward - baselines).detach()  # (b, t)
-    policy = -(log_probs * advantage).sum(1).mean()
-    return policy + F.mse_loss(baselines, reward.expand_as(baselines))
-
-
 class RAMParams(NamedTuple):
     """A RAM's parameters as plain tensors: what `fused_forward` reads (and differentiates)."""
 
-    glimpse_w: Tensor  # (glimpse_hidden, k * c * g * g) theta_g^0
+    glimpse_w: Tensor  # (glimpse_hidden, k * c * g * g) theta_g^0 (its input PatchConv's with what_net="conv")
     glimpse_b: Tensor  # (glimpse_hidden,)
     location_w: Tensor  # (glimpse_hidden, 2) theta_g^1
     location_b: Tensor  # (glimpse_hidden,)
@@ -135,6 +110,7 @@ class RAMParams(NamedTuple):
     baseline_b: Tensor  # (1,)
     classifier_w: Tensor  # (num_classes, core_size)
     classifier_b: Tensor  # (num_classes,)
+    reader: tuple[Tensor, ...] = ()  # PatchConv.weights() with what_net="conv", else empty
 
 
 def _core_step(z: Tensor, cell: Tensor, core: str, first: bool) -> tuple[Tensor, Tensor]:
@@ -155,7 +131,7 @@ class GlimpseWeights(NamedTuple):
 
     locator_w: Tensor  # (core_size, 2), detached: sampling builds no graph
     locator_b: Tensor  # (2,), detached
-    glimpse_w: Tensor  # (k * c * g * g, glimpse_hidden)
+    glimpse_w: Tensor  # (k * c * g * g or PatchConv.output_size, glimpse_hidden)
     glimpse_b: Tensor  # (glimpse_hidden,)
     location_w: Tensor  # (2, glimpse_hidden)
     location_b: Tensor  # (glimpse_hidden,)
@@ -164,6 +140,7 @@ class GlimpseWeights(NamedTuple):
     core: Tensor  # (core_size + glimpse_dim, gates * core_size) [W_hh, W_hg]^T, applied to [h; g]
     core_input: Tensor  # (glimpse_dim, gates * core_size) W_hg^T alone, for the first step (h_0 = 0)
     core_b: Tensor  # (gates * core_size,)
+    reader: tuple[Tensor, ...]  # RAMParams.reader
 
 
 def fused_glimpse(
@@ -198,7 +175,8 @@ def fused_glimpse(
     patches = foveate(
         padded, location, height, width, cfg.glimpse_size, cfg.num_scales, SCALE_FACTOR
     )  # (b, k, c, g, g)
-    h_g = F.relu(torch.addmm(w.glimpse_b, patches.flatten(1), w.glimpse_w))  # (b, glimpse_hidden)
+    read = patch_conv(patches, *w.reader) if w.reader else patches.flatten(1)  # (b, glimpse_w's rows)
+    h_g = F.relu(torch.addmm(w.glimpse_b, read, w.glimpse_w))  # (b, glimpse_hidden)
     h_l = F.relu(torch.addmm(w.location_b, location, w.location_w))  # (b, glimpse_hidden)
     g_t = F.relu(torch.addmm(w.what_b, torch.cat([h_g, h_l], dim=1), w.what_where))  # (b, glimpse_dim)
     if first:
@@ -241,6 +219,7 @@ def fused_forward(
         torch.cat([p.core_hh, p.core_ih], dim=1).t(),  # (core_size + glimpse_dim, gates * core_size)
         p.core_ih.t(),  # (glimpse_dim, gates * core_size)
         p.core_b,
+        p.reader,
     )
     h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
     cell = torch.zeros_like(h)  # (b, core_size)
@@ -296,7 +275,13 @@ class RAM(FastPath, Traced, nn.Module):
         self.config = config
         self.num_classes, self.image_channels = num_classes, image_channels
         self.retina = Retina(config.glimpse_size, config.num_scales, SCALE_FACTOR, image_channels)
-        self.glimpse_fc = nn.Linear(self.retina.output_size, config.glimpse_hidden)  # theta_g^0
+        self.glimpse_conv = (
+            PatchConv(config.num_scales * image_channels, config.glimpse_size, config.glimpse_hidden)
+            if config.what_net == "conv"
+            else None
+        )
+        read = self.retina.output_size if self.glimpse_conv is None else self.glimpse_conv.output_size
+        self.glimpse_fc = nn.Linear(read, config.glimpse_hidden)  # theta_g^0
         self.location_fc = nn.Linear(2, config.glimpse_hidden)  # theta_g^1
         self.what = nn.Linear(config.glimpse_hidden, config.glimpse_dim)  # theta_g^2, from h_g
         self.where = nn.Linear(config.glimpse_hidden, config.glimpse_dim, bias=False)  # from h_l
@@ -311,7 +296,8 @@ class RAM(FastPath, Traced, nn.Module):
 
     def glimpse_features(self, patches: Tensor, locations: Tensor) -> Tensor:
         """g_t from the retina's patches (b, k, c, g, g) and the locations (b, 2) -> (b, glimpse_dim)."""
-        h_g = F.relu(self.glimpse_fc(patches.flatten(1)))  # (b, glimpse_hidden)
+        read = patches.flatten(1) if self.glimpse_conv is None else self.glimpse_conv(patches)  # (b, W_g's input)
+        h_g = F.relu(self.glimpse_fc(read))  # (b, glimpse_hidden)
         h_l = F.relu(self.location_fc(locations))  # (b, glimpse_hidden)
         return F.relu(self.what(h_g) + self.where(h_l))  # (b, glimpse_dim)
 
@@ -345,6 +331,7 @@ class RAM(FastPath, Traced, nn.Module):
             self.baseline.bias,
             self.classifier.weight,
             self.classifier.bias,
+            () if self.glimpse_conv is None else self.glimpse_conv.weights(),
         )
 
     def draw_noise(self, images: Tensor) -> Tensor | None:
@@ -442,9 +429,3 @@ class RAM(FastPath, Traced, nn.Module):
             () the loss; add it to the classifier's cross-entropy.
         """
         return policy_gradient_loss(output.log_probs, output.baselines, reward)
-
-
-def correct_reward(logits: Tensor, labels: Tensor) -> Tensor:
-    """The paper's reward: logits (b, classes), labels (b,) -> (b,) 1.0 where argmax is right, else 0
-    (any leading shape: (b, K, classes), (b, K) -> (b, K))."""
-    return (logits.argmax(-1) == labels).to(logits.dtype)  # (b,)

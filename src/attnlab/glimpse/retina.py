@@ -26,9 +26,14 @@ is a centred crop of it, average pooled. No copy or pass over the whole image is
 A model that glimpses the same images several times (RAM) pads them once (`pad_images`, zeros on
 every side, S - 1 rows and columns in all) and then takes each glimpse with one gather from the
 flattened padded image (`foveate`): no clamp, no mask, the same patches.
+
+A glimpse is read either flattened (the papers' fully connected glimpse networks) or by `PatchConv`,
+two small convolutions over its k scales stacked as channels (`patch_conv` is its maths).
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -179,3 +184,42 @@ class Retina(nn.Module):
     def forward(self, images: Tensor, locations: Tensor) -> Tensor:
         """Same as `glimpses`: images (b, c, y, x), locations (b, 2) -> (b, k, c, g, g)."""
         return self.glimpses(images, locations)
+
+
+def patch_conv(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """PatchConv's maths on plain weights: patches (b, k, c, g, g) -> (b, second * (g // 4) ** 2).
+
+    w1 (first, k * c, 3, 3), b1 (first,), w2 (second, first, 3, 3), b2 (second,).
+    """
+    x = patches.flatten(1, 2)  # (b, k * c, g, g), the scales as channels
+    x = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)  # (b, first, g // 2, g // 2)
+    x = F.max_pool2d(F.relu(F.conv2d(x, w2, b2, padding=1)), 2)  # (b, second, g // 4, g // 4)
+    return x.flatten(1)  # (b, second * (g // 4) ** 2)
+
+
+class PatchConv(nn.Module):
+    """A convolutional reader of glimpses: two 3x3 convolutions (padding 1) of `first` and `second`
+    channels (from `hidden`) over the k scales stacked as channels, each ReLU and 2x2 max pooling, flattened.
+
+    Args:
+        channels: k * c, the scales times the image channels.
+        glimpse_size: g, >= 4 (two poolings halve it twice).
+        hidden: sets the convolutions' channels, first = hidden // 4 and second = hidden // 2 (at least 1).
+    """
+
+    def __init__(self, channels: int, glimpse_size: int, hidden: int):
+        super().__init__()
+        if glimpse_size < 4:
+            raise ValueError(f"PatchConv: glimpse_size must be >= 4 (two 2x2 poolings); got {glimpse_size}")
+        first, second = max(1, hidden // 4), max(1, hidden // 2)
+        self.first = nn.Conv2d(channels, first, 3, padding=1)
+        self.second = nn.Conv2d(first, second, 3, padding=1)
+        self.output_size = second * (glimpse_size // 4) ** 2
+
+    def weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """w1, b1, w2, b2 as `patch_conv` reads them."""
+        return self.first.weight, cast(Tensor, self.first.bias), self.second.weight, cast(Tensor, self.second.bias)
+
+    def forward(self, patches: Tensor) -> Tensor:
+        """patches (b, k, c, g, g) -> (b, output_size)."""
+        return patch_conv(patches, *self.weights())

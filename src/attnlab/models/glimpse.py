@@ -30,7 +30,8 @@ from dataclasses import replace
 from torch import Tensor
 
 from attnlab.glimpse.dram import DRAM, DRAMConfig, ascending, best_order
-from attnlab.glimpse.ram import RAM, RAMConfig, correct_reward
+from attnlab.glimpse.ram import RAM, RAMConfig
+from attnlab.glimpse.reinforce import correct_reward
 from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.vision import check_image_spec
 from attnlab.spec import TaskSpec

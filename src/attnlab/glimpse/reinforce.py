@@ -1,0 +1,50 @@
+"""REINFORCE for the glimpse models' location policies (Williams 1992), with a learned baseline.
+
+    grad J = E[ sum_t grad log pi(l_t) (R_t - b_t) ],   b_t regressed onto R_t
+
+RAM (Mnih et al. 2014) pays one reward per image, R = 1 where the label is right (`correct_reward`);
+DRAM (Ba et al. 2015) pays a return per location (attnlab.glimpse.dram.rewards_to_go). Both policies
+are Gaussian around the location network's mean with a fixed std (`gaussian_log_prob`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def gaussian_log_prob(action: Tensor, mean: Tensor, std: float) -> Tensor:
+    """log N(action; mean, std^2 I), summed over the last dim: (..., 2), (..., 2) -> (...)."""
+    z = (action - mean) / std  # (..., 2)
+    return (-0.5 * z**2 - math.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)  # (...)
+
+
+def policy_gradient_loss(log_probs: Tensor, baselines: Tensor, reward: Tensor) -> Tensor:
+    """REINFORCE with a learned baseline, as one loss to minimise.
+
+    -mean_b sum_t log pi_t (R_t - b_t), the advantage detached so that it only weighs the score
+    function, plus the baseline's mean squared error to R_t (its own regression target). R_t is
+    the reward that follows action t: one episode's reward R for every t (RAM), or a return per
+    action (DRAM's sequential rewards, attnlab.glimpse.dram.rewards_to_go).
+
+    Args:
+        log_probs: (b, t) log-probabilities of the actions taken.
+        baselines: (b, t) predicted rewards b_t.
+        reward: (b,) the episode's reward R, or (b, t) the return R_t of each action.
+    Returns:
+        () the loss.
+    """
+    reward = reward.to(log_probs.dtype)  # (b,) or (b, t)
+    if reward.dim() == 1:
+        reward = reward[:, None]  # (b, 1)
+    advantage = (reward - baselines).detach()  # (b, t)
+    policy = -(log_probs * advantage).sum(1).mean()
+    return policy + F.mse_loss(baselines, reward.expand_as(baselines))
+
+
+def correct_reward(logits: Tensor, labels: Tensor) -> Tensor:
+    """RAM's reward: logits (b, classes), labels (b,) -> (b,) 1.0 where argmax is right, else 0
+    (any leading shape: (b, K, classes), (b, K) -> (b, K))."""
+    return (logits.argmax(-1) == labels).to(logits.dtype)  # (b,)
