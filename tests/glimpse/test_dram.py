@@ -189,7 +189,7 @@ def test_eval_mode_is_deterministic_and_training_samples():
 
 def test_conv_what_reads_each_scale_as_a_channel():
     net = model(what_net="conv", glimpse_size=8).eval()
-    first = net.what[0]
+    first = net.what[0].first
     assert isinstance(first, torch.nn.Conv2d) and first.in_channels == 2  # k = 2 scales x c = 1
     at = torch.zeros(5, 6, 2)  # every glimpse at the centre
     out = net(images(), at=at)
@@ -235,8 +235,8 @@ def test_config_and_argument_errors():
         DRAMConfig(location_std=0)
     with pytest.raises(ValueError, match=r"DRAMConfig\.what_net: must be 'mlp' or 'conv'; got 'cnn'"):
         DRAMConfig(what_net="cnn")
-    with pytest.raises(ValueError, match=r"DRAMConfig\.glimpse_size: the conv G_image needs >= 4; got 3"):
-        DRAM(DRAMConfig(**{**TINY, "glimpse_size": 3, "what_net": "conv"}), num_classes=3)
+    with pytest.raises(ValueError, match=r"DRAMConfig\.glimpse_size: what_net='conv' needs >= 4; got 3"):
+        DRAMConfig(**{**TINY, "glimpse_size": 3, "what_net": "conv"})
     with pytest.raises(ValueError, match="DRAM: num_labels must be >= 1"):
         DRAM(DRAMConfig(**TINY), num_classes=3, num_labels=0)
     with pytest.raises(ValueError, match=r"Retina: images must be \(b, c=1, y, x\)"):

@@ -181,8 +181,8 @@ def test_bad_configs_fail_with_a_message():
         RAMConfig(num_glimpses=0)
     with pytest.raises(ValueError, match=r"RAMConfig.what_net: must be 'mlp' or 'conv'; got 'cnn'"):
         RAMConfig(what_net="cnn")
-    with pytest.raises(ValueError, match="PatchConv: glimpse_size must be >= 4"):
-        RAM(RAMConfig(glimpse_size=2, what_net="conv"), num_classes=10)
+    with pytest.raises(ValueError, match="RAMConfig.glimpse_size: what_net='conv' needs >= 4; got 2"):
+        RAMConfig(glimpse_size=2, what_net="conv")
     with pytest.raises(ValueError, match="RAM: num_classes must be >= 2; got 1"):
         RAM(RAMConfig(), num_classes=1)
     with pytest.raises(ValueError, match="RAM: image_channels must be >= 1; got 0"):

@@ -25,7 +25,7 @@ and l_1 is a learned start, the same for every image (the paper's "DRAM without 
 Where this follows the paper loosely: the paper's G_image and context network are convolutional;
 here the context network is a small fully connected stack over the pooled image, and G_image is one
 over the retina's patches (`what_net="mlp"`) or a small convolutional stack over its scales stacked as
-channels (`what_net="conv"`, `conv_what`): the same roles, the same inputs. The paper also describes
+channels (`what_net="conv"`, retina.PatchConv): the same roles, the same inputs. The paper also describes
 a curriculum-like restriction of the labels' gradient to correctly labelled targets; here every
 label's cross-entropy trains (the task's loss).
 
@@ -66,7 +66,7 @@ from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
 from attnlab.glimpse.ram import SCALE_FACTOR
 from attnlab.glimpse.reinforce import correct_reward, gaussian_log_prob, policy_gradient_loss
-from attnlab.glimpse.retina import Retina, foveate, pad_images
+from attnlab.glimpse.retina import PatchConv, Retina, foveate, pad_images
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ class DRAMConfig:
             raise ValueError(f"DRAMConfig.location_std: must be > 0; got {self.location_std}")
         if self.what_net not in ("mlp", "conv"):
             raise ValueError(f"DRAMConfig.what_net: must be 'mlp' or 'conv'; got {self.what_net!r}")
+        if self.what_net == "conv" and self.glimpse_size < 4:
+            raise ValueError(f"DRAMConfig.glimpse_size: what_net='conv' needs >= 4; got {self.glimpse_size}")
 
 
 class DRAMOutput(NamedTuple):
@@ -148,27 +150,6 @@ def rewards_to_go(rewards: Tensor, glimpses_per_label: int) -> Tensor:
     return following.repeat_interleave(glimpses_per_label, dim=1)  # (b, N)
 
 
-def conv_what(config: DRAMConfig, image_channels: int) -> nn.Sequential:
-    """G_image as a small convolutional stack over the retina's k scales stacked as channels, (b, k*c, g, g):
-    two 3x3 convolutions of glimpse_hidden // 4 and glimpse_hidden // 2 channels, each ReLU and 2x2 max pooling
-    (g -> g // 4 per side), then a fully connected layer to feature_dim with a ReLU."""
-    first, second = max(1, config.glimpse_hidden // 4), max(1, config.glimpse_hidden // 2)
-    side = config.glimpse_size // 4
-    if side < 1:
-        raise ValueError(f"DRAMConfig.glimpse_size: the conv G_image needs >= 4; got {config.glimpse_size}")
-    return nn.Sequential(
-        nn.Conv2d(config.num_scales * image_channels, first, 3, padding=1),  # (b, first, g, g)
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # (b, first, g // 2, g // 2)
-        nn.Conv2d(first, second, 3, padding=1),  # (b, second, g // 2, g // 2)
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # (b, second, g // 4, g // 4)
-        nn.Flatten(1),  # (b, second * (g // 4) ** 2)
-        nn.Linear(second * side * side, config.feature_dim),
-        nn.ReLU(),
-    )
-
-
 class DRAM(Traced, nn.Module):
     """Deep recurrent attention model: N = K * glimpses_per_label glimpses, K labels.
 
@@ -199,16 +180,16 @@ class DRAM(Traced, nn.Module):
         self.num_glimpses = num_labels * config.glimpses_per_label
         size, feature = config.core_size, config.feature_dim
         self.retina = Retina(config.glimpse_size, config.num_scales, SCALE_FACTOR, image_channels)
-        self.what = (
-            nn.Sequential(  # G_image: W_1, W_2
+        if config.what_net == "mlp":
+            self.what = nn.Sequential(  # G_image: W_1, W_2
                 nn.Linear(self.retina.output_size, config.glimpse_hidden),
                 nn.ReLU(),
                 nn.Linear(config.glimpse_hidden, feature),
                 nn.ReLU(),
             )
-            if config.what_net == "mlp"
-            else conv_what(config, image_channels)
-        )
+        else:
+            conv = PatchConv(config.num_scales * image_channels, config.glimpse_size, config.glimpse_hidden)
+            self.what = nn.Sequential(conv, nn.Linear(conv.output_size, feature), nn.ReLU())  # G_image: PatchConv, W_2
         self.where = nn.Sequential(nn.Linear(2, feature), nn.ReLU())  # G_loc: W_l
         self.r1 = nn.Linear(feature + size, 4 * size)  # LSTM gates of r1 from [g_n; r1_{n-1}]
         self.r2 = nn.Linear(2 * size, 4 * size)  # LSTM gates of r2 from [r1_n; r2_{n-1}]
@@ -298,9 +279,7 @@ class DRAM(Traced, nn.Module):
                     label=label,
                 )
             locations.append(location)
-            seen = (
-                patches.flatten(1) if cfg.what_net == "mlp" else patches.flatten(1, 2)
-            )  # (b, k*c*g*g) or (b, k*c, g, g)
+            seen = patches.flatten(1) if cfg.what_net == "mlp" else patches  # (b, k*c*g*g) or (b, k, c, g, g)
             g = self.what(seen) * self.where(location)  # (b, feature_dim), g_n
             h1, c1 = lstm_update(self.r1(torch.cat([g, h1], dim=1)), c1)  # (b, core_size) twice, r1_n
             # r2 reads r1 detached: the log-likelihood of the locations trains the location layer

@@ -80,6 +80,8 @@ class RAMConfig:
             raise ValueError(f"RAMConfig.core: must be 'rnn' or 'lstm'; got {self.core!r}")
         if self.what_net not in ("mlp", "conv"):
             raise ValueError(f"RAMConfig.what_net: must be 'mlp' or 'conv'; got {self.what_net!r}")
+        if self.what_net == "conv" and self.glimpse_size < 4:
+            raise ValueError(f"RAMConfig.glimpse_size: what_net='conv' needs >= 4; got {self.glimpse_size}")
         if not self.location_std > 0:
             raise ValueError(f"RAMConfig.location_std: must be > 0; got {self.location_std}")
 
