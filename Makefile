@@ -18,10 +18,10 @@ $(STAMP): $(PY) pyproject.toml
 tour: $(STAMP)
 	$(VENV)/bin/attnlab tour --out tour
 
-# Lint, formatting and types on src/ first (configured in pyproject.toml), then the suite.
+# Lint and formatting on src/ and benchmarks/, types on src/ (configured in pyproject.toml), then the suite.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src
-	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/ruff check src benchmarks
+	$(VENV)/bin/ruff format --check src benchmarks
 	$(VENV)/bin/mypy
 
 # Two worker processes (one torch thread each, tests/conftest.py); the tour's tests stay in one (loadgroup).

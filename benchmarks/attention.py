@@ -316,7 +316,9 @@ def print_table(rows: list[dict], ratios: list[dict]) -> None:
     print(f"{'length':>6} {'mode':<16} {'ratio':<22} {'paired median':>13} {'95% interval':>17}")
     for r in ratios:
         lo, hi = r["ci95"]
-        print(f"{r['length']:>6} {r['mode']:<16} {r['ratio']:<22} {r['paired_median']:>13.3f} {f'{lo:.3f}-{hi:.3f}':>17}")
+        print(
+            f"{r['length']:>6} {r['mode']:<16} {r['ratio']:<22} {r['paired_median']:>13.3f} {f'{lo:.3f}-{hi:.3f}':>17}"
+        )
 
 
 def print_memory(rows: list[dict]) -> None:
@@ -334,7 +336,9 @@ def print_memory(rows: list[dict]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--lengths", default="128,256,512,1024,2048", help="comma-separated sequence lengths")
     p.add_argument("--batch", type=int, default=None,
                    help=f"batch size at every length; default: max(1, {AUTO_BATCH_TOKENS} // t)")  # fmt: skip

@@ -62,11 +62,34 @@ MEMORY = ("memn2n", "kvmemnn")
 FAIL = 0.05  # a task fails above 5% test error (Weston et al. 2015)
 # ../shared/REFERENCES.md, "Memory networks on bAbI": MemN2N PE LS RN, joint training, 20 tasks
 PAPER = {
-    "en": {"mean_error": 0.124, "failed": 11,
-           "source": "Sukhbaatar et al. 2015, 3 hops; via Dehghani et al. 2019 Table 1",
-           # per task, the same paper's Table 1 (its 1k "PE LS RN" joint column; these average to 12.4%)
-           "per_task": [0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5,
-                        0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0]},
+    "en": {
+        "mean_error": 0.124,
+        "failed": 11,
+        "source": "Sukhbaatar et al. 2015, 3 hops; via Dehghani et al. 2019 Table 1",
+        # per task, the same paper's Table 1 (its 1k "PE LS RN" joint column; these average to 12.4%)
+        "per_task": [
+            0.0,
+            11.4,
+            21.9,
+            13.4,
+            14.4,
+            2.8,
+            18.3,
+            9.3,
+            1.9,
+            6.5,
+            0.3,
+            0.1,
+            0.2,
+            6.9,
+            0.0,
+            2.7,
+            40.4,
+            9.4,
+            88.0,
+            0.0,
+        ],
+    },
     "en-10k": {"mean_error": 0.075, "failed": 6, "source": "Graves et al. 2016 (DNC), text"},
 }
 
@@ -77,9 +100,14 @@ def run_config(args, seed: int) -> dict:
     if args.model in MEMORY:
         model["hops"] = args.hops
     if args.model == "memn2n":
-        model.update(random_noise=args.random_noise, linear_start=args.linear_start,
-                     linear_start_patience=args.ls_patience, linear_start_steps=args.ls_steps,
-                     encoding=args.encoding, empty_slots=args.empty_slots)
+        model.update(
+            random_noise=args.random_noise,
+            linear_start=args.linear_start,
+            linear_start_patience=args.ls_patience,
+            linear_start_steps=args.ls_steps,
+            encoding=args.encoding,
+            empty_slots=args.empty_slots,
+        )
         if args.noise_scheme != "sentence":  # stated only when set, so earlier runs' folders still match
             model["noise_scheme"] = args.noise_scheme
         if args.time_in_tables:
@@ -134,7 +162,9 @@ def apply_recipe(args) -> None:
         if args.decay_every_epochs:
             args.decay_every = round(args.decay_every_epochs * per_epoch)
         if args.ls_epochs:  # LS ends at this step (an evaluation's, where it is decided); the decay starts there
-            args.ls_steps = args.decay_start = args.eval_every * max(1, round(args.ls_epochs * per_epoch / args.eval_every))
+            args.ls_steps = args.decay_start = args.eval_every * max(
+                1, round(args.ls_epochs * per_epoch / args.eval_every)
+            )
 
 
 def last_val_error(folder: Path) -> float:
@@ -167,8 +197,10 @@ def support_table(per_seed: dict[int, dict[int, dict[str, float]]]) -> str:
     """Mean over seeds, per task, of the share of questions each hop's argmax is a supporting fact."""
     first = next(iter(per_seed.values()))
     keys = [k for k in next(iter(first.values())) if k != "questions"]
-    lines = ["supporting-fact attention (% of test questions whose largest weight is on a supporting fact)",
-             f"{'task':>6} " + " ".join(f"{k:>8}" for k in keys)]
+    lines = [
+        "supporting-fact attention (% of test questions whose largest weight is on a supporting fact)",
+        f"{'task':>6} " + " ".join(f"{k:>8}" for k in keys),
+    ]
     for n in sorted(first):
         means = [100 * statistics.mean(s[n][k] for s in per_seed.values()) for k in keys]
         lines.append(f"{n:>6} " + " ".join(f"{v:>8.1f}" for v in means))
@@ -183,13 +215,18 @@ def training_error(run) -> float:
 
 def _selected(per_seed: dict[int, dict[int, float]], tasks: list[int], by: dict[int, float], key: str) -> dict:
     seed = min(per_seed, key=lambda s: by[s])
-    return {"seed": seed, key: by[seed], "mean_over_tasks": statistics.mean(per_seed[seed].values()),
-            "failed": sum(e > FAIL for e in per_seed[seed].values()),
-            "error": {str(n): per_seed[seed][n] for n in tasks}}
+    return {
+        "seed": seed,
+        key: by[seed],
+        "mean_over_tasks": statistics.mean(per_seed[seed].values()),
+        "failed": sum(e > FAIL for e in per_seed[seed].values()),
+        "error": {str(n): per_seed[seed][n] for n in tasks},
+    }
 
 
-def summarise(per_seed: dict[int, dict[int, float]], val_error: dict[int, float],
-              train_error: dict[int, float] | None = None) -> dict:
+def summarise(
+    per_seed: dict[int, dict[int, float]], val_error: dict[int, float], train_error: dict[int, float] | None = None
+) -> dict:
     """Per-task mean and best error over seeds, the mean over tasks and the failed tasks of each, and
     the run selected by its training error (as the paper kept its best of 10 runs) and by its
     validation error."""
@@ -221,26 +258,35 @@ def table(summary: dict, setting: str, all_tasks: bool) -> str:
     for n in summary["tasks"]:
         flag = "  failed" if summary["mean_error"][n] > FAIL else ""
         paper_cell = f" {per_task[n - 1]:>8.1f}" if per_task else ""
-        lines.append(f"{n:>6} {100 * summary['mean_error'][n]:>11.1f} {100 * summary['best_error'][n]:>11.1f}"
-                     f"{paper_cell}{flag}")
+        lines.append(
+            f"{n:>6} {100 * summary['mean_error'][n]:>11.1f} {100 * summary['best_error'][n]:>11.1f}{paper_cell}{flag}"
+        )
     mean, best = 100 * summary["mean_over_tasks"], 100 * summary["best_seed_mean_over_tasks"]
     lines.append(f"{'mean':>6} {mean:>11.1f} {best:>11.1f}")
-    lines.append(f"failed (> 5%): {len(summary['failed_mean'])} of {len(summary['tasks'])} by mean error, "
-                 f"{summary['failed_best_seed']} for the best seed")
-    per_seed = ", ".join(f"seed {s}: {100 * m:.1f}% ({summary['seed_failed'][s]} failed)"
-                         for s, m in summary["seed_mean_over_tasks"].items())
+    lines.append(
+        f"failed (> 5%): {len(summary['failed_mean'])} of {len(summary['tasks'])} by mean error, "
+        f"{summary['failed_best_seed']} for the best seed"
+    )
+    per_seed = ", ".join(
+        f"seed {s}: {100 * m:.1f}% ({summary['seed_failed'][s]} failed)"
+        for s, m in summary["seed_mean_over_tasks"].items()
+    )
     low, high = (100 * v for v in summary["spread_mean_over_tasks"])
     lines.append(f"per seed: {per_seed}; spread {low:.1f}-{high:.1f}%, std {100 * summary['std_mean_over_tasks']:.1f}")
     for key, what in (("selected_by_training", "train_error"), ("selected_by_validation", "val_error")):
         chosen = summary.get(key)
         if chosen:
-            lines.append(f"selected by {what.replace('_', ' ')} ({100 * chosen[what]:.1f}%): seed {chosen['seed']}, "
-                         f"test {100 * chosen['mean_over_tasks']:.1f}% mean, {chosen['failed']} failed")
+            lines.append(
+                f"selected by {what.replace('_', ' ')} ({100 * chosen[what]:.1f}%): seed {chosen['seed']}, "
+                f"test {100 * chosen['mean_over_tasks']:.1f}% mean, {chosen['failed']} failed"
+            )
     paper = PAPER.get(setting)
     if paper is not None:
         note = "" if all_tasks else " (20-task figures; this run has fewer tasks)"
-        lines.append(f"paper, MemN2N PE LS RN joint: mean error {100 * paper['mean_error']:.1f}%, "
-                     f"failed {paper['failed']}{note} [{paper['source']}]")
+        lines.append(
+            f"paper, MemN2N PE LS RN joint: mean error {100 * paper['mean_error']:.1f}%, "
+            f"failed {paper['failed']}{note} [{paper['source']}]"
+        )
     return "\n".join(lines)
 
 
@@ -252,8 +298,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default="", help="folder holding babi/ (default: env ATTNLAB_DATA)")
     parser.add_argument("--steps", type=int, default=2000, help="optimizer steps per seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--together", action="store_true",
-                        help="train the seeds as one vectorised model (attnlab.train.vectorised) where the model allows")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="train the seeds as one vectorised model (attnlab.train.vectorised) where the model allows",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--eval-every", type=int, default=500)
@@ -264,21 +313,46 @@ def main(argv=None) -> int:
     parser.add_argument("--linear-start", action="store_true", help="memn2n: start in the LS phase")
     parser.add_argument("--ls-patience", type=int, default=1, help="LS ends after this many stalled evaluations")
     parser.add_argument("--ls-steps", type=int, default=0, help="LS ends at this step at the latest (0: no limit)")
-    parser.add_argument("--ls-epochs", type=float, default=0,
-                        help="LS ends after this many epochs, for every seed; the lr decay starts there "
-                             "(sets --ls-steps; --recipe paper: 30 on 1k, 10 on 10k)")
-    parser.add_argument("--encoding", choices=["position", "centred", "bow"], default="position",
-                        help="memn2n sentence encoding: the paper's PE, or the released code's centred PE")
-    parser.add_argument("--noise-scheme", choices=["sentence", "story"], default="sentence",
-                        help="memn2n RN: an empty memory before each sentence (the paper's text) or the released code's")
-    parser.add_argument("--time-in-tables", action="store_true",
-                        help="memn2n with --clip-each: each temporal table clipped with its word table (released code)")
-    parser.add_argument("--nil-gradient", action="store_true",
-                        help="memn2n: padding's gradient reaches the nil row and counts in clipping (released code)")
-    parser.add_argument("--empty-slots", choices=["mask", "zero"], default="mask",
-                        help="memn2n: the softmax over the story's sentences, or over every slot (released code)")
-    parser.add_argument("--clip-each", action="store_true",
-                        help="clip each weight matrix's gradient alone by its spectral norm (released code)")
+    parser.add_argument(
+        "--ls-epochs",
+        type=float,
+        default=0,
+        help="LS ends after this many epochs, for every seed; the lr decay starts there "
+        "(sets --ls-steps; --recipe paper: 30 on 1k, 10 on 10k)",
+    )
+    parser.add_argument(
+        "--encoding",
+        choices=["position", "centred", "bow"],
+        default="position",
+        help="memn2n sentence encoding: the paper's PE, or the released code's centred PE",
+    )
+    parser.add_argument(
+        "--noise-scheme",
+        choices=["sentence", "story"],
+        default="sentence",
+        help="memn2n RN: an empty memory before each sentence (the paper's text) or the released code's",
+    )
+    parser.add_argument(
+        "--time-in-tables",
+        action="store_true",
+        help="memn2n with --clip-each: each temporal table clipped with its word table (released code)",
+    )
+    parser.add_argument(
+        "--nil-gradient",
+        action="store_true",
+        help="memn2n: padding's gradient reaches the nil row and counts in clipping (released code)",
+    )
+    parser.add_argument(
+        "--empty-slots",
+        choices=["mask", "zero"],
+        default="mask",
+        help="memn2n: the softmax over the story's sentences, or over every slot (released code)",
+    )
+    parser.add_argument(
+        "--clip-each",
+        action="store_true",
+        help="clip each weight matrix's gradient alone by its spectral norm (released code)",
+    )
     parser.add_argument("--warmup-steps", type=int, default=0)
     parser.add_argument("--clip-norm", type=float, default=40.0, help="gradient norm clipping (paper: 40)")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, a fraction of lr")
@@ -288,9 +362,15 @@ def main(argv=None) -> int:
     parser.add_argument("--decay-every", type=int, default=0, help='"step": halve the lr every this many steps')
     parser.add_argument("--decay-start", type=int, default=0, help='"step": the lr is held until this step')
     parser.add_argument("--epochs", type=float, default=0, help="train this many epochs (sets --steps)")
-    parser.add_argument("--decay-every-epochs", type=float, default=0, help='"step": halve the lr every this many epochs')
-    parser.add_argument("--recipe", choices=["paper"], default=None,
-                        help="MemN2N's joint-training recipe (Sukhbaatar et al. 2015): SGD, step decay, epochs, RN")
+    parser.add_argument(
+        "--decay-every-epochs", type=float, default=0, help='"step": halve the lr every this many epochs'
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=["paper"],
+        default=None,
+        help="MemN2N's joint-training recipe (Sukhbaatar et al. 2015): SGD, step decay, epochs, RN",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
@@ -323,10 +403,16 @@ def main(argv=None) -> int:
             notes = {"trained_on_1k_file": run.task.fallbacks}
             if args.model in MEMORY:
                 support[seed] = support_attention(run)
-            print(f"seed {seed}: test accuracy {result['accuracy']:.3f} in {result['seconds']:.1f} s"
-                  f" (LS ended at step {runs[seed]['linear_start_ended_at']})", flush=True)
-    summary = summarise(per_seed, {seed: run["val_error"] for seed, run in runs.items()},
-                        {seed: run["train_error"] for seed, run in runs.items()})
+            print(
+                f"seed {seed}: test accuracy {result['accuracy']:.3f} in {result['seconds']:.1f} s"
+                f" (LS ended at step {runs[seed]['linear_start_ended_at']})",
+                flush=True,
+            )
+    summary = summarise(
+        per_seed,
+        {seed: run["val_error"] for seed, run in runs.items()},
+        {seed: run["train_error"] for seed, run in runs.items()},
+    )
     text = table(summary, args.setting, args.tasks.strip() == "all")
     print(text)
     if support:
@@ -335,10 +421,13 @@ def main(argv=None) -> int:
         print(f"tasks {notes['trained_on_1k_file']} lack their en-10k training file: trained on the 1k file")
     wall = time.perf_counter() - started
     trained = max(seconds.values()) if args.together else sum(seconds.values())  # together: each seed's is the group's
-    print(f"training: {trained:.1f} s over {len(seconds)} seed(s){' together' if args.together else ''}; "
-          f"wall {wall:.1f} s")
-    meta = common.machine(argv, device=args.device,
-                          cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+    print(
+        f"training: {trained:.1f} s over {len(seconds)} seed(s){' together' if args.together else ''}; "
+        f"wall {wall:.1f} s"
+    )
+    meta = common.machine(
+        argv, device=args.device, cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    )
     record = {
         "benchmark": "babi",
         "date": meta["date"],
@@ -347,8 +436,11 @@ def main(argv=None) -> int:
         "runs": {str(s): r for s, r in runs.items()},
         "support_attention": {str(s): {str(n): v for n, v in t.items()} for s, t in support.items()},
         "notes": notes,
-        "summary": {**summary, "mean_error": {str(n): e for n, e in summary["mean_error"].items()},
-                    "best_error": {str(n): e for n, e in summary["best_error"].items()}},
+        "summary": {
+            **summary,
+            "mean_error": {str(n): e for n, e in summary["mean_error"].items()},
+            "best_error": {str(n): e for n, e in summary["best_error"].items()},
+        },
         "paper": PAPER.get(args.setting),
         "train_seconds": seconds,
         "machine": meta,

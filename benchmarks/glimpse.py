@@ -71,17 +71,26 @@ from attnlab.train.vectorised import ensure_seeds
 from common import FIGURES, RESULTS
 
 SETTINGS = {
-    "centered28": {"task": {"setting": "centered"}, "ram": {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 6},
-                   "paper": {"ram": 0.0129, "cnn": 0.0121, "fc": 0.0169}},
-    "translated60": {"task": {"setting": "translated", "size": 60},
-                     "ram": {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8},
-                     "paper": {"ram": 0.0184, "cnn": 0.0162}},
-    "cluttered60": {"task": {"setting": "cluttered", "size": 60, "distractors": 4},
-                    "ram": {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8},
-                    "paper": {"ram": 0.0523, "cnn": 0.0783}},
-    "cluttered100": {"task": {"setting": "cluttered", "size": 100, "distractors": 8},
-                     "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
-                     "paper": {"ram": 0.1083, "cnn": 0.1651}},
+    "centered28": {
+        "task": {"setting": "centered"},
+        "ram": {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 6},
+        "paper": {"ram": 0.0129, "cnn": 0.0121, "fc": 0.0169},
+    },
+    "translated60": {
+        "task": {"setting": "translated", "size": 60},
+        "ram": {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8},
+        "paper": {"ram": 0.0184, "cnn": 0.0162},
+    },
+    "cluttered60": {
+        "task": {"setting": "cluttered", "size": 60, "distractors": 4},
+        "ram": {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8},
+        "paper": {"ram": 0.0523, "cnn": 0.0783},
+    },
+    "cluttered100": {
+        "task": {"setting": "cluttered", "size": 100, "distractors": 8},
+        "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
+        "paper": {"ram": 0.1083, "cnn": 0.1651},
+    },
 }
 # The CNN keeps its feature map (flatten) for the fully connected layers, as the paper's baseline
 # did (global average pooling lost about 10 points on centred MNIST in a short run), with 16 and
@@ -93,14 +102,19 @@ TRAIN_IMAGES = 55000  # MNIST's training digits less the 5,000 held out for vali
 # pair is unordered), 3 glimpses each, as the paper's model names objects in sequence. The sum is one
 # answer of 19 classes for all three; DRAM then takes 6 glimpses before it answers.
 PAIRS = {
-    "pair100": {"task": {"target": "pair"}, "dram_answer": "digits",
-                "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
-                "dram": {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 3},
-                "paper": {"ram": 0.09, "dram": 0.05}},
-    "sum100": {"task": {"target": "sum"},
-               "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
-               "dram": {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 6},
-               "paper": {"cnn": 0.032, "dram": 0.025}},
+    "pair100": {
+        "task": {"target": "pair"},
+        "dram_answer": "digits",
+        "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
+        "dram": {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 3},
+        "paper": {"ram": 0.09, "dram": 0.05},
+    },
+    "sum100": {
+        "task": {"target": "sum"},
+        "ram": {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8},
+        "dram": {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 6},
+        "paper": {"cnn": 0.032, "dram": 0.025},
+    },
 }
 PAPER_SOURCE = "Mnih et al. 2014, arXiv v1; Ba et al. 2015 (../shared/REFERENCES.md)"
 BASELINE_KEY = {"ram": "ram", "dram": "dram", "image_cnn": "cnn", "image_mlp": "fc"}
@@ -129,9 +143,19 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
     return {
         "task": {"name": "digits" if setting in SETTINGS else "digit_pairs", "source": args.source, **task},
         "model": {"name": model, **values},
-        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-                  "weight_decay": args.weight_decay, "min_lr_ratio": args.min_lr_ratio, "eval_every": args.eval_every,
-                  "eval_size": 10000, "seed": seed, "clip_norm": 5.0, "keep_checkpoints": 0},
+        "train": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "warmup_steps": args.warmup,
+            "weight_decay": args.weight_decay,
+            "min_lr_ratio": args.min_lr_ratio,
+            "eval_every": args.eval_every,
+            "eval_size": 10000,
+            "seed": seed,
+            "clip_norm": 5.0,
+            "keep_checkpoints": 0,
+        },
     }
 
 
@@ -154,9 +178,12 @@ def glimpse_distances(run, chunk: int = 1000) -> dict:
     top_left, size = boxes[:, None, :2], boxes[:, None, 2:]  # (r, 1, 2) each
     inside = ((pixel >= top_left) & (pixel <= top_left + size - 1)).all(-1)  # (r, g)
     last = inside[:, -1]  # (r,)
-    return {"distance_px": apart.median(dim=0).values.tolist(), "inside_box": inside.float().mean(0).tolist(),
-            "error_last_inside": 1 - right[last].float().mean().item() if last.any() else None,
-            "error_last_outside": 1 - right[~last].float().mean().item() if (~last).any() else None}
+    return {
+        "distance_px": apart.median(dim=0).values.tolist(),
+        "inside_box": inside.float().mean(0).tolist(),
+        "error_last_inside": 1 - right[last].float().mean().item() if last.any() else None,
+        "error_last_outside": 1 - right[~last].float().mean().item() if (~last).any() else None,
+    }
 
 
 def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples: int) -> dict:
@@ -164,16 +191,28 @@ def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples:
     path and `samples` averaged (glimpse models), at the digit's centre (RAM), and its curve."""
     metric = run.task.metric  # accuracy (digits) or sequence_accuracy (pairs: the pair or the sum right)
     test = next(r for r in reversed(run.metrics) if r.get("split") == "test")
-    curve = [{"step": r["step"], "error": 1 - r[metric], "seconds": r["seconds"]}
-             for r in run.metrics if r.get("split") == "val"]
-    row = {"test_error": 1 - test[metric], "steps": test["step"], "train_seconds": test["seconds"],
-           "parameters": test["parameters"], "source": run.task.source_used, "curve": curve, "config": config,
-           "run": str(folder), "device": "cuda" if torch.cuda.is_available() else "cpu"}  # train.device is auto
+    curve = [
+        {"step": r["step"], "error": 1 - r[metric], "seconds": r["seconds"]}
+        for r in run.metrics
+        if r.get("split") == "val"
+    ]
+    row = {
+        "test_error": 1 - test[metric],
+        "steps": test["step"],
+        "train_seconds": test["seconds"],
+        "parameters": test["parameters"],
+        "source": run.task.source_used,
+        "curve": curve,
+        "config": config,
+        "run": str(folder),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }  # train.device is auto
     if model in GLIMPSE_MODELS:  # on the GPU where there is one, as the training ran
         batch = run.task.eval_set(10**9, "test")
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        scored = sampled_errors(run.model.to(device), batch.inputs.to(device), batch.targets.to(device),
-                                samples=samples)
+        scored = sampled_errors(
+            run.model.to(device), batch.inputs.to(device), batch.targets.to(device), samples=samples
+        )
         run.model.cpu()
         row.update(single_sample_error=scored.single, averaged_error=scored.averaged, samples=samples)
     if model == "ram" and setting in SETTINGS:
@@ -194,8 +233,13 @@ def summarise(rows: list[dict]) -> dict:
 
 def accuracy(args) -> dict:
     meta = common.machine()
-    result = {"command": meta["command"], "date": meta["date"], "machine": meta,
-              "paper_source": PAPER_SOURCE, "settings": {}}
+    result = {
+        "command": meta["command"],
+        "date": meta["date"],
+        "machine": meta,
+        "paper_source": PAPER_SOURCE,
+        "settings": {},
+    }
     for setting in args.settings.split(","):
         models = {}
         for model in args.models.split(","):
@@ -204,14 +248,26 @@ def accuracy(args) -> dict:
             ensure_seeds([resolve(c) for c in configs], folders, progress=True)
             rows = [seed_row(load_run(f), f, c, model, setting, args.samples) for c, f in zip(configs, folders)]
             paper = (SETTINGS.get(setting) or PAIRS[setting])["paper"].get(BASELINE_KEY.get(model, ""), None)
-            models[model] = {"paper_error": paper, "seeds": dict(zip(map(str, args.seeds), rows)),
-                             "summary": summarise(rows)}
+            models[model] = {
+                "paper_error": paper,
+                "seeds": dict(zip(map(str, args.seeds), rows)),
+                "summary": summarise(rows),
+            }
             for seed, r in zip(args.seeds, rows):
-                extra = "".join(f", {name} {r[key]:.2%}" for key, name in
-                                (("single_sample_error", "one sampled path"), ("averaged_error", "averaged"),
-                                 ("oracle_error", "at the digit's centre")) if key in r)
-                print(f"{setting} {model} seed {seed}: test error {r['test_error']:.2%}{extra} (paper {paper}) "
-                      f"in {r['train_seconds']:.0f} s on {r['source']}", flush=True)
+                extra = "".join(
+                    f", {name} {r[key]:.2%}"
+                    for key, name in (
+                        ("single_sample_error", "one sampled path"),
+                        ("averaged_error", "averaged"),
+                        ("oracle_error", "at the digit's centre"),
+                    )
+                    if key in r
+                )
+                print(
+                    f"{setting} {model} seed {seed}: test error {r['test_error']:.2%}{extra} (paper {paper}) "
+                    f"in {r['train_seconds']:.0f} s on {r['source']}",
+                    flush=True,
+                )
         result["settings"][setting] = models
     return result
 
@@ -224,45 +280,79 @@ def cost(args) -> dict:
     for size in COST_SIZES:
         spec = TaskSpec(seq_len=1, answer_len=1, num_outputs=10, image=(1, size, size))
         images = torch.rand(args.cost_batch, 1, size, size)
-        for name, values in (("ram", COST_RAM), ("dram", COST_DRAM), ("image_cnn", BASELINES["image_cnn"]),
-                             ("soft_attention", {})):
+        for name, values in (
+            ("ram", COST_RAM),
+            ("dram", COST_DRAM),
+            ("image_cnn", BASELINES["image_cnn"]),
+            ("soft_attention", {}),
+        ):
             labels = values.get("labels", 1)
-            model = build_model(name, {k: v for k, v in values.items() if k != "labels"},
-                                replace(spec, answer_len=labels)).eval()
-            rows.append({"model": name, "size": size, "parameters": sum(p.numel() for p in model.parameters()),
-                         "multiply_adds": multiply_adds(model, images[:1]),
-                         "seconds_per_image": seconds_per_example(model, images, args.repeats)})
-            print(f"{name} at {size}px: {rows[-1]['multiply_adds']:,} multiply-adds, "
-                  f"{rows[-1]['seconds_per_image'] * 1e6:.0f} us per image", flush=True)
+            model = build_model(
+                name, {k: v for k, v in values.items() if k != "labels"}, replace(spec, answer_len=labels)
+            ).eval()
+            rows.append(
+                {
+                    "model": name,
+                    "size": size,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "multiply_adds": multiply_adds(model, images[:1]),
+                    "seconds_per_image": seconds_per_example(model, images, args.repeats),
+                }
+            )
+            print(
+                f"{name} at {size}px: {rows[-1]['multiply_adds']:,} multiply-adds, "
+                f"{rows[-1]['seconds_per_image'] * 1e6:.0f} us per image",
+                flush=True,
+            )
     base = next(r for r in rows if r["model"] == "ram" and r["size"] == COST_SIZES[0])
     for r in rows:
         r["multiply_adds_ratio"] = r["multiply_adds"] / base["multiply_adds"]
         r["time_ratio"] = r["seconds_per_image"] / base["seconds_per_image"]
     meta = common.machine()
-    return {"command": meta["command"], "date": meta["date"], "machine": meta,
-            "baseline": "ram at 28 px, same run", "ram": COST_RAM, "dram": COST_DRAM, "batch": args.cost_batch, "rows": rows}
+    return {
+        "command": meta["command"],
+        "date": meta["date"],
+        "machine": meta,
+        "baseline": "ram at 28 px, same run",
+        "ram": COST_RAM,
+        "dram": COST_DRAM,
+        "batch": args.cost_batch,
+        "rows": rows,
+    }
 
 
 def cost_table(result: dict) -> str:
-    lines = ["| model | image | parameters | multiply-adds | x RAM@28 | us / image | x RAM@28 |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | image | parameters | multiply-adds | x RAM@28 | us / image | x RAM@28 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
-        lines.append(f"| {r['model']} | {r['size']} | {r['parameters']:,} | {r['multiply_adds']:,} | "
-                     f"{r['multiply_adds_ratio']:.2f} | {r['seconds_per_image'] * 1e6:.0f} | {r['time_ratio']:.2f} |")
+        lines.append(
+            f"| {r['model']} | {r['size']} | {r['parameters']:,} | {r['multiply_adds']:,} | "
+            f"{r['multiply_adds_ratio']:.2f} | {r['seconds_per_image'] * 1e6:.0f} | {r['time_ratio']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def accuracy_table(result: dict) -> str:
     """Mean (best) over seeds of each error, beside the paper's."""
-    lines = ["| setting | model | seeds | test error, means | one sampled path | averaged | at the digit's centre "
-             "| paper | steps | train s | data |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | model | seeds | test error, means | one sampled path | averaged | at the digit's centre "
+        "| paper | steps | train s | data |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for setting, models in result["settings"].items():
         for model, entry in models.items():
             summary, rows = entry["summary"], list(entry["seeds"].values())
-            cells = [f"{summary[k]['mean']:.2%} ({summary[k]['best']:.2%})" if k in summary else ""
-                     for k in ("test_error", "single_sample_error", "averaged_error", "oracle_error")]
+            cells = [
+                f"{summary[k]['mean']:.2%} ({summary[k]['best']:.2%})" if k in summary else ""
+                for k in ("test_error", "single_sample_error", "averaged_error", "oracle_error")
+            ]
             paper = f"{entry['paper_error']:.2%}" if entry["paper_error"] is not None else ""
-            lines.append(f"| {setting} | {model} | {len(rows)} | {' | '.join(cells)} | {paper} | {rows[0]['steps']} | "
-                         f"{statistics.fmean(r['train_seconds'] for r in rows):.0f} | {rows[0]['source']} |")
+            lines.append(
+                f"| {setting} | {model} | {len(rows)} | {' | '.join(cells)} | {paper} | {rows[0]['steps']} | "
+                f"{statistics.fmean(r['train_seconds'] for r in rows):.0f} | {rows[0]['source']} |"
+            )
     return "\n".join(lines)
 
 
@@ -283,7 +373,10 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
             for model, entry in models.items():
                 for seed, row in entry["seeds"].items():
                     name = f"{model}, unordered" if row["config"]["model"].get("unordered") else model
-                    rows.setdefault((setting, name), {})[seed] = row | {"file": path.name, "paper": entry["paper_error"]}
+                    rows.setdefault((setting, name), {})[seed] = row | {
+                        "file": path.name,
+                        "paper": entry["paper_error"],
+                    }
     for path in sorted(RESULTS.glob("glimpse-oracle-*-guide*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-oracle-").startswith(exclude):
             continue
@@ -303,18 +396,28 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     name += ", conv reader" if model.get("what_net") == "conv" else ""
                     paper = SETTINGS[setting]["paper"]["ram"]
                 rows.setdefault((setting, name), {})[seed] = {
-                    **{k: row[k] for k in ("test_error", "single_sample_error", "averaged_error", "config", "run")
-                       if k in row},
+                    **{
+                        k: row[k]
+                        for k in ("test_error", "single_sample_error", "averaged_error", "config", "run")
+                        if k in row
+                    },
                     "test_curve": [(p["step"], p["test_error"]) for p in row["curve"]],
-                    "steps": row["curve"][-1]["step"], "train_seconds": row["curve"][-1]["seconds"],
-                    "device": "cpu", "file": path.name, "paper": paper}
+                    "steps": row["curve"][-1]["step"],
+                    "train_seconds": row["curve"][-1]["seconds"],
+                    "device": "cpu",
+                    "file": path.name,
+                    "paper": paper,
+                }
     return rows
 
 
 def seeds_table(rows: dict[tuple[str, str], dict[str, dict]]) -> str:
     """The long runs, seeds gathered from their files: mean (best) of each error, the paper's beside them."""
-    lines = ["| setting | model | glimpses | seeds | test error, means: mean (best) | one sampled path | averaged (10) "
-             "| paper | steps (epochs) | training per seed | trained on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | model | glimpses | seeds | test error, means: mean (best) | one sampled path | averaged (10) "
+        "| paper | steps (epochs) | training per seed | trained on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for (setting, model), by_seed in sorted(rows.items()):
         runs = list(by_seed.values())
         summary, first = summarise(runs), runs[0]
@@ -322,25 +425,35 @@ def seeds_table(rows: dict[tuple[str, str], dict[str, dict]]) -> str:
                  else "" for k in ("test_error", "single_sample_error", "averaged_error")]  # fmt: skip
         values, train = first["config"]["model"], first["config"]["train"]
         labels = 2 if first["config"]["task"].get("answer") == "digits" else 1  # DRAM names both digits of a pair
-        glimpses = values.get("num_glimpses", values.get("glimpses_per_label", 0) * labels if model.startswith("dram") else "")
+        glimpses = values.get(
+            "num_glimpses", values.get("glimpses_per_label", 0) * labels if model.startswith("dram") else ""
+        )
         epochs = f" ({train['steps'] * train['batch_size'] / TRAIN_IMAGES:.0f})" if setting in SETTINGS else ""
         low, high = min(r["steps"] for r in runs), max(r["steps"] for r in runs)
         steps = f"{low:,}" if low == high else f"{low:,}-{high:,}"
         paper = f"{first['paper']:.2%}" if first["paper"] is not None else ""
         minutes = statistics.fmean(r["train_seconds"] for r in runs) / 60
         where = ", ".join(sorted({r.get("device", "cpu") for r in runs}))
-        lines.append(f"| {setting} | {model} | {glimpses} | {', '.join(sorted(by_seed))} | {' | '.join(cells)} | {paper} "
-                     f"| {steps}{epochs} | {minutes:.0f} min | {where} |")
+        lines.append(
+            f"| {setting} | {model} | {glimpses} | {', '.join(sorted(by_seed))} | {' | '.join(cells)} | {paper} "
+            f"| {steps}{epochs} | {minutes:.0f} min | {where} |"
+        )
     return "\n".join(lines)
 
 
 def table(args) -> dict:
     rows = seed_files()
     print(seeds_table(rows))
-    return {"command": common.machine()["command"],
-            "runs": {f"{setting} {model}": {"summary": summarise(list(by_seed.values())),
-                                            "files": sorted({r["file"] for r in by_seed.values()})}
-                     for (setting, model), by_seed in sorted(rows.items())}}
+    return {
+        "command": common.machine()["command"],
+        "runs": {
+            f"{setting} {model}": {
+                "summary": summarise(list(by_seed.values())),
+                "files": sorted({r["file"] for r in by_seed.values()}),
+            }
+            for (setting, model), by_seed in sorted(rows.items())
+        },
+    }
 
 
 def figures(args) -> None:
@@ -350,19 +463,36 @@ def figures(args) -> None:
     cost_file = RESULTS / "glimpse-cost.json"
     if cost_file.is_file():
         rows = json.loads(cost_file.read_text())["rows"]
-        summary = [{"model": r["model"], "setting": r["size"], "mean": r["multiply_adds"] / 1e6,
-                    "min": r["multiply_adds"] / 1e6, "max": r["multiply_adds"] / 1e6} for r in rows]
-        draw_comparison(summary, metric="million multiply-adds per image", x_label="image side (pixels)",
-                        title="Cost of one image: RAM (8 glimpses), DRAM (6) vs CNNs", path=FIGURES / "glimpse-cost.png")
+        summary = [
+            {
+                "model": r["model"],
+                "setting": r["size"],
+                "mean": r["multiply_adds"] / 1e6,
+                "min": r["multiply_adds"] / 1e6,
+                "max": r["multiply_adds"] / 1e6,
+            }
+            for r in rows
+        ]
+        draw_comparison(
+            summary,
+            metric="million multiply-adds per image",
+            x_label="image side (pixels)",
+            title="Cost of one image: RAM (8 glimpses), DRAM (6) vs CNNs",
+            path=FIGURES / "glimpse-cost.png",
+        )
         print("wrote", FIGURES / "glimpse-cost.png")
     long_runs = seed_files()
     panels: dict[str, dict[str, list]] = {}  # setting -> model -> one curve per seed
-    for (setting, model), by_seed in sorted(long_runs.items(), key=lambda item: list(SETTINGS | PAIRS).index(item[0][0])):
+    for (setting, model), by_seed in sorted(
+        long_runs.items(), key=lambda item: list(SETTINGS | PAIRS).index(item[0][0])
+    ):
         for _, row in sorted(by_seed.items()):
             if "test_curve" in row:  # the guided starts measured the test canvases along the run
                 panels.setdefault(setting, {}).setdefault(f"{model} (test)", []).append(row["test_curve"])
             else:
-                panels.setdefault(setting, {}).setdefault(model, []).append([(p["step"], p["error"]) for p in row["curve"]])
+                panels.setdefault(setting, {}).setdefault(model, []).append(
+                    [(p["step"], p["error"]) for p in row["curve"]]
+                )
     if panels:
         draw_curve_panels(panels, y_label="error at the policy's means", log_y=True, path=FIGURES / "glimpse-curves.png",
                           title="Glimpse models and the CNN: validation error (test error where marked) along each long run")  # fmt: skip
@@ -372,7 +502,9 @@ def figures(args) -> None:
         if model.split(",")[0] not in GLIMPSE_MODELS or not folders:  # the first guided starts kept no run folder
             continue
         slug = model.replace(", ", "-").replace(" ", "-")  # e.g. ram-guided-start
-        name = f"glimpse-paths-{setting}" if setting in SETTINGS and model == "ram" else f"glimpse-paths-{setting}-{slug}"
+        name = (
+            f"glimpse-paths-{setting}" if setting in SETTINGS and model == "ram" else f"glimpse-paths-{setting}-{slug}"
+        )
         out, _ = draw_glimpse_run(load_run(folders[0]), FIGURES, examples=8, name=name)
         print("wrote", out)
 
@@ -401,8 +533,16 @@ def guide_locations(model, inputs: Tensor, boxes: Tensor, targets: Tensor, by_po
     return centres[:, None].repeat(1, glimpses, 1), targets  # (b, glimpses, 2)
 
 
-def guide_loss(model, batch, boxes: Tensor, imitate: bool, trains_core: bool, by_position: bool = False,
-               baseline: bool = False, jitter: bool = False) -> Tensor:
+def guide_loss(
+    model,
+    batch,
+    boxes: Tensor,
+    imitate: bool,
+    trains_core: bool,
+    by_position: bool = False,
+    baseline: bool = False,
+    jitter: bool = False,
+) -> Tensor:
     """One oracle (or guided) step's loss: the glimpses at the guide's locations (`guide_locations`) and the
     answer's cross-entropy; with imitate, the first of RAM's glimpses at the canvas's centre instead (where
     its policy starts) and minus the policy's log-likelihood of the guide's locations, so that the policy
@@ -538,7 +678,9 @@ def oracle_policy(args) -> dict:
     guided = 0 < args.guide_steps < args.steps
     name = "dram" if "dram" in args.models.split(",") else "ram"
     if (name == "dram" or not set(args.settings.split(",")) <= set(SETTINGS)) and not guided:
-        raise SystemExit("glimpse.py oracle: DRAM, and RAM on two digits, are guided only (--guide-steps N, 0 < N < --steps)")
+        raise SystemExit(
+            "glimpse.py oracle: DRAM, and RAM on two digits, are guided only (--guide-steps N, 0 < N < --steps)"
+        )
     two_digits = any(setting in PAIRS for setting in args.settings.split(","))
     extra = {"guide_order": args.guide_order} if name == "dram" or two_digits else {}  # recorded with two digits
     if name != "dram" and (args.guide_baseline or args.guide_jitter):
@@ -592,8 +734,11 @@ def oracle_policy(args) -> dict:
                                "guide_trains_core": guided and args.guide_trains_core, **extra}  # fmt: skip
             if guided:
                 scored = sampled_errors(model, test.inputs, test.targets, samples=args.samples)
-                rows[str(seed)].update(single_sample_error=scored.single, averaged_error=scored.averaged,
-                                       guided_view_error=guided_view_error(model, task, args.guide_order == "position"))
+                rows[str(seed)].update(
+                    single_sample_error=scored.single,
+                    averaged_error=scored.averaged,
+                    guided_view_error=guided_view_error(model, task, args.guide_order == "position"),
+                )
                 folder.mkdir(parents=True, exist_ok=True)  # the trained model, for `figures`
                 save_config(folder, values)
                 save_weights(folder, model)
@@ -610,10 +755,15 @@ def split(args) -> dict:
     for folder in args.run_folders:
         run = load_run(folder)
         test = run.task.eval_set(10**9, "test")
-        row = {"policy_error": policy_error(run.model, test),
-               "guided_view_error": guided_view_error(run.model, run.task, args.guide_order == "position")}
-        print(f"{folder}: test error {row['policy_error']:.2%} at the policy's means, "
-              f"{row['guided_view_error']:.2%} where the guide looks", flush=True)
+        row = {
+            "policy_error": policy_error(run.model, test),
+            "guided_view_error": guided_view_error(run.model, run.task, args.guide_order == "position"),
+        }
+        print(
+            f"{folder}: test error {row['policy_error']:.2%} at the policy's means, "
+            f"{row['guided_view_error']:.2%} where the guide looks",
+            flush=True,
+        )
         result["runs"][str(folder)] = row
     return result
 
@@ -624,8 +774,11 @@ def reference(args) -> None:
     from attnlab.tour.glimpse import MODELS, REFERENCE, TASK
 
     folder = args.runs / "tour-reference" / "ram"
-    overrides = {"task": TASK, "model": MODELS["ram"],
-                 "train": {**run_config(args, "cluttered60", "ram", args.seeds[0])["train"], "eval_size": 1000}}
+    overrides = {
+        "task": TASK,
+        "model": MODELS["ram"],
+        "train": {**run_config(args, "cluttered60", "ram", args.seeds[0])["train"], "eval_size": 1000},
+    }
     ensure(resolve({"task": {"name": "digits"}, "model": {"name": "ram"}}, overrides), folder, progress=True)
     size = ship_run(folder, REFERENCE)
     print(f"copied {folder} to {REFERENCE} ({size / 1024:.0f} KiB)")
@@ -646,22 +799,45 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="the cosine ends at lr times this")
     parser.add_argument("--location-std", type=float, default=0.0, help="RAM's location std (0: the family's default)")
-    parser.add_argument("--policy-trains-core", action="store_true",
-                        help="RAM: REINFORCE's gradient also reaches the core and glimpse networks")
-    parser.add_argument("--unordered", action="store_true",
-                        help="dram on pair100: the two digits named in either order (DRAMConfig.unordered)")
-    parser.add_argument("--what-net", choices=["mlp", "conv"], default="mlp", help="what reads a glimpse: DRAM's G_image or RAM's W_g input (what_net of DRAMConfig, RAMConfig)")
+    parser.add_argument(
+        "--policy-trains-core",
+        action="store_true",
+        help="RAM: REINFORCE's gradient also reaches the core and glimpse networks",
+    )
+    parser.add_argument(
+        "--unordered",
+        action="store_true",
+        help="dram on pair100: the two digits named in either order (DRAMConfig.unordered)",
+    )
+    parser.add_argument(
+        "--what-net",
+        choices=["mlp", "conv"],
+        default="mlp",
+        help="what reads a glimpse: DRAM's G_image or RAM's W_g input (what_net of DRAMConfig, RAMConfig)",
+    )
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
-    parser.add_argument("--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core")
+    parser.add_argument(
+        "--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core"
+    )
     parser.add_argument("--guide-order", choices=["value", "position"], default="value",
                         help="oracle, two digits: the guide visits the smaller digit first (value) or the left one (position)")  # fmt: skip
-    parser.add_argument("--guide-baseline", action="store_true",
-                        help="oracle, DRAM: the guided steps also train the baseline on the guided views' returns")
-    parser.add_argument("--guide-jitter", action="store_true",
-                        help="oracle, DRAM: each guided location drawn around its digit's centre with the policy's std")
-    parser.add_argument("--location-std-end", type=float, default=0.0,
-                        help="oracle: after the guided steps the location std falls down a cosine to this (0: fixed)")
+    parser.add_argument(
+        "--guide-baseline",
+        action="store_true",
+        help="oracle, DRAM: the guided steps also train the baseline on the guided views' returns",
+    )
+    parser.add_argument(
+        "--guide-jitter",
+        action="store_true",
+        help="oracle, DRAM: each guided location drawn around its digit's centre with the policy's std",
+    )
+    parser.add_argument(
+        "--location-std-end",
+        type=float,
+        default=0.0,
+        help="oracle: after the guided steps the location std falls down a cosine to this (0: fixed)",
+    )
     parser.add_argument("--run-folders", type=Path, nargs="+", default=[], help="split: saved runs to test")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")

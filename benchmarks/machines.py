@@ -43,16 +43,30 @@ MODELS = {
     "transformer": {"embed_dim": 128, "num_heads": 4, "num_layers": 3, "ff_dim": 512, "positions": "sinusoidal"},
 }
 TASKS = {
-    "copy": {"name": "ntm_copy", "train": {"min_length": 1, "max_length": 20}, "key": "length",
-             "tests": (20, 30, 40, 50, 120), "test": lambda n: {"min_length": n, "max_length": n}},
-    "recall": {"name": "ntm_associative_recall", "train": {"min_items": 2, "max_items": 6}, "key": "items",
-               "tests": (6, 12, 15), "test": lambda n: {"min_items": n, "max_items": n}},
+    "copy": {
+        "name": "ntm_copy",
+        "train": {"min_length": 1, "max_length": 20},
+        "key": "length",
+        "tests": (20, 30, 40, 50, 120),
+        "test": lambda n: {"min_length": n, "max_length": n},
+    },
+    "recall": {
+        "name": "ntm_associative_recall",
+        "train": {"min_items": 2, "max_items": 6},
+        "key": "items",
+        "tests": (6, 12, 15),
+        "test": lambda n: {"min_items": n, "max_items": n},
+    },
 }
 # Variants of a family under their own label: the NTM paper's feed-forward controller, which it
 # found learns associative recall faster than the LSTM one (Graves et al. 2014, fig. 10).
 MODELS["ntm-feedforward"] = {**MODELS["ntm"], "controller": "feedforward"}
 VARIANTS = {"ntm-feedforward": "ntm"}
-TEST_MEMORY = {"ntm": 128, "ntm-feedforward": 128, "dnc": 128}  # slots at test time: 120 vectors need at least 122 writes' room
+TEST_MEMORY = {
+    "ntm": 128,
+    "ntm-feedforward": 128,
+    "dnc": 128,
+}  # slots at test time: 120 vectors need at least 122 writes' room
 PAPER = {
     "copy": "NTM copies correctly at 30, 50 and 120; an LSTM degrades beyond 20 (Graves et al. 2014, fig. 4-5)",
     "recall": "NTM near perfect to 12 items, under 1 bit error per sequence at 15 (Graves et al. 2014, fig. 11)",
@@ -65,25 +79,44 @@ def run_config(args, which: str, model: str) -> dict:
     return {
         "task": {"name": spec["name"], **spec["train"]},
         "model": {"name": VARIANTS.get(model, model), **MODELS[model], **slots},
-        "train": {"steps": dict(args.model_steps).get(model, args.steps), "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-                  "eval_every": args.eval_every, "eval_size": 256, "clip_norm": 10.0, "seed": args.seed,
-                  "weight_decay": 0.0, "target": args.target, "path": args.path},
+        "train": {
+            "steps": dict(args.model_steps).get(model, args.steps),
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "warmup_steps": args.warmup,
+            "eval_every": args.eval_every,
+            "eval_size": 256,
+            "clip_norm": 10.0,
+            "seed": args.seed,
+            "weight_decay": 0.0,
+            "target": args.target,
+            "path": args.path,
+        },
     }
 
 
 def bench(args, which: str) -> dict:
     spec = TASKS[which]
     meta = common.machine()
-    result = {"task": spec["name"], "train": spec["train"], "key": spec["key"], "paper": PAPER[which],
-              "command": meta["command"], "date": meta["date"], "machine": meta, "models": {}}
+    result = {
+        "task": spec["name"],
+        "train": spec["train"],
+        "key": spec["key"],
+        "paper": PAPER[which],
+        "command": meta["command"],
+        "date": meta["date"],
+        "machine": meta,
+        "models": {},
+    }
     for model in args.models.split(","):
         folder = args.runs / which / model
         config = run_config(args, which, model)
         started = time.perf_counter()
         ensure(resolve(config), folder, progress=True)
         run = load_run(folder)
-        curve = [{k: r[k] for k in ("step", "bit_errors", "bits", "seconds")} for r in run.metrics
-                 if r.get("split") == "val"]
+        curve = [
+            {k: r[k] for k in ("step", "bit_errors", "bits", "seconds")} for r in run.metrics if r.get("split") == "val"
+        ]
         tests = {}
         slots = (args.test_slots or TEST_MEMORY[model]) if model in TEST_MEMORY else None  # memory machines only
         for n in spec["tests"]:
@@ -96,10 +129,15 @@ def bench(args, which: str) -> dict:
             print(f"{which} {model}: {spec['key']} {n}: bit errors/seq {tests[str(n)]['bit_errors']:.2f}", flush=True)
         summary = next(r for r in reversed(run.metrics) if r.get("split") == "test")
         result["models"][model] = {
-            "config": config, "parameters": summary["parameters"], "steps": summary["step"],
-            "train_seconds": summary["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
+            "config": config,
+            "parameters": summary["parameters"],
+            "steps": summary["step"],
+            "train_seconds": summary["seconds"],
+            "wall_seconds": round(time.perf_counter() - started, 1),
             "test_memory_size": slots,
-            "curve": curve, "tests": tests, "run": str(folder),
+            "curve": curve,
+            "tests": tests,
+            "run": str(folder),
         }
     return result
 
@@ -132,8 +170,13 @@ def figures(args) -> None:
             slots = entry.get("test_memory_size") or TEST_MEMORY[model]
             run = retarget(load_run(entry["run"]), model={"memory_size": slots}, **TASKS[which]["test"](n))
             seen = traced_examples(run, 1)
-            draw_machine(seen.trace, seen.data, seen.logits, FIGURES / f"machines-{which}{suffix}-{model}.png",
-                         title=f"{model.upper()}, {which}, {TASKS[which]['key']} {n}, {slots} slots")
+            draw_machine(
+                seen.trace,
+                seen.data,
+                seen.logits,
+                FIGURES / f"machines-{which}{suffix}-{model}.png",
+                title=f"{model.upper()}, {which}, {TASKS[which]['key']} {n}, {slots} slots",
+            )
         print(f"figures for {which}{suffix} written")
 
 
@@ -160,24 +203,43 @@ def main(argv=None) -> int:
     parser.add_argument("which", choices=[*TASKS, "figures", "reference"])
     parser.add_argument("--models", default="ntm,dnc,lstm,transformer")
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--model-steps", type=_model_steps, default=[],
-                        help="per-family steps that override --steps, e.g. dnc=2500,ntm=3000")
+    parser.add_argument(
+        "--model-steps",
+        type=_model_steps,
+        default=[],
+        help="per-family steps that override --steps, e.g. dnc=2500,ntm=3000",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--target", type=float, default=None,
-                        help="stop a run early once its validation bit errors per sequence reach this")
-    parser.add_argument("--path", default="compiled", choices=["eager", "fast", "compiled"],
-                        help="train.path: the NTM's and DNC's compiled steps are the fastest on a CPU"
-                             " (about 60 s of compiling first)")
-    parser.add_argument("--slots", type=int, default=0, help="memory slots the NTM and DNC train with (default: MODELS')")
-    parser.add_argument("--test-slots", type=int, default=0,
-                        help="memory slots the NTM and DNC are tested with at every length (default: TEST_MEMORY)")
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="stop a run early once its validation bit errors per sequence reach this",
+    )
+    parser.add_argument(
+        "--path",
+        default="compiled",
+        choices=["eager", "fast", "compiled"],
+        help="train.path: the NTM's and DNC's compiled steps are the fastest on a CPU (about 60 s of compiling first)",
+    )
+    parser.add_argument(
+        "--slots", type=int, default=0, help="memory slots the NTM and DNC train with (default: MODELS')"
+    )
+    parser.add_argument(
+        "--test-slots",
+        type=int,
+        default=0,
+        help="memory slots the NTM and DNC are tested with at every length (default: TEST_MEMORY)",
+    )
     parser.add_argument("--test-size", type=int, default=128, help="sequences per test length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--runs", type=Path, default=Path("runs/machines"), help="run folders (kept: a killed run resumes)")
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs/machines"), help="run folders (kept: a killed run resumes)"
+    )
     parser.add_argument("--label", default="", help="appended to the results file's name")
     args = parser.parse_args(argv)
     if args.threads:

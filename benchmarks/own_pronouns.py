@@ -63,8 +63,12 @@ def main(argv=None) -> int:
             path=args.figures / "own_pronoun_heads.png",
         )
         twins = [
-            {"sentence": " ".join(r["tokens"][:-1]), "answer": r["tokens"][r["answer"]], "predicted": r["predicted"],
-             "weights": {r["tokens"][c]: float(r["weights"][c]) for c in r["candidates"]}}
+            {
+                "sentence": " ".join(r["tokens"][:-1]),
+                "answer": r["tokens"][r["answer"]],
+                "predicted": r["predicted"],
+                "weights": {r["tokens"][c]: float(r["weights"][c]) for c in r["candidates"]},
+            }
             for r in rows
         ]
         config = run.config.to_dict()
@@ -81,12 +85,16 @@ def main(argv=None) -> int:
         "seconds": round(time.perf_counter() - start, 1),
     }
     out = common.write_result(report, "own_pronouns.json", args.out)
-    print(f"held-out accuracy {probe['heldout_accuracy']:.3f} (both twins right {probe['twin_pairs_both_right']:.3f}); "
-          f"baselines {probe['baselines']}")
+    print(
+        f"held-out accuracy {probe['heldout_accuracy']:.3f} (both twins right {probe['twin_pairs_both_right']:.3f}); "
+        f"baselines {probe['baselines']}"
+    )
     for kind in own_encoder.ROWS:
         p = probe[f"from_{kind}"]
-        print(f"from the {kind}: best head {p['best_head']} held-out {p['eval_accuracy']:.3f}; per layer "
-              f"{[round(x, 3) for x in p['per_layer_eval_accuracy']]}")
+        print(
+            f"from the {kind}: best head {p['best_head']} held-out {p['eval_accuracy']:.3f}; per layer "
+            f"{[round(x, 3) for x in p['per_layer_eval_accuracy']]}"
+        )
     print(f"trained in {summary['seconds']} s; wrote {out} in {report['seconds']} s")
     return 0
 

@@ -226,7 +226,7 @@ def _model_steps(text: str) -> list[tuple[str, int]]:
 
 
 def _settings(text: str) -> list[tuple[str, str, object]]:
-    """"family.key=value,family.key=value" -> [(family, key, value)], values parsed as YAML scalars."""
+    """ "family.key=value,family.key=value" -> [(family, key, value)], values parsed as YAML scalars."""
     import yaml
 
     out = []
@@ -256,10 +256,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--model-steps", type=_model_steps, default=[], help="per-family steps that override --steps, e.g. lm=8000"
     )
-    parser.add_argument("--set", type=_settings, default=[],
-                        help="family settings over MODELS, e.g. transformer.num_heads=1 (use another --runs)")
     parser.add_argument(
-        "--min-pairs", type=int, default=None,
+        "--set",
+        type=_settings,
+        default=[],
+        help="family settings over MODELS, e.g. transformer.num_heads=1 (use another --runs)",
+    )
+    parser.add_argument(
+        "--min-pairs",
+        type=int,
+        default=None,
         help="mqar: training examples hold K to 32 pairs, each count equally likely (validation and test: 32)",
     )
     parser.add_argument("--batch-size", type=int, default=64)

@@ -64,8 +64,11 @@ TOY_MODELS = {  # name in the results -> (family, model overrides)
 
 def curve(folder: Path) -> list[dict]:
     """Validation BLEU against training time, from the run's metrics.jsonl."""
-    return [{"step": r["step"], "seconds": r["seconds"], "bleu": r["bleu"], "train_loss": r["train_loss"]}
-            for r in checkpoint.read_metrics(folder) if r.get("split") == "val"]
+    return [
+        {"step": r["step"], "seconds": r["seconds"], "bleu": r["bleu"], "train_loss": r["train_loss"]}
+        for r in checkpoint.read_metrics(folder)
+        if r.get("split") == "val"
+    ]
 
 
 def train_run(config: dict, folder: Path) -> None:
@@ -75,11 +78,25 @@ def train_run(config: dict, folder: Path) -> None:
 
 def multi30k(args, overrides: dict) -> dict:
     config = {
-        "task": {"name": "translate", "corpus": "multi30k", "source": args.source, "target": args.target,
-                 "vocab_size": args.vocab_size, **overrides.get("task", {})},
+        "task": {
+            "name": "translate",
+            "corpus": "multi30k",
+            "source": args.source,
+            "target": args.target,
+            "vocab_size": args.vocab_size,
+            **overrides.get("task", {}),
+        },
         "model": {"name": args.model, **overrides.get("model", {})},
-        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-                  "eval_every": args.eval_every, "eval_size": 300, "clip_norm": 1.0, **overrides.get("train", {})},
+        "train": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "warmup_steps": args.warmup,
+            "eval_every": args.eval_every,
+            "eval_size": 300,
+            "clip_norm": 1.0,
+            **overrides.get("train", {}),
+        },
     }
     if args.average > 1:
         config["train"]["keep_checkpoints"] = max(args.average, config["train"].get("keep_checkpoints", 0))
@@ -94,20 +111,32 @@ def multi30k(args, overrides: dict) -> dict:
         steps = checkpoint.average_checkpoints(folder, run.model, args.average)
         run.model.eval()
         val[f"avg{args.average}"] = score_split(run.task, run.model, "val")["tokenized_bleu"]
-        scores |= {f"{name}-avg{args.average}": score_split(run.task, run.model, "test", beam_size=k)
-                   for name, k in decoders.items()}
+        scores |= {
+            f"{name}-avg{args.average}": score_split(run.task, run.model, "test", beam_size=k)
+            for name, k in decoders.items()
+        }
         averaged = {"steps": steps, "val_tokenized_bleu_greedy": val}
     rows = curve(folder)
     published = PUBLISHED.get((args.model, args.source, args.target))
     meta = common.machine()
     return {
-        "benchmark": "translation-multi30k", "date": meta["date"],
-        "config": run.config.to_dict(), "folder": str(folder),
+        "benchmark": "translation-multi30k",
+        "date": meta["date"],
+        "config": run.config.to_dict(),
+        "folder": str(folder),
         "parameters": sum(p.numel() for p in run.model.parameters()),
-        "train_seconds": rows[-1]["seconds"] if rows else None, "steps": rows[-1]["step"] if rows else None,
-        "scores": scores, "averaged": averaged, "curve": rows,
-        "published": {"bleu": published[0], "what": published[1],
-                      "scored_as": "lowercased tokenised corpus BLEU-4 (compare with tokenized_bleu)"} if published else None,
+        "train_seconds": rows[-1]["seconds"] if rows else None,
+        "steps": rows[-1]["step"] if rows else None,
+        "scores": scores,
+        "averaged": averaged,
+        "curve": rows,
+        "published": {
+            "bleu": published[0],
+            "what": published[1],
+            "scored_as": "lowercased tokenised corpus BLEU-4 (compare with tokenized_bleu)",
+        }
+        if published
+        else None,
         "machine": meta,
     }
 
@@ -119,20 +148,36 @@ def toy(args, overrides: dict) -> dict:
         config = {
             "task": {"name": "translate", "corpus": "toy", **overrides.get("task", {})},
             "model": {"name": family, **model_overrides, **overrides.get("model", {})},
-            "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-                      "eval_every": args.eval_every, "eval_size": 300, **overrides.get("train", {})},
+            "train": {
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "warmup_steps": args.warmup,
+                "eval_every": args.eval_every,
+                "eval_size": 300,
+                **overrides.get("train", {}),
+            },
         }
         train_run(config, folder)
         run = load_run(folder)
-        entry = {"family": family, "parameters": sum(p.numel() for p in run.model.parameters()),
-                 "train_seconds": curve(folder)[-1]["seconds"], "test": score_split(run.task, run.model, "test")}
+        entry = {
+            "family": family,
+            "parameters": sum(p.numel() for p in run.model.parameters()),
+            "train_seconds": curve(folder)[-1]["seconds"],
+            "test": score_split(run.task, run.model, "test"),
+        }
         if family != "seq2seq":
             entry["alignment_error_rate"] = alignment_errors(run.task, run.model)
         results[name] = entry
         print(f"{name:>14}: BLEU {entry['test']['bleu']:.2f}  AER {entry.get('alignment_error_rate')}", flush=True)
     meta = common.machine()
-    return {"benchmark": "translation-toy", "date": meta["date"], "steps": args.steps, "models": results,
-            "machine": meta}
+    return {
+        "benchmark": "translation-toy",
+        "date": meta["date"],
+        "steps": args.steps,
+        "models": results,
+        "machine": meta,
+    }
 
 
 def figures(args) -> None:
@@ -146,23 +191,58 @@ def figures(args) -> None:
     for path in sorted(RESULTS.glob("translation-multi30k-*.json")):
         result = json.loads(path.read_text())
         label = path.stem.removeprefix("translation-multi30k-")  # family-source-target[-label]
-        curves += [{"model": label, "setting": r["seconds"] / 60, "mean": r["bleu"], "min": r["bleu"], "max": r["bleu"]}
-                   for r in result["curve"]]
-        by_length += [{"model": label, "setting": float(b["bin"].lstrip(">")), "mean": b["bleu"], "min": b["bleu"],
-                       "max": b["bleu"]} for b in result["scores"]["greedy"]["bleu_by_length"] if b["sentences"]]
+        curves += [
+            {"model": label, "setting": r["seconds"] / 60, "mean": r["bleu"], "min": r["bleu"], "max": r["bleu"]}
+            for r in result["curve"]
+        ]
+        by_length += [
+            {
+                "model": label,
+                "setting": float(b["bin"].lstrip(">")),
+                "mean": b["bleu"],
+                "min": b["bleu"],
+                "max": b["bleu"],
+            }
+            for b in result["scores"]["greedy"]["bleu_by_length"]
+            if b["sentences"]
+        ]
     if curves:
-        draw_comparison(curves, metric="validation BLEU (greedy, 300 sentences)", x_label="training minutes (2 cores)",
-                        title="Multi30k: learning curves", path=out / "translation-multi30k-curves.png")
-        draw_comparison(by_length, metric="test2016 BLEU (greedy)", x_label="source length, words (bucket's upper edge)",
-                        title="Multi30k: BLEU against sentence length", path=out / "translation-multi30k-by-length.png")
+        draw_comparison(
+            curves,
+            metric="validation BLEU (greedy, 300 sentences)",
+            x_label="training minutes (2 cores)",
+            title="Multi30k: learning curves",
+            path=out / "translation-multi30k-curves.png",
+        )
+        draw_comparison(
+            by_length,
+            metric="test2016 BLEU (greedy)",
+            x_label="source length, words (bucket's upper edge)",
+            title="Multi30k: BLEU against sentence length",
+            path=out / "translation-multi30k-by-length.png",
+        )
     toy_path = RESULTS / "translation-toy.json"
     if toy_path.exists():
         result = json.loads(toy_path.read_text())
-        rows = [{"model": name, "setting": float(b["bin"].lstrip(">")), "mean": b["bleu"], "min": b["bleu"],
-                 "max": b["bleu"]} for name, entry in result["models"].items()
-                for b in entry["test"]["bleu_by_length"] if b["sentences"]]
-        draw_comparison(rows, metric="test BLEU (greedy)", x_label="source length, words (bucket's upper edge)",
-                        title="Generated pair: BLEU against sentence length", path=out / "translation-toy-by-length.png")
+        rows = [
+            {
+                "model": name,
+                "setting": float(b["bin"].lstrip(">")),
+                "mean": b["bleu"],
+                "min": b["bleu"],
+                "max": b["bleu"],
+            }
+            for name, entry in result["models"].items()
+            for b in entry["test"]["bleu_by_length"]
+            if b["sentences"]
+        ]
+        draw_comparison(
+            rows,
+            metric="test BLEU (greedy)",
+            x_label="source length, words (bucket's upper edge)",
+            title="Generated pair: BLEU against sentence length",
+            path=out / "translation-toy-by-length.png",
+        )
         folders = {name: (args.out or Path("runs") / "mt-toy") / name for name in result["models"] if name != "seq2seq"}
         missing = [str(f) for f in folders.values() if not f.is_dir()]
         if missing:
@@ -180,27 +260,37 @@ def report(result: dict) -> str:
     lines = []
     if result["benchmark"] == "translation-multi30k":
         task = result["config"]["task"]
-        lines.append(f"{result['config']['model']['name']} {task['source']}->{task['target']}: "
-                     f"{result['parameters'] / 1e6:.1f}M parameters, {result['steps']} steps, "
-                     f"{result['train_seconds'] / 60:.1f} min")
+        lines.append(
+            f"{result['config']['model']['name']} {task['source']}->{task['target']}: "
+            f"{result['parameters'] / 1e6:.1f}M parameters, {result['steps']} steps, "
+            f"{result['train_seconds'] / 60:.1f} min"
+        )
         for name, s in result["scores"].items():
-            lines.append(f"  test2016 {name}: BLEU {s['bleu']:.2f} (sacrebleu, cased, detokenised), "
-                         f"tokenised lowercased BLEU {s['tokenized_bleu']:.2f}, chrF {s['chrf']:.2f}")
+            lines.append(
+                f"  test2016 {name}: BLEU {s['bleu']:.2f} (sacrebleu, cased, detokenised), "
+                f"tokenised lowercased BLEU {s['tokenized_bleu']:.2f}, chrF {s['chrf']:.2f}"
+            )
         if result.get("averaged"):
             avg = result["averaged"]
-            lines.append(f"  averaged steps {avg['steps']}: validation greedy tokenised BLEU "
-                         + ", ".join(f"{k} {v:.2f}" for k, v in avg["val_tokenized_bleu_greedy"].items()))
+            lines.append(
+                f"  averaged steps {avg['steps']}: validation greedy tokenised BLEU "
+                + ", ".join(f"{k} {v:.2f}" for k, v in avg["val_tokenized_bleu_greedy"].items())
+            )
         if result["published"]:
             lines.append(f"  published: {result['published']['bleu']} ({result['published']['what']})")
         first = next(iter(result["scores"].values()))
-        lines.append("  BLEU by source length: " + ", ".join(
-            f"{b['bin']}: {b['bleu']:.1f} ({b['sentences']})" for b in first["bleu_by_length"]))
+        lines.append(
+            "  BLEU by source length: "
+            + ", ".join(f"{b['bin']}: {b['bleu']:.1f} ({b['sentences']})" for b in first["bleu_by_length"])
+        )
     else:
         for name, entry in result["models"].items():
             aer = entry.get("alignment_error_rate")
             best = min(v["argmax"] for v in aer.values()) if aer else None
-            lines.append(f"{name:>14}: test BLEU {entry['test']['bleu']:.2f}, best argmax AER "
-                         f"{'-' if best is None else f'{best:.3f}'}, {entry['parameters']} parameters")
+            lines.append(
+                f"{name:>14}: test BLEU {entry['test']['bleu']:.2f}, best argmax AER "
+                f"{'-' if best is None else f'{best:.3f}'}, {entry['parameters']} parameters"
+            )
     return "\n".join(lines)
 
 
@@ -217,8 +307,12 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--beam", type=int, default=1, help="also score beam search of this width")
-    parser.add_argument("--average", type=int, default=0,
-                        help="multi30k: also score the mean of the last N evaluations' weights (N > 1)")
+    parser.add_argument(
+        "--average",
+        type=int,
+        default=0,
+        help="multi30k: also score the mean of the last N evaluations' weights (N > 1)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, help="run folder (toy: the parent of one folder per family)")
     parser.add_argument("--data-dir", type=Path)
