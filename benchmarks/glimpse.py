@@ -136,6 +136,11 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
         values["policy_trains_core"] = True
     if model in GLIMPSE_MODELS and args.what_net != "mlp":
         values["what_net"] = args.what_net
+    for item in args.model_set:  # "key=value", read by the model's config like a CLI override
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"glimpse.py: --model-set wants key=value, got {item!r}")
+        values[key] = value
     if model == "dram" and "dram_answer" in entry:
         task["answer"] = entry["dram_answer"]
         if args.unordered:
@@ -814,6 +819,14 @@ def main(argv=None) -> int:
         choices=["mlp", "conv"],
         default="mlp",
         help="what reads a glimpse: DRAM's G_image or RAM's W_g input (what_net of DRAMConfig, RAMConfig)",
+    )
+    parser.add_argument(
+        "--model-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set one model.* field (repeatable), e.g. glimpse_hidden=256; label such runs abl-... to keep them "
+        "out of the seeds table, whose rows do not name it",
     )
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
