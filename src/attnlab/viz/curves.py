@@ -176,7 +176,10 @@ def draw_curve_panels(
     labels = dict.fromkeys(label for runs in panels.values() for label in runs)  # in order of first appearance
     styles = {label: (f"C{n % 10}", MARKERS[n % len(MARKERS)]) for n, label in enumerate(labels)}  # colour, marker
     rows = max(1, -(-len(panels) // columns))
-    fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.6), dpi=100)
+    # Each legend goes under its panel, where it hides no curve: a row is as tall as its longest legend needs.
+    entries = [len(runs) for runs in panels.values()]
+    legend_height = sum(0.14 * max(entries[r * columns : (r + 1) * columns], default=0) + 0.3 for r in range(rows))
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.6 + legend_height), dpi=100)
     for n, (name, runs) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, columns, n + 1)
         for label, lines in runs.items():
@@ -193,5 +196,5 @@ def draw_curve_panels(
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, which="both")
         if runs:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return _finish(fig, title, path, over_panels=True)
