@@ -76,6 +76,20 @@ def train_run(config: dict, folder: Path) -> None:
     ensure(resolve(config), folder, progress=sys.stderr.isatty())
 
 
+def train_section(args, overrides: dict, **fixed) -> dict:
+    """train.* from the command line, then the fixed settings given, then the --train.* overrides."""
+    return {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "warmup_steps": args.warmup,
+        "eval_every": args.eval_every,
+        "eval_size": 300,
+        **fixed,
+        **overrides.get("train", {}),
+    }
+
+
 def multi30k(args, overrides: dict) -> dict:
     config = {
         "task": {
@@ -87,16 +101,7 @@ def multi30k(args, overrides: dict) -> dict:
             **overrides.get("task", {}),
         },
         "model": {"name": args.model, **overrides.get("model", {})},
-        "train": {
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "warmup_steps": args.warmup,
-            "eval_every": args.eval_every,
-            "eval_size": 300,
-            "clip_norm": 1.0,
-            **overrides.get("train", {}),
-        },
+        "train": train_section(args, overrides, clip_norm=1.0),
     }
     if args.average > 1:
         config["train"]["keep_checkpoints"] = max(args.average, config["train"].get("keep_checkpoints", 0))
@@ -148,15 +153,7 @@ def toy(args, overrides: dict) -> dict:
         config = {
             "task": {"name": "translate", "corpus": "toy", **overrides.get("task", {})},
             "model": {"name": family, **model_overrides, **overrides.get("model", {})},
-            "train": {
-                "steps": args.steps,
-                "batch_size": args.batch_size,
-                "lr": args.lr,
-                "warmup_steps": args.warmup,
-                "eval_every": args.eval_every,
-                "eval_size": 300,
-                **overrides.get("train", {}),
-            },
+            "train": train_section(args, overrides),
         }
         train_run(config, folder)
         run = load_run(folder)
