@@ -361,6 +361,7 @@ def accuracy_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+NAMED = ("name", "unordered", "what_net", "location_std")  # DRAM's model.* the seeds table names by their own words
 GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --guide-steps` (100 epochs)
 
 
@@ -391,6 +392,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                 if model["name"] == "dram":  # on the two-digit canvases; its length named where not the 43,000 steps
                     name = f"dram{', unordered' if model.get('unordered') else ''}, guided start"
                     name += ", conv G_image" if model.get("what_net") == "conv" else ""
+                    set_here = {k: v for k, v in model.items() if k not in NAMED and PAIRS[setting]["dram"].get(k) != v}
+                    name += "".join(f", {key}={value}" for key, value in set_here.items())  # --model-set's
                     name += f", {train['steps']:,} steps" if train["steps"] != 43000 else ""
                     paper = PAIRS[setting]["paper"]["dram"]
                 elif setting in PAIRS:
@@ -825,8 +828,7 @@ def main(argv=None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set one model.* field (repeatable), e.g. glimpse_hidden=256; label such runs abl-... to keep them "
-        "out of the seeds table, whose rows do not name it",
+        help="set one model.* field (repeatable), e.g. glimpse_hidden=256; DRAM's rows in the seeds table name it",
     )
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
