@@ -66,7 +66,7 @@ from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
 from attnlab.glimpse.ram import SCALE_FACTOR
 from attnlab.glimpse.reinforce import correct_reward, gaussian_log_prob, policy_gradient_loss
-from attnlab.glimpse.retina import PatchConv, Retina, foveate, pad_images
+from attnlab.glimpse.retina import PatchConv, Retina, check_reader, foveate, pad_images
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,7 @@ class DRAMConfig:
                 raise ValueError(f"DRAMConfig.{name}: must be >= 1; got {getattr(self, name)}")
         if not self.location_std > 0:
             raise ValueError(f"DRAMConfig.location_std: must be > 0; got {self.location_std}")
-        if self.what_net not in ("mlp", "conv"):
-            raise ValueError(f"DRAMConfig.what_net: must be 'mlp' or 'conv'; got {self.what_net!r}")
-        if self.what_net == "conv" and self.glimpse_size < 4:
-            raise ValueError(f"DRAMConfig.glimpse_size: what_net='conv' needs >= 4; got {self.glimpse_size}")
+        check_reader("DRAMConfig", self.what_net, self.glimpse_size)
 
 
 class DRAMOutput(NamedTuple):

@@ -52,7 +52,7 @@ from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
 from attnlab.core.fast import FastPath, compiled
 from attnlab.glimpse.reinforce import gaussian_log_prob, policy_gradient_loss
-from attnlab.glimpse.retina import PatchConv, Retina, foveate, pad_images, patch_conv
+from attnlab.glimpse.retina import PatchConv, Retina, check_reader, foveate, pad_images, patch_conv
 
 SCALE_FACTOR = 2  # each scale of a glimpse is twice the previous width, as in the paper
 
@@ -78,10 +78,7 @@ class RAMConfig:
                 raise ValueError(f"RAMConfig.{name}: must be >= 1; got {getattr(self, name)}")
         if self.core not in ("rnn", "lstm"):
             raise ValueError(f"RAMConfig.core: must be 'rnn' or 'lstm'; got {self.core!r}")
-        if self.what_net not in ("mlp", "conv"):
-            raise ValueError(f"RAMConfig.what_net: must be 'mlp' or 'conv'; got {self.what_net!r}")
-        if self.what_net == "conv" and self.glimpse_size < 4:
-            raise ValueError(f"RAMConfig.glimpse_size: what_net='conv' needs >= 4; got {self.glimpse_size}")
+        check_reader("RAMConfig", self.what_net, self.glimpse_size)
         if not self.location_std > 0:
             raise ValueError(f"RAMConfig.location_std: must be > 0; got {self.location_std}")
 

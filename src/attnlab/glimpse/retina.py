@@ -186,6 +186,15 @@ class Retina(nn.Module):
         return self.glimpses(images, locations)
 
 
+def check_reader(config: str, what_net: str, glimpse_size: int) -> None:
+    """Raise a ValueError naming config's field unless what_net is "mlp" (the patches flattened) or "conv"
+    (`PatchConv`, whose two poolings need glimpse_size >= 4)."""
+    if what_net not in ("mlp", "conv"):
+        raise ValueError(f"{config}.what_net: must be 'mlp' or 'conv'; got {what_net!r}")
+    if what_net == "conv" and glimpse_size < 4:
+        raise ValueError(f"{config}.glimpse_size: what_net='conv' needs >= 4; got {glimpse_size}")
+
+
 def patch_conv(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
     """PatchConv's maths on plain weights: patches (b, k, c, g, g) -> (b, second * (g // 4) ** 2).
 
