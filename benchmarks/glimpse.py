@@ -361,7 +361,7 @@ def accuracy_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-NAMED = ("name", "unordered", "what_net", "location_std")  # DRAM's model.* the seeds table names by their own words
+NAMED = ("name", "unordered", "what_net")  # DRAM's model.* the seeds table names by their own words
 GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --guide-steps` (100 epochs)
 
 
