@@ -26,7 +26,7 @@ classifier) and where its glimpses went against the digit, glimpse by glimpse (`
 --data-dir/ATTNLAB_DATA it runs on scikit-learn's small digits set and says so.
 
 `oracle` trains RAM's glimpse and core networks and classifier with every glimpse at the digit's centre
-(the training canvases' boxes: `Digits.sample_with_boxes`), cross-entropy only, and tests it the same
+(the training canvases' boxes, which each sampled batch carries), cross-entropy only, and tests it the same
 way: the error the classifier reaches when the policy is not in the way (glimpse-oracle[-label].json).
 With --guide-steps N it guides the first N steps only (the policy imitating the digit's centre), trains
 the rest with the recipe and tests the policy's own glimpses. Its state is kept at every evaluation
@@ -59,10 +59,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 import common
-from attnlab.glimpse import box_centres, rewards_to_go, sampled_errors, sequential_rewards
+from attnlab.glimpse import box_centres, guide, sampled_errors
 from attnlab.models import build_model
 from attnlab.train import build_task_and_model, ensure, load_run, resolve
 from attnlab.train.checkpoint import save_config, save_weights, ship_run
@@ -221,7 +220,7 @@ def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples:
         run.model.cpu()
         row.update(single_sample_error=scored.single, averaged_error=scored.averaged, samples=samples)
     if model == "ram" and setting in SETTINGS:
-        row["oracle_error"] = guided_view_error(run.model, run.task, by_position=False)
+        row["oracle_error"] = guided_view_error(run.model, run.task)
         row.update(glimpse_distances(run))
     return row
 
@@ -517,95 +516,11 @@ def figures(args) -> None:
         print("wrote", out)
 
 
-def guide_locations(model, inputs: Tensor, boxes: Tensor, targets: Tensor, by_position: bool) -> tuple[Tensor, Tensor]:
-    """Where the guide looks, and the targets in its order: every glimpse at the digit's centre (one digit), or
-    half the glimpses at each of two: the smaller digit first, or with by_position in the order of
-    4 x column + row (the left one first unless the two nearly share a column, then the upper one): an order
-    DRAM's context network can see, where which digit is smaller cannot be seen in a 12x12 view of the canvas.
-
-    Args:
-        inputs: (b, c, y, x) the canvases.
-        boxes: (b, 4) or (b, 2, 4) the digits' boxes (smaller digit first).
-        targets: (b, 1) the class (one digit, a pair's or a sum's), or (b, 2) DRAM's two digits, smaller first.
-    Returns:
-        at (b, glimpses, 2) the locations, and targets (b, 1) or (b, 2) in the guide's order.
-    """
-    centres = box_centres(boxes, *inputs.shape[-2:])  # (b, 2) one digit, (b, 2, 2) two, smaller first
-    if centres.dim() == 3 and by_position:
-        order = (centres[..., 1] * 4 + centres[..., 0]).argsort(dim=1)  # (b, 2) by column, then row
-        centres = centres.gather(1, order[:, :, None].expand(-1, -1, 2))  # (b, 2, 2)
-        targets = targets.gather(1, order) if targets.shape[1] == 2 else targets  # the digits in that order
-    glimpses = model.dram.num_glimpses if hasattr(model, "dram") else model.ram.config.num_glimpses
-    if centres.dim() == 3:  # DRAM: each label's (pair) or each addend's (sum) glimpses; RAM: half at each
-        return centres.repeat_interleave(glimpses // 2, dim=1), targets  # (b, glimpses, 2)
-    return centres[:, None].repeat(1, glimpses, 1), targets  # (b, glimpses, 2)
-
-
-def guide_loss(
-    model,
-    batch,
-    boxes: Tensor,
-    imitate: bool,
-    trains_core: bool,
-    by_position: bool = False,
-    baseline: bool = False,
-    jitter: bool = False,
-) -> Tensor:
-    """One oracle (or guided) step's loss: the glimpses at the guide's locations (`guide_locations`) and the
-    answer's cross-entropy; with imitate, the first of RAM's glimpses at the canvas's centre instead (where
-    its policy starts) and minus the policy's log-likelihood of the guide's locations, so that the policy
-    learns to go there; with trains_core that gradient also reaches RAM's core (DRAM's location layer reads
-    its own context). DRAM only: with baseline the baseline also learns, regressed onto the sequential
-    returns of the guided views (else it starts untrained at the hand-over); with jitter each guided
-    location is drawn around its digit's centre with the policy's std, as the policy will draw its own,
-    so the classifier learns on such views."""
-    import torch.nn.functional as F
-
-    model.train()
-    at, targets = guide_locations(model, batch.inputs, boxes, batch.targets, by_position)  # (b, glimpses, 2)
-    if hasattr(model, "dram"):
-        if jitter:
-            at = at + model.dram.config.location_std * torch.randn_like(at)  # (b, N, 2)
-        out = model.dram(batch.inputs, at=at)
-        loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten())
-        if baseline:  # b_n onto R_n of the guided views: the baseline reads r2 detached, so it trains alone
-            returns = rewards_to_go(sequential_rewards(out.logits, targets), model.dram.config.glimpses_per_label)
-            loss = loss + F.mse_loss(out.baselines, returns.to(out.baselines))  # returns (b, N)
-    else:
-        ram = model.ram
-        if imitate:
-            at[:, 0] = 0
-        recipe = ram.config
-        ram.config = replace(recipe, policy_trains_core=recipe.policy_trains_core or trains_core)
-        try:
-            out = ram.forward_eager(batch.inputs, at=at)
-        finally:
-            ram.config = recipe
-        loss = F.cross_entropy(out.logits, targets[:, 0])
-    return loss - out.log_probs.mean() if imitate else loss
-
-
-@torch.no_grad()
-def guided_view_error(model, task, by_position: bool, chunk: int = 1000) -> float:
-    """Test error of a trained model glimpsing where its guide looks (`guide_locations`: each digit's centre,
-    in the guide's order), its own policy out of the way: with the policy's error, it splits the error
-    between policy and classifier. DRAM's names are compared as the model names them in use (ascending,
-    when unordered); every answer of a canvas must be right."""
-    from attnlab.glimpse import ascending
-
-    model.eval()
-    test, boxes = task.eval_set(10**9, "test"), task.boxes("test")
-    right = 0
-    for i in range(0, len(test), chunk):
-        inputs, targets = test.inputs[i : i + chunk], test.targets[i : i + chunk]  # (c, ...), (c, answers)
-        at, _ = guide_locations(model, inputs, boxes[i : i + chunk], targets, by_position)
-        if hasattr(model, "dram"):
-            logits = model.dram(inputs, at=at).logits  # (c, K, o)
-            logits = ascending(logits) if model.dram.config.unordered else logits
-        else:
-            logits = model.ram.forward_eager(inputs, at=at).logits[:, None]  # (c, 1, o)
-        right += int((logits.argmax(-1) == targets).all(-1).sum())
-    return 1 - right / len(test)
+def guided_view_error(model, task, order: str = "value") -> float:
+    """Test error of a trained glimpse family glimpsing where its guide looks (attnlab.glimpse.guide), on the
+    task's test canvases: with the policy's error, it splits the error between policy and classifier."""
+    test = task.eval_set(10**9, "test")
+    return guide.guided_view_error(glimpse_network(model), test.inputs, test.boxes, test.targets, order)
 
 
 def glimpse_network(model):
@@ -672,9 +587,9 @@ def oracle_policy(args) -> dict:
     at the digit's centre (the true box), cross-entropy only. Its test error is what the classifier gets
     when the policy is not in the way: the learned policy costs the difference.
 
-    With --guide-steps N (0 < N < steps), the first N steps are guided instead (`guide_loss`: the policy
-    imitates the digit's centres), the remaining steps are the recipe's own (attnlab.train.loop.optimizer_step:
-    the policy samples, and REINFORCE trains it), and the test is the policy's, at its means. With dram in
+    With --guide-steps N (0 < N < steps), the first N steps are guided instead (attnlab.glimpse.guide.guide_loss:
+    the policy imitates the digit's centres), the remaining steps are the recipe's own
+    (attnlab.train.loop.optimizer_step: the policy samples, and REINFORCE trains it), and the test is the policy's, at its means. With dram in
     --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit).
     With --location-std-end S the policy's std falls from the config's at the hand-over to S at the last
     step (`std_at`); the sampled paths scored at the end are drawn with S."""
@@ -716,22 +631,24 @@ def oracle_policy(args) -> dict:
             for step in range(first, cfg.steps):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, cfg)
-                batch, boxes = task.sample_with_boxes(cfg.batch_size, generator)
+                batch = task.sample(cfg.batch_size, generator)
                 if args.location_std_end and step >= args.guide_steps:
                     set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
                 if guided and step >= args.guide_steps:  # the recipe's step: the policy on its own
                     optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
                 else:
-                    loss = guide_loss(model, batch, boxes, guided, guided and args.guide_trains_core,
-                                      by_position=args.guide_order == "position", baseline=args.guide_baseline,
-                                      jitter=args.guide_jitter)  # fmt: skip
+                    model.train()
+                    loss = guide.guide_loss(glimpse_network(model), batch.inputs, batch.boxes, batch.targets,
+                                            imitate=guided, order=args.guide_order,
+                                            trains_core=guided and args.guide_trains_core,
+                                            baseline=args.guide_baseline, jitter=args.guide_jitter)  # fmt: skip
                     optimizer.zero_grad()
                     loss.backward()
                     clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
                     optimizer.step()
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
-                    error = policy_error(model, test) if guided else guided_view_error(model, task, by_position=False)
+                    error = policy_error(model, test) if guided else guided_view_error(model, task)
                     curve.append({"step": step + 1, "test_error": error, "seconds": time.perf_counter() - start})
                     print(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
                           f"test error {error:.2%}", flush=True)  # fmt: skip
@@ -745,7 +662,7 @@ def oracle_policy(args) -> dict:
                 rows[str(seed)].update(
                     single_sample_error=scored.single,
                     averaged_error=scored.averaged,
-                    guided_view_error=guided_view_error(model, task, args.guide_order == "position"),
+                    guided_view_error=guided_view_error(model, task, args.guide_order),
                 )
                 folder.mkdir(parents=True, exist_ok=True)  # the trained model, for `figures`
                 save_config(folder, values)
@@ -765,7 +682,7 @@ def split(args) -> dict:
         test = run.task.eval_set(10**9, "test")
         row = {
             "policy_error": policy_error(run.model, test),
-            "guided_view_error": guided_view_error(run.model, run.task, args.guide_order == "position"),
+            "guided_view_error": guided_view_error(run.model, run.task, args.guide_order),
         }
         print(
             f"{folder}: test error {row['policy_error']:.2%} at the policy's means, "

@@ -48,6 +48,7 @@ def test_eval_canvas_shows_the_digit_at_its_box():
     task = small("cluttered", size=60, distractors=4)
     held = task.eval_set(50, "test")
     boxes = task.boxes("test")[:50]
+    assert held.boxes is not None and torch.equal(held.boxes, boxes)  # the batch carries them
     images, labels = load_small_digits("test")
     for i in range(50):
         top, left, height, width = boxes[i].tolist()
@@ -59,10 +60,9 @@ def test_eval_canvas_shows_the_digit_at_its_box():
 @pytest.mark.parametrize(("setting", "side", "distractors"), SETTINGS)
 def test_training_boxes_are_where_each_sampled_digit_went(setting, side, distractors):
     task = small(setting, size=side, distractors=distractors)
-    batch, boxes = task.sample_with_boxes(12, torch.Generator().manual_seed(7))
-    same = task.sample(12, torch.Generator().manual_seed(7))  # the same draws
-    assert torch.equal(batch.inputs, same.inputs) and torch.equal(batch.targets, same.targets)
-    assert boxes.shape == (12, 4) and (boxes[:, 2:] == 28).all()
+    batch = task.sample(12, torch.Generator().manual_seed(7))
+    boxes = batch.boxes
+    assert boxes is not None and boxes.shape == (12, 4) and (boxes[:, 2:] == 28).all()
     assert (boxes[:, :2] >= 0).all() and (boxes[:, :2] + 28 <= side).all()
     if distractors == 0:  # the canvas holds only the digit: all its ink lies inside the box
         for i in range(12):

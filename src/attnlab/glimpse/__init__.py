@@ -5,6 +5,7 @@ PatchConv  two small convolutions reading a glimpse's scales as channels
 RAM        glimpse network + core RNN + Gaussian location policy (Mnih et al. 2014)
 DRAM       two LSTM layers, a context network, one label per few glimpses (Ba et al. 2015)
 reinforce  the location policies' REINFORCE with a learned baseline, and RAM's reward
+guide      a guided start: the first steps' glimpses at the objects, the policy imitating them
 scoring    test error at the policy's means, from one sampled path, and averaged over several
 """
 

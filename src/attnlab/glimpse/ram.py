@@ -372,12 +372,17 @@ class RAM(FastPath, Traced, nn.Module):
         step = _compiled_glimpse() if training else fused_glimpse
         return fused_forward(images, noise, self.params(), cfg, step)
 
-    def forward_eager(self, images: Tensor, noise: Tensor | None = None, at: Tensor | None = None) -> RAMOutput:
+    def forward_eager(
+        self, images: Tensor, noise: Tensor | None = None, at: Tensor | None = None, policy_trains_core: bool = False
+    ) -> RAMOutput:
         """The readable loop (the oracle of the other paths): images (b, c, y, x), noise as `forward`'s -> RAMOutput.
 
         at: (b, g, 2) or (b, 2) locations to look at instead of the policy's (e.g. the digits' centres,
-        `retina.box_centres`); the log-probabilities are then the policy's of these locations."""
+        `retina.box_centres`); the log-probabilities are then the policy's of these locations.
+        policy_trains_core: the policy reads the core's state undetached in this call, whatever the config
+        says (a guided start's imitation, attnlab.glimpse.guide)."""
         cfg = self.config
+        trains_core = cfg.policy_trains_core or policy_trains_core
         b = images.shape[0]
         h = images.new_zeros(b, cfg.core_size)  # (b, core_size), h_0
         state = (h, torch.zeros_like(h))
@@ -386,7 +391,7 @@ class RAM(FastPath, Traced, nn.Module):
             # By default the policy reads a detached state, so REINFORCE trains the location network
             # alone and the core and glimpse networks learn from the classifier only.
             features = state[0].detach()  # (b, core_size)
-            mean = torch.tanh(self.locator(state[0] if cfg.policy_trains_core else features))  # (b, 2), mu_t
+            mean = torch.tanh(self.locator(state[0] if trains_core else features))  # (b, 2), mu_t
             baselines.append(self.baseline(features)[:, 0])  # (b,)
             if at is not None:
                 action = (at if at.dim() == 2 else at[:, t]).to(mean)  # (b, 2)

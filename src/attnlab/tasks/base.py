@@ -9,6 +9,7 @@ can decode the answers from the inputs, while taggers predict them at the last n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,22 +30,34 @@ class Batch:
     targets: Tensor  # (b, n) long answer ids, or (b, n) float for regression
     ids: Tensor | None = None  # (b,) long: which of the task's examples these are, where its metrics need more
     # than the targets (a captioning task scores a caption against every reference of its image); else None
+    boxes: Tensor | None = None  # (b, 4) or (b, m, 4) long (top, left, height, width) of each image's object(s),
+    # where an image task knows them (a guided start looks there: attnlab.glimpse.guide); else None
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
+    def _each(self, change: Callable[[Tensor], Tensor]) -> Batch:
+        """The batch with change applied to every tensor it holds."""
+        ids, boxes = (None if t is None else change(t) for t in (self.ids, self.boxes))
+        return Batch(change(self.inputs), change(self.targets), ids, boxes)
+
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.inputs.to(device), self.targets.to(device), None if self.ids is None else self.ids.to(device))
+        return self._each(lambda t: t.to(device))
 
     def rows(self, index: slice | Tensor) -> Batch:
         """The examples at index (a slice or a long tensor of row numbers)."""
-        return Batch(self.inputs[index], self.targets[index], None if self.ids is None else self.ids[index])
+        return self._each(lambda t: t[index])
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
-        ids = [b.ids for b in batches if b.ids is not None]
-        joined = torch.cat(ids) if len(ids) == len(batches) else None  # ids only when every batch has them
-        return Batch(torch.cat([b.inputs for b in batches]), torch.cat([b.targets for b in batches]), joined)
+        """The batches one after another; ids and boxes only when every batch has them."""
+
+        def joined(field: str) -> Tensor | None:
+            parts = [getattr(b, field) for b in batches if getattr(b, field) is not None]
+            return torch.cat(parts) if len(parts) == len(batches) else None
+
+        inputs, targets = torch.cat([b.inputs for b in batches]), torch.cat([b.targets for b in batches])
+        return Batch(inputs, targets, joined("ids"), joined("boxes"))
 
 
 class Task:

@@ -99,6 +99,12 @@ class _Pairs:
     digits: Tensor  # (r, 2) long labels of image i and of its partner
 
 
+def smaller_first(boxes: Tensor, digits: Tensor) -> Tensor:
+    """boxes (b, 2, 4) of digits (b, 2) reordered so that the smaller digit's comes first (ties: as given)."""
+    order = digits.argsort(dim=1, stable=True)  # (b, 2)
+    return boxes.gather(1, order[:, :, None].expand(-1, -1, 4))  # (b, 2, 4)
+
+
 @TASKS.register("digit_pairs")
 class DigitPairs(Task):
     """Two digits in clutter: name the unordered pair (55 classes) or the sum (19)."""
@@ -168,25 +174,23 @@ class DigitPairs(Task):
         )
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """batch_size canvases of two training digits drawn uniformly (with replacement), placed anew."""
-        return self.sample_with_boxes(batch_size, generator)[0]
-
-    def sample_with_boxes(self, batch_size: int, generator: torch.Generator) -> tuple[Batch, Tensor]:
-        """`sample`'s batch (the same draws) and where its digits went: boxes (b, 2, 4) long (top, left,
-        height, width), the smaller digit's first (the order DRAM names them in; ties in drawn order)."""
+        """batch_size canvases of two training digits drawn uniformly (with replacement), placed anew, with
+        where its digits went: boxes (b, 2, 4) long (top, left, height, width), the smaller digit's first (the
+        order DRAM names them in; ties in drawn order)."""
         train = self.digits.data()["train"]
         index = torch.randint(0, len(train.labels), (batch_size, 2), generator=generator)  # (b, 2)
         digits = train.labels[index]  # (b, 2)
         canvas, boxes = self._render(train.images[index], train.images, generator, False)  # (b, y, x), (b, 2, 4)
-        order = digits.argsort(dim=1, stable=True)  # (b, 2)
-        boxes = boxes.gather(1, order[:, :, None].expand(-1, -1, 4))  # (b, 2, 4) smaller digit first
-        return Batch(canvas.unsqueeze(1), self.targets(digits)), boxes  # (b, 1, y, x), (b, n); (b, 2, 4)
+        boxes = smaller_first(boxes, digits)  # (b, 2, 4)
+        return Batch(canvas.unsqueeze(1), self.targets(digits), boxes=boxes)  # (b, 1, y, x), (b, n)
 
     def eval_set(self, size: int, split: str = "val") -> Batch:
-        """The first size canvases (at most the split's size) of the fixed val or test split."""
+        """The first size canvases (at most the split's size) of the fixed val or test split, with their
+        boxes as `sample`'s: the smaller digit's first."""
         fixed = self._fixed(split)
         inputs = fixed.canvas[:size].float().div(255.0).unsqueeze(1)  # (r, 1, y, x)
-        return Batch(inputs, self.targets(fixed.digits[:size]))  # (r, 1, y, x), (r, n)
+        digits = fixed.digits[:size]  # (r, 2)
+        return Batch(inputs, self.targets(digits), boxes=smaller_first(fixed.boxes[:size], digits))  # (r, n)
 
     def metrics(self, logits: Tensor, batch: Batch) -> dict[str, float]:
         """accuracy per answer, sequence_accuracy (the pair or sum right) and error = 1 - sequence_accuracy."""

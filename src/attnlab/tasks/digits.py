@@ -202,24 +202,21 @@ class Digits(Task):
         return TaskSpec(seq_len=1, answer_len=1, input_features=0, num_outputs=NUM_CLASSES, image=(1, side, side))
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """batch_size training digits drawn uniformly (with replacement), each placed anew."""
-        return self.sample_with_boxes(batch_size, generator)[0]
-
-    def sample_with_boxes(self, batch_size: int, generator: torch.Generator) -> tuple[Batch, Tensor]:
-        """`sample`'s batch (the same draws) and where each digit went: boxes (b, 4) long (top, left, height, width)."""
+        """batch_size training digits drawn uniformly (with replacement), each placed anew, with where each
+        digit went: boxes (b, 4) long (top, left, height, width)."""
         train = self.data()["train"]
         index = torch.randint(0, len(train.labels), (batch_size,), generator=generator)  # (b,)
         canvas, boxes = self._place(train.images[index], train.images, generator)  # (b, y, x), (b, 4)
-        return Batch(canvas.unsqueeze(1), train.labels[index].unsqueeze(1)), boxes  # (b, 1, y, x), (b, 1)
+        return Batch(canvas.unsqueeze(1), train.labels[index].unsqueeze(1), boxes=boxes)  # (b, 1, y, x), (b, 1)
 
     def eval_set(self, size: int, split: str = "val") -> Batch:
-        """The first size canvases (at most the split's size) of the fixed val or test split."""
+        """The first size canvases (at most the split's size) of the fixed val or test split, with their boxes."""
         if split not in CANVAS_SEEDS:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         stored = self.data()[split]
-        assert stored.canvas is not None  # val and test keep their fixed canvases
+        assert stored.canvas is not None and stored.boxes is not None  # val and test keep their fixed canvases
         inputs = stored.canvas[:size].float().div(255.0).unsqueeze(1)  # (r, 1, y, x)
-        return Batch(inputs, stored.labels[:size].unsqueeze(1).clone())  # (r, 1, y, x), (r, 1)
+        return Batch(inputs, stored.labels[:size].unsqueeze(1).clone(), boxes=stored.boxes[:size].clone())  # (r, 1)
 
     def metrics(self, logits: Tensor, batch: Batch) -> dict[str, float]:
         """accuracy (and sequence_accuracy, the same for one answer) plus error = 1 - accuracy."""
