@@ -120,3 +120,49 @@ def test_the_policy_learns_where_to_look():
     majority = torch.bincount(test_labels[:, 0], minlength=4).max().item() / len(test_labels)
     assert accuracy(pinned, test_images, test_labels) <= majority
     assert learned >= 0.7 > majority + 0.35
+
+
+@pytest.mark.parametrize(
+    ("unordered", "answers", "order"), [(True, 2, "position"), (False, 2, "value"), (False, 1, "position")]
+)
+def test_dram_family_guides_in_an_order_its_answers_allow_with_baseline_and_jitter(unordered, answers, order):
+    from attnlab.glimpse.guide import guide_loss
+
+    tiny = {"glimpse_size": 4, "num_scales": 2, "glimpses_per_label": 2, "glimpse_hidden": 8, "feature_dim": 8,
+            "core_size": 8, "context_size": 4, "context_hidden": 8, "unordered": unordered}  # fmt: skip
+    spec = TaskSpec(seq_len=1, answer_len=answers, num_outputs=5, image=(1, 40, 40))
+    family = build_model("dram", tiny, spec).train()
+    x = torch.rand(3, 1, 40, 40, generator=torch.Generator().manual_seed(0))
+    boxes = torch.tensor([[[4, 24, 10, 10], [20, 2, 10, 10]]] * 3)  # (b, 2, 4) the smaller digit's on the right
+    targets = torch.tensor([[1, 3]] * 3) if answers == 2 else torch.tensor([[4]] * 3)
+    torch.manual_seed(1)
+    ours = family.guide_loss(x, targets, boxes)
+    torch.manual_seed(1)
+    expected = guide_loss(family.dram, x, boxes, targets, order=order, baseline=True, jitter=True)
+    assert torch.equal(ours, expected)
+    torch.manual_seed(1)
+    other = "value" if order == "position" else "position"
+    assert (
+        not torch.equal(ours, guide_loss(family.dram, x, boxes, targets, order=other, baseline=True, jitter=True))
+        or answers == 1
+    )
+
+
+def test_ram_family_guides_with_the_imitation_training_its_core():
+    from attnlab.glimpse.guide import guide_loss
+
+    family = build_model("ram", SMALL, SPEC).train()
+    images, labels = quadrant_batch(4, torch.Generator().manual_seed(0))
+    boxes = torch.tensor([[4, 10, 3, 3], [21, 15, 3, 3], [4, 15, 3, 3], [21, 10, 3, 3]])
+
+    def core_grad(loss):  # the value is the same either way; where its gradient goes is not
+        family.zero_grad()
+        loss.backward()
+        return family.ram.recurrent.weight.grad.clone()
+
+    ours = family.guide_loss(images, labels, boxes)
+    expected = guide_loss(family.ram, images, boxes, labels, order="position", trains_core=True)
+    assert torch.equal(ours, expected)
+    assert torch.equal(core_grad(ours), core_grad(expected))
+    ours = family.guide_loss(images, labels, boxes)
+    assert not torch.equal(core_grad(ours), core_grad(guide_loss(family.ram, images, boxes, labels, order="position")))

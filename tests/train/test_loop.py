@@ -227,3 +227,59 @@ def test_step_schedule_and_sgd():
     model = torch.nn.Linear(3, 2)
     opt = make_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=0.0))
     assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == 0
+
+
+def guided(steps=20, guide_steps=8, **train_values):
+    ram = {"name": "ram", "glimpse_size": 6, "num_scales": 2, "num_glimpses": 3, "glimpse_hidden": 16,
+           "glimpse_dim": 16, "core_size": 16}  # fmt: skip
+    task = {"name": "digits", "setting": "translated", "size": 40, "source": "small"}
+    values = {"steps": steps, "eval_every": 5, "eval_size": 32, "batch_size": 8, "warmup_steps": 2, "device": "cpu"}
+    return resolve({"task": task, "model": ram}, {"train": {**values, "guide_steps": guide_steps, **train_values}})
+
+
+def test_a_guided_start_trains_by_the_familys_guide_loss_then_its_own_and_resumes_exactly(tmp_path, monkeypatch):
+    from attnlab.models.glimpse import RAMFamily
+
+    calls: list[str] = []  # each training step's kind, in order
+    guide_loss, forward = RAMFamily.guide_loss, RAMFamily.forward
+
+    def counted_guide(self, inputs, targets, boxes):
+        calls.append("guided")
+        assert boxes.shape == (len(inputs), 4)  # the batch's boxes
+        return guide_loss(self, inputs, targets, boxes)
+
+    def counted_forward(self, inputs, targets=None, noise=None):
+        if self.training and targets is not None:
+            calls.append("own")
+        return forward(self, inputs, targets, noise)
+
+    monkeypatch.setattr(RAMFamily, "guide_loss", counted_guide)
+    monkeypatch.setattr(RAMFamily, "forward", counted_forward)
+    config = guided()
+    train(config, tmp_path / "whole", progress=False)
+    assert calls == ["guided"] * 8 + ["own"] * 12
+    calls.clear()
+    train(config, tmp_path / "killed", progress=False, stop_after=7)  # killed inside the guided steps
+    train(config, tmp_path / "killed", progress=False, resume=True)  # from the checkpoint at 5: 3 guided, 12 own
+    assert calls == ["guided"] * 7 + ["guided"] * 3 + ["own"] * 12
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    calls.clear()
+    train(guided(guide_steps=0), tmp_path / "own", progress=False)
+    assert calls == ["own"] * 20
+    assert not torch.equal(weights(tmp_path / "own")["ram.locator.weight"], a["ram.locator.weight"])
+
+
+def test_a_guided_start_needs_a_family_that_has_one_and_one_process(tmp_path):
+    from attnlab.errors import ConfigError
+    from attnlab.train.vectorised import why_not_vectorised
+
+    with pytest.raises(ConfigError, match="train.guide_steps: model transformer has no guided start"):
+        train(tiny(guide_steps=5), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+    with pytest.raises(ConfigError, match="train.guide_steps: expected"):
+        tiny(guide_steps="some")
+    with pytest.raises(ValueError, match="guide_steps must be >= 0"):
+        TrainConfig(guide_steps=-1)
+    seeds = [guided(seed=s) for s in (0, 1)]
+    assert why_not_vectorised(seeds, ["a", "b"]) == "train.guide_steps: a guided start trains one model at a time"

@@ -21,6 +21,12 @@ answers are a set given sorted: matched to the emissions in the order they fit b
 and named in ascending order (attnlab.glimpse.dram.best_order, ascending). With one answer it is
 RAM with a two-layer LSTM core and a context network. Composition only: every equation lives in
 attnlab.glimpse.
+
+Both families have a guided start (`guide_loss`, which the loop trains by for its first
+train.guide_steps steps; attnlab.glimpse.guide): every glimpse at the batch's digit, or half at each
+of two, the left one first, the policy imitating those locations. With the recipe that
+`benchmarks/glimpse.py oracle` measured best: RAM's imitation also trains its core; DRAM's baseline
+learns on the guided views and its guided locations are drawn around each digit with the policy's std.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import replace
 from torch import Tensor
 
 from attnlab.glimpse.dram import DRAM, DRAMConfig, ascending, best_order
+from attnlab.glimpse.guide import guide_loss
 from attnlab.glimpse.ram import RAM, RAMConfig
 from attnlab.glimpse.reinforce import correct_reward
 from attnlab.models.registry import MODELS, TaskModel
@@ -42,6 +49,7 @@ class RAMFamily(TaskModel):
     """The recurrent attention model behind the TaskModel interface: images in, (b, 1, o) logits out."""
 
     Config = RAMConfig
+    guided = True
 
     def __init__(self, config: RAMConfig, spec: TaskSpec):
         super().__init__(config, spec)
@@ -81,12 +89,19 @@ class RAMFamily(TaskModel):
         reward = correct_reward(out.logits, targets[:, 0])  # (b,)
         return logits, self.ram.reinforce_loss(out, reward)
 
+    def guide_loss(self, inputs: Tensor, targets: Tensor, boxes: Tensor) -> Tensor:
+        """A guided step's loss (attnlab.glimpse.guide): inputs (b, c, y, x), targets (b, 1), boxes (b, 4) or
+        (b, 2, 4) -> (); every glimpse but the first at the digit (half at each of two, the left one first),
+        the policy imitating them, its gradient reaching the core."""
+        return guide_loss(self.ram, inputs, boxes, targets, order="position", trains_core=True)
+
 
 @MODELS.register("dram")
 class DRAMFamily(TaskModel):
     """The deep recurrent attention model: images in, one label per answer position out, (b, n, o)."""
 
     Config = DRAMConfig
+    guided = True
 
     def __init__(self, config: DRAMConfig, spec: TaskSpec):
         super().__init__(config, spec)
@@ -133,3 +148,13 @@ class DRAMFamily(TaskModel):
         emitted = targets.gather(1, order)  # (b, n) the label each emission is matched to
         logits = out.logits.gather(1, order.argsort(1)[..., None].expand_as(out.logits))  # (b, n, o) as targets
         return logits, self.dram.reinforce_loss(out, emitted)
+
+    def guide_loss(self, inputs: Tensor, targets: Tensor, boxes: Tensor) -> Tensor:
+        """A guided step's loss (attnlab.glimpse.guide): inputs (b, c, y, x), targets (b, n), boxes (b, 4) or
+        (b, 2, 4) -> (); each answer's glimpses at its digit, drawn around its centre with the policy's std,
+        the policy imitating them and the baseline learning their returns. Two digits named in either order
+        (unordered), or read for one answer, are visited left one first (an order the context network can
+        see); named in a fixed order (the smaller first), in that order."""
+        fixed = not self.dram.config.unordered and self.spec.answer_len > 1
+        order = "value" if fixed else "position"
+        return guide_loss(self.dram, inputs, boxes, targets, order=order, baseline=True, jitter=True)

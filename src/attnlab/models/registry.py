@@ -27,6 +27,7 @@ class TaskModel(nn.Module):
 
     Config: ClassVar[type]
     seq2seq: ClassVar[bool] = False  # True: decodes its answers, reads targets for teacher forcing
+    guided: ClassVar[bool] = False  # True: has a guided start (`guide_loss`)
 
     def __init__(self, config: Any, spec: TaskSpec):
         super().__init__()
@@ -36,6 +37,11 @@ class TaskModel(nn.Module):
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """inputs (b, t) token ids or (b, t, f) floats -> logits (b, n, num_outputs) (or, see above, a pair)."""
         raise NotImplementedError
+
+    def guide_loss(self, inputs: Tensor, targets: Tensor, boxes: Tensor) -> Tensor:
+        """The loss of a guided start's step (train.guide_steps), from a batch and its objects' boxes (b, [m,] 4);
+        the families that have one (`guided`) override it."""
+        raise NotImplementedError(f"{type(self).__name__} has no guided start")
 
 
 def split_output(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:

@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from attnlab.core.fast import seconds_compiling, set_path
-from attnlab.errors import DivergenceError, RunError
+from attnlab.errors import ConfigError, DivergenceError, RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
 from attnlab.tasks.base import Batch, Task
@@ -114,17 +114,23 @@ def optimizer_step(
     opt: torch.optim.Optimizer,
     clip_norm: float,
     clip_each: bool = False,
+    guided: bool = False,
 ) -> Tensor:
     """One training step on batch: forward (net: the model, or its DDP wrapper), the task's loss plus
     the family's aux loss, backward, gradient-norm clipping of model's parameters (all together, or
-    with clip_each each alone: attnlab.train.clipping), the optimizer's step; the loss.
+    with clip_each each alone: attnlab.train.clipping), the optimizer's step; the loss. guided: the
+    loss is the family's guided start's instead (`guide_loss` on the batch's boxes; one process).
 
     Raises:
         NonFiniteStep: the loss or the gradients' norm is nan or infinite (the weights are untouched).
     """
     model.train()
-    logits, aux = split_output(net(batch.inputs, batch.targets))
-    loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
+    if guided:
+        assert batch.boxes is not None  # check_guided saw the task give them
+        loss = cast(TaskModel, model).guide_loss(batch.inputs, batch.targets, batch.boxes)
+    else:
+        logits, aux = split_output(net(batch.inputs, batch.targets))
+        loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
     opt.zero_grad(set_to_none=True)
     loss.backward()
     params = [p for p in model.parameters() if p.grad is not None]
@@ -136,6 +142,18 @@ def optimizer_step(
     clip_gradients_(params, clip_norm, clip_each, norm=norm, groups=clip_groups(model) if clip_each else ())
     opt.step()
     return loss
+
+
+def check_guided(config: RunConfig, task: Task, model: TaskModel, procs: distributed.Processes) -> None:
+    """Raise ConfigError, naming train.guide_steps, where the run cannot have a guided start."""
+    if not model.guided:
+        raise ConfigError(f"train.guide_steps: model {config.model} has no guided start (ram and dram have)")
+    if procs.distributed:
+        raise ConfigError("train.guide_steps: a guided start trains on one process; run it without torchrun")
+    if task.sample(1, torch.Generator().manual_seed(0)).boxes is None:
+        raise ConfigError(
+            f"train.guide_steps: task {config.task} gives no boxes of its objects to guide the glimpses to"
+        )
 
 
 def reached(value: float, target: float | None, maximize: bool) -> bool:
@@ -187,6 +205,8 @@ def train(
         task, model = build_task_and_model(config, None if fresh else folder)
         model.to(procs.device)
         paths = set_path(model, cfg.path)
+        if cfg.guide_steps:
+            check_guided(config, task, model, procs)
         if progress and procs.is_main:
             for line in paths:
                 print(f"path: {line}", flush=True)
@@ -330,7 +350,8 @@ def _loop(
         batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
         state["step"] += 1
         try:
-            losses.append(optimizer_step(net, model, task, batch, opt, cfg.clip_norm, cfg.clip_each).item())
+            guided = state["step"] <= cfg.guide_steps  # counted from 1 here
+            losses.append(optimizer_step(net, model, task, batch, opt, cfg.clip_norm, cfg.clip_each, guided).item())
         except NonFiniteStep as fault:
             if cfg.nonfinite == "stop":
                 raise diverged(f"{fault.what} went non-finite") from None

@@ -61,6 +61,8 @@ class TrainConfig:
         "stop"  # a step with a non-finite loss or gradient: "stop" the run (one line), or "skip" it and count it
     )
     keep_checkpoints: int = 0  # also keep the last this many evaluations' weights (checkpoints/), for averaging
+    guide_steps: int = 0  # the first this many steps train by the family's guided start (glimpse models: the
+    # glimpses at the batch's boxes, attnlab.glimpse.guide), the rest as usual
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_size"):
@@ -80,7 +82,7 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.schedule == "step" and self.decay_every < 1:
             raise ValueError(f"decay_every must be >= 1 with schedule step, got {self.decay_every}")
-        for name in ("decay_every", "decay_start", "keep_checkpoints"):
+        for name in ("decay_every", "decay_start", "keep_checkpoints", "guide_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.decay_factor <= 1:

@@ -76,6 +76,8 @@ def why_not_vectorised(
     device = configs[0].train.device
     if device not in ("cpu", "auto") and not device.startswith("cuda"):
         return f"train.device {device!r}"
+    if configs[0].train.guide_steps:
+        return "train.guide_steps: a guided start trains one model at a time"
     if configs[0].train.nonfinite != "stop":
         return f"train.nonfinite={configs[0].train.nonfinite} skips one seed's step, which a stacked step cannot"
     steps: set[int] = set()
