@@ -582,6 +582,26 @@ def resume_oracle(folder: Path, recorded: dict, model, optimizer, generator) -> 
     return state["step"], state["curve"], state["curve"][-1]["seconds"]
 
 
+def train_step(args, model, task, batch, optimizer, clip_norm: float, guided: bool, own: bool) -> None:
+    """One `oracle` step: with own (a guided run past its guided steps) the recipe's step (the policy on its
+    own, attnlab.train.loop.optimizer_step); else the guide's (attnlab.glimpse.guide.guide_loss: imitating
+    when guided, an oracle's views when not)."""
+    from attnlab.train.clipping import clip_gradients_
+    from attnlab.train.loop import optimizer_step
+
+    if guided and own:
+        optimizer_step(model, model, task, batch, optimizer, clip_norm)
+        return
+    model.train()
+    loss = guide.guide_loss(glimpse_network(model), batch.inputs, batch.boxes, batch.targets, imitate=guided,
+                            order=args.guide_order, trains_core=guided and args.guide_trains_core,
+                            baseline=args.guide_baseline, jitter=args.guide_jitter)  # fmt: skip
+    optimizer.zero_grad()
+    loss.backward()
+    clip_gradients_(list(model.parameters()), clip_norm, False)
+    optimizer.step()
+
+
 def oracle_policy(args) -> dict:
     """RAM's glimpse and core networks and classifier trained and tested with a perfect policy: every glimpse
     at the digit's centre (the true box), cross-entropy only. Its test error is what the classifier gets
@@ -593,8 +613,7 @@ def oracle_policy(args) -> dict:
     --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit).
     With --location-std-end S the policy's std falls from the config's at the hand-over to S at the last
     step (`std_at`); the sampled paths scored at the end are drawn with S."""
-    from attnlab.train.clipping import clip_gradients_
-    from attnlab.train.loop import lr_at, make_optimizer, optimizer_step, seed_everything
+    from attnlab.train.loop import lr_at, make_optimizer, seed_everything
 
     meta = common.machine()
     result = {"command": meta["command"], "date": meta["date"], "machine": meta, "settings": {}}
@@ -608,7 +627,7 @@ def oracle_policy(args) -> dict:
     extra = {"guide_order": args.guide_order} if name == "dram" or two_digits else {}  # recorded with two digits
     if name != "dram" and (args.guide_baseline or args.guide_jitter):
         raise SystemExit("glimpse.py oracle: --guide-baseline and --guide-jitter are DRAM's (--models dram)")
-    extra.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
+    extra.update({k: True for k in ("guide_baseline", "guide_jitter", "bf16") if getattr(args, k)})  # recorded when set
     if args.location_std_end:
         if not guided:
             raise SystemExit("glimpse.py oracle: --location-std-end needs a guided run (--guide-steps N)")
@@ -634,18 +653,8 @@ def oracle_policy(args) -> dict:
                 batch = task.sample(cfg.batch_size, generator)
                 if args.location_std_end and step >= args.guide_steps:
                     set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
-                if guided and step >= args.guide_steps:  # the recipe's step: the policy on its own
-                    optimizer_step(model, model, task, batch, optimizer, cfg.clip_norm)
-                else:
-                    model.train()
-                    loss = guide.guide_loss(glimpse_network(model), batch.inputs, batch.boxes, batch.targets,
-                                            imitate=guided, order=args.guide_order,
-                                            trains_core=guided and args.guide_trains_core,
-                                            baseline=args.guide_baseline, jitter=args.guide_jitter)  # fmt: skip
-                    optimizer.zero_grad()
-                    loss.backward()
-                    clip_gradients_(list(model.parameters()), cfg.clip_norm, False)
-                    optimizer.step()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):  # --bf16
+                    train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, step >= args.guide_steps)
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
                     error = policy_error(model, test) if guided else guided_view_error(model, task)
@@ -772,6 +781,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--run-folders", type=Path, nargs="+", default=[], help="split: saved runs to test")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="oracle: each training step under CPU autocast to bfloat16 (evaluations in float32)")  # fmt: skip
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
     parser.add_argument("--cost-batch", type=int, default=64)

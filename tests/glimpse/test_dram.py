@@ -329,3 +329,15 @@ def test_unordered_family_matches_the_labels_and_names_them_ascending():
     ordered.load_state_dict(family.state_dict())
     ordered.eval()
     torch.testing.assert_close(ordered(x), family.dram(x).logits)
+
+
+def test_under_bfloat16_autocast_the_policy_stays_in_the_images_dtype():
+    net, x = model(what_net="conv").train(), images()
+    torch.manual_seed(4)
+    plain = net(x)
+    torch.manual_seed(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = net(x)
+    assert low.logits.dtype == torch.bfloat16  # the layers ran in bfloat16
+    assert low.locations.dtype == low.log_probs.dtype == torch.float32  # the means, draws and log-probabilities not
+    assert torch.allclose(low.locations, plain.locations, atol=0.05)  # the same draws, means a little apart

@@ -252,7 +252,8 @@ class DRAM(Traced, nn.Module):
         padded = pad_images(images, self.retina.patch_sizes[-1])  # (b, c, y + S - 1, x + S - 1)
         logits, log_probs, baselines, locations = [], [], [], []
         for n in range(self.num_glimpses):
-            mean = torch.tanh(self.emission(h2))  # (b, 2), mu_n: REINFORCE trains E, r2 and the context network
+            # (b, 2), mu_n: REINFORCE trains E, r2 and the context network; in the images' dtype under autocast
+            mean = torch.tanh(self.emission(h2).to(images.dtype))
             baselines.append(self.baseline(h2.detach())[:, 0])  # (b,), regressed without shaping r2
             if at is not None:
                 action = at[:, n].to(mean)  # (b, 2)
