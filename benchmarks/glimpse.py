@@ -159,6 +159,7 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
             "seed": seed,
             "clip_norm": 5.0,
             "keep_checkpoints": 0,
+            **({"precision": precision(args)} if args.bf16 else {}),  # recorded when set
         },
     }
 
@@ -369,7 +370,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
     one long run each), the ablation's and the probes' left out; and the guided starts' seeds
     (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs) or
     "GUIDED, E epochs", DRAM's as "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not
-    43,000); their curves of test error as "test_curve"."""
+    43,000); ", bfloat16" after a run's name where it trained with --bf16; their curves of test error as
+    "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -378,6 +380,7 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
             for model, entry in models.items():
                 for seed, row in entry["seeds"].items():
                     name = f"{model}, unordered" if row["config"]["model"].get("unordered") else model
+                    name += ", bfloat16" if row["config"]["train"].get("precision") == "bfloat16" else ""
                     rows.setdefault((setting, name), {})[seed] = row | {
                         "file": path.name,
                         "paper": entry["paper_error"],
@@ -402,6 +405,7 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
                     name += ", conv reader" if model.get("what_net") == "conv" else ""
                     paper = SETTINGS[setting]["paper"]["ram"]
+                name += ", bfloat16" if train.get("precision") == "bfloat16" else ""  # --bf16
                 rows.setdefault((setting, name), {})[seed] = {
                     **{
                         k: row[k]
@@ -582,6 +586,11 @@ def resume_oracle(folder: Path, recorded: dict, model, optimizer, generator) -> 
     return state["step"], state["curve"], state["curve"][-1]["seconds"]
 
 
+def precision(args) -> str:
+    """--bf16: the training steps' train.precision."""
+    return "bfloat16" if args.bf16 else "float32"
+
+
 def train_step(args, model, task, batch, optimizer, clip_norm: float, guided: bool, own: bool) -> None:
     """One `oracle` step: with own (a guided run past its guided steps) the recipe's step (the policy on its
     own, attnlab.train.loop.optimizer_step); else the guide's (attnlab.glimpse.guide.guide_loss: imitating
@@ -590,12 +599,13 @@ def train_step(args, model, task, batch, optimizer, clip_norm: float, guided: bo
     from attnlab.train.loop import optimizer_step
 
     if guided and own:
-        optimizer_step(model, model, task, batch, optimizer, clip_norm)
+        optimizer_step(model, model, task, batch, optimizer, clip_norm, precision=precision(args))
         return
     model.train()
-    loss = guide.guide_loss(glimpse_network(model), batch.inputs, batch.boxes, batch.targets, imitate=guided,
-                            order=args.guide_order, trains_core=guided and args.guide_trains_core,
-                            baseline=args.guide_baseline, jitter=args.guide_jitter)  # fmt: skip
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):  # as optimizer_step's precision
+        loss = guide.guide_loss(glimpse_network(model), batch.inputs, batch.boxes, batch.targets, imitate=guided,
+                                order=args.guide_order, trains_core=guided and args.guide_trains_core,
+                                baseline=args.guide_baseline, jitter=args.guide_jitter)  # fmt: skip
     optimizer.zero_grad()
     loss.backward()
     clip_gradients_(list(model.parameters()), clip_norm, False)
@@ -627,7 +637,7 @@ def oracle_policy(args) -> dict:
     extra = {"guide_order": args.guide_order} if name == "dram" or two_digits else {}  # recorded with two digits
     if name != "dram" and (args.guide_baseline or args.guide_jitter):
         raise SystemExit("glimpse.py oracle: --guide-baseline and --guide-jitter are DRAM's (--models dram)")
-    extra.update({k: True for k in ("guide_baseline", "guide_jitter", "bf16") if getattr(args, k)})  # recorded when set
+    extra.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
     if args.location_std_end:
         if not guided:
             raise SystemExit("glimpse.py oracle: --location-std-end needs a guided run (--guide-steps N)")
@@ -653,8 +663,7 @@ def oracle_policy(args) -> dict:
                 batch = task.sample(cfg.batch_size, generator)
                 if args.location_std_end and step >= args.guide_steps:
                     set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):  # --bf16
-                    train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, step >= args.guide_steps)
+                train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, step >= args.guide_steps)
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
                     error = policy_error(model, test) if guided else guided_view_error(model, task)
@@ -782,7 +791,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run-folders", type=Path, nargs="+", default=[], help="split: saved runs to test")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--bf16", action="store_true",
-                        help="oracle: each training step under CPU autocast to bfloat16 (evaluations in float32)")  # fmt: skip
+                        help="each training step's forward and loss under CPU autocast to bfloat16 (train.precision)")  # fmt: skip
     parser.add_argument("--runs", type=Path, default=Path("/tmp/attnlab-glimpse"), help="run folders")
     parser.add_argument("--label", default="", help="appended to the accuracy results file's name")
     parser.add_argument("--cost-batch", type=int, default=64)

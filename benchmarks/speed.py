@@ -1,6 +1,6 @@
 """Training and decoding speed of attnlab on this CPU: its step paths, seed stacks, and Hugging Face.
 
-Four sections, each run in one process and each with its variants interleaved (every round runs
+Five sections, each run in one process and each with its variants interleaved (every round runs
 every variant once, in a fresh seeded random order, after warm-up calls); figures are medians
 over the rounds, ratios the median of the per-round paired ratios with a bootstrap 95% interval
 of that median (`common.median_ci`), as in benchmarks/attention.py.
@@ -22,6 +22,8 @@ of that median (`common.median_ci`), as in benchmarks/attention.py.
                  batch 1, a 16-token prompt) for 128 and 1024 new tokens: `DecoderLM.generate`
                  on each path, and without a cache, against HF `GPT2LMHeadModel.generate`;
                  targets >= 3x HF tokens/s and >= 15x the recomputing decoder at 1024 tokens
+    precision    one training step of DRAM, RAM and the CNN on the 100x100 canvases of
+                 benchmarks/glimpse.py with train.precision float32 and bfloat16 (CPU autocast)
 
 A section, family or variant whose API is missing or raises is skipped with a one-line reason.
 
@@ -41,7 +43,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,7 +60,7 @@ from attnlab.tasks.base import Task
 from attnlab.train.loop import make_optimizer, optimizer_step, seed_everything
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
 
-SECTIONS = ("families", "seeds", "transformer", "decoding")
+SECTIONS = ("families", "seeds", "transformer", "decoding", "precision")
 PATHS = ("eager", "fast", "compiled")
 # Each family's default task and batch; families not named here are sequence families on long_range.
 FAMILY_TASKS: dict[str, tuple[str, int]] = {
@@ -75,6 +77,15 @@ FAMILY_TASKS: dict[str, tuple[str, int]] = {
     "kvmemnn": ("babi", 32),
 }
 SEQUENCE_TASK = ("long_range", 64)
+# The precision section's runs: the glimpse benchmarks' 100x100 canvases and models (benchmarks/glimpse.py),
+# family -> (task, model config, batch).
+PRECISION_RUNS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
+    "dram": ({"name": "digit_pairs", "target": "sum"}, {"glimpse_size": 12, "num_scales": 4, "glimpses_per_label": 6,
+             "what_net": "conv", "glimpse_hidden": 256}, 128),
+    "ram": ({"name": "digits", "setting": "cluttered", "size": 100, "distractors": 8},
+            {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8}, 128),
+    "image_cnn": ({"name": "digit_pairs", "target": "sum"}, {"pooling": "flatten", "channels": [16, 32]}, 128),
+}  # fmt: skip
 QUICK_COMPILED = "transformer"  # the one family --quick compiles: its tiny graph compiles fastest
 SEED_FAMILIES = ("memn2n", "ram", "ntm", "dnc", "kvmemnn", "lstm")
 TARGETS = {
@@ -307,7 +318,8 @@ def train_step(model: TaskModel, task: Task, cfg: TrainConfig, seed: int = 0) ->
     gen = torch.Generator().manual_seed(seed + 1)
 
     def step() -> float:
-        return float(optimizer_step(model, model, task, task.sample(cfg.batch_size, gen), opt, cfg.clip_norm).item())
+        batch = task.sample(cfg.batch_size, gen)
+        return float(optimizer_step(model, model, task, batch, opt, cfg.clip_norm, precision=cfg.precision).item())
 
     return step
 
@@ -492,6 +504,48 @@ def print_seeds(result: dict[str, Any]) -> None:
         print(f"{r['family']:<10} {r['seeds']:>3} {r['batch']:>5} {r['k_step']['median_s'] * 1e3:>10.1f} "
               f"{r['one_step']['median_s'] * 1e3:>10.1f} {r['ratio']['paired_median']:>6.2f} "
               f"{fmt_ci(r['ratio']['ci95']):>11} {r['speedup_over_k_runs']:>7.1f}x {flag:>8}")  # fmt: skip
+
+
+# ---------------------------------------------------------------- 5. bfloat16 autocast
+
+
+def precision_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dict[str, Any]:
+    """One training step of each of PRECISION_RUNS with train.precision float32 and bfloat16, interleaved."""
+    rows = []
+    for i, family in enumerate(family_names(args, tuple(PRECISION_RUNS))):
+        task_cfg, model_cfg, batch = PRECISION_RUNS[family]
+        batch = max(2, round(batch * sizes.batch_scale))
+        config = resolve({"task": task_cfg, "model": {"name": family, **model_cfg},
+                          "train": {"batch_size": batch, "path": "fast"}})  # fmt: skip
+        task = build(config)[0]
+        variants = []
+        for precision in ("float32", "bfloat16"):
+            model = build(config)[1]  # the same initial weights for both
+            set_path(model, "fast")
+            variants.append(Variant(precision, train_step(model, task, replace(config.train, precision=precision))))
+        block = interleave(variants, args.repeats, args.warmup, seed=200 + i, desc=f"{family} precision")
+        base = {"family": family, "task": config.task, "batch": batch}
+        if len(block.ran) < 2:
+            rows.append({**base, "skipped": "; ".join(f"{v.name}: {v.error}" for v in variants if v.error)})
+            continue
+        ratio = paired(variants[1], variants[0])  # bfloat16 steps/s / float32 steps/s
+        rows.append({**base, "float32": timing(variants[0], 1.0, "steps_per_s"),
+                     "bfloat16": timing(variants[1], 1.0, "steps_per_s"), "ratio": ratio})  # fmt: skip
+        print(f"{family:10s} b={batch}: bfloat16 / float32 steps/s {ratio['paired_median']:.2f} "
+              f"[{fmt_ci(ratio['ci95'])}]", flush=True)  # fmt: skip
+    return {"rows": rows}
+
+
+def print_precision(result: dict[str, Any]) -> None:
+    print("\ntraining steps under bfloat16 autocast against float32 (path fast)")
+    print(f"{'family':<10} {'task':<12} {'batch':>5} {'fp32 ms':>8} {'bf16 ms':>8} {'speed-up':>8} {'interval':>11}")
+    for r in result["rows"]:
+        if "skipped" in r:
+            print(f"{r['family']:<10} skipped: {r['skipped']}")
+            continue
+        print(f"{r['family']:<10} {r['task']:<12} {r['batch']:>5} {r['float32']['median_s'] * 1e3:>8.1f} "
+              f"{r['bfloat16']['median_s'] * 1e3:>8.1f} {r['ratio']['paired_median']:>8.2f} "
+              f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
 
 
 # ---------------------------------------------------------------- 3. transformer step against HF BERT
@@ -820,6 +874,7 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": (lambda: seeds_section(args, sizes, build), print_seeds),
         "transformer": (lambda: transformer_section(args, sizes), print_transformer),
         "decoding": (lambda: decoding_section(args, sizes), print_decoding),
+        "precision": (lambda: precision_section(args, sizes, build), print_precision),
     }
     sections: dict[str, Any] = {}
     for name in args.sections.split(","):

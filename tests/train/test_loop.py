@@ -283,3 +283,31 @@ def test_a_guided_start_needs_a_family_that_has_one_and_one_process(tmp_path):
         TrainConfig(guide_steps=-1)
     seeds = [guided(seed=s) for s in (0, 1)]
     assert why_not_vectorised(seeds, ["a", "b"]) == "train.guide_steps: a guided start trains one model at a time"
+
+
+def test_bfloat16_precision_trains_under_autocast_and_evaluates_in_float32(tmp_path, monkeypatch):
+    from attnlab.errors import ConfigError
+    from attnlab.models.sequence import TransformerModel
+    from attnlab.train.vectorised import why_not_vectorised
+
+    seen = []  # (training, autocast on) of each forward
+    forward = TransformerModel.forward
+
+    def noted(self, inputs, targets=None):
+        seen.append((self.training, torch.is_autocast_enabled("cpu")))
+        return forward(self, inputs, targets)
+
+    monkeypatch.setattr(TransformerModel, "forward", noted)
+    low = train(tiny(steps=20, precision="bfloat16"), tmp_path / "low", progress=False)
+    assert {on for training, on in seen if training} == {True} and {on for training, on in seen if not training} == {False}
+    seen.clear()
+    full = train(tiny(steps=20), tmp_path / "full", progress=False)
+    assert {on for _, on in seen} == {False}
+    a, b = weights(tmp_path / "low"), weights(tmp_path / "full")
+    assert all(a[k].dtype == torch.float32 for k in a)  # the weights stay float32
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # rounded steps, other weights
+    assert abs(low["loss"] - full["loss"]) < 0.1 * full["loss"]  # and about as far along
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16"):
+        tiny(precision="float16")
+    reason = why_not_vectorised([tiny(precision="bfloat16", seed=s) for s in (0, 1)], ["a", "b"])
+    assert reason == "train.precision=bfloat16: the stacked step runs in float32"

@@ -115,22 +115,25 @@ def optimizer_step(
     clip_norm: float,
     clip_each: bool = False,
     guided: bool = False,
+    precision: str = "float32",
 ) -> Tensor:
     """One training step on batch: forward (net: the model, or its DDP wrapper), the task's loss plus
     the family's aux loss, backward, gradient-norm clipping of model's parameters (all together, or
     with clip_each each alone: attnlab.train.clipping), the optimizer's step; the loss. guided: the
-    loss is the family's guided start's instead (`guide_loss` on the batch's boxes; one process).
+    loss is the family's guided start's instead (`guide_loss` on the batch's boxes; one process). precision
+    "bfloat16": the forward and the loss under autocast to bfloat16 on the batch's device (backward outside).
 
     Raises:
         NonFiniteStep: the loss or the gradients' norm is nan or infinite (the weights are untouched).
     """
     model.train()
-    if guided:
-        assert batch.boxes is not None  # check_guided saw the task give them
-        loss = cast(TaskModel, model).guide_loss(batch.inputs, batch.targets, batch.boxes)
-    else:
-        logits, aux = split_output(net(batch.inputs, batch.targets))
-        loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
+    with torch.autocast(batch.inputs.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        if guided:
+            assert batch.boxes is not None  # check_guided saw the task give them
+            loss = cast(TaskModel, model).guide_loss(batch.inputs, batch.targets, batch.boxes)
+        else:
+            logits, aux = split_output(net(batch.inputs, batch.targets))
+            loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
     opt.zero_grad(set_to_none=True)
     loss.backward()
     params = [p for p in model.parameters() if p.grad is not None]
@@ -351,7 +354,8 @@ def _loop(
         state["step"] += 1
         try:
             guided = state["step"] <= cfg.guide_steps  # counted from 1 here
-            losses.append(optimizer_step(net, model, task, batch, opt, cfg.clip_norm, cfg.clip_each, guided).item())
+            loss = optimizer_step(net, model, task, batch, opt, cfg.clip_norm, cfg.clip_each, guided, cfg.precision)
+            losses.append(loss.item())
         except NonFiniteStep as fault:
             if cfg.nonfinite == "stop":
                 raise diverged(f"{fault.what} went non-finite") from None

@@ -30,6 +30,7 @@ from attnlab.train import checkpoint
 
 NONFINITE = ("stop", "skip")
 OPTIMIZERS = ("adamw", "sgd")
+PRECISIONS = ("float32", "bfloat16")
 SCHEDULES = ("cosine", "step")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # what train.device may name (resolve_device checks it is there)
 
@@ -63,6 +64,8 @@ class TrainConfig:
     keep_checkpoints: int = 0  # also keep the last this many evaluations' weights (checkpoints/), for averaging
     guide_steps: int = 0  # the first this many steps train by the family's guided start (glimpse models: the
     # glimpses at the batch's boxes, attnlab.glimpse.guide), the rest as usual
+    precision: str = "float32"  # "bfloat16": each training step's forward and loss under autocast to bfloat16
+    # (the weights, optimizer and evaluations stay float32)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_size"):
@@ -87,6 +90,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.decay_factor <= 1:
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.nonfinite not in NONFINITE:
             raise ValueError(f"nonfinite must be one of {', '.join(NONFINITE)}, got {self.nonfinite!r}")
         if not DEVICE.fullmatch(self.device):

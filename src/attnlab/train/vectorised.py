@@ -76,6 +76,8 @@ def why_not_vectorised(
     device = configs[0].train.device
     if device not in ("cpu", "auto") and not device.startswith("cuda"):
         return f"train.device {device!r}"
+    if configs[0].train.precision != "float32":
+        return f"train.precision={configs[0].train.precision}: the stacked step runs in float32"
     if configs[0].train.guide_steps:
         return "train.guide_steps: a guided start trains one model at a time"
     if configs[0].train.nonfinite != "stop":
