@@ -1,6 +1,6 @@
 """Training and decoding speed of attnlab on this CPU: its step paths, seed stacks, and Hugging Face.
 
-Five sections, each run in one process and each with its variants interleaved (every round runs
+Six sections, each run in one process and each with its variants interleaved (every round runs
 every variant once, in a fresh seeded random order, after warm-up calls); figures are medians
 over the rounds, ratios the median of the per-round paired ratios with a bootstrap 95% interval
 of that median (`common.median_ci`), as in benchmarks/attention.py.
@@ -24,6 +24,8 @@ of that median (`common.median_ci`), as in benchmarks/attention.py.
                  targets >= 3x HF tokens/s and >= 15x the recomputing decoder at 1024 tokens
     precision    one training step of DRAM, RAM and the CNN on the 100x100 canvases of
                  benchmarks/glimpse.py with train.precision float32 and bfloat16 (CPU autocast)
+    reader       forward and backward of attnlab.glimpse.retina.patch_conv (its input stored channels
+                 last) against the same operations on channels-first storage, float32 and bfloat16
 
 A section, family or variant whose API is missing or raises is skipped with a one-line reason.
 
@@ -60,7 +62,7 @@ from attnlab.tasks.base import Task
 from attnlab.train.loop import make_optimizer, optimizer_step, seed_everything
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
 
-SECTIONS = ("families", "seeds", "transformer", "decoding", "precision")
+SECTIONS = ("families", "seeds", "transformer", "decoding", "precision", "reader")
 PATHS = ("eager", "fast", "compiled")
 # Each family's default task and batch; families not named here are sequence families on long_range.
 FAMILY_TASKS: dict[str, tuple[str, int]] = {
@@ -548,6 +550,49 @@ def print_precision(result: dict[str, Any]) -> None:
               f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
 
 
+def reader_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
+    """patch_conv as built against channels-first storage, at DRAM's two reader widths, both precisions."""
+    from attnlab.glimpse.retina import PatchConv, patch_conv
+
+    def channels_first(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+        x = patches.flatten(1, 2)  # (b, k * c, g, g) as flatten leaves it: channels first
+        x = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)
+        return F.max_pool2d(F.relu(F.conv2d(x, w2, b2, padding=1)), 2).flatten(1)
+
+    batch = max(2, round(128 * sizes.batch_scale))
+    rows = []
+    for i, (hidden, precision) in enumerate((h, p) for h in (128, 256) for p in ("float32", "bfloat16")):
+        torch.manual_seed(0)
+        conv = PatchConv(4, 12, hidden)  # 4 scales of 12x12, as on the 100x100 canvases
+        patches = torch.rand(batch, 4, 1, 12, 12)  # (b, k, c, g, g)
+
+        def run(read: Callable[..., Tensor], conv: PatchConv = conv, patches: Tensor = patches,
+                precision: str = precision) -> None:  # fmt: skip
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                out = read(patches, *conv.weights())
+            out.float().sum().backward()
+
+        variants = [Variant("channels_last", lambda run=run: run(patch_conv)),
+                    Variant("channels_first", lambda run=run: run(channels_first))]  # fmt: skip
+        interleave(variants, args.repeats, args.warmup, seed=300 + i, desc=f"reader {hidden} {precision}")
+        ratio = paired(variants[0], variants[1])  # channels-last calls/s / channels-first calls/s
+        rows.append({"hidden": hidden, "channels": [hidden // 4, hidden // 2], "precision": precision,
+                     "batch": batch, "channels_last": timing(variants[0], 1.0, "calls_per_s"),
+                     "channels_first": timing(variants[1], 1.0, "calls_per_s"), "ratio": ratio})  # fmt: skip
+    return {"rows": rows}
+
+
+def print_reader(result: dict[str, Any]) -> None:
+    print("\nPatchConv forward and backward: input stored channels last (as built) against channels first")
+    print(
+        f"{'channels':<10} {'precision':<9} {'batch':>5} {'last ms':>8} {'first ms':>9} {'speed-up':>8} {'interval':>11}"
+    )
+    for r in result["rows"]:
+        print(f"{'/'.join(map(str, r['channels'])):<10} {r['precision']:<9} {r['batch']:>5} "
+              f"{r['channels_last']['median_s'] * 1e3:>8.1f} {r['channels_first']['median_s'] * 1e3:>9.1f} "
+              f"{r['ratio']['paired_median']:>8.2f} {fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+
+
 # ---------------------------------------------------------------- 3. transformer step against HF BERT
 
 
@@ -875,6 +920,7 @@ def main(argv: list[str] | None = None) -> None:
         "transformer": (lambda: transformer_section(args, sizes), print_transformer),
         "decoding": (lambda: decoding_section(args, sizes), print_decoding),
         "precision": (lambda: precision_section(args, sizes, build), print_precision),
+        "reader": (lambda: reader_section(args, sizes), print_reader),
     }
     sections: dict[str, Any] = {}
     for name in args.sections.split(","):
