@@ -94,7 +94,8 @@ SETTINGS = {
 # The CNN keeps its feature map (flatten) for the fully connected layers, as the paper's baseline
 # did (global average pooling lost about 10 points on centred MNIST in a short run), with 16 and
 # 32 channels so that 100x100 canvases train in minutes on a CPU.
-BASELINES = {"image_cnn": {"pooling": "flatten", "channels": [16, 32]}}
+# The soft-attention baseline reads the same trunk (the learned queries attend over its feature map's cells).
+BASELINES = {"image_cnn": {"pooling": "flatten", "channels": [16, 32]}, "soft_attention": {"channels": [16, 32]}}
 TRAIN_IMAGES = 55000  # MNIST's training digits less the 5,000 held out for validation: one epoch
 # Two digits apart on a 100x100 canvas with 8 pieces of clutter (Ba et al. 2015, sec. 4.1). RAM and the
 # CNN name the pair as one of 55 classes; DRAM names its two digits one after the other (sorted, so the
@@ -123,6 +124,8 @@ COST_RAM = {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8}
 # DRAM with its defaults (3 scales of 12x12, 3 glimpses per label) naming two digits: 6 glimpses,
 # and the context network's look at the whole image averaged down to 12x12.
 COST_DRAM = {"labels": 2}
+# The one that names the pairs at the paper's error: 4 scales, the convolutional G_image (PAIRS' pair100).
+COST_DRAM_CONV = {"labels": 2, "glimpse_size": 12, "num_scales": 4, "what_net": "conv"}
 
 
 def run_config(args, setting: str, model: str, seed: int) -> dict:
@@ -285,15 +288,16 @@ def cost(args) -> dict:
     for size in COST_SIZES:
         spec = TaskSpec(seq_len=1, answer_len=1, num_outputs=10, image=(1, size, size))
         images = torch.rand(args.cost_batch, 1, size, size)
-        for name, values in (
-            ("ram", COST_RAM),
-            ("dram", COST_DRAM),
-            ("image_cnn", BASELINES["image_cnn"]),
-            ("soft_attention", {}),
+        for name, family, values in (
+            ("ram", "ram", COST_RAM),
+            ("dram", "dram", COST_DRAM),
+            ("dram, conv G_image", "dram", COST_DRAM_CONV),
+            ("image_cnn", "image_cnn", BASELINES["image_cnn"]),
+            ("soft_attention", "soft_attention", BASELINES["soft_attention"]),
         ):
             labels = values.get("labels", 1)
             model = build_model(
-                name, {k: v for k, v in values.items() if k != "labels"}, replace(spec, answer_len=labels)
+                family, {k: v for k, v in values.items() if k != "labels"}, replace(spec, answer_len=labels)
             ).eval()
             rows.append(
                 {
@@ -321,6 +325,8 @@ def cost(args) -> dict:
         "baseline": "ram at 28 px, same run",
         "ram": COST_RAM,
         "dram": COST_DRAM,
+        "dram_conv": COST_DRAM_CONV,
+        "soft_attention": BASELINES["soft_attention"],
         "batch": args.cost_batch,
         "rows": rows,
     }
