@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from attnlab.tour import QUICK, glimpse
+from attnlab.tour import FULL, QUICK, glimpse
 from attnlab.tour.glimpse import COST_SIZES, MODELS, REFERENCE, TASK
 from attnlab.train import evaluate, load_run
 
@@ -34,6 +34,10 @@ def test_quick_glimpse_section_returns_metrics_and_existing_images(quick_tour: t
     assert "<td>recurrent attention model</td>" in fragment and "<td>CNN</td>" in fragment
     assert "<td>recurrent attention model (reference)</td>" in fragment and "<td>loaded</td>" in fragment
     assert "<th>200x200</th>" in fragment
+    assert result["guided_steps"] == (QUICK.glimpse.ram.guide_steps or 0) and "steps guided" not in fragment
+    guided = glimpse.render({**metrics["glimpse"], "guided_steps": FULL.glimpse.ram.guide_steps})
+    assert f"its first {FULL.glimpse.ram.guide_steps:,} steps guided" in guided
+    assert 0 < FULL.glimpse.ram.guide_steps < FULL.glimpse.ram.steps  # the full tour's live RAM starts guided
 
 
 def test_the_shipped_reference_ram_reads_the_tours_canvases_well() -> None:

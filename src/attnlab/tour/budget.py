@@ -29,6 +29,7 @@ class Train:
     weight_decay: float | None = None  # AdamW decoupled weight decay
     target: float | None = None  # stop early once the task's metric reaches this on validation
     path: str | None = None  # train.path: "compiled" where a family's compiled step pays for its compiling
+    guide_steps: int | None = None  # train.guide_steps: a glimpse model's guided start
 
     def overrides(self, seed: int) -> dict[str, Any]:
         """The train section of compare.plan's overrides: every field that is set, and the seed."""
@@ -188,7 +189,16 @@ FULL = Budget(
         tested=256,
     ),
     glimpse=Glimpse(
-        ram=Train(steps=1500, eval_every=750, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
+        ram=Train(
+            steps=1500,
+            eval_every=750,
+            eval_size=1000,
+            batch_size=64,
+            lr=1e-3,
+            warmup_steps=100,
+            clip_norm=5,
+            guide_steps=300,
+        ),
         cnn=Train(steps=600, eval_every=300, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
     ),
     captioning=Captioning(

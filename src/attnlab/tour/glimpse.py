@@ -97,6 +97,7 @@ def run(out: Path, budget: Budget, seed: int) -> dict[str, Any]:
     loaded, _ = draw_glimpse_run(shipped, folder / "viz", examples=8, name="glimpses-reference")
     return {
         "models": models,
+        "guided_steps": budget.glimpse.ram.guide_steps or 0,
         "cost": _costs(shipped),
         "images": [str(path.relative_to(out)) for path in (loaded, live)],
     }
@@ -111,15 +112,20 @@ def render(result: dict[str, Any]) -> str:
     cost = result["cost"]
     sizes = list(cost["ram"])
     cost_rows = [[LABELS[m], *[f"{cost[m][n] / 1e6:.1f}" for n in sizes]] for m in cost]
+    steps = result.get("guided_steps", 0)  # the live RAM's guided start, train.guide_steps
+    guided = (
+        f" (its first {steps:,} steps guided: its glimpses at the digit, the policy imitating them)" if steps else ""
+    )
     return (
         report.paragraph(
             "Digits placed at random in a 60x60 canvas with four 8x8 pieces of other digits as clutter (the small "
             "digits set that scikit-learn ships, upsampled to MNIST's size). The recurrent attention model sees "
             "{glimpses} glimpses of 12x12 pixels at 3 scales, chosen one after the other by a policy trained with "
-            "REINFORCE; the CNN sees every pixel. Two RAMs: one trained live in this tour, and the reference RAM "
-            "shipped with attnlab (the same model trained longer on the same canvases by `python "
+            "REINFORCE; the CNN sees every pixel. Two RAMs: one trained live in this tour{guided}, and the reference "
+            "RAM shipped with attnlab (the same model trained longer on the same canvases by `python "
             "benchmarks/glimpse.py reference`, loaded here and tested on this tour's test canvases). Test error:",
             glimpses=MODELS["ram"]["num_glimpses"],
+            guided=guided,
         )
         + report.table(["model", "trained", "steps", "parameters", "test error", "training s"], rows)
         + report.paragraph(
