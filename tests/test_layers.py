@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("attention", "memory", "glimpse", "data"),  # mechanisms, and data that knows no model
     ("attnlab",),  # the package root re-exports the core
     ("core",),  # attend, scores, masks, trace: imports only torch
-    ("config", "files"),  # typed configs, registries, YAML; output folders created or refused in one line
+    ("config", "files", "progress"),  # typed configs, registries, YAML; output folders created or refused in one line; the progress bar
     ("spec", "errors"),  # the task/model contract and the error hierarchy
 )
 

@@ -51,12 +51,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from attnlab.data.flickr8k import SIZE, flickr8k_folder, load_image, read_flickr8k
 from attnlab.errors import DataError
 from attnlab.models.efficientnet import FEATURE_LAYERS
 from attnlab.pretrained.efficientnet import encoder_id, load_efficientnet_lite0, preprocess
+from attnlab.progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # files `--split all` takes from the image folder
 
@@ -209,9 +209,7 @@ def _compute(
     net.eval()  # BatchNorm with its running statistics: an image's features never depend on its batch
     computed: dict[str, Tensor] = {}
     pending: dict[str, Tensor] = {}
-    bar = tqdm(
-        total=len(todo), desc=f"{layer} features", unit="img", disable=not progress, leave=False, dynamic_ncols=True
-    )
+    bar = progress_bar(total=len(todo), desc=f"{layer} features", unit="img", enabled=progress)
     try:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]

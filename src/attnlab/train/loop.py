@@ -35,12 +35,12 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from attnlab.core.fast import seconds_compiling, set_path
 from attnlab.errors import ConfigError, DivergenceError, RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
+from attnlab.progress import progress_bar
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint, distributed
 from attnlab.train.clipping import clip_gradients_, clip_groups
@@ -322,14 +322,12 @@ def _loop(
     step0 = state["step"]
     net = distributed.wrap(model, procs)
     val = task.eval_set(cfg.eval_size, "val")
-    bar = tqdm(
+    bar = progress_bar(
         total=cfg.steps,
         initial=step0,
         desc=f"{config.model} on {config.task}",
         unit="step",
-        disable=not (progress and procs.is_main),
-        leave=False,
-        dynamic_ncols=True,
+        enabled=progress and procs.is_main,
     )
     losses: list[float] = []
     compiling = seconds_compiling()

@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state
-from tqdm import tqdm
 
 from attnlab.core.fast import set_path
 from attnlab.errors import ConfigError, DivergenceError, RunError
 from attnlab.models import TaskModel
 from attnlab.models.registry import split_output
+from attnlab.progress import progress_bar
 from attnlab.tasks.base import Batch, Task
 from attnlab.train import checkpoint
 from attnlab.train.clipping import clip_gradients_, clip_groups
@@ -208,14 +208,12 @@ def _train_stacked(seeds: list[_Seed], task: Task, progress: bool) -> list[dict[
         load_stacked_states(stack.opt, [s.opt_state for s in seeds if s.opt_state is not None])
     val = task.eval_set(cfg.eval_size, "val")
     step = seeds[0].state["step"]  # 0, or the checkpoint's step every continued seed shares
-    bar = tqdm(
+    bar = progress_bar(
         total=cfg.steps,
         initial=step,
         desc=f"{configs[0].model} on {configs[0].task} x{len(seeds)} seeds",
         unit="step",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
+        enabled=progress,
     )
     started = time.perf_counter()
     while step < cfg.steps and any(s.summary is None for s in seeds):
