@@ -375,7 +375,7 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
     one long run each), the ablation's and the probes' left out; and the guided starts' seeds
     (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs) or
-    "GUIDED, E epochs", DRAM's as "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not
+    "GUIDED, E epochs" (", conv reader", ", baseline and jitter guided" where so), DRAM's as "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not
     43,000); ", bfloat16" after a run's name where it trained with --bf16; their curves of test error as
     "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
@@ -410,6 +410,9 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
                     name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
                     name += ", conv reader" if model.get("what_net") == "conv" else ""
+                    name += (
+                        ", baseline and jitter guided" if row.get("guide_baseline") and row.get("guide_jitter") else ""
+                    )
                     paper = SETTINGS[setting]["paper"]["ram"]
                 name += ", bfloat16" if train.get("precision") == "bfloat16" else ""  # --bf16
                 rows.setdefault((setting, name), {})[seed] = {
@@ -641,8 +644,6 @@ def oracle_policy(args) -> dict:
         )
     two_digits = any(setting in PAIRS for setting in args.settings.split(","))
     extra = {"guide_order": args.guide_order} if name == "dram" or two_digits else {}  # recorded with two digits
-    if name != "dram" and (args.guide_baseline or args.guide_jitter):
-        raise SystemExit("glimpse.py oracle: --guide-baseline and --guide-jitter are DRAM's (--models dram)")
     extra.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
     if args.location_std_end:
         if not guided:
@@ -697,20 +698,29 @@ def oracle_policy(args) -> dict:
     return result
 
 
+TRAIN_CANVASES = 10000  # `split`: training canvases scored beside the test set, drawn with seed 0
+
+
 def split(args) -> dict:
-    """Policy or classifier: each saved run in --run-folders tested at its policy's means and where its guide
-    looks (`guided_view_error`, in --guide-order), the difference being what its policy costs."""
+    """Policy or classifier, and fitting or generalising: each saved run in --run-folders tested at its policy's
+    means and where its guide looks (`guided_view_error`, in --guide-order), the difference being what its
+    policy costs; and at its policy's means on TRAIN_CANVASES fresh canvases of training digits
+    ("train_error"): near its test error, the model has not yet fitted what it was trained on (a longer run
+    or a larger model, not regularisation, is what would lower it); far below, it has and does not generalise."""
     result = {"command": common.machine()["command"], "guide_order": args.guide_order, "runs": {}}
     for folder in args.run_folders:
         run = load_run(folder)
         test = run.task.eval_set(10**9, "test")
+        train = run.task.sample(TRAIN_CANVASES, torch.Generator().manual_seed(0))
         row = {
             "policy_error": policy_error(run.model, test),
             "guided_view_error": guided_view_error(run.model, run.task, args.guide_order),
+            "train_error": policy_error(run.model, train),
         }
         print(
             f"{folder}: test error {row['policy_error']:.2%} at the policy's means, "
-            f"{row['guided_view_error']:.2%} where the guide looks",
+            f"{row['guided_view_error']:.2%} where the guide looks; {row['train_error']:.2%} on "
+            f"{TRAIN_CANVASES:,} training canvases",
             flush=True,
         )
         result["runs"][str(folder)] = row
@@ -781,12 +791,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--guide-baseline",
         action="store_true",
-        help="oracle, DRAM: the guided steps also train the baseline on the guided views' returns",
+        help="oracle: the guided steps also train the baseline on the guided views' returns",
     )
     parser.add_argument(
         "--guide-jitter",
         action="store_true",
-        help="oracle, DRAM: each guided location drawn around its digit's centre with the policy's std",
+        help="oracle: each guided location drawn around its digit's centre with the policy's std",
     )
     parser.add_argument(
         "--location-std-end",

@@ -114,12 +114,33 @@ def test_ram_imitating_starts_at_the_centre_and_trains_the_core_only_when_asked(
     assert net.locator.weight.grad is None or not net.locator.weight.grad.any()
 
 
+def test_ram_baseline_learns_the_guided_views_reward_at_every_glimpse_and_jitter_moves_them():
+    net, x, boxes = ram(location_std=0.1).train(), canvases(2), torch.tensor([[0, 0, 10, 10], [30, 20, 10, 10]])
+    targets = torch.tensor([[3], [1]])
+    at, _ = guide_locations(net, x, boxes, targets)
+    at[:, 0] = 0  # where the policy starts
+    out = net.forward_eager(x, at=at)
+    reward = (out.logits.argmax(-1) == targets[:, 0]).float()  # (b,) 1 where the answer is right
+    plain = guide_loss(net, x, boxes, targets)
+    assert torch.allclose(plain, F.cross_entropy(out.logits, targets[:, 0]) - out.log_probs.mean())
+    with_baseline = guide_loss(net, x, boxes, targets, baseline=True)
+    regression = F.mse_loss(out.baselines, reward[:, None].expand(-1, 4))
+    assert regression > 0 and torch.allclose(with_baseline, plain + regression)
+    net.zero_grad()
+    guide_loss(net, x, boxes, targets, baseline=True).backward()
+    assert net.baseline.weight.grad.abs().sum() > 0  # the baseline trains while guided
+    torch.manual_seed(5)
+    draws = torch.randn_like(at)  # (b, g, 2), what the loss will draw after the same seed
+    torch.manual_seed(5)
+    with capture(net) as trace:
+        guide_loss(net, x, boxes, targets, jitter=True)
+    looked = torch.stack([r.weights for r in trace.records if r.kind == "glimpse"], 1)  # (b, g, 2)
+    assert torch.allclose(looked, (at + 0.1 * draws).clamp(-1, 1))  # the first glimpse too, around the start
+
+
 def test_options_of_the_other_model_are_refused():
-    x = canvases(3)
     with pytest.raises(ValueError, match="trains_core is RAM's"):
-        guide_loss(dram().train(), x, PAIR_BOXES, PAIR_DIGITS, trains_core=True)
-    with pytest.raises(ValueError, match="baseline and jitter are DRAM's"):
-        guide_loss(ram().train(), x, PAIR_BOXES, PAIR_DIGITS.sum(1, keepdim=True), jitter=True)
+        guide_loss(dram().train(), canvases(3), PAIR_BOXES, PAIR_DIGITS, trains_core=True)
 
 
 def test_imitation_brings_the_policys_means_to_the_digit():

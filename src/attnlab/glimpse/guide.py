@@ -21,10 +21,12 @@ canvas can see (DRAM's context network), where which digit is smaller cannot be 
 Options of a guided step (`guide_loss`):
     trains_core  RAM: the imitation's gradient also reaches the core (the policy reads h_t undetached),
                  so the core learns where the object is from what its first glimpse saw.
-    baseline     DRAM: the baseline also learns, regressed onto the sequential returns of the guided
-                 views (its regression reads r2 detached, so it never trains otherwise).
-    jitter       DRAM: each guided location is drawn around its object's centre with the policy's std,
-                 so the classifier also learns from views like those the policy will sample.
+    baseline     the baseline also learns, regressed onto the returns of the guided views (DRAM's
+                 sequential returns; RAM's reward, 1 where its answer is right, at every glimpse). It reads
+                 r2 (DRAM) or h_t (RAM) detached, so without this it does not train while guided, and
+                 REINFORCE starts at the hand-over with a baseline that predicts nothing.
+    jitter       each guided location is drawn around its object's centre with the policy's std, so the
+                 classifier also learns from views like those the policy will sample.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from torch import Tensor
 
 from attnlab.glimpse.dram import DRAM, DRAMOutput, ascending, rewards_to_go, sequential_rewards
 from attnlab.glimpse.ram import RAM, RAMOutput
+from attnlab.glimpse.reinforce import correct_reward
 from attnlab.glimpse.retina import box_centres
 
 ORDERS = ("value", "position")  # two digits: the smaller one's glimpses first, or the left (upper) one's
@@ -91,30 +94,30 @@ def guide_loss(
         inputs, boxes, targets: as `guide_locations`'s (a task's batch: its inputs, boxes and targets).
         imitate: the policy learns to go where the guide looks (RAM's first glimpse then starts at the
             canvas's centre); else the guide is an oracle (views only).
-        order, trains_core, baseline, jitter: see the module's docstring; trains_core is RAM's, baseline
-            and jitter DRAM's.
+        order, trains_core, baseline, jitter: see the module's docstring; trains_core is RAM's.
     Returns:
         () the loss.
     """
     at, targets = guide_locations(network, inputs, boxes, targets, order)  # (b, glimpses, 2)
+    if isinstance(network, RAM) and imitate:
+        at[:, 0] = 0  # where RAM's policy starts
+    if jitter:
+        at = at + network.config.location_std * torch.randn_like(at)  # (b, glimpses, 2)
     out: DRAMOutput | RAMOutput
     if isinstance(network, DRAM):
         if trains_core:
             raise ValueError("guide_loss: trains_core is RAM's (DRAM's location layer reads its own context)")
-        if jitter:
-            at = at + network.config.location_std * torch.randn_like(at)  # (b, N, 2)
         out = network(inputs, at=at)
         loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten())  # logits (b, K, o), targets (b, K)
         if baseline:  # b_n onto R_n of the guided views: the baseline reads r2 detached, so it trains alone
             returns = rewards_to_go(sequential_rewards(out.logits, targets), network.config.glimpses_per_label)
             loss = loss + F.mse_loss(out.baselines, returns.to(out.baselines))  # (b, N)
     else:
-        if baseline or jitter:
-            raise ValueError("guide_loss: baseline and jitter are DRAM's")
-        if imitate:
-            at[:, 0] = 0  # where RAM's policy starts
         out = network.forward_eager(inputs, at=at, policy_trains_core=trains_core)
         loss = F.cross_entropy(out.logits, targets[:, 0])  # logits (b, o)
+        if baseline:  # b_t onto the guided views' reward, the same at every glimpse as in REINFORCE
+            reward = correct_reward(out.logits, targets[:, 0])  # (b,)
+            loss = loss + F.mse_loss(out.baselines, reward[:, None].expand_as(out.baselines).to(out.baselines))
     return loss - out.log_probs.mean() if imitate else loss
 
 
