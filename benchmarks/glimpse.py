@@ -375,9 +375,9 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
     one long run each), the ablation's and the probes' left out; and the guided starts' seeds
     (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs) or
-    "GUIDED, E epochs" (", conv reader", ", baseline and jitter guided" where so), DRAM's as "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not
-    43,000); ", bfloat16" after a run's name where it trained with --bf16; their curves of test error as
-    "test_curve"."""
+    "GUIDED, E epochs" (then ", conv reader", ", baseline and jitter guided" where so), DRAM's as
+    "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not 43,000); ", bfloat16" after a
+    run's name where it trained with --bf16; their curves of test error as "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
