@@ -80,15 +80,20 @@ def test_dram_loss_is_the_views_cross_entropy_less_the_imitation_plus_the_baseli
     assert torch.allclose(with_baseline, cross_entropy + imitation + F.mse_loss(out.baselines, returns))
 
 
+def jittered(net, at, x, boxes, targets, seed=3):
+    """Where a jittered guided step looked (b, g, 2), and the draws (b, g, 2) it made after torch.manual_seed(seed)."""
+    torch.manual_seed(seed)
+    draws = torch.randn_like(at)  # what the loss draws after the same seed
+    torch.manual_seed(seed)
+    with capture(net) as trace:
+        guide_loss(net, x, boxes, targets, jitter=True)
+    return torch.stack([r.weights for r in trace.records if r.kind == "glimpse"], 1), draws
+
+
 def test_jitter_draws_each_guided_location_around_its_centre_with_the_policys_std():
     net, x = dram(location_std=0.1).train(), canvases(3)
     at, _ = guide_locations(net, x, PAIR_BOXES, PAIR_DIGITS, "value")
-    torch.manual_seed(3)
-    draws = torch.randn_like(at)  # (b, N, 2), what the loss will draw after the same seed
-    torch.manual_seed(3)
-    with capture(net) as trace:
-        guide_loss(net, x, PAIR_BOXES, PAIR_DIGITS, jitter=True)
-    looked = torch.stack([r.weights for r in trace.records if r.kind == "glimpse"], 1)  # (b, N, 2)
+    looked, draws = jittered(net, at, x, PAIR_BOXES, PAIR_DIGITS)
     assert torch.allclose(looked, (at + 0.1 * draws).clamp(-1, 1))
 
 
@@ -129,12 +134,7 @@ def test_ram_baseline_learns_the_guided_views_reward_at_every_glimpse_and_jitter
     net.zero_grad()
     guide_loss(net, x, boxes, targets, baseline=True).backward()
     assert net.baseline.weight.grad.abs().sum() > 0  # the baseline trains while guided
-    torch.manual_seed(5)
-    draws = torch.randn_like(at)  # (b, g, 2), what the loss will draw after the same seed
-    torch.manual_seed(5)
-    with capture(net) as trace:
-        guide_loss(net, x, boxes, targets, jitter=True)
-    looked = torch.stack([r.weights for r in trace.records if r.kind == "glimpse"], 1)  # (b, g, 2)
+    looked, draws = jittered(net, at, x, boxes, targets)
     assert torch.allclose(looked, (at + 0.1 * draws).clamp(-1, 1))  # the first glimpse too, around the start
 
 
