@@ -39,11 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 import common
 from attnlab.attention import MultiHeadAttention
 from attnlab.core import attend
+from attnlab.progress import progress_bar
 from common import bootstrap_median_ci
 
 CORE_VARIANTS = ("fast", "sdpa", "eager", "naive")
@@ -156,9 +156,11 @@ def time_length(length: int, batch: int, args: argparse.Namespace) -> list[Case]
     # neighbour, and the call after a large backward pays ~3% here (page faults, cold caches): that
     # alone made the fast path look 1.5% slower than SDPA, which it follows in the list.
     rng = np.random.default_rng(length)
-    for _ in tqdm(range(args.repeats), desc=f"t={length} b={batch}", leave=False, disable=None):
-        for n in rng.permutation(len(cases)):
-            cases[n].times.append(cases[n].run_once())
+    with progress_bar(total=args.repeats, desc=f"t={length} b={batch}", unit="round") as bar:
+        for _ in range(args.repeats):
+            for n in rng.permutation(len(cases)):
+                cases[n].times.append(cases[n].run_once())
+            bar.update(1)
     return cases
 
 

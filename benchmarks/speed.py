@@ -53,11 +53,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 import common
 from attnlab.core.fast import COMPILE_SECONDS, FALLBACKS, seconds_compiling, set_path
 from attnlab.models import MODELS, TaskModel
+from attnlab.progress import progress_bar
 from attnlab.tasks.base import Task
 from attnlab.train.loop import make_optimizer, optimizer_step, seed_everything
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
@@ -208,16 +208,18 @@ def interleave(variants: list[Variant], repeats: int, warmup: int, seed: int, de
     live = [v for v in variants if v.error is None]
     graphs = graphs_compiled() if compiles else 0
     rng = np.random.default_rng(seed)
-    for r in tqdm(range(repeats), desc=desc, leave=False, disable=None):
-        for n in rng.permutation(len(live)):
-            v = live[n]
-            if v.error is not None or (v.limit is not None and r >= v.limit):
-                continue
-            try:
-                v.times.append(v.call())
-            except Exception as err:
-                v.error = one_line(err)
-                print(f"  {desc} {v.name}: dropped in round {r}: {v.error}", flush=True)
+    with progress_bar(total=repeats, desc=desc, unit="round") as bar:
+        for r in range(repeats):
+            for n in rng.permutation(len(live)):
+                v = live[n]
+                if v.error is not None or (v.limit is not None and r >= v.limit):
+                    continue
+                try:
+                    v.times.append(v.call())
+                except Exception as err:
+                    v.error = one_line(err)
+                    print(f"  {desc} {v.name}: dropped in round {r}: {v.error}", flush=True)
+            bar.update(1)
     after = graphs_compiled() - graphs if compiles else None
     return Block([v for v in variants if v.error is None and v.times], after)
 
