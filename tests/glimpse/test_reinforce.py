@@ -4,7 +4,7 @@ the baseline's regression, and RAM's reward."""
 import pytest
 import torch
 
-from attnlab.glimpse.reinforce import correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.reinforce import baseline_loss, correct_reward, gaussian_log_prob, policy_gradient_loss
 
 
 @pytest.mark.parametrize("use_baseline", [False, True])
@@ -55,6 +55,15 @@ def test_the_baseline_is_regressed_onto_the_reward():
     loss.backward()
     torch.testing.assert_close(loss, torch.tensor((0.8**2 + 0.1**2) / 2))
     torch.testing.assert_close(baselines.grad, torch.tensor([[-0.8, -0.1]]))  # d/db of the mean square
+
+
+def test_the_baseline_loss_takes_one_reward_per_episode_or_one_per_action():
+    baselines = torch.tensor([[0.2, 0.9], [0.5, 0.0]], dtype=torch.bfloat16)  # (b, t)
+    per_episode = baseline_loss(baselines, torch.tensor([1.0, 0.0]))  # every t regressed onto its R
+    torch.testing.assert_close(per_episode.float(), torch.tensor((0.8**2 + 0.1**2 + 0.5**2) / 4), atol=1e-2, rtol=0)
+    per_action = baseline_loss(baselines, torch.tensor([[2.0, 1.0], [1.0, 1.0]]))  # (b, t) returns
+    torch.testing.assert_close(per_action.float(), torch.tensor((1.8**2 + 0.1**2 + 0.5**2 + 1.0) / 4), atol=1e-2, rtol=0)
+    assert per_action.dtype == torch.bfloat16  # the reward follows the baselines' dtype
 
 
 def test_the_reward_is_one_for_a_right_answer():

@@ -19,7 +19,7 @@ from attnlab.glimpse.dram import (
     sequential_rewards,
 )
 from attnlab.glimpse.ram import RAM, RAMConfig, RAMOutput
-from attnlab.glimpse.reinforce import correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.reinforce import baseline_loss, correct_reward, gaussian_log_prob, policy_gradient_loss
 from attnlab.glimpse.retina import PatchConv, Retina, box_centres, pixel_centres
 from attnlab.glimpse.scoring import SampledErrors, sampled_errors
 
@@ -34,6 +34,7 @@ __all__ = [
     "Retina",
     "SampledErrors",
     "ascending",
+    "baseline_loss",
     "best_order",
     "box_centres",
     "correct_reward",

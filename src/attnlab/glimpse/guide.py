@@ -37,7 +37,7 @@ from torch import Tensor
 
 from attnlab.glimpse.dram import DRAM, DRAMOutput, ascending, rewards_to_go, sequential_rewards
 from attnlab.glimpse.ram import RAM, RAMOutput
-from attnlab.glimpse.reinforce import correct_reward
+from attnlab.glimpse.reinforce import baseline_loss, correct_reward
 from attnlab.glimpse.retina import box_centres
 
 ORDERS = ("value", "position")  # two digits: the smaller one's glimpses first, or the left (upper) one's
@@ -111,13 +111,12 @@ def guide_loss(
         loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten())  # logits (b, K, o), targets (b, K)
         if baseline:  # b_n onto R_n of the guided views: the baseline reads r2 detached, so it trains alone
             returns = rewards_to_go(sequential_rewards(out.logits, targets), network.config.glimpses_per_label)
-            loss = loss + F.mse_loss(out.baselines, returns.to(out.baselines))  # (b, N)
+            loss = loss + baseline_loss(out.baselines, returns)  # baselines, returns (b, N)
     else:
         out = network.forward_eager(inputs, at=at, policy_trains_core=trains_core)
         loss = F.cross_entropy(out.logits, targets[:, 0])  # logits (b, o)
         if baseline:  # b_t onto the guided views' reward, the same at every glimpse as in REINFORCE
-            reward = correct_reward(out.logits, targets[:, 0])  # (b,)
-            loss = loss + F.mse_loss(out.baselines, reward[:, None].expand_as(out.baselines).to(out.baselines))
+            loss = loss + baseline_loss(out.baselines, correct_reward(out.logits, targets[:, 0]))  # (b, t), (b,)
     return loss - out.log_probs.mean() if imitate else loss
 
 

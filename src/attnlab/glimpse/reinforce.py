@@ -41,7 +41,19 @@ def policy_gradient_loss(log_probs: Tensor, baselines: Tensor, reward: Tensor) -
         reward = reward[:, None]  # (b, 1)
     advantage = (reward - baselines).detach()  # (b, t)
     policy = -(log_probs * advantage).sum(1).mean()
-    return policy + F.mse_loss(baselines, reward.expand_as(baselines))
+    return policy + baseline_loss(baselines, reward)
+
+
+def baseline_loss(baselines: Tensor, reward: Tensor) -> Tensor:
+    """The baseline's own loss: b_t regressed onto R_t, the reward that follows action t.
+
+    baselines (b, t); reward (b,) one per episode (the same R_t at every t) or (b, t) -> () the mean
+    squared error.
+    """
+    reward = reward.to(baselines.dtype)  # (b,) or (b, t)
+    if reward.dim() == 1:
+        reward = reward[:, None]  # (b, 1)
+    return F.mse_loss(baselines, reward.expand_as(baselines))
 
 
 def correct_reward(logits: Tensor, labels: Tensor) -> Tensor:
