@@ -54,6 +54,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -63,6 +64,7 @@ import torch
 import common
 from attnlab.glimpse import box_centres, guide, sampled_errors
 from attnlab.models import build_model
+from attnlab.progress import progress_bar
 from attnlab.train import build_task_and_model, ensure, load_run, resolve
 from attnlab.train.checkpoint import save_config, save_weights, ship_run
 from attnlab.train.cost import multiply_adds, seconds_per_example
@@ -664,6 +666,7 @@ def oracle_policy(args) -> dict:
             start_std = glimpse_network(model).config.location_std
             first, curve, seconds = resume_oracle(folder, recorded, model, optimizer, generator)
             start = time.perf_counter() - seconds
+            bar = progress_bar(total=cfg.steps, initial=first, desc=f"{name} on {setting} seed {seed}", unit="step")
             for step in range(first, cfg.steps):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, cfg)
@@ -671,14 +674,17 @@ def oracle_policy(args) -> dict:
                 if args.location_std_end and step >= args.guide_steps:
                     set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
                 train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, step >= args.guide_steps)
+                bar.update(1)
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
                     error = policy_error(model, test) if guided else guided_view_error(model, task)
                     curve.append({"step": step + 1, "test_error": error, "seconds": time.perf_counter() - start})
-                    print(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
-                          f"test error {error:.2%}", flush=True)  # fmt: skip
+                    bar.write(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
+                              f"test error {error:.2%}", file=sys.stdout)  # fmt: skip
+                    sys.stdout.flush()  # the line in a log as it happens
                     if step + 1 < cfg.steps:
                         save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
+            bar.close()
             rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": values,
                                "guide_steps": args.guide_steps if guided else None,
                                "guide_trains_core": guided and args.guide_trains_core, **extra}  # fmt: skip
@@ -813,6 +819,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cost-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
+    unknown = [s for s in args.settings.split(",") if s not in SETTINGS and s not in PAIRS]
+    if unknown:
+        parser.error(f"--settings: no setting {', '.join(map(repr, unknown))}; of {', '.join([*SETTINGS, *PAIRS])}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.which in ("figures", "reference"):
