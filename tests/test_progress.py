@@ -39,3 +39,21 @@ def test_disabled_draws_nothing_and_a_resumed_run_starts_where_it_stopped() -> N
     assert log.getvalue() == ""
     with progress_bar(total=10, desc="x", unit="step", initial=4, file=log) as bar:
         assert bar.n == 4
+
+
+def test_a_log_gets_whole_lines_with_messages_between_and_the_end() -> None:
+    log = io.StringIO()
+    with progress_bar(total=100, desc="dram on sums", unit="step", file=log) as bar:
+        start = bar.start_t
+        bar._time = lambda: start + 2 * bar.n  # two seconds a step: a line every 30 steps
+        for step in range(100):
+            bar.update(1)
+            if step + 1 == 50:
+                bar.write("step 50: test error 9.00%", file=log)
+    text = log.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    lines = text.splitlines()
+    assert "step 50: test error 9.00%" in lines  # a line of its own, not glued to a bar's
+    assert lines[-1].startswith("dram on sums: 100%") and "100/100" in lines[-1]  # where it ended
+    bars = [line for line in lines if line.startswith("dram on sums")]
+    assert 4 <= len(bars) <= 8, bars  # start, every 60 s of 200, after the message, the end
