@@ -98,6 +98,7 @@ SETTINGS = {
 # 32 channels so that 100x100 canvases train in minutes on a CPU.
 # The soft-attention baseline reads the same trunk (the learned queries attend over its feature map's cells).
 BASELINES = {"image_cnn": {"pooling": "flatten", "channels": [16, 32]}, "soft_attention": {"channels": [16, 32]}}
+DEFAULT_LR = 1e-3  # --lr's default; a seeds-table row names any other
 TRAIN_IMAGES = 55000  # MNIST's training digits less the 5,000 held out for validation: one epoch
 # Two digits apart on a 100x100 canvas with 8 pieces of clutter (Ba et al. 2015, sec. 4.1). RAM and the
 # CNN name the pair as one of 55 classes; DRAM names its two digits one after the other (sorted, so the
@@ -376,10 +377,11 @@ GUIDED = "ram, guided start"  # the table's name for RAM trained with `oracle --
 def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str, str], dict[str, dict]]:
     """(setting, model) -> seed -> row of every per-seed results file (glimpse-accuracy-<label>-s<seed>.json,
     one long run each), the ablation's and the probes' left out; and the guided starts' seeds
-    (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs) or
-    "GUIDED, E epochs" (then ", conv reader", ", baseline and jitter guided" where so), DRAM's as
-    "dram[, unordered], guided start[, conv G_image][, S steps]" (S where not 43,000); ", bfloat16" after a
-    run's name where it trained with --bf16; their curves of test error as "test_curve"."""
+    (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs, or any
+    length on two digits) or "GUIDED, E epochs" (then ", conv reader", ", baseline and jitter guided" where
+    so), DRAM's as "dram[, unordered], guided start[, conv G_image][, key=value of --model-set][, S steps]"
+    (S where not 43,000); ", lr X" where --lr was not DEFAULT_LR and ", bfloat16" where it trained with
+    --bf16; their curves of test error as "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -406,16 +408,17 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     name += "".join(f", {key}={value}" for key, value in set_here.items())  # --model-set's
                     name += f", {train['steps']:,} steps" if train["steps"] != 43000 else ""
                     paper = PAIRS[setting]["paper"]["dram"]
-                elif setting in PAIRS:
-                    name, paper = GUIDED, PAIRS[setting]["paper"].get("ram")
                 else:
                     epochs = round(train["steps"] * train["batch_size"] / TRAIN_IMAGES)
-                    name = GUIDED if epochs == 100 else f"{GUIDED}, {epochs} epochs"
+                    name = GUIDED if epochs == 100 or setting in PAIRS else f"{GUIDED}, {epochs} epochs"
                     name += ", conv reader" if model.get("what_net") == "conv" else ""
                     name += (
                         ", baseline and jitter guided" if row.get("guide_baseline") and row.get("guide_jitter") else ""
                     )
-                    paper = SETTINGS[setting]["paper"]["ram"]
+                    paper = (
+                        PAIRS[setting]["paper"].get("ram") if setting in PAIRS else SETTINGS[setting]["paper"]["ram"]
+                    )
+                name += f", lr {train['lr']:g}" if train["lr"] != DEFAULT_LR else ""  # --lr
                 name += ", bfloat16" if train.get("precision") == "bfloat16" else ""  # --bf16
                 rows.setdefault((setting, name), {})[seed] = {
                     **{
@@ -756,7 +759,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--source", default="auto", help="mnist, small or auto (mnist when present)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
