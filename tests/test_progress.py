@@ -54,6 +54,16 @@ def test_a_log_gets_whole_lines_with_messages_between_and_the_end() -> None:
     assert "\r" not in text and text.endswith("\n")
     lines = text.splitlines()
     assert "step 50: test error 9.00%" in lines  # a line of its own, not glued to a bar's
-    assert lines[-1].startswith("dram on sums: 100%") and "100/100" in lines[-1]  # where it ended
+    assert lines[-1].startswith("dram on sums: 100%") and "100/100" in lines[-1]  # where it ended, once
+    assert sum("100/100" in line for line in lines) == 1
     bars = [line for line in lines if line.startswith("dram on sums")]
     assert 4 <= len(bars) <= 8, bars  # start, every 60 s of 200, after the message, the end
+
+
+def test_a_last_line_already_written_is_not_written_again() -> None:
+    log = io.StringIO()
+    with progress_bar(total=10, desc="cnn", unit="step", file=log) as bar:
+        bar.update(10)
+        bar.set_postfix(loss="0.5")  # a run's last evaluation redraws the finished bar
+    finished = [line for line in log.getvalue().splitlines() if "10/10" in line]
+    assert len(finished) == 1 and finished[0].endswith("loss=0.5]"), finished

@@ -39,6 +39,7 @@ class LogLines(tqdm):
             return False
         self.fp.write(f"{self}\n")
         self.fp.flush()
+        self.logged_n = self.n
         return True
 
     def clear(self, nolock: bool = False) -> None:
@@ -48,7 +49,7 @@ class LogLines(tqdm):
         """Lines in a file stay where they were written."""
 
     def close(self) -> None:
-        if not self.disable and self.n != self.last_print_n:
+        if not self.disable and self.n != getattr(self, "logged_n", None):
             self.display()  # where it ended
         super().close()
 
