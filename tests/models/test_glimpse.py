@@ -57,6 +57,8 @@ def test_family_is_ram_with_its_own_config_and_the_tasks_sizes():
         "location_std": 0.17,
         "policy_trains_core": False,
         "what_net": "mlp",
+        "guide_baseline": False,
+        "guide_jitter": False,
     }
     with pytest.raises(ConfigError, match=r"unknown key model.num_classes"):
         build_model("ram", {"num_classes": 4}, SPEC)
@@ -166,3 +168,34 @@ def test_ram_family_guides_with_the_imitation_training_its_core():
     assert torch.equal(core_grad(ours), core_grad(expected))
     ours = family.guide_loss(images, labels, boxes)
     assert not torch.equal(core_grad(ours), core_grad(guide_loss(family.ram, images, boxes, labels, order="position")))
+
+
+@pytest.mark.parametrize(("baseline", "jitter"), [(True, False), (False, True), (True, True)])
+def test_ram_family_guides_with_the_baseline_and_jitter_its_config_asks_for(baseline, jitter):
+    from attnlab.glimpse.guide import guide_loss
+
+    values = {**SMALL, "guide_baseline": baseline, "guide_jitter": jitter}
+    family = build_model("ram", values, SPEC).train()
+    images, labels = quadrant_batch(4, torch.Generator().manual_seed(0))
+    boxes = torch.tensor([[4, 10, 3, 3], [21, 15, 3, 3], [4, 15, 3, 3], [21, 10, 3, 3]])
+    torch.manual_seed(2)
+    ours = family.guide_loss(images, labels, boxes)
+    torch.manual_seed(2)
+    kw = {"order": "position", "trains_core": True}
+    assert torch.equal(ours, guide_loss(family.ram, images, boxes, labels, baseline=baseline, jitter=jitter, **kw))
+    torch.manual_seed(2)
+    assert not torch.equal(ours, guide_loss(family.ram, images, boxes, labels, **kw))  # the defaults: neither
+
+
+def test_dram_family_guides_without_baseline_or_jitter_when_its_config_turns_them_off():
+    from attnlab.glimpse.guide import guide_loss
+
+    tiny = {"glimpse_size": 4, "num_scales": 2, "glimpses_per_label": 2, "glimpse_hidden": 8, "feature_dim": 8,
+            "core_size": 8, "context_size": 4, "context_hidden": 8, "unordered": True}  # fmt: skip
+    spec = TaskSpec(seq_len=1, answer_len=2, num_outputs=5, image=(1, 40, 40))
+    family = build_model("dram", {**tiny, "guide_baseline": False, "guide_jitter": False}, spec).train()
+    x = torch.rand(3, 1, 40, 40, generator=torch.Generator().manual_seed(0))
+    boxes = torch.tensor([[[4, 24, 10, 10], [20, 2, 10, 10]]] * 3)  # (b, 2, 4)
+    targets = torch.tensor([[1, 3]] * 3)
+    plain = guide_loss(family.dram, x, boxes, targets, order="position")  # no draws: the same on every call
+    assert torch.equal(family.guide_loss(x, targets, boxes), plain)

@@ -85,6 +85,8 @@ class DRAMConfig:
     location_std: float = 0.17  # fixed std of the Gaussian location policy
     unordered: bool = False  # the labels are a set: matched in the order they fit best (`best_order`)
     what_net: str = "mlp"  # G_image: "mlp" (two fully connected layers) or "conv" (the paper's: convolutional)
+    guide_baseline: bool = True  # a guided start (attnlab.glimpse.guide) also regresses the baseline on its returns
+    guide_jitter: bool = True  # a guided start draws its locations around each digit with location_std
 
     def __post_init__(self) -> None:
         for name in (

@@ -71,6 +71,8 @@ class RAMConfig:
     location_std: float = 0.17  # fixed std of the Gaussian location policy
     policy_trains_core: bool = False  # REINFORCE's gradient also reaches the core and glimpse networks via h_t
     what_net: str = "mlp"  # W_g reads the patches flattened ("mlp", the paper's) or through PatchConv ("conv")
+    guide_baseline: bool = False  # a guided start (attnlab.glimpse.guide) also regresses the baseline on its views
+    guide_jitter: bool = False  # a guided start draws its locations around the digit with location_std
 
     def __post_init__(self) -> None:
         for name in ("glimpse_size", "num_scales", "num_glimpses", "glimpse_hidden", "glimpse_dim", "core_size"):

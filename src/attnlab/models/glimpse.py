@@ -26,7 +26,9 @@ Both families have a guided start (`guide_loss`, which the loop trains by for it
 train.guide_steps steps; attnlab.glimpse.guide): every glimpse at the batch's digit, or half at each
 of two, the left one first, the policy imitating those locations. With the recipe that
 `benchmarks/glimpse.py oracle` measured best: RAM's imitation also trains its core; DRAM's baseline
-learns on the guided views and its guided locations are drawn around each digit with the policy's std.
+learns on the guided views and its guided locations are drawn around each digit with the policy's std
+(each model's config: guide_baseline and guide_jitter, on for DRAM; RAM's are off by default, as at the
+tour's budget they did not help, and on in its 100-epoch runs on cluttered 100x100 canvases).
 """
 
 from __future__ import annotations
@@ -92,8 +94,11 @@ class RAMFamily(TaskModel):
     def guide_loss(self, inputs: Tensor, targets: Tensor, boxes: Tensor) -> Tensor:
         """A guided step's loss (attnlab.glimpse.guide): inputs (b, c, y, x), targets (b, 1), boxes (b, 4) or
         (b, 2, 4) -> (); every glimpse but the first at the digit (half at each of two, the left one first),
-        the policy imitating them, its gradient reaching the core."""
-        return guide_loss(self.ram, inputs, boxes, targets, order="position", trains_core=True)
+        the policy imitating them, its gradient reaching the core; with config.guide_baseline the baseline
+        learns the guided views' reward, with config.guide_jitter the locations are drawn around the digit."""
+        cfg = self.ram.config
+        return guide_loss(self.ram, inputs, boxes, targets, order="position", trains_core=True,
+                          baseline=cfg.guide_baseline, jitter=cfg.guide_jitter)  # fmt: skip
 
 
 @MODELS.register("dram")
@@ -151,10 +156,12 @@ class DRAMFamily(TaskModel):
 
     def guide_loss(self, inputs: Tensor, targets: Tensor, boxes: Tensor) -> Tensor:
         """A guided step's loss (attnlab.glimpse.guide): inputs (b, c, y, x), targets (b, n), boxes (b, 4) or
-        (b, 2, 4) -> (); each answer's glimpses at its digit, drawn around its centre with the policy's std,
-        the policy imitating them and the baseline learning their returns. Two digits named in either order
+        (b, 2, 4) -> (); each answer's glimpses at its digit, drawn around its centre with the policy's std
+        (config.guide_jitter), the policy imitating them and the baseline learning their returns
+        (config.guide_baseline). Two digits named in either order
         (unordered), or read for one answer, are visited left one first (an order the context network can
         see); named in a fixed order (the smaller first), in that order."""
-        fixed = not self.dram.config.unordered and self.spec.answer_len > 1
-        order = "value" if fixed else "position"
-        return guide_loss(self.dram, inputs, boxes, targets, order=order, baseline=True, jitter=True)
+        cfg = self.dram.config
+        order = "value" if not cfg.unordered and self.spec.answer_len > 1 else "position"
+        return guide_loss(self.dram, inputs, boxes, targets, order=order, baseline=cfg.guide_baseline,
+                          jitter=cfg.guide_jitter)  # fmt: skip
