@@ -609,8 +609,7 @@ def train_step(args, model, task, batch, optimizer, clip_norm: float, guided: bo
     """One `oracle` step: with own (a guided run past its guided steps) the recipe's step (the policy on its
     own, attnlab.train.loop.optimizer_step); else the guide's (attnlab.glimpse.guide.guide_loss: imitating
     when guided, an oracle's views when not)."""
-    from attnlab.train.clipping import clip_gradients_
-    from attnlab.train.loop import optimizer_step
+    from attnlab.train.loop import apply_gradients, optimizer_step
 
     if guided and own:
         optimizer_step(model, model, task, batch, optimizer, clip_norm, precision=precision(args))
@@ -620,10 +619,7 @@ def train_step(args, model, task, batch, optimizer, clip_norm: float, guided: bo
         loss = guide.guide_loss(glimpse_network(model), batch.inputs, batch.boxes, batch.targets, imitate=guided,
                                 order=args.guide_order, trains_core=guided and args.guide_trains_core,
                                 baseline=args.guide_baseline, jitter=args.guide_jitter)  # fmt: skip
-    optimizer.zero_grad()
-    loss.backward()
-    clip_gradients_(list(model.parameters()), clip_norm, False)
-    optimizer.step()
+    apply_gradients(loss, model, optimizer, clip_norm)
 
 
 def oracle_policy(args) -> dict:

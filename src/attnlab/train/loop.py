@@ -134,6 +134,18 @@ def optimizer_step(
         else:
             logits, aux = split_output(net(batch.inputs, batch.targets))
             loss = task.loss(logits, batch) if aux is None else task.loss(logits, batch) + aux
+    return apply_gradients(loss, model, opt, clip_norm, clip_each)
+
+
+def apply_gradients(
+    loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, clip_norm: float, clip_each: bool = False
+) -> Tensor:
+    """The rest of a training step once its loss is known: backward, the gradients' clipping (as
+    `optimizer_step`'s), the optimizer's step; the loss.
+
+    Raises:
+        NonFiniteStep: the loss or the gradients' norm is nan or infinite (the weights are untouched).
+    """
     opt.zero_grad(set_to_none=True)
     loss.backward()
     params = [p for p in model.parameters() if p.grad is not None]
