@@ -197,6 +197,26 @@ def glimpse_distances(run, chunk: int = 1000) -> dict:
     }
 
 
+@torch.no_grad()
+def late_at_digit(run, chunk: int = 1000) -> dict[int, float]:
+    """Does the drift of later glimpses cost accuracy? A RAM on one digit tested with its glimpses n..g at the
+    digit's centre and glimpses 1..n-1 where its policy's means go (which the later ones cannot change):
+    n -> test error, for n from g/2 + 1 to g."""
+    batch = run.task.eval_set(10**9, "test")
+    centres = box_centres(run.task.boxes("test").to(torch.float32), *batch.inputs.shape[-2:])  # (r, 2)
+    ram = run.model.eval().ram
+    chunks = [slice(i, i + chunk) for i in range(0, len(batch), chunk)]
+    own = torch.cat([ram.forward_eager(batch.inputs[c]).locations for c in chunks])  # (r, g, 2)
+    errors = {}
+    for n in range(ram.config.num_glimpses // 2 + 1, ram.config.num_glimpses + 1):
+        at = own.clone()
+        at[:, n - 1 :] = centres[:, None]  # (r, g, 2)
+        right = sum(int((ram.forward_eager(batch.inputs[c], at=at[c]).logits.argmax(-1) == batch.targets[c, 0]).sum())
+                    for c in chunks)  # fmt: skip
+        errors[n] = 1 - right / len(batch)
+    return errors
+
+
 def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples: int) -> dict:
     """One trained seed's figures: test error at the policy's means (the loop's own test), one sampled
     path and `samples` averaged (glimpse models), at the digit's centre (RAM), and its curve."""
@@ -711,7 +731,9 @@ def split(args) -> dict:
     means and where its guide looks (`guided_view_error`, in --guide-order), the difference being what its
     policy costs; and at its policy's means on TRAIN_CANVASES fresh canvases of training digits
     ("train_error"): near its test error, the model has not yet fitted what it was trained on (a longer run
-    or a larger model, not regularisation, is what would lower it); far below, it has and does not generalise."""
+    or a larger model, not regularisation, is what would lower it); far below, it has and does not generalise.
+    A RAM on one digit also gets where its glimpses went (`glimpse_distances`) and what their drift costs
+    (`late_at_digit`)."""
     result = {"command": common.machine()["command"], "guide_order": args.guide_order, "runs": {}}
     for folder in args.run_folders:
         run = load_run(folder)
@@ -728,6 +750,12 @@ def split(args) -> dict:
             f"{TRAIN_CANVASES:,} training canvases",
             flush=True,
         )
+        if hasattr(run.model, "ram") and test.boxes is not None and test.boxes.dim() == 2:  # RAM on one digit
+            row["glimpses"] = glimpse_distances(run)
+            row["late_at_digit"] = late_at_digit(run)
+            print(f"  median pixels from the digit, glimpse by glimpse: "
+                  f"{', '.join(f'{d:.1f}' for d in row['glimpses']['distance_px'])}; glimpses n.. at the digit: "
+                  f"{', '.join(f'n={n} {e:.2%}' for n, e in row['late_at_digit'].items())}", flush=True)  # fmt: skip
         result["runs"][str(folder)] = row
     return result
 
