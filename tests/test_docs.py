@@ -46,3 +46,20 @@ def test_the_example_runs(name: str, code: str, tmp_path: Path, monkeypatch: pyt
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)  # what an example writes (a figure) lands here
     exec(compile(code, name, "exec"), {"__name__": "__main__"})
+
+
+def test_the_glimpse_seeds_tables_hold_what_the_results_files_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row `benchmarks/glimpse.py table` gathers from the committed results files stands in
+    docs/glimpse.md as it prints it (bold aside): a seed's results file committed without its row, or a
+    row left behind by a later seed, fails here."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its `import common`
+    spec = importlib.util.spec_from_file_location("glimpse_benchmark", ROOT / "benchmarks" / "glimpse.py")
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    rows = benchmark.seeds_table(benchmark.seed_files()).splitlines()[2:]  # past the header
+    page = (ROOT / "docs" / "glimpse.md").read_text().replace("**", "")
+    assert len(rows) >= 20
+    assert [row for row in rows if row not in page] == []
