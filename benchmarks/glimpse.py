@@ -197,24 +197,16 @@ def glimpse_distances(run, chunk: int = 1000) -> dict:
     }
 
 
-@torch.no_grad()
-def late_at_digit(run, chunk: int = 1000) -> dict[int, float]:
+def late_at_digit(run) -> dict[int, float]:
     """Does the drift of later glimpses cost accuracy? A RAM on one digit tested with its glimpses n..g at the
-    digit's centre and glimpses 1..n-1 where its policy's means go (which the later ones cannot change):
+    digit's centre and glimpses 1..n-1 where its policy's means go (`guide.guided_view_error`'s first):
     n -> test error, for n from g/2 + 1 to g."""
-    batch = run.task.eval_set(10**9, "test")
-    centres = box_centres(run.task.boxes("test").to(torch.float32), *batch.inputs.shape[-2:])  # (r, 2)
-    ram = run.model.eval().ram
-    chunks = [slice(i, i + chunk) for i in range(0, len(batch), chunk)]
-    own = torch.cat([ram.forward_eager(batch.inputs[c]).locations for c in chunks])  # (r, g, 2)
-    errors = {}
-    for n in range(ram.config.num_glimpses // 2 + 1, ram.config.num_glimpses + 1):
-        at = own.clone()
-        at[:, n - 1 :] = centres[:, None]  # (r, g, 2)
-        right = sum(int((ram.forward_eager(batch.inputs[c], at=at[c]).logits.argmax(-1) == batch.targets[c, 0]).sum())
-                    for c in chunks)  # fmt: skip
-        errors[n] = 1 - right / len(batch)
-    return errors
+    test = run.task.eval_set(10**9, "test")
+    glimpses = run.model.ram.config.num_glimpses
+    return {
+        n: guide.guided_view_error(run.model.ram, test.inputs, test.boxes, test.targets, first=n)
+        for n in range(glimpses // 2 + 1, glimpses + 1)
+    }
 
 
 def seed_row(run, folder: Path, config: dict, model: str, setting: str, samples: int) -> dict:

@@ -173,3 +173,27 @@ def test_error_at_the_guides_views_is_the_models_own_there():
     assert error == pytest.approx(1 / 3)
     assert guided_view_error(net, x, PAIR_BOXES, targets, "position") == error  # chunks change nothing
     assert not net.training
+
+
+@pytest.mark.parametrize("first", [1, 3, 4])
+def test_error_with_the_later_glimpses_at_the_digit_keeps_the_policys_earlier_ones(first):
+    net, x = ram(glimpses=4).eval(), canvases(6)
+    boxes = torch.tensor([[0, 0, 10, 10], [30, 20, 10, 10], [12, 14, 10, 10]] * 2)  # (b, 4)
+    own = net.forward_eager(x).locations  # (b, 4, 2) its means
+    at = box_centres(boxes, SIZE, SIZE)[:, None].repeat(1, 4, 1)  # (b, 4, 2) every glimpse at the digit
+    at[:, : first - 1] = own[:, : first - 1]
+    named = net.forward_eager(x, at=at).logits.argmax(-1)  # (b,)
+    targets = named[:, None].clone()
+    targets[:2] = (targets[:2] + 1) % 5  # two of six wrong there
+    looked, forward = [], net.forward_eager
+
+    def recorded(images, noise=None, at=None, **kw):  # where each call glimpsed
+        out = forward(images, noise, at=at, **kw)
+        looked.append(out.locations)
+        return out
+
+    net.forward_eager = recorded
+    assert guided_view_error(net, x, boxes, targets, chunk=4, first=first) == pytest.approx(2 / 6)
+    assert torch.allclose(torch.cat(looked[-2:] if first == 1 else looked[1::2]), at, atol=1e-6)  # the scored calls
+    with pytest.raises(ValueError, match=r"first must be in 1\.\.4"):
+        guided_view_error(net, x, boxes, targets, first=5)

@@ -122,7 +122,13 @@ def guide_loss(
 
 @torch.no_grad()
 def guided_view_error(
-    network: RAM | DRAM, inputs: Tensor, boxes: Tensor, targets: Tensor, order: str = "value", chunk: int = 1000
+    network: RAM | DRAM,
+    inputs: Tensor,
+    boxes: Tensor,
+    targets: Tensor,
+    order: str = "value",
+    chunk: int = 1000,
+    first: int = 1,
 ) -> float:
     """The error of a trained model glimpsing where its guide looks, its own policy out of the way: beside
     the error at its policy's means, it splits what is missed between policy and classifier.
@@ -130,12 +136,20 @@ def guided_view_error(
     Every answer of an example must be right; DRAM's answers are compared as it names them in use
     (ascending, when unordered), against targets (b, n) as the task gives them. inputs, boxes, targets
     and order as `guide_locations`'s (a task's test set: `Task.eval_set`, whose batch holds the boxes).
+    first: glimpses first.. (counted from 1) where the guide looks, the earlier ones where the policy's
+    means go (which the later ones cannot change): what the drift of the later glimpses costs.
     """
+    glimpses = network.num_glimpses if isinstance(network, DRAM) else network.config.num_glimpses
+    if not 1 <= first <= glimpses:
+        raise ValueError(f"guided_view_error: first must be in 1..{glimpses} (the glimpses); got {first}")
     network.eval()
     right = 0
     for i in range(0, len(inputs), chunk):
         rows = slice(i, i + chunk)
         at, _ = guide_locations(network, inputs[rows], boxes[rows], targets[rows], order)  # (c, glimpses, 2)
+        if first > 1:  # the policy's own means before glimpse `first`
+            own = network(inputs[rows]) if isinstance(network, DRAM) else network.forward_eager(inputs[rows])
+            at[:, : first - 1] = own.locations[:, : first - 1]  # (c, glimpses, 2)
         if isinstance(network, DRAM):
             logits = network(inputs[rows], at=at).logits  # (c, K, o)
             logits = ascending(logits) if network.config.unordered else logits
