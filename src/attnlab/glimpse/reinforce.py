@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -36,9 +37,7 @@ def policy_gradient_loss(log_probs: Tensor, baselines: Tensor, reward: Tensor) -
     Returns:
         () the loss.
     """
-    reward = reward.to(log_probs.dtype)  # (b,) or (b, t)
-    if reward.dim() == 1:
-        reward = reward[:, None]  # (b, 1)
+    reward = per_action(reward, log_probs.dtype)  # (b, 1) or (b, t)
     advantage = (reward - baselines).detach()  # (b, t)
     policy = -(log_probs * advantage).sum(1).mean()
     return policy + baseline_loss(baselines, reward)
@@ -50,10 +49,13 @@ def baseline_loss(baselines: Tensor, reward: Tensor) -> Tensor:
     baselines (b, t); reward (b,) one per episode (the same R_t at every t) or (b, t) -> () the mean
     squared error.
     """
-    reward = reward.to(baselines.dtype)  # (b,) or (b, t)
-    if reward.dim() == 1:
-        reward = reward[:, None]  # (b, 1)
-    return F.mse_loss(baselines, reward.expand_as(baselines))
+    return F.mse_loss(baselines, per_action(reward, baselines.dtype).expand_as(baselines))
+
+
+def per_action(reward: Tensor, dtype: torch.dtype) -> Tensor:
+    """A reward as one per action: (b,) one per episode -> (b, 1), broadcast over the actions; (b, t) as is."""
+    reward = reward.to(dtype)  # (b,) or (b, t)
+    return reward[:, None] if reward.dim() == 1 else reward
 
 
 def correct_reward(logits: Tensor, labels: Tensor) -> Tensor:
