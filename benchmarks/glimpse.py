@@ -66,7 +66,7 @@ from attnlab.glimpse import box_centres, guide, sampled_errors
 from attnlab.models import build_model
 from attnlab.progress import progress_bar
 from attnlab.train import build_task_and_model, ensure, load_run, resolve
-from attnlab.train.checkpoint import save_config, save_weights, ship_run
+from attnlab.train.checkpoint import atomic_write, save_config, save_weights, ship_run
 from attnlab.train.cost import multiply_adds, seconds_per_example
 from attnlab.train.vectorised import ensure_seeds
 from common import FIGURES, RESULTS
@@ -589,8 +589,7 @@ def save_oracle(folder: Path, recorded: dict, step: int, model, optimizer, gener
     folder.mkdir(parents=True, exist_ok=True)
     state = {"recorded": recorded, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "curve": curve}  # fmt: skip
-    torch.save(state, folder / f"{RESUME}.tmp")
-    (folder / f"{RESUME}.tmp").replace(folder / RESUME)
+    atomic_write(folder / RESUME, lambda path: torch.save(state, path))
 
 
 def resume_oracle(folder: Path, recorded: dict, model, optimizer, generator) -> tuple[int, list[dict], float]:
