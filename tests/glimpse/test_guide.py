@@ -136,6 +136,10 @@ def test_ram_baseline_learns_the_guided_views_reward_at_every_glimpse_and_jitter
     assert net.baseline.weight.grad.abs().sum() > 0  # the baseline trains while guided
     looked, draws = jittered(net, at, x, boxes, targets)
     assert torch.allclose(looked, (at + 0.1 * draws).clamp(-1, 1))  # the first glimpse too, around the start
+    likely = ram(location_std=0.1, reward="likelihood").train()  # the same weights (seed 0), log p as its reward
+    log_p = -F.cross_entropy(out.logits, targets[:, 0], reduction="none")  # (b,)
+    regression = F.mse_loss(out.baselines, log_p[:, None].expand(-1, 4))
+    assert torch.allclose(guide_loss(likely, x, boxes, targets, baseline=True), plain + regression)
 
 
 def test_options_of_the_other_model_are_refused():

@@ -177,6 +177,8 @@ def test_bad_configs_fail_with_a_message():
         RAMConfig(core="gru")
     with pytest.raises(ValueError, match=r"RAMConfig.location_std"):
         RAMConfig(location_std=0.0)
+    with pytest.raises(ValueError, match=r"RAMConfig.reward: must be one of 'correct', 'likelihood'; got 'sparse'"):
+        RAMConfig(reward="sparse")
     with pytest.raises(ValueError, match=r"RAMConfig.num_glimpses"):
         RAMConfig(num_glimpses=0)
     with pytest.raises(ValueError, match=r"RAMConfig.what_net: must be 'mlp' or 'conv'; got 'cnn'"):

@@ -1,10 +1,17 @@
 """REINFORCE with a learned baseline against closed forms (a Gaussian policy, a two-armed bandit),
-the baseline's regression, and RAM's reward."""
+the baseline's regression, and RAM's rewards."""
 
 import pytest
 import torch
 
-from attnlab.glimpse.reinforce import baseline_loss, correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.reinforce import (
+    baseline_loss,
+    correct_reward,
+    episode_reward,
+    gaussian_log_prob,
+    likelihood_reward,
+    policy_gradient_loss,
+)
 
 
 @pytest.mark.parametrize("use_baseline", [False, True])
@@ -69,3 +76,16 @@ def test_the_baseline_loss_takes_one_reward_per_episode_or_one_per_action():
 def test_the_reward_is_one_for_a_right_answer():
     logits = torch.tensor([[0.1, 2.0, 0.3], [1.0, 0.0, -1.0], [0.0, 0.0, 5.0]])
     assert correct_reward(logits, torch.tensor([1, 2, 2])).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_the_likelihood_reward_is_the_log_probability_of_the_label_and_a_constant():
+    logits = torch.tensor([[0.1, 2.0, 0.3], [1.0, 0.0, -1.0]], requires_grad=True)
+    labels = torch.tensor([1, 2])
+    reward = likelihood_reward(logits, labels)
+    by_hand = [2.0 - torch.tensor([0.1, 2.0, 0.3]).exp().sum().log(),
+               -1.0 - torch.tensor([1.0, 0.0, -1.0]).exp().sum().log()]  # log p(label) = z_label - log sum exp z
+    torch.testing.assert_close(reward, torch.stack(by_hand))
+    assert not reward.requires_grad  # no gradient reaches the classifier through the reward
+    assert likelihood_reward(logits.detach().bfloat16(), labels).dtype == torch.float32
+    assert episode_reward("likelihood", logits, labels).tolist() == reward.tolist()
+    assert episode_reward("correct", logits, labels).tolist() == [1.0, 0.0]

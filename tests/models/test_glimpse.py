@@ -59,6 +59,7 @@ def test_family_is_ram_with_its_own_config_and_the_tasks_sizes():
         "what_net": "mlp",
         "guide_baseline": False,
         "guide_jitter": False,
+        "reward": "correct",
     }
     with pytest.raises(ConfigError, match=r"unknown key model.num_classes"):
         build_model("ram", {"num_classes": 4}, SPEC)
@@ -88,6 +89,22 @@ def test_forward_follows_the_loop_contract():
     assert logits.shape == (6, 1, 4) and aux.dim() == 0
     assert split_output(model(images))[1] is None  # no targets: logits only
     assert model.eval()(images, labels).shape == (6, 1, 4)
+
+
+@pytest.mark.parametrize("reward", ["correct", "likelihood"])
+def test_the_aux_loss_is_reinforce_with_the_configs_reward(reward):
+    from attnlab.glimpse.reinforce import policy_gradient_loss
+
+    model = build_model("ram", {**SMALL, "reward": reward}, SPEC).train()
+    images, labels = quadrant_batch(6, torch.Generator().manual_seed(0))
+    torch.manual_seed(3)
+    logits, aux = model(images, labels)
+    torch.manual_seed(3)  # the same draws
+    out = model.ram(images)
+    right = (out.logits.argmax(-1) == labels[:, 0]).float()  # (b,)
+    expected = right if reward == "correct" else -F.cross_entropy(out.logits, labels[:, 0], reduction="none")
+    torch.testing.assert_close(logits[:, 0], out.logits)
+    torch.testing.assert_close(aux, policy_gradient_loss(out.log_probs, out.baselines, expected.detach()))
 
 
 def test_bad_specs_and_inputs_fail_with_a_message():

@@ -19,7 +19,14 @@ from attnlab.glimpse.dram import (
     sequential_rewards,
 )
 from attnlab.glimpse.ram import RAM, RAMConfig, RAMOutput
-from attnlab.glimpse.reinforce import baseline_loss, correct_reward, gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.reinforce import (
+    baseline_loss,
+    correct_reward,
+    episode_reward,
+    gaussian_log_prob,
+    likelihood_reward,
+    policy_gradient_loss,
+)
 from attnlab.glimpse.retina import PatchConv, Retina, box_centres, pixel_centres
 from attnlab.glimpse.scoring import SampledErrors, sampled_errors
 
@@ -38,7 +45,9 @@ __all__ = [
     "best_order",
     "box_centres",
     "correct_reward",
+    "episode_reward",
     "gaussian_log_prob",
+    "likelihood_reward",
     "pixel_centres",
     "policy_gradient_loss",
     "rewards_to_go",

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from attnlab.glimpse.dram import DRAM, DRAMOutput, ascending, rewards_to_go, sequential_rewards
 from attnlab.glimpse.ram import RAM, RAMOutput
-from attnlab.glimpse.reinforce import baseline_loss, correct_reward
+from attnlab.glimpse.reinforce import baseline_loss, episode_reward
 from attnlab.glimpse.retina import box_centres
 
 ORDERS = ("value", "position")  # two digits: the smaller one's glimpses first, or the left (upper) one's
@@ -115,8 +115,9 @@ def guide_loss(
     else:
         out = network.forward_eager(inputs, at=at, policy_trains_core=trains_core)
         loss = F.cross_entropy(out.logits, targets[:, 0])  # logits (b, o)
-        if baseline:  # b_t onto the guided views' reward, the same at every glimpse as in REINFORCE
-            loss = loss + baseline_loss(out.baselines, correct_reward(out.logits, targets[:, 0]))  # (b, t), (b,)
+        if baseline:  # b_t onto the guided views' reward (RAMConfig.reward), the same at every glimpse as in REINFORCE
+            reward = episode_reward(network.config.reward, out.logits, targets[:, 0])  # (b,)
+            loss = loss + baseline_loss(out.baselines, reward)  # (b, t), (b,)
     return loss - out.log_probs.mean() if imitate else loss
 
 

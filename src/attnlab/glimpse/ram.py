@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from attnlab.core import Traced
 from attnlab.core.cells import lstm_update
 from attnlab.core.fast import FastPath, compiled
-from attnlab.glimpse.reinforce import gaussian_log_prob, policy_gradient_loss
+from attnlab.glimpse.reinforce import REWARDS, gaussian_log_prob, policy_gradient_loss
 from attnlab.glimpse.retina import PatchConv, Retina, check_reader, foveate, pad_images, patch_conv
 
 SCALE_FACTOR = 2  # each scale of a glimpse is twice the previous width, as in the paper
@@ -73,6 +73,7 @@ class RAMConfig:
     what_net: str = "mlp"  # W_g reads the patches flattened ("mlp", the paper's) or through PatchConv ("conv")
     guide_baseline: bool = False  # a guided start (attnlab.glimpse.guide) also regresses the baseline on its views
     guide_jitter: bool = False  # a guided start draws its locations around the digit with location_std
+    reward: str = "correct"  # REINFORCE's R: "correct" (1 for a right label, the paper's) or "likelihood" (log p)
 
     def __post_init__(self) -> None:
         for name in ("glimpse_size", "num_scales", "num_glimpses", "glimpse_hidden", "glimpse_dim", "core_size"):
@@ -83,6 +84,8 @@ class RAMConfig:
         check_reader("RAMConfig", self.what_net, self.glimpse_size)
         if not self.location_std > 0:
             raise ValueError(f"RAMConfig.location_std: must be > 0; got {self.location_std}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"RAMConfig.reward: must be one of {', '.join(map(repr, REWARDS))}; got {self.reward!r}")
 
 
 class RAMOutput(NamedTuple):
@@ -430,7 +433,8 @@ class RAM(FastPath, Traced, nn.Module):
 
         Args:
             output: this model's forward output (training mode, so that locations were sampled).
-            reward: (b,) R, 1 where the final classification is right, else 0 (`correct_reward`).
+            reward: (b,) R, by config.reward (`reinforce.episode_reward`): 1 where the final classification
+                is right, else 0; or log p of the right label.
         Returns:
             () the loss; add it to the classifier's cross-entropy.
         """

@@ -2,7 +2,9 @@
 
     grad J = E[ sum_t grad log pi(l_t) (R_t - b_t) ],   b_t regressed onto R_t
 
-RAM (Mnih et al. 2014) pays one reward per image, R = 1 where the label is right (`correct_reward`);
+RAM (Mnih et al. 2014) pays one reward per image, R = 1 where the label is right (`correct_reward`),
+or, as Xu et al. 2015's hard attention (eq. 12), R = log p(label) (`likelihood_reward`), which tells a
+more confident right answer from a less confident one (`episode_reward` picks by name);
 DRAM (Ba et al. 2015) pays a return per location (attnlab.glimpse.dram.rewards_to_go). Both policies
 are Gaussian around the location network's mean with a fixed std (`gaussian_log_prob`).
 """
@@ -62,3 +64,17 @@ def correct_reward(logits: Tensor, labels: Tensor) -> Tensor:
     """RAM's reward: logits (b, classes), labels (b,) -> (b,) 1.0 where argmax is right, else 0
     (any leading shape: (b, K, classes), (b, K) -> (b, K))."""
     return (logits.argmax(-1) == labels).to(logits.dtype)  # (b,)
+
+
+def likelihood_reward(logits: Tensor, labels: Tensor) -> Tensor:
+    """The hard-attention reward of Xu et al. 2015: logits (b, classes), labels (b,) -> (b,) log p(label),
+    computed in float32 from the logits detached (a reward is a constant to the policy's gradient)."""
+    return -F.cross_entropy(logits.detach().float(), labels, reduction="none")  # (b,)
+
+
+REWARDS = {"correct": correct_reward, "likelihood": likelihood_reward}  # an episode's reward, by name
+
+
+def episode_reward(kind: str, logits: Tensor, labels: Tensor) -> Tensor:
+    """One reward per image by name (`REWARDS`): logits (b, classes), labels (b,) -> (b,)."""
+    return REWARDS[kind](logits, labels)

@@ -40,7 +40,7 @@ from torch import Tensor
 from attnlab.glimpse.dram import DRAM, DRAMConfig, ascending, best_order
 from attnlab.glimpse.guide import guide_loss
 from attnlab.glimpse.ram import RAM, RAMConfig
-from attnlab.glimpse.reinforce import correct_reward
+from attnlab.glimpse.reinforce import episode_reward
 from attnlab.models.registry import MODELS, TaskModel
 from attnlab.models.vision import check_image_spec
 from attnlab.spec import TaskSpec
@@ -88,7 +88,7 @@ class RAMFamily(TaskModel):
         logits = out.logits[:, None]  # (b, 1, o)
         if not (self.training and targets is not None):
             return logits
-        reward = correct_reward(out.logits, targets[:, 0])  # (b,)
+        reward = episode_reward(self.ram.config.reward, out.logits, targets[:, 0])  # (b,)
         return logits, self.ram.reinforce_loss(out, reward)
 
     def guide_loss(self, inputs: Tensor, targets: Tensor, boxes: Tensor) -> Tensor:
