@@ -29,7 +29,8 @@ classifier) and where its glimpses went against the digit, glimpse by glimpse (`
 (the training canvases' boxes, which each sampled batch carries), cross-entropy only, and tests it the same
 way: the error the classifier reaches when the policy is not in the way (glimpse-oracle[-label].json).
 With --guide-steps N it guides the first N steps only (the policy imitating the digit's centre), trains
-the rest with the recipe and tests the policy's own glimpses. Its state is kept at every evaluation
+the rest with the recipe and tests the policy's own glimpses; with --guide-every K every K-th step after
+those is guided too (train.guide_every, attnlab.train.loop.guided_at). Its state is kept at every evaluation
 (--runs/<setting>/ram-guided-s<seed>/oracle-resume.pt, or ram-oracle-s<seed>): the same command run
 again after a kill resumes there and ends as the run would have without the kill.
 
@@ -166,6 +167,7 @@ def run_config(args, setting: str, model: str, seed: int) -> dict:
             "clip_norm": 5.0,
             "keep_checkpoints": 0,
             **({"precision": precision(args)} if args.bf16 else {}),  # recorded when set
+            **({"guide_every": args.guide_every} if args.guide_every else {}),  # recorded when set
         },
     }
 
@@ -644,7 +646,7 @@ def oracle_policy(args) -> dict:
     --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit).
     With --location-std-end S the policy's std falls from the config's at the hand-over to S at the last
     step (`std_at`); the sampled paths scored at the end are drawn with S."""
-    from attnlab.train.loop import lr_at, make_optimizer, seed_everything
+    from attnlab.train.loop import guided_at, lr_at, make_optimizer, seed_everything
 
     meta = common.machine()
     result = {"command": meta["command"], "date": meta["date"], "machine": meta, "settings": {}}
@@ -657,6 +659,8 @@ def oracle_policy(args) -> dict:
     two_digits = any(setting in PAIRS for setting in args.settings.split(","))
     extra = {"guide_order": args.guide_order} if name == "dram" or two_digits else {}  # recorded with two digits
     extra.update({k: True for k in ("guide_baseline", "guide_jitter") if getattr(args, k)})  # recorded when set
+    if args.guide_every and not guided:
+        raise SystemExit("glimpse.py oracle: --guide-every needs a guided run (--guide-steps N)")
     if args.location_std_end:
         if not guided:
             raise SystemExit("glimpse.py oracle: --location-std-end needs a guided run (--guide-steps N)")
@@ -668,7 +672,7 @@ def oracle_policy(args) -> dict:
             config = resolve(values)
             seed_everything(seed)
             task, model = build_task_and_model(config)
-            cfg = config.train
+            cfg = replace(config.train, guide_steps=args.guide_steps)  # guided_at's steps: the first N, every K
             optimizer, generator = make_optimizer(model, cfg), torch.Generator().manual_seed(seed)
             test = task.eval_set(10**9, "test")
             folder = args.runs / setting / f"{name}-{'guided' if guided else 'oracle'}-s{seed}"  # its weights, resume
@@ -683,7 +687,7 @@ def oracle_policy(args) -> dict:
                 batch = task.sample(cfg.batch_size, generator)
                 if args.location_std_end and step >= args.guide_steps:
                     set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
-                train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, step >= args.guide_steps)
+                train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, not guided_at(step + 1, cfg))
                 bar.update(1)
                 if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                     model.eval()
@@ -807,6 +811,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--samples", type=int, default=10, help="sampled paths averaged for the averaged error")
     parser.add_argument("--guide-steps", type=int, default=0, help="oracle: guide this many steps, then the recipe's")
+    parser.add_argument("--guide-every", type=int, default=0,
+                        help="oracle: after the guided steps every this-many-th step is guided too (0: none)")  # fmt: skip
     parser.add_argument(
         "--guide-trains-core", action="store_true", help="oracle: the guide's imitation also trains the core"
     )

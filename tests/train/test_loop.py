@@ -267,6 +267,12 @@ def test_a_guided_start_trains_by_the_familys_guide_loss_then_its_own_and_resume
     calls.clear()
     train(guided(guide_steps=0), tmp_path / "own", progress=False)
     assert calls == ["own"] * 20
+    calls.clear()
+    train(guided(guide_every=4), tmp_path / "every", progress=False)  # after the 8, steps 12, 16 and 20 too
+    assert calls == ["guided"] * 8 + (["own"] * 3 + ["guided"]) * 3
+    calls.clear()
+    train(guided(guide_steps=0, guide_every=5), tmp_path / "every-only", progress=False)
+    assert calls == (["own"] * 4 + ["guided"]) * 4
     assert not torch.equal(weights(tmp_path / "own")["ram.locator.weight"], a["ram.locator.weight"])
 
 
@@ -281,8 +287,14 @@ def test_a_guided_start_needs_a_family_that_has_one_and_one_process(tmp_path):
         tiny(guide_steps="some")
     with pytest.raises(ValueError, match="guide_steps must be >= 0"):
         TrainConfig(guide_steps=-1)
+    with pytest.raises(ValueError, match="guide_every must be >= 0"):
+        TrainConfig(guide_every=-2)
+    with pytest.raises(ConfigError, match="train.guide_every: model transformer has no guided start"):
+        train(tiny(guide_every=3), tmp_path / "every", progress=False)
     seeds = [guided(seed=s) for s in (0, 1)]
     assert why_not_vectorised(seeds, ["a", "b"]) == "train.guide_steps: a guided start trains one model at a time"
+    every = [guided(guide_steps=0, guide_every=3, seed=s) for s in (0, 1)]
+    assert why_not_vectorised(every, ["a", "b"]) == "train.guide_steps: a guided start trains one model at a time"
 
 
 def test_bfloat16_precision_trains_under_autocast_and_evaluates_in_float32(tmp_path, monkeypatch):

@@ -159,16 +159,22 @@ def apply_gradients(
     return loss
 
 
+def guided_at(step: int, cfg: TrainConfig) -> bool:
+    """Whether step (counted from 1) trains by the family's guided start: the first cfg.guide_steps, and after
+    them every cfg.guide_every-th step (0: none), so that the policy keeps some imitation of where to look."""
+    return step <= cfg.guide_steps or (cfg.guide_every > 0 and step % cfg.guide_every == 0)
+
+
 def check_guided(config: RunConfig, task: Task, model: TaskModel, procs: distributed.Processes) -> None:
-    """Raise ConfigError, naming train.guide_steps, where the run cannot have a guided start."""
+    """Raise ConfigError, naming train.guide_steps (or train.guide_every where only it is set), where the run
+    cannot have guided steps."""
+    field = "train.guide_steps" if config.train.guide_steps else "train.guide_every"
     if not model.guided:
-        raise ConfigError(f"train.guide_steps: model {config.model} has no guided start (ram and dram have)")
+        raise ConfigError(f"{field}: model {config.model} has no guided start (ram and dram have)")
     if procs.distributed:
-        raise ConfigError("train.guide_steps: a guided start trains on one process; run it without torchrun")
+        raise ConfigError(f"{field}: a guided start trains on one process; run it without torchrun")
     if task.sample(1, torch.Generator().manual_seed(0)).boxes is None:
-        raise ConfigError(
-            f"train.guide_steps: task {config.task} gives no boxes of its objects to guide the glimpses to"
-        )
+        raise ConfigError(f"{field}: task {config.task} gives no boxes of its objects to guide the glimpses to")
 
 
 def reached(value: float, target: float | None, maximize: bool) -> bool:
@@ -220,7 +226,7 @@ def train(
         task, model = build_task_and_model(config, None if fresh else folder)
         model.to(procs.device)
         paths = set_path(model, cfg.path)
-        if cfg.guide_steps:
+        if cfg.guide_steps or cfg.guide_every:
             check_guided(config, task, model, procs)
         if progress and procs.is_main:
             for line in paths:
@@ -363,7 +369,7 @@ def _loop(
         batch = distributed.shard(task.sample(cfg.batch_size, data_gen), procs).to(procs.device)
         state["step"] += 1
         try:
-            guided = state["step"] <= cfg.guide_steps  # counted from 1 here
+            guided = guided_at(state["step"], cfg)  # counted from 1 here
             loss = optimizer_step(net, model, task, batch, opt, cfg.clip_norm, cfg.clip_each, guided, cfg.precision)
             losses.append(loss.item())
         except NonFiniteStep as fault:

@@ -64,6 +64,7 @@ class TrainConfig:
     keep_checkpoints: int = 0  # also keep the last this many evaluations' weights (checkpoints/), for averaging
     guide_steps: int = 0  # the first this many steps train by the family's guided start (glimpse models: the
     # glimpses at the batch's boxes, attnlab.glimpse.guide), the rest as usual
+    guide_every: int = 0  # after those, every this-many-th step is a guided one too (0: none; loop.guided_at)
     precision: str = "float32"  # "bfloat16": each training step's forward and loss under autocast to bfloat16
     # (the weights, optimizer and evaluations stay float32)
 
@@ -85,7 +86,7 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.schedule == "step" and self.decay_every < 1:
             raise ValueError(f"decay_every must be >= 1 with schedule step, got {self.decay_every}")
-        for name in ("decay_every", "decay_start", "keep_checkpoints", "guide_steps"):
+        for name in ("decay_every", "decay_start", "keep_checkpoints", "guide_steps", "guide_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.decay_factor <= 1:
