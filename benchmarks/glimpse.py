@@ -394,8 +394,8 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
     (glimpse-oracle-<label>-s<seed>.json, guide in the label): RAM's as model GUIDED (100 epochs, or any
     length on two digits) or "GUIDED, E epochs" (then ", conv reader", ", baseline and jitter guided" where
     so), DRAM's as "dram[, unordered], guided start[, conv G_image][, key=value of --model-set][, S steps]"
-    (S where not 43,000); ", lr X" where --lr was not DEFAULT_LR and ", bfloat16" where it trained with
-    --bf16; their curves of test error as "test_curve"."""
+    (S where not 43,000); ", lr X" where --lr was not DEFAULT_LR, ", bfloat16" where it trained with
+    --bf16 and ", one step in K guided" with --guide-every K; their curves of test error as "test_curve"."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("glimpse-accuracy-*-s[0-9]*.json")):
         if path.stem.removeprefix("glimpse-accuracy-").startswith(exclude):
@@ -434,6 +434,7 @@ def seed_files(exclude: tuple[str, ...] = ("abl-", "probe-")) -> dict[tuple[str,
                     )
                 name += f", lr {train['lr']:g}" if train["lr"] != DEFAULT_LR else ""  # --lr
                 name += ", bfloat16" if train.get("precision") == "bfloat16" else ""  # --bf16
+                name += f", one step in {train['guide_every']} guided" if train.get("guide_every") else ""
                 rows.setdefault((setting, name), {})[seed] = {
                     **{
                         k: row[k]
