@@ -51,7 +51,7 @@ EXPECTED = {
         "babi.train": {"steps": "6000", "eval_every": "500", "eval_size": "2000", "batch_size": "32", **BABI},
         "machines.copy": {"steps": "3000", "eval_every": "250", "target": "0.05", "path": "compiled", **MACHINE},
         "machines.recall": {"steps": "400", "eval_every": "200", **MACHINE},
-        "glimpse.ram": {"steps": "1500", "eval_every": "750", **GLIMPSE, "guide_steps": "300"},
+        "glimpse.ram": {"steps": "1500", "eval_every": "750", **GLIMPSE, "guide_steps": "300", "guide_every": "4"},
         "glimpse.cnn": {"steps": "600", "eval_every": "300", **GLIMPSE},
         "captioning.train": {
             "steps": "1000",

@@ -35,8 +35,12 @@ def test_quick_glimpse_section_returns_metrics_and_existing_images(quick_tour: t
     assert "<td>recurrent attention model (reference)</td>" in fragment and "<td>loaded</td>" in fragment
     assert "<th>200x200</th>" in fragment
     assert result["guided_steps"] == (QUICK.glimpse.ram.guide_steps or 0) and "steps guided" not in fragment
-    guided = glimpse.render({**metrics["glimpse"], "guided_steps": FULL.glimpse.ram.guide_steps})
-    assert f"its first {FULL.glimpse.ram.guide_steps:,} steps guided" in guided
+    assert result["guide_every"] == (QUICK.glimpse.ram.guide_every or 0)
+    ram = FULL.glimpse.ram
+    guided = glimpse.render({**metrics["glimpse"], "guided_steps": ram.guide_steps, "guide_every": ram.guide_every})
+    assert f"its first {ram.guide_steps:,} steps guided" in guided
+    assert f"after them one step in {ram.guide_every} guided too" in guided
+    assert "one step in" not in glimpse.render({**metrics["glimpse"], "guided_steps": ram.guide_steps})
     assert 0 < FULL.glimpse.ram.guide_steps < FULL.glimpse.ram.steps  # the full tour's live RAM starts guided
 
 

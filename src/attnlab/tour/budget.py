@@ -30,6 +30,7 @@ class Train:
     target: float | None = None  # stop early once the task's metric reaches this on validation
     path: str | None = None  # train.path: "compiled" where a family's compiled step pays for its compiling
     guide_steps: int | None = None  # train.guide_steps: a glimpse model's guided start
+    guide_every: int | None = None  # train.guide_every: after it, one step in this many guided too
 
     def overrides(self, seed: int) -> dict[str, Any]:
         """The train section of compare.plan's overrides: every field that is set, and the seed."""
@@ -198,6 +199,7 @@ FULL = Budget(
             warmup_steps=100,
             clip_norm=5,
             guide_steps=300,
+            guide_every=4,
         ),
         cnn=Train(steps=600, eval_every=300, eval_size=1000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=5),
     ),

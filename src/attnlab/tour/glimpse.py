@@ -98,6 +98,7 @@ def run(out: Path, budget: Budget, seed: int) -> dict[str, Any]:
     return {
         "models": models,
         "guided_steps": budget.glimpse.ram.guide_steps or 0,
+        "guide_every": budget.glimpse.ram.guide_every or 0,
         "cost": _costs(shipped),
         "images": [str(path.relative_to(out)) for path in (loaded, live)],
     }
@@ -113,8 +114,13 @@ def render(result: dict[str, Any]) -> str:
     sizes = list(cost["ram"])
     cost_rows = [[LABELS[m], *[f"{cost[m][n] / 1e6:.1f}" for n in sizes]] for m in cost]
     steps = result.get("guided_steps", 0)  # the live RAM's guided start, train.guide_steps
+    every = result.get("guide_every", 0)  # and after it one step in this many guided, train.guide_every
     guided = (
-        f" (its first {steps:,} steps guided: its glimpses at the digit, the policy imitating them)" if steps else ""
+        f" (its first {steps:,} steps guided: its glimpses at the digit, the policy imitating them"
+        + (f"; after them one step in {every} guided too, which keeps the glimpses on the digit" if every else "")
+        + ")"
+        if steps
+        else ""
     )
     return (
         report.paragraph(
