@@ -294,7 +294,7 @@ def test_a_guided_start_needs_a_family_that_has_one_and_one_process(tmp_path):
     seeds = [guided(seed=s) for s in (0, 1)]
     assert why_not_vectorised(seeds, ["a", "b"]) == "train.guide_steps: a guided start trains one model at a time"
     every = [guided(guide_steps=0, guide_every=3, seed=s) for s in (0, 1)]
-    assert why_not_vectorised(every, ["a", "b"]) == "train.guide_steps: a guided start trains one model at a time"
+    assert why_not_vectorised(every, ["a", "b"]) == "train.guide_every: a guided start trains one model at a time"
 
 
 def test_bfloat16_precision_trains_under_autocast_and_evaluates_in_float32(tmp_path, monkeypatch):

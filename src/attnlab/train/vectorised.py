@@ -79,7 +79,8 @@ def why_not_vectorised(
     if configs[0].train.precision != "float32":
         return f"train.precision={configs[0].train.precision}: the stacked step runs in float32"
     if configs[0].train.guide_steps or configs[0].train.guide_every:
-        return "train.guide_steps: a guided start trains one model at a time"
+        field = "guide_steps" if configs[0].train.guide_steps else "guide_every"
+        return f"train.{field}: a guided start trains one model at a time"
     if configs[0].train.nonfinite != "stop":
         return f"train.nonfinite={configs[0].train.nonfinite} skips one seed's step, which a stacked step cannot"
     steps: set[int] = set()
