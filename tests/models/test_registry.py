@@ -111,7 +111,7 @@ DEFAULTS = {
                 "init_std": 0.1},
     "ram": {"glimpse_size": 8, "num_scales": 1, "num_glimpses": 6, "glimpse_hidden": 128, "glimpse_dim": 256,
             "core_size": 256, "core": "rnn", "location_std": 0.17, "policy_trains_core": False, "what_net": "mlp",
-            "guide_baseline": False, "guide_jitter": False},
+            "guide_baseline": False, "guide_jitter": False, "reward": "correct"},
     "dram": {"glimpse_size": 12, "num_scales": 3, "glimpses_per_label": 3, "glimpse_hidden": 128, "feature_dim": 256,
              "core_size": 256, "context": True, "context_size": 12, "context_hidden": 128, "location_std": 0.17,
              "unordered": False, "what_net": "mlp", "guide_baseline": True, "guide_jitter": True},
