@@ -37,8 +37,9 @@ again after a kill resumes there and ends as the run would have without the kill
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
 image (batch 64, eval mode, median of --repeats) of RAM (8 glimpses of 12x12 at 3 scales), of DRAM
-naming two digits (6 glimpses, and its context network's 12x12 average of the whole image) and of
-the CNN and the soft-attention classifier, as ratios against RAM at 28 px measured in the same run
+naming two digits (6 glimpses, and its context network's 12x12 average of the whole image; with the
+convolutional G_image too) and reading the sum (COST_DRAM_SUM), and of the CNN and the soft-attention
+classifier, as ratios against RAM at 28 px measured in the same run
 (the CNN as configured for `accuracy`). The glimpse models' multiply-adds do not depend on the
 image; the CNN's grow with its area.
 
@@ -130,6 +131,10 @@ COST_RAM = {"glimpse_size": 12, "num_scales": 3, "num_glimpses": 8}
 COST_DRAM = {"labels": 2}
 # The one that names the pairs at the paper's error: 4 scales, the convolutional G_image (PAIRS' pair100).
 COST_DRAM_CONV = {"labels": 2, "glimpse_size": 12, "num_scales": 4, "what_net": "conv"}
+# The one that reads the sum: one answer after 6 glimpses, 4 scales of 16x16, the convolutional G_image
+# with twice the channels (the sum's seeds' --model-set glimpse_size=16 --model-set glimpse_hidden=256).
+COST_DRAM_SUM = {"labels": 1, "glimpse_size": 16, "num_scales": 4, "glimpses_per_label": 6, "what_net": "conv",
+                 "glimpse_hidden": 256}  # fmt: skip
 
 
 def run_config(args, setting: str, model: str, seed: int) -> dict:
@@ -309,6 +314,7 @@ def cost(args) -> dict:
             ("ram", "ram", COST_RAM),
             ("dram", "dram", COST_DRAM),
             ("dram, conv G_image", "dram", COST_DRAM_CONV),
+            ("dram, conv G_image, sum", "dram", COST_DRAM_SUM),
             ("image_cnn", "image_cnn", BASELINES["image_cnn"]),
             ("soft_attention", "soft_attention", BASELINES["soft_attention"]),
         ):
@@ -343,6 +349,7 @@ def cost(args) -> dict:
         "ram": COST_RAM,
         "dram": COST_DRAM,
         "dram_conv": COST_DRAM_CONV,
+        "dram_sum": COST_DRAM_SUM,
         "soft_attention": BASELINES["soft_attention"],
         "batch": args.cost_batch,
         "rows": rows,
