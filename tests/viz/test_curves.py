@@ -70,3 +70,15 @@ def test_curve_panels_one_panel_per_setting_one_colour_per_label(tmp_path):
     assert list(second.get_lines()[0].get_ydata()) == [0.4, 0.2]
     assert first.get_yscale() == "log" and fig.get_suptitle() == "runs"
     assert (tmp_path / "p.png").stat().st_size > 5000
+
+
+def test_long_legend_labels_wrap_within_their_panel():
+    from attnlab.viz.curves import LEGEND_CHARACTERS
+
+    long = "ram, guided start, 20 epochs, conv reader, baseline and jitter guided, one step in 4 guided (test)"
+    fig = draw_curve_panels({"cluttered100": {long: [[(1, 0.5), (2, 0.1)]], "cnn": [[(1, 0.4), (2, 0.2)]]}},
+                            y_label="error")
+    first, second = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(first.splitlines()) > 1 and max(len(line) for line in first.splitlines()) <= LEGEND_CHARACTERS
+    assert " ".join(line.strip() for line in first.splitlines()) == long  # wrapped, nothing lost
+    assert second == "cnn"

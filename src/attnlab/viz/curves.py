@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from matplotlib.figure import Figure
 from attnlab.files import output_file
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LEGEND_CHARACTERS = 55  # a panel's legend label wraps to lines of at most this many characters (7 pt, 4.2 in)
 
 
 def _number(value: Any) -> float | None:
@@ -166,7 +168,8 @@ def draw_curve_panels(
     """Learning curves in one panel per setting: a colour per label (the same in every panel), a line per run.
 
     Args:
-        panels: panel title -> label -> runs, each [(x, y), ...] in order (e.g. a model's seeds).
+        panels: panel title -> label -> runs, each [(x, y), ...] in order (e.g. a model's seeds); a label
+            longer than LEGEND_CHARACTERS wraps in its legend.
         y_label, x_label: the axes' names.
         title: the figure's title.
         log_y: logarithmic y axes.
@@ -175,9 +178,11 @@ def draw_curve_panels(
     """
     labels = dict.fromkeys(label for runs in panels.values() for label in runs)  # in order of first appearance
     styles = {label: (f"C{n % 10}", MARKERS[n % len(MARKERS)]) for n, label in enumerate(labels)}  # colour, marker
+    shown = {label: textwrap.fill(label, LEGEND_CHARACTERS, subsequent_indent="  ") for label in labels}
     rows = max(1, -(-len(panels) // columns))
-    # Each legend goes under its panel, where it hides no curve: a row is as tall as its longest legend needs.
-    entries = [len(runs) for runs in panels.values()]
+    # Each legend goes under its panel, where it hides no curve: a row is as tall as its longest legend needs,
+    # long labels wrapped so that a legend stays as wide as its panel.
+    entries = [sum(shown[label].count("\n") + 1 for label in runs) for runs in panels.values()]
     legend_height = sum(0.14 * max(entries[r * columns : (r + 1) * columns], default=0) + 0.3 for r in range(rows))
     fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.6 + legend_height), dpi=100)
     for n, (name, runs) in enumerate(panels.items()):
@@ -187,7 +192,7 @@ def draw_curve_panels(
             for k, points in enumerate(lines):
                 xs, ys = zip(*points) if points else ((), ())
                 ax.plot(xs, ys, color=colour, marker=marker, markersize=2.5, linewidth=1, alpha=0.85,
-                        label=label if k == 0 else None)  # fmt: skip
+                        label=shown[label] if k == 0 else None)  # fmt: skip
         if log_y:
             ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
