@@ -43,10 +43,16 @@ classifier, as ratios against RAM at 28 px measured in the same run
 (the CNN as configured for `accuracy`). The glimpse models' multiply-adds do not depend on the
 image; the CNN's grow with its area.
 
+`runlength` fits a power law to one recipe's final test errors at several schedule lengths (`oracle`
+results files, --results) and says at what length it reaches --target (else the paper's figure):
+
+    python benchmarks/glimpse.py runlength --settings sum100 --results A.json B.json --label NAME
+
 `reference` trains RAM on the tour's canvases (attnlab.tour.glimpse: small digits, cluttered 60x60,
 its RAM config) with the recipe's flags and ships the run into the package as the tour's reference.
 
-Writes benchmarks/results/glimpse-accuracy[-label].json, benchmarks/results/glimpse-cost.json and
+Writes benchmarks/results/glimpse-accuracy[-label].json, benchmarks/results/glimpse-cost.json,
+glimpse-{oracle,split,runlength}[-label].json and
 with `figures` docs/figures/glimpse-cost.png and docs/figures/glimpse-paths-<setting>.png.
 """
 
@@ -763,6 +769,65 @@ def split(args) -> dict:
     return result
 
 
+RECIPE_FREE = ("steps", "eval_every", "seed")  # `runlength`: the train fields runs of one recipe may differ in
+
+
+def recipe(row: dict) -> dict:
+    """An `oracle` or `accuracy` seed row's recipe: its config and options, less its length, evaluation
+    interval and seed."""
+    config = json.loads(json.dumps(row["config"]))
+    config["train"] = {k: v for k, v in config["train"].items() if k not in RECIPE_FREE}
+    options = {k: v for k, v in row.items() if k.startswith("guide_") or k == "location_std_end"}
+    return {"config": config, **options}
+
+
+def flat(values: dict, prefix: str = "") -> dict:
+    """A nested dict's leaves by dotted name: {"train": {"lr": 1}} -> {"config.train.lr": 1} with prefix "config."."""
+    out = {}
+    for key, value in values.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def run_length(args) -> dict:
+    """The schedule that would reach a missed target: each of --results (`oracle` runs of one recipe, in
+    --settings' one setting) gives its mean test error over seeds at its schedule's length, a power law
+    through those (attnlab.train.scaling.fit_power_law) puts --target (else the paper's figure for the
+    model) at a length, and each length's error is set beside what the law gives it."""
+    from attnlab.train.scaling import fit_power_law
+
+    (setting,) = args.settings.split(",")
+    by_length: dict[int, list[float]] = {}
+    first = None
+    for path in args.results:
+        rows = json.loads(path.read_text())["settings"].get(setting)
+        if not rows:
+            raise SystemExit(f"glimpse.py runlength: {path}: no runs on {setting}")
+        for seed, row in rows.items():
+            if first is None:
+                first = (path, recipe(row))
+            elif recipe(row) != first[1]:
+                mine, theirs = flat(recipe(row)), flat(first[1])
+                differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+                raise SystemExit(f"glimpse.py runlength: {path} seed {seed}: another recipe than {first[0]}'s "
+                                 f"({', '.join(differ)} differ; runs may differ only in train.{', train.'.join(RECIPE_FREE)})")  # fmt: skip
+            by_length.setdefault(row["curve"][-1]["step"], []).append(row["test_error"])
+    assert first is not None  # --results is required and each file had rows
+    model = first[1]["config"]["model"]["name"]
+    target = args.target or (SETTINGS | PAIRS)[setting]["paper"][model]
+    points = [(steps, sum(errors) / len(errors)) for steps, errors in sorted(by_length.items())]
+    law = fit_power_law(points)
+    for (steps, error), errors in zip(points, (by_length[s] for s, _ in points)):
+        print(f"{steps:,} steps: {error:.2%} over {len(errors)} seed(s), the law {law.at(steps):.2%}")
+    needed = law.steps_for(target)
+    print(f"error = {law.a:.3g} * steps^-{law.b:.3f} (x {2**-law.b:.3f} a doubling): {target:.2%} at "
+          f"{needed:,.0f} steps", flush=True)  # fmt: skip
+    return {"command": common.machine()["command"], "setting": setting, "model": model, "target": target,
+            "recipe": first[1], "points": [{"steps": s, "test_error": e, "seeds": len(by_length[s]), "law": law.at(s)}
+                                           for s, e in points],
+            "a": law.a, "b": law.b, "steps_for_target": needed}  # fmt: skip
+
+
 def reference(args) -> None:
     """Train RAM on the tour's canvases (its task and RAM config) with this benchmark's recipe, and ship the
     run (config, weights, learning curve) into the package as the tour's reference RAM."""
@@ -781,7 +846,9 @@ def reference(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["accuracy", "oracle", "cost", "figures", "reference", "table", "split"])
+    parser.add_argument(
+        "which", choices=["accuracy", "oracle", "cost", "figures", "reference", "table", "split", "runlength"]
+    )
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join([*SETTINGS, *PAIRS])}")
     parser.add_argument("--models", default="ram,image_cnn")
     parser.add_argument("--steps", type=int, default=6000)
@@ -843,6 +910,10 @@ def main(argv=None) -> int:
         help="oracle: after the guided steps the location std falls down a cosine to this (0: fixed)",
     )
     parser.add_argument("--run-folders", type=Path, nargs="+", default=[], help="split: saved runs to test")
+    parser.add_argument("--results", type=Path, nargs="+", default=[],
+                        help="runlength: `oracle` results files of one recipe at several schedule lengths")  # fmt: skip
+    parser.add_argument("--target", type=float, default=0.0,
+                        help="runlength: the test error to reach (0: the paper's for the model and setting)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--bf16", action="store_true",
                         help="each training step's forward and loss under CPU autocast to bfloat16 (train.precision)")  # fmt: skip
@@ -866,6 +937,12 @@ def main(argv=None) -> int:
         return 0
     if args.which == "split":
         print("wrote", common.write_result(split(args), f"glimpse-split{'-' + args.label if args.label else ''}.json"))
+        return 0
+    if args.which == "runlength":
+        if not args.results or "," in args.settings:
+            parser.error("runlength: --settings SETTING (one) and --results FILE [FILE ...], one recipe's runs")
+        name = f"glimpse-runlength{'-' + args.label if args.label else ''}.json"
+        print("wrote", common.write_result(run_length(args), name))
         return 0
     if args.which == "table":
         print("wrote", common.write_result(table(args), "glimpse-accuracy-seeds.json"))
