@@ -519,6 +519,8 @@ def main(argv=None) -> int:
                         help="runlength: `oracle` results files of one recipe at several schedule lengths")  # fmt: skip
     parser.add_argument("--target", type=float, default=0.0,
                         help="runlength: the test error to reach (0: the paper's for the model and setting)")  # fmt: skip
+    parser.add_argument("--at", type=int, nargs="+", default=[],
+                        help="runlength: also the law's error at these schedule lengths (steps)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--bf16", action="store_true",
                         help="each training step's forward and loss under CPU autocast to bfloat16 (train.precision)")  # fmt: skip

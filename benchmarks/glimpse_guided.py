@@ -287,7 +287,8 @@ def run_length(args) -> dict:
     """The schedule that would reach a missed target: each of --results (`oracle` runs of one recipe, in
     --settings' one setting) gives its mean test error over seeds at its schedule's length, a power law
     through those (attnlab.train.scaling.fit_power_law) puts --target (else the paper's figure for the
-    model) at a length, and each length's error is set beside what the law gives it."""
+    model) at a length, and each length's error is set beside what the law gives it; with --at, the law's
+    error at other lengths too (a longer run's, to check the law against it when it lands)."""
     from attnlab.train.scaling import fit_power_law
 
     (setting,) = args.settings.split(",")
@@ -316,7 +317,10 @@ def run_length(args) -> dict:
     needed = law.steps_for(target)
     print(f"error = {law.a:.3g} * steps^-{law.b:.3f} (x {2**-law.b:.3f} a doubling): {target:.2%} at "
           f"{needed:,.0f} steps", flush=True)  # fmt: skip
+    predicted = {str(steps): law.at(steps) for steps in args.at}
+    for steps, error in predicted.items():
+        print(f"the law at {int(steps):,} steps: {error:.2%}")
     return {"command": common.machine()["command"], "setting": setting, "model": model, "target": target,
             "recipe": first[1], "points": [{"steps": s, "test_error": e, "seeds": len(by_length[s]), "law": law.at(s)}
                                            for s, e in points],
-            "a": law.a, "b": law.b, "steps_for_target": needed}  # fmt: skip
+            "a": law.a, "b": law.b, "doubling": 2**-law.b, "steps_for_target": needed, "predicted": predicted}  # fmt: skip
