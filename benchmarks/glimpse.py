@@ -31,8 +31,8 @@ way: the error the classifier reaches when the policy is not in the way (glimpse
 With --guide-steps N it guides the first N steps only (the policy imitating the digit's centre), trains
 the rest with the recipe and tests the policy's own glimpses; with --guide-every K every K-th step after
 those is guided too (train.guide_every, attnlab.train.loop.guided_at). Its state is kept at every evaluation
-(--runs/<setting>/ram-guided-s<seed>/oracle-resume.pt, or ram-oracle-s<seed>): the same command run
-again after a kill resumes there and ends as the run would have without the kill.
+and every --save-every steps (--runs/<setting>/ram-guided-s<seed>/oracle-resume.pt, or ram-oracle-s<seed>):
+the same command run again after a kill resumes there and ends as the run would have without the kill.
 
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
@@ -508,6 +508,8 @@ def main(argv=None) -> int:
         action="store_true",
         help="oracle: each guided location drawn around its digit's centre with the policy's std",
     )
+    parser.add_argument("--save-every", type=int, default=1000,
+                        help="oracle: keep the run's state every this many steps too, besides at evaluations (0: at those only)")  # fmt: skip
     parser.add_argument(
         "--location-std-end",
         type=float,

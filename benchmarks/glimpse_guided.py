@@ -98,12 +98,15 @@ def policy_error(model, test, chunk: int = 1000) -> float:
 RESUME = "oracle-resume.pt"  # an unfinished `oracle` run's state, in its folder under --runs
 
 
-def save_oracle(folder: Path, recorded: dict, step: int, model, optimizer, generator, curve: list[dict]) -> None:
+def save_oracle(
+    folder: Path, recorded: dict, step: int, model, optimizer, generator, curve: list[dict], seconds: float
+) -> None:
     """Keep an `oracle` run's state after `step` steps (weights, optimizer, both generators, its curve so
-    far), written whole or not at all, so that a killed run resumes there (`resume_oracle`)."""
+    far, the seconds spent), written whole or not at all, so that a killed run resumes there (`resume_oracle`)."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {"recorded": recorded, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "curve": curve}  # fmt: skip
+             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "curve": curve,
+             "seconds": seconds}  # fmt: skip
     atomic_write(folder / RESUME, lambda path: torch.save(state, path))
 
 
@@ -123,7 +126,8 @@ def resume_oracle(folder: Path, recorded: dict, model, optimizer, generator) -> 
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     print(f"{path}: resuming at step {state['step']}", flush=True)
-    return state["step"], state["curve"], state["curve"][-1]["seconds"]
+    spent = state.get("seconds", state["curve"][-1]["seconds"] if state["curve"] else 0.0)  # kept at evaluations only
+    return state["step"], state["curve"], spent
 
 
 def train_step(args, model, task, batch, optimizer, clip_norm: float, guided: bool, own: bool) -> None:
@@ -197,15 +201,19 @@ def oracle_policy(args) -> dict:
                     set_location_std(model, std_at(step, args.guide_steps, cfg.steps, start_std, args.location_std_end))
                 train_step(args, model, task, batch, optimizer, cfg.clip_norm, guided, not guided_at(step + 1, cfg))
                 bar.update(1)
-                if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                evaluated = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps
+                if evaluated:
                     model.eval()
                     error = policy_error(model, test) if guided else guided_view_error(model, task)
                     curve.append({"step": step + 1, "test_error": error, "seconds": time.perf_counter() - start})
                     bar.write(f"{setting} {name} {'guided' if guided else 'oracle'} policy seed {seed} step {step + 1}: "
                               f"test error {error:.2%}", file=sys.stdout)  # fmt: skip
                     sys.stdout.flush()  # the line in a log as it happens
-                    if step + 1 < cfg.steps:
-                        save_oracle(folder, recorded, step + 1, model, optimizer, generator, curve)
+                kept = evaluated or (args.save_every and (step + 1) % args.save_every == 0)  # and between them
+                if kept and step + 1 < cfg.steps:
+                    save_oracle(
+                        folder, recorded, step + 1, model, optimizer, generator, curve, time.perf_counter() - start
+                    )
             bar.close()
             rows[str(seed)] = {"test_error": curve[-1]["test_error"], "curve": curve, "config": values,
                                "guide_steps": args.guide_steps if guided else None,
