@@ -13,7 +13,7 @@ an extrapolation, as good as the law holds beyond the longest run, so it says wh
 what it will give.
 
     law = fit_power_law([(10000, 0.060), (43000, 0.0368)])
-    law.b                  # 0.335: each doubling of the schedule takes the error down by 2 ** -0.335
+    law.b                  # 0.335: each doubling of the schedule multiplies the error by 2 ** -0.335 (0.79)
     law.at(86000)          # 0.0292
     law.steps_for(0.025)   # ~136,000
 """
