@@ -317,9 +317,14 @@ def run_length(args) -> dict:
             by_length.setdefault(row["curve"][-1]["step"], []).append(row["test_error"])
     assert first is not None  # --results is required and each file had rows
     model = first[1]["config"]["model"]["name"]
-    target = args.target or (SETTINGS | PAIRS)[setting]["paper"][model]
+    target = args.target or (SETTINGS | PAIRS)[setting]["paper"].get(model)
+    if not target:
+        raise SystemExit(f"glimpse.py runlength: no paper figure for {model} on {setting}; give --target")
     points = [(steps, sum(errors) / len(errors)) for steps, errors in sorted(by_length.items())]
-    law = fit_power_law(points)
+    try:
+        law = fit_power_law(points)
+    except ValueError as error:  # one length only
+        raise SystemExit(f"glimpse.py runlength: {error}") from None
     for (steps, error), errors in zip(points, (by_length[s] for s, _ in points)):
         print(f"{steps:,} steps: {error:.2%} over {len(errors)} seed(s), the law {law.at(steps):.2%}")
     needed = law.steps_for(target)
