@@ -26,6 +26,10 @@ of that median (`common.median_ci`), as in benchmarks/attention.py.
                  benchmarks/glimpse.py with train.precision float32 and bfloat16 (CPU autocast)
     reader       forward and backward of attnlab.glimpse.retina.patch_conv (its input stored channels
                  last) against the same operations on channels-first storage, float32 and bfloat16
+    trunk        one training step of the CNN and soft attention on the 100x100 sum canvases and on
+                 the tour's 60x60 ones, their ConvTrunk as built (weights and images channels last)
+                 against the same model with the trunk's weights channels first (channels first
+                 throughout), float32 and bfloat16
 
 A section, family or variant whose API is missing or raises is skipped with a one-line reason.
 
@@ -62,7 +66,7 @@ from attnlab.tasks.base import Task
 from attnlab.train.loop import make_optimizer, optimizer_step, seed_everything
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
 
-SECTIONS = ("families", "seeds", "transformer", "decoding", "precision", "reader")
+SECTIONS = ("families", "seeds", "transformer", "decoding", "precision", "reader", "trunk")
 PATHS = ("eager", "fast", "compiled")
 # Each family's default task and batch; families not named here are sequence families on long_range.
 FAMILY_TASKS: dict[str, tuple[str, int]] = {
@@ -88,6 +92,12 @@ PRECISION_RUNS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
             {"glimpse_size": 12, "num_scales": 4, "num_glimpses": 8}, 128),
     "image_cnn": ({"name": "digit_pairs", "target": "sum"}, {"pooling": "flatten", "channels": [16, 32]}, 128),
 }  # fmt: skip
+# The `trunk` section's runs: (family, canvases, task, model, batch), on the sum's canvases and on the tour's.
+TOUR_CANVASES = {"name": "digits", "setting": "cluttered", "size": 60, "distractors": 4, "source": "small"}
+TRUNK_RUNS = tuple((family, canvases, task, {"channels": [16, 32], **extra}, batch)
+                   for family, extra in (("image_cnn", {"pooling": "flatten"}), ("soft_attention", {}))
+                   for canvases, task, batch in (("sum 100x100", PRECISION_RUNS["image_cnn"][0], 128),
+                                                 ("tour 60x60", TOUR_CANVASES, 64)))  # fmt: skip
 QUICK_COMPILED = "transformer"  # the one family --quick compiles: its tiny graph compiles fastest
 SEED_FAMILIES = ("memn2n", "ram", "ntm", "dnc", "kvmemnn", "lstm")
 TARGETS = {
@@ -595,6 +605,41 @@ def print_reader(result: dict[str, Any]) -> None:
               f"{r['ratio']['paired_median']:>8.2f} {fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
 
 
+def trunk_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dict[str, Any]:
+    """A training step of each of TRUNK_RUNS with its ConvTrunk as built (channels last) and with the trunk's
+    weights moved to channels first (the canvases have one channel, so then nothing is channels last)."""
+    rows = []
+    families = family_names(args, tuple(dict.fromkeys(run[0] for run in TRUNK_RUNS)))
+    runs = [(*run, p) for run in TRUNK_RUNS if run[0] in families for p in ("float32", "bfloat16")]
+    for i, (family, canvases, task_cfg, model_cfg, batch, precision) in enumerate(runs):
+        batch = max(2, round(batch * sizes.batch_scale))
+        config = resolve({"task": task_cfg, "model": {"name": family, **model_cfg},
+                          "train": {"batch_size": batch, "precision": precision}})  # fmt: skip
+        task, last = build(config)
+        first = build(config)[1]  # the same initial weights
+        first.trunk.to(memory_format=torch.contiguous_format)
+        variants = [Variant("channels_last", train_step(last, task, config.train)),
+                    Variant("channels_first", train_step(first, task, config.train))]  # fmt: skip
+        interleave(variants, args.repeats, args.warmup, seed=400 + i, desc=f"trunk {family} {canvases} {precision}")
+        ratio = paired(variants[0], variants[1])  # channels-last steps/s / channels-first steps/s
+        rows.append({"family": family, "canvases": canvases, "task": config.task, "precision": precision, "batch": batch,
+                     "channels_last": timing(variants[0], 1.0, "steps_per_s"),
+                     "channels_first": timing(variants[1], 1.0, "steps_per_s"), "ratio": ratio})  # fmt: skip
+    return {"rows": rows}
+
+
+def print_trunk(result: dict[str, Any]) -> None:
+    print("\ntraining steps: ConvTrunk channels last (as built) against channels first")
+    print(
+        f"{'family':<15} {'canvases':<12} {'precision':<9} {'batch':>5} {'last ms':>8} {'first ms':>9} {'speed-up':>8} "
+        f"{'interval':>11}"
+    )
+    for r in result["rows"]:
+        print(f"{r['family']:<15} {r['canvases']:<12} {r['precision']:<9} {r['batch']:>5} "
+              f"{r['channels_last']['median_s'] * 1e3:>8.1f} {r['channels_first']['median_s'] * 1e3:>9.1f} "
+              f"{r['ratio']['paired_median']:>8.2f} {fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+
+
 # ---------------------------------------------------------------- 3. transformer step against HF BERT
 
 
@@ -923,6 +968,7 @@ def main(argv: list[str] | None = None) -> None:
         "decoding": (lambda: decoding_section(args, sizes), print_decoding),
         "precision": (lambda: precision_section(args, sizes, build), print_precision),
         "reader": (lambda: reader_section(args, sizes), print_reader),
+        "trunk": (lambda: trunk_section(args, sizes, build), print_trunk),
     }
     sections: dict[str, Any] = {}
     for name in args.sections.split(","):

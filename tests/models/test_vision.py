@@ -224,3 +224,40 @@ def test_planted_square_gets_the_attention(top, left):
     # 4 / 49 = 0.08 a uniform map (or a transposed grid, for squares off the diagonal) would give.
     assert (mass > 0.99).all(), mass
     assert planted.float().mean() < 0.1
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_trunk_stored_channels_last_computes_what_channels_first_does(c):
+    from attnlab.models.vision import ConvTrunk
+
+    torch.manual_seed(0)
+    trunk = ConvTrunk(c, (8, 16), 5)
+    first = ConvTrunk(c, (8, 16), 5).to(memory_format=torch.contiguous_format)
+    first.load_state_dict(trunk.state_dict())
+    convs = [m for m in trunk.layers if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert not convs[1].weight.is_contiguous()  # (16, 8, 5, 5): channels last is not the default layout there
+    x = images(4, c, 28)
+    out = trunk(x)
+    expected = first.layers(x)  # channels first throughout
+    assert not expected.is_contiguous(memory_format=torch.channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.shape == expected.shape == (4, 16, 7, 7)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for mine, theirs in zip(trunk.parameters(), first.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_channels_last_weights_save_and_load_as_ever(tmp_path):
+    from attnlab.train.checkpoint import load_weights, save_weights
+
+    model = tiny("image_cnn", image_spec())
+    save_weights(tmp_path, model)
+    again = build_model("image_cnn", TINY["image_cnn"], image_spec()).eval()
+    load_weights(tmp_path, again)
+    for (name, mine), theirs in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(mine, theirs), name
+    assert again.trunk.layers[0].weight.is_contiguous(memory_format=torch.channels_last)  # loaded in place
+    x = images(2, 1, 28)
+    torch.testing.assert_close(again(x), model(x))

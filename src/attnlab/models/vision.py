@@ -99,6 +99,10 @@ def check_conv_fields(config: ImageCNNConfig | SoftAttentionConfig) -> None:
 class ConvTrunk(nn.Module):
     """Per width in `channels`: Conv2d k x k (same padding), ReLU, MaxPool 2 x 2.
 
+    The convolutions' weights and the images are stored channels last, where oneDNN's CPU convolutions
+    and max pooling are faster (benchmarks/speed.py, section trunk); the values are the same, and saved
+    weights are contiguous as ever (safetensors writes a contiguous copy).
+
     Args:
         in_channels: c, the image's channels.
         channels: the output width of each convolution.
@@ -110,7 +114,9 @@ class ConvTrunk(nn.Module):
         layers: list[nn.Module] = []
         width = in_channels
         for out in channels:
-            layers += [nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2), nn.ReLU(), nn.MaxPool2d(2)]
+            conv = nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2)
+            conv.weight = nn.Parameter(conv.weight.detach().contiguous(memory_format=torch.channels_last))
+            layers += [conv, nn.ReLU(), nn.MaxPool2d(2)]
             width = out
         self.layers = nn.Sequential(*layers)
         self.out_channels = width
@@ -123,8 +129,8 @@ class ConvTrunk(nn.Module):
         return y, x
 
     def forward(self, images: Tensor) -> Tensor:
-        """images (b, c, y, x) -> features (b, c', y', x')."""
-        return self.layers(images)  # (b, c', y', x')
+        """images (b, c, y, x) -> features (b, c', y', x'), stored channels last."""
+        return self.layers(images.contiguous(memory_format=torch.channels_last))  # (b, c', y', x')
 
 
 def sinusoid_2d(
