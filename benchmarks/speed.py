@@ -594,15 +594,21 @@ def reader_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     return {"rows": rows}
 
 
+LAYOUT_HEADER = f"{'precision':<9} {'batch':>5} {'last ms':>8} {'first ms':>9} {'speed-up':>8} {'interval':>11}"
+
+
+def layout_cells(r: dict[str, Any]) -> str:
+    """The columns of LAYOUT_HEADER for a row of `reader` or `trunk`: channels last against channels first."""
+    return (f"{r['precision']:<9} {r['batch']:>5} {r['channels_last']['median_s'] * 1e3:>8.1f} "
+            f"{r['channels_first']['median_s'] * 1e3:>9.1f} {r['ratio']['paired_median']:>8.2f} "
+            f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+
+
 def print_reader(result: dict[str, Any]) -> None:
     print("\nPatchConv forward and backward: input stored channels last (as built) against channels first")
-    print(
-        f"{'channels':<10} {'precision':<9} {'batch':>5} {'last ms':>8} {'first ms':>9} {'speed-up':>8} {'interval':>11}"
-    )
+    print(f"{'channels':<10} {LAYOUT_HEADER}")
     for r in result["rows"]:
-        print(f"{'/'.join(map(str, r['channels'])):<10} {r['precision']:<9} {r['batch']:>5} "
-              f"{r['channels_last']['median_s'] * 1e3:>8.1f} {r['channels_first']['median_s'] * 1e3:>9.1f} "
-              f"{r['ratio']['paired_median']:>8.2f} {fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+        print(f"{'/'.join(map(str, r['channels'])):<10} {layout_cells(r)}")
 
 
 def trunk_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dict[str, Any]:
@@ -630,14 +636,9 @@ def trunk_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dic
 
 def print_trunk(result: dict[str, Any]) -> None:
     print("\ntraining steps: ConvTrunk channels last (as built) against channels first")
-    print(
-        f"{'family':<15} {'canvases':<12} {'precision':<9} {'batch':>5} {'last ms':>8} {'first ms':>9} {'speed-up':>8} "
-        f"{'interval':>11}"
-    )
+    print(f"{'family':<15} {'canvases':<12} {LAYOUT_HEADER}")
     for r in result["rows"]:
-        print(f"{r['family']:<15} {r['canvases']:<12} {r['precision']:<9} {r['batch']:>5} "
-              f"{r['channels_last']['median_s'] * 1e3:>8.1f} {r['channels_first']['median_s'] * 1e3:>9.1f} "
-              f"{r['ratio']['paired_median']:>8.2f} {fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+        print(f"{r['family']:<15} {r['canvases']:<12} {layout_cells(r)}")
 
 
 # ---------------------------------------------------------------- 3. transformer step against HF BERT
