@@ -275,8 +275,8 @@ RECIPE_FREE = ("steps", "eval_every", "seed")  # `runlength`: the train fields r
 
 
 def recipe(row: dict) -> dict:
-    """An `oracle` or `accuracy` seed row's recipe: its config and options, less its length, evaluation
-    interval and seed."""
+    """An `oracle` seed row's recipe: its config and guide options, less its length, evaluation interval and
+    seed."""
     config = json.loads(json.dumps(row["config"]))
     config["train"] = {k: v for k, v in config["train"].items() if k not in RECIPE_FREE}
     options = {k: v for k, v in row.items() if k.startswith("guide_") or k == "location_std_end"}
@@ -325,8 +325,8 @@ def run_length(args) -> dict:
         law = fit_power_law(points)
     except ValueError as error:  # one length only
         raise SystemExit(f"glimpse.py runlength: {error}") from None
-    for (steps, error), errors in zip(points, (by_length[s] for s, _ in points)):
-        print(f"{steps:,} steps: {error:.2%} over {len(errors)} seed(s), the law {law.at(steps):.2%}")
+    for steps, error in points:
+        print(f"{steps:,} steps: {error:.2%} over {len(by_length[steps])} seed(s), the law {law.at(steps):.2%}")
     needed = law.steps_for(target)
     print(f"error = {law.a:.3g} * steps^-{law.b:.3f} (x {2**-law.b:.3f} a doubling): {target:.2%} at "
           f"{needed:,.0f} steps", flush=True)  # fmt: skip
