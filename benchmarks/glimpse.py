@@ -34,6 +34,10 @@ those is guided too (train.guide_every, attnlab.train.loop.guided_at). Its state
 and every --save-every steps (--runs/<setting>/ram-guided-s<seed>/oracle-resume.pt, or ram-oracle-s<seed>):
 the same command run again after a kill resumes there and ends as the run would have without the kill.
 
+`split` scores saved runs (--run-folders) at their policy's means on the test canvases, where the guide
+looks (--guide-order) and on 10,000 fresh canvases of training digits, with where their glimpses went
+against the digits (glimpse_guided.split): policy or reader, fitting or generalising.
+
 `cost` measures, for square images of 28, 60, 100 and 200 pixels, the multiply-adds of one image's
 forward pass (attnlab.train.cost: FlopCounterMode's FLOPs / 2) and the measured forward time per
 image (batch 64, eval mode, median of --repeats) of RAM (8 glimpses of 12x12 at 3 scales), of DRAM

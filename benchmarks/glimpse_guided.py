@@ -49,6 +49,33 @@ def glimpse_distances(run, chunk: int = 1000) -> dict:
     }
 
 
+EDGE = 0.95  # `dram_glimpses`: a location with a coordinate this far out looks from the canvas's edge
+
+
+@torch.no_grad()
+def dram_glimpses(run, chunk: int = 1000) -> dict:
+    """Where a DRAM's policy means look on its test canvases, glimpse by glimpse: the share inside either
+    object's box, the share at the canvas's edge (a coordinate at EDGE or beyond), and the test error of
+    the canvases with a glimpse at the edge against those without."""
+    test = run.task.eval_set(10**9, "test")
+    y, x = test.inputs.shape[-2:]
+    right = right_answers(run.model, test, chunk)  # (r,), named as the family names them (sorted if unordered)
+    network = run.model.eval().dram
+    looked = torch.cat([network(test.inputs[i : i + chunk]).locations for i in range(0, len(test), chunk)])  # (r, N, 2)
+    pixel = (looked + 1) * torch.tensor([(y - 1) / 2, (x - 1) / 2])  # (r, N, 2) row, col in pixels
+    boxes = test.boxes.to(torch.float32)  # (r, 2, 4) top, left, height, width
+    top_left, size = boxes[:, None, :, :2], boxes[:, None, :, 2:]  # (r, 1, 2, 2) each
+    inside = ((pixel[:, :, None] >= top_left) & (pixel[:, :, None] <= top_left + size - 1)).all(-1).any(-1)  # (r, N)
+    edge = (looked.abs() >= EDGE).any(-1)  # (r, N)
+    any_edge = edge.any(-1)  # (r,)
+    return {
+        "inside_a_box": inside.float().mean(0).tolist(),
+        "at_edge": edge.float().mean(0).tolist(),
+        "error_with_edge": 1 - right[any_edge].float().mean().item() if any_edge.any() else None,
+        "error_without_edge": 1 - right[~any_edge].float().mean().item() if (~any_edge).any() else None,
+    }
+
+
 def late_at_digit(run) -> dict[int, float]:
     """Does the drift of later glimpses cost accuracy? A RAM on one digit tested with its glimpses n..g at the
     digit's centre and glimpses 1..n-1 where its policy's means go (`guide.guided_view_error`'s first):
@@ -87,12 +114,16 @@ def std_at(step: int, start_step: int, steps: int, start: float, end: float) -> 
 
 
 @torch.no_grad()
-def policy_error(model, test, chunk: int = 1000) -> float:
-    """Test error with the model's own glimpses (its policy's means): every answer of a canvas right."""
+def right_answers(model, test, chunk: int = 1000) -> torch.Tensor:
+    """(r,) bool: whether the model, glimpsing at its policy's means, gets every answer of each canvas right."""
     model.eval()
-    right = sum(int((model(test.inputs[i : i + chunk]).argmax(-1) == test.targets[i : i + chunk]).all(-1).sum())
-                for i in range(0, len(test), chunk))  # fmt: skip
-    return 1 - right / len(test)
+    return torch.cat([(model(test.inputs[i : i + chunk]).argmax(-1) == test.targets[i : i + chunk]).all(-1)
+                      for i in range(0, len(test), chunk)])  # fmt: skip
+
+
+def policy_error(model, test) -> float:
+    """Test error with the model's own glimpses (its policy's means): every answer of a canvas right."""
+    return 1 - int(right_answers(model, test).sum()) / len(test)
 
 
 RESUME = "oracle-resume.pt"  # an unfinished `oracle` run's state, in its folder under --runs
@@ -244,7 +275,8 @@ def split(args) -> dict:
     ("train_error"): near its test error, the model has not yet fitted what it was trained on (a longer run
     or a larger model, not regularisation, is what would lower it); far below, it has and does not generalise.
     A RAM on one digit also gets where its glimpses went (`glimpse_distances`) and what their drift costs
-    (`late_at_digit`)."""
+    (`late_at_digit`); a DRAM, where its glimpses went against the two boxes and the canvas's edge
+    (`dram_glimpses`)."""
     result = {"command": common.machine()["command"], "guide_order": args.guide_order, "runs": {}}
     for folder in args.run_folders:
         run = load_run(folder)
@@ -267,6 +299,11 @@ def split(args) -> dict:
             print(f"  median pixels from the digit, glimpse by glimpse: "
                   f"{', '.join(f'{d:.1f}' for d in row['glimpses']['distance_px'])}; glimpses n.. at the digit: "
                   f"{', '.join(f'n={n} {e:.2%}' for n, e in row['late_at_digit'].items())}", flush=True)  # fmt: skip
+        if hasattr(run.model, "dram") and test.boxes is not None:
+            row["glimpses"] = dram_glimpses(run)
+            shares = row["glimpses"]
+            print(f"  glimpse by glimpse, inside a digit's box: {', '.join(f'{v:.0%}' for v in shares['inside_a_box'])}; "
+                  f"at the canvas's edge: {', '.join(f'{v:.0%}' for v in shares['at_edge'])}", flush=True)  # fmt: skip
         result["runs"][str(folder)] = row
     return result
 
