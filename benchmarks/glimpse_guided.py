@@ -1,6 +1,6 @@
 """Guided glimpse runs and what they are made of (benchmarks/glimpse.py's `oracle`, `split` and `runlength`):
 training with the guide's views (attnlab.glimpse.guide) for all or the first steps of a run, resumable;
-the error split between policy and classifier, and fitting and generalising; where RAM's glimpses go; and
+the error split between policy and classifier, and fitting and generalising; where the glimpses go; and
 the schedule length a power law puts a missed target at."""
 
 from __future__ import annotations
@@ -15,11 +15,22 @@ from pathlib import Path
 import torch
 
 import common
+from attnlab.core import capture
 from attnlab.glimpse import box_centres, guide, sampled_errors
 from attnlab.progress import progress_bar
 from attnlab.train import build_task_and_model, load_run, resolve
 from attnlab.train.checkpoint import atomic_write, save_config, save_weights
+from attnlab.viz.glimpse import glimpse_paths
 from glimpse_settings import PAIRS, SETTINGS, precision, run_config
+
+
+def inside_boxes(looked: torch.Tensor, boxes: torch.Tensor, y: int, x: int) -> torch.Tensor:
+    """Whether each location falls in a box: looked (r, g, 2) (row, col) in [-1, 1] on y x x canvases, boxes
+    (r, 4) or (r, K, 4) (top, left, height, width) in pixels -> (r, g) bool, True inside any of an image's."""
+    pixel = (looked + 1) * torch.tensor([(y - 1) / 2, (x - 1) / 2])  # (r, g, 2) row, col in pixels
+    boxes = boxes.to(torch.float32).view(len(boxes), -1, 4)  # (r, K, 4)
+    top_left, size = boxes[:, None, :, :2], boxes[:, None, :, 2:]  # (r, 1, K, 2) each
+    return ((pixel[:, :, None] >= top_left) & (pixel[:, :, None] <= top_left + size - 1)).all(-1).any(-1)  # (r, g)
 
 
 @torch.no_grad()
@@ -37,9 +48,7 @@ def glimpse_distances(run, chunk: int = 1000) -> dict:
     right = torch.cat([o.logits.argmax(-1) for o in outs]) == batch.targets[:, 0]  # (r,)
     scale = torch.tensor([(y - 1) / 2, (x - 1) / 2])  # pixels per unit of location
     apart = ((looked - centres[:, None]) * scale).norm(dim=-1)  # (r, g)
-    pixel = (looked + 1) * scale  # (r, g, 2) row, col in pixels
-    top_left, size = boxes[:, None, :2], boxes[:, None, 2:]  # (r, 1, 2) each
-    inside = ((pixel >= top_left) & (pixel <= top_left + size - 1)).all(-1)  # (r, g)
+    inside = inside_boxes(looked, boxes, y, x)  # (r, g)
     last = inside[:, -1]  # (r,)
     return {
         "distance_px": apart.median(dim=0).values.tolist(),
@@ -58,14 +67,14 @@ def dram_glimpses(run, chunk: int = 1000) -> dict:
     object's box, the share at the canvas's edge (a coordinate at EDGE or beyond), and the test error of
     the canvases with a glimpse at the edge against those without."""
     test = run.task.eval_set(10**9, "test")
-    y, x = test.inputs.shape[-2:]
-    right = right_answers(run.model, test, chunk)  # (r,), named as the family names them (sorted if unordered)
-    network = run.model.eval().dram
-    looked = torch.cat([network(test.inputs[i : i + chunk]).locations for i in range(0, len(test), chunk)])  # (r, N, 2)
-    pixel = (looked + 1) * torch.tensor([(y - 1) / 2, (x - 1) / 2])  # (r, N, 2) row, col in pixels
-    boxes = test.boxes.to(torch.float32)  # (r, 2, 4) top, left, height, width
-    top_left, size = boxes[:, None, :, :2], boxes[:, None, :, 2:]  # (r, 1, 2, 2) each
-    inside = ((pixel[:, :, None] >= top_left) & (pixel[:, :, None] <= top_left + size - 1)).all(-1).any(-1)  # (r, N)
+    model = run.model.eval()
+    rights, paths = [], []
+    for i in range(0, len(test), chunk):
+        with capture(model) as trace:
+            rights.append(all_right(model(test.inputs[i : i + chunk]), test.targets[i : i + chunk]))  # (c,)
+        paths.append(glimpse_paths(trace)[0])  # (c, N, 2)
+    right, looked = torch.cat(rights), torch.cat(paths)  # (r,), (r, N, 2)
+    inside = inside_boxes(looked, test.boxes, *test.inputs.shape[-2:])  # (r, N)
     edge = (looked.abs() >= EDGE).any(-1)  # (r, N)
     any_edge = edge.any(-1)  # (r,)
     return {
@@ -113,17 +122,18 @@ def std_at(step: int, start_step: int, steps: int, start: float, end: float) -> 
     return end + (start - end) * 0.5 * (1 + math.cos(math.pi * done))
 
 
+def all_right(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """logits (b, K, o), targets (b, K) -> (b,) bool: every answer of a canvas right (K labels, or one)."""
+    return (logits.argmax(-1) == targets).all(-1)
+
+
 @torch.no_grad()
-def right_answers(model, test, chunk: int = 1000) -> torch.Tensor:
-    """(r,) bool: whether the model, glimpsing at its policy's means, gets every answer of each canvas right."""
-    model.eval()
-    return torch.cat([(model(test.inputs[i : i + chunk]).argmax(-1) == test.targets[i : i + chunk]).all(-1)
-                      for i in range(0, len(test), chunk)])  # fmt: skip
-
-
-def policy_error(model, test) -> float:
+def policy_error(model, test, chunk: int = 1000) -> float:
     """Test error with the model's own glimpses (its policy's means): every answer of a canvas right."""
-    return 1 - int(right_answers(model, test).sum()) / len(test)
+    model.eval()
+    right = sum(int(all_right(model(test.inputs[i : i + chunk]), test.targets[i : i + chunk]).sum())
+                for i in range(0, len(test), chunk))  # fmt: skip
+    return 1 - right / len(test)
 
 
 RESUME = "oracle-resume.pt"  # an unfinished `oracle` run's state, in its folder under --runs
