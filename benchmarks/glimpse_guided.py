@@ -20,7 +20,6 @@ from attnlab.glimpse import box_centres, guide, sampled_errors
 from attnlab.progress import progress_bar
 from attnlab.train import build_task_and_model, load_run, resolve
 from attnlab.train.checkpoint import atomic_write, save_config, save_weights
-from attnlab.viz.glimpse import glimpse_paths
 from glimpse_settings import PAIRS, SETTINGS, precision, run_config
 
 
@@ -66,6 +65,8 @@ def dram_glimpses(run, chunk: int = 1000) -> dict:
     """Where a DRAM's policy means look on its test canvases, glimpse by glimpse: the share inside either
     object's box, the share at the canvas's edge (a coordinate at EDGE or beyond), and the test error of
     the canvases with a glimpse at the edge against those without."""
+    from attnlab.viz.glimpse import glimpse_paths  # here, not at the top: it brings matplotlib
+
     test = run.task.eval_set(10**9, "test")
     model = run.model.eval()
     rights, paths = [], []
