@@ -200,6 +200,7 @@ def oracle_policy(args) -> dict:
     --models the model is DRAM, on the pairs canvases (guided only: each label's glimpses at its digit).
     With --location-std-end S the policy's std falls from the config's at the hand-over to S at the last
     step (`std_at`); the sampled paths scored at the end are drawn with S."""
+    from attnlab.train.distributed import slow_bfloat16
     from attnlab.train.loop import guided_at, lr_at, make_optimizer, seed_everything
 
     meta = common.machine()
@@ -219,6 +220,8 @@ def oracle_policy(args) -> dict:
         if not guided:
             raise SystemExit("glimpse.py oracle: --location-std-end needs a guided run (--guide-steps N)")
         extra["location_std_end"] = args.location_std_end
+    if args.bf16 and (slow := slow_bfloat16(torch.device("cpu"))):
+        print(slow, file=sys.stderr, flush=True)
     for setting in args.settings.split(","):
         rows = {}
         for seed in args.seeds:

@@ -65,6 +65,28 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def slow_bfloat16(device: torch.device) -> str | None:
+    """Why bfloat16 autocast will be slow on device, or None.
+
+    A CPU without AVX-512 BF16 or AMX has no bfloat16 arithmetic; there a training step under autocast
+    measured 5-10x slower than in float32 (docs/benchmarks.md, section 5). Other devices, and a torch
+    without these probes, get None.
+    """
+    if device.type != "cpu":
+        return None
+    try:
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        return None
+    if native:
+        return None
+    return (
+        f"train.precision=bfloat16: this CPU ({capability}) has no AVX-512 BF16 or AMX, so bfloat16 is "
+        "emulated and each step is several times slower than in float32"
+    )
+
+
 def start(device: str = "auto") -> Processes:
     """Join the process group when launched by torchrun; a single process otherwise."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

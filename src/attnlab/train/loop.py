@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,6 +232,9 @@ def train(
         if progress and procs.is_main:
             for line in paths:
                 print(f"path: {line}", flush=True)
+        slow = distributed.slow_bfloat16(procs.device) if cfg.precision == "bfloat16" else None
+        if slow and procs.is_main:
+            print(slow, file=sys.stderr, flush=True)
         opt = make_optimizer(model, cfg)
         data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         state: dict[str, Any] = {"step": 0, "best": None, "train_seconds": 0.0, "stopped_early": False}
