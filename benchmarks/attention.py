@@ -290,19 +290,6 @@ def measure_memory(lengths: list[int], args: argparse.Namespace) -> list[dict]:
 # ---------------------------------------------------------------- report
 
 
-def machine_info(argv: list[str] | None = None) -> dict:
-    """common.machine() with the CPU's model name and the instruction set torch dispatches to."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return common.machine(argv, cpu_model=cpu, cpu_capability=torch.backends.cpu.get_cpu_capability())
-
-
 def print_table(rows: list[dict], ratios: list[dict]) -> None:
     sdpa = {(r["length"], r["mode"]): r["median_s"] for r in rows if r["variant"] == "sdpa"}
     print()
@@ -367,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(memory_child(json.loads(args.memory_child))))
         return
     started = time.perf_counter()
-    info = machine_info(argv)
+    info = common.machine(argv)
     print(f"torch {info['torch']} on {info['cpu_model']} ({info['cpu_capability']}), {info['threads']} threads; "
           f"1-min load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     lengths = [int(s) for s in args.lengths.split(",") if s]

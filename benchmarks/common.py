@@ -4,8 +4,9 @@
     result = {..., "machine": common.machine()}
     common.write_result(result, "x.json")   # benchmarks/results/x.json, written atomically
 
-`machine()` is the date, the command line, the host's CPU count, platform, Python and torch
-versions and torch's thread count at the moment it is called (after the script set its threads).
+`machine()` is the date, the command line, the host's CPU model and count, the instruction set
+torch dispatches to (AVX2, AVX512, ...), platform, Python and torch versions and torch's thread
+count at the moment it is called (after the script set its threads).
 `bootstrap_median_ci(values)` is the 95% percentile-bootstrap interval of a median, used for the
 median of per-round paired ratios; `median_ci(values)` gives the median, that interval and n.
 """
@@ -39,14 +40,28 @@ def command(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["python", str(shown), *(sys.argv[1:] if argv is None else argv)])
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or platform.processor() where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
-    """Date (UTC), command line, CPU count, platform, Python, torch and its threads, then extra.
+    """Date (UTC), command line, CPU model, count and capability, platform, Python, torch and its threads,
+    then extra.
 
     argv: the arguments a script's main() was given (default: sys.argv[1:]).
     """
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command(argv),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

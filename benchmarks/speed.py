@@ -958,7 +958,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["ATTNLAB_DATA"] = str(Path(args.data_dir).resolve())  # the tasks read it
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
-    info = common.machine(argv, cpu_capability=torch.backends.cpu.get_cpu_capability())
+    info = common.machine(argv)
     print(f"torch {info['torch']} ({info['cpu_capability']}), {info['threads']} threads; "
           f"1-min load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     build = Builder()
