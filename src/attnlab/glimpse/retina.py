@@ -201,7 +201,7 @@ def patch_conv(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) 
     w1 (first, k * c, 3, 3), b1 (first,), w2 (second, first, 3, 3), b2 (second,).
     """
     # (b, k * c, g, g), the scales as channels, stored channels last, where oneDNN's CPU convolutions and max
-    # pooling are faster (benchmarks/speed.py, section reader); the same values
+    # pooling are faster (benchmarks/speed.py, section reader); the same values up to float rounding
     x = patches.flatten(1, 2).contiguous(memory_format=torch.channels_last)
     x = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)  # (b, first, g // 2, g // 2)
     x = F.max_pool2d(F.relu(F.conv2d(x, w2, b2, padding=1)), 2)  # (b, second, g // 4, g // 4)
