@@ -100,8 +100,8 @@ class ConvTrunk(nn.Module):
     """Per width in `channels`: Conv2d k x k (same padding), ReLU, MaxPool 2 x 2.
 
     The convolutions' weights and the images are stored channels last, where oneDNN's CPU convolutions
-    and max pooling are faster (benchmarks/speed.py, section trunk); the values are the same up to float rounding, and saved
-    weights are contiguous as ever (safetensors writes a contiguous copy).
+    and max pooling are faster (benchmarks/speed.py, section trunk); the values are the same up to float
+    rounding, and saved weights are contiguous as ever (safetensors writes a contiguous copy).
 
     Args:
         in_channels: c, the image's channels.
