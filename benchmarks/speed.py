@@ -1,6 +1,6 @@
 """Training and decoding speed of attnlab on this CPU: its step paths, seed stacks, and Hugging Face.
 
-Six sections, each run in one process and each with its variants interleaved (every round runs
+Eight sections, each run in one process and each with its variants interleaved (every round runs
 every variant once, in a fresh seeded random order, after warm-up calls); figures are medians
 over the rounds, ratios the median of the per-round paired ratios with a bootstrap 95% interval
 of that median (`common.median_ci`), as in benchmarks/attention.py.
@@ -30,6 +30,9 @@ of that median (`common.median_ci`), as in benchmarks/attention.py.
                  the tour's 60x60 ones, their ConvTrunk as built (weights and images channels last)
                  against the same model with the trunk's weights channels first (channels first
                  throughout), float32 and bfloat16
+    order        patch_conv's forward and backward at DRAM's two reader widths, and one training step of
+                 the CNN and soft attention on the 100x100 sum canvases, as built (each 2x2 max pooling
+                 before its ReLU) against ReLU first (the same values: both keep order), float32
 
 A section, family or variant whose API is missing or raises is skipped with a one-line reason.
 
@@ -66,7 +69,7 @@ from attnlab.tasks.base import Task
 from attnlab.train.loop import make_optimizer, optimizer_step, seed_everything
 from attnlab.train.run import RunConfig, TrainConfig, build_task_and_model, resolve
 
-SECTIONS = ("families", "seeds", "transformer", "decoding", "precision", "reader", "trunk")
+SECTIONS = ("families", "seeds", "transformer", "decoding", "precision", "reader", "trunk", "order")
 PATHS = ("eager", "fast", "compiled")
 # Each family's default task and batch; families not named here are sequence families on long_range.
 FAMILY_TASKS: dict[str, tuple[str, int]] = {
@@ -568,8 +571,8 @@ def reader_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
 
     def channels_first(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
         x = patches.flatten(1, 2)  # (b, k * c, g, g) as flatten leaves it: channels first
-        x = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)
-        return F.max_pool2d(F.relu(F.conv2d(x, w2, b2, padding=1)), 2).flatten(1)
+        x = F.relu(F.max_pool2d(F.conv2d(x, w1, b1, padding=1), 2))  # pooling, then ReLU, as patch_conv
+        return F.relu(F.max_pool2d(F.conv2d(x, w2, b2, padding=1), 2)).flatten(1)
 
     batch = max(2, round(128 * sizes.batch_scale))
     rows = []
@@ -639,6 +642,75 @@ def print_trunk(result: dict[str, Any]) -> None:
     print(f"{'family':<15} {'canvases':<12} {LAYOUT_HEADER}")
     for r in result["rows"]:
         print(f"{r['family']:<15} {r['canvases']:<12} {layout_cells(r)}")
+
+
+# ---------------------------------------------------------------- 6. pooling before ReLU
+
+
+def reader_relu_first(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """patch_conv with each ReLU before its pooling: the same values, ReLU on four times the cells."""
+    x = patches.flatten(1, 2).contiguous(memory_format=torch.channels_last)  # (b, k * c, g, g), as patch_conv
+    x = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)
+    return F.max_pool2d(F.relu(F.conv2d(x, w2, b2, padding=1)), 2).flatten(1)
+
+
+def trunk_relu_first(model: TaskModel) -> TaskModel:
+    """model with its ConvTrunk's layers back in the order convolution, ReLU, pooling (built: conv, pool, ReLU)."""
+    trunk = cast(nn.Module, model.trunk)
+    layers = list(cast(nn.Sequential, trunk.layers))
+    trunk.layers = nn.Sequential(*(layers[i + j] for i in range(0, len(layers), 3) for j in (0, 2, 1)))
+    return model
+
+
+def order_section(args: argparse.Namespace, sizes: Sizes, build: Builder) -> dict[str, Any]:
+    """patch_conv at DRAM's two reader widths and a training step of TRUNK_RUNS on the sum's canvases, each
+    as built (pooling before ReLU) against ReLU first, float32, interleaved."""
+    from attnlab.glimpse.retina import PatchConv, patch_conv
+
+    rows = []
+    batch = max(2, round(128 * sizes.batch_scale))
+    for i, hidden in enumerate((128, 256)):
+        torch.manual_seed(0)
+        conv = PatchConv(4, 12, hidden)  # 4 scales of 12x12, as on the 100x100 canvases
+        patches = torch.rand(batch, 4, 1, 12, 12)  # (b, k, c, g, g)
+
+        def run(read: Callable[..., Tensor], conv: PatchConv = conv, patches: Tensor = patches) -> None:
+            read(patches, *conv.weights()).sum().backward()
+
+        variants = [Variant("pool_first", lambda run=run: run(patch_conv)),
+                    Variant("relu_first", lambda run=run: run(reader_relu_first))]  # fmt: skip
+        rows.append(order_row(variants, args, 500 + i, f"reader {hidden // 4}/{hidden // 2}", batch, "calls_per_s"))
+    for i, (family, canvases, task_cfg, model_cfg, b) in enumerate(r for r in TRUNK_RUNS if r[1] == "sum 100x100"):
+        b = max(2, round(b * sizes.batch_scale))
+        config = resolve({"task": task_cfg, "model": {"name": family, **model_cfg}, "train": {"batch_size": b}})
+        task, built = build(config)
+        swapped = trunk_relu_first(build(config)[1])  # the same initial weights
+        variants = [Variant("pool_first", train_step(built, task, config.train)),
+                    Variant("relu_first", train_step(swapped, task, config.train))]  # fmt: skip
+        rows.append(order_row(variants, args, 510 + i, f"{family} {canvases}", b, "steps_per_s"))
+    return {"rows": rows}
+
+
+def order_row(variants: list[Variant], args: argparse.Namespace, seed: int, what: str, batch: int,
+              unit: str) -> dict[str, Any]:  # fmt: skip
+    """Time the two variants interleaved; their timings and the paired speed-up of pooling first."""
+    block = interleave(variants, args.repeats, args.warmup, seed=seed, desc=f"order {what}")
+    if len(block.ran) < 2:
+        return {"what": what, "skipped": "; ".join(f"{v.name}: {v.error}" for v in variants if v.error)}
+    return {"what": what, "batch": batch, "pool_first": timing(variants[0], 1.0, unit),
+            "relu_first": timing(variants[1], 1.0, unit), "ratio": paired(variants[0], variants[1])}  # fmt: skip
+
+
+def print_order(result: dict[str, Any]) -> None:
+    print("\neach 2x2 max pooling before its ReLU (as built) against ReLU first, float32")
+    print(f"{'what':<30} {'batch':>5} {'pool first ms':>13} {'ReLU first ms':>13} {'speed-up':>8} {'interval':>11}")
+    for r in result["rows"]:
+        if "skipped" in r:
+            print(f"{r['what']:<30} skipped: {r['skipped']}")
+            continue
+        print(f"{r['what']:<30} {r['batch']:>5} {r['pool_first']['median_s'] * 1e3:>13.1f} "
+              f"{r['relu_first']['median_s'] * 1e3:>13.1f} {r['ratio']['paired_median']:>8.2f} "
+              f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
 
 
 # ---------------------------------------------------------------- 3. transformer step against HF BERT
@@ -970,6 +1042,7 @@ def main(argv: list[str] | None = None) -> None:
         "precision": (lambda: precision_section(args, sizes, build), print_precision),
         "reader": (lambda: reader_section(args, sizes), print_reader),
         "trunk": (lambda: trunk_section(args, sizes, build), print_trunk),
+        "order": (lambda: order_section(args, sizes, build), print_order),
     }
     sections: dict[str, Any] = {}
     for name in args.sections.split(","):

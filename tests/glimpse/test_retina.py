@@ -148,6 +148,11 @@ def test_patch_conv_equals_the_layers_it_names():
     assert reader.first.out_channels == 4 and reader.second.out_channels == 8
     assert got.shape == (5, reader.output_size) == (5, 8 * 3 * 3)
     torch.testing.assert_close(got, want, rtol=0, atol=0)  # the same layers on the same layout
+    weights = list(reader.parameters())
+    pooled_first = torch.autograd.grad(got.square().sum(), weights)  # patch_conv pools before its ReLU
+    relu_first = torch.autograd.grad(want.square().sum(), weights)
+    for a, b in zip(pooled_first, relu_first, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
     # channels first, oneDNN may sum in another order (on AVX2 CPUs it does): the same values to rounding
     torch.testing.assert_close(got, reference(stacked).reshape(5, -1), rtol=1e-5, atol=1e-6)
 

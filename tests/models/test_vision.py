@@ -249,6 +249,24 @@ def test_trunk_stored_channels_last_computes_what_channels_first_does(c):
         torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
 
 
+def test_trunk_pools_before_its_relu_and_computes_what_relu_first_does():
+    from attnlab.models.vision import ConvTrunk
+
+    torch.manual_seed(0)
+    trunk = ConvTrunk(1, (8, 16), 5)
+    kinds = [type(m).__name__ for m in trunk.layers]
+    assert kinds == ["Conv2d", "MaxPool2d", "ReLU"] * 2
+    relu_first = torch.nn.Sequential(*(layer for conv in trunk.layers[::3] for layer in
+                                       (conv, torch.nn.ReLU(), torch.nn.MaxPool2d(2))))  # the same convolutions
+    x = images(4, 1, 28).contiguous(memory_format=torch.channels_last)
+    out, expected = trunk(x), relu_first(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    weights = list(trunk.parameters())
+    for mine, theirs in zip(torch.autograd.grad(out.square().sum(), weights),
+                            torch.autograd.grad(expected.square().sum(), weights), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+
+
 def test_channels_last_weights_save_and_load_as_ever(tmp_path):
     from attnlab.train.checkpoint import load_weights, save_weights
 

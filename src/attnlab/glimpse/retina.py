@@ -203,14 +203,16 @@ def patch_conv(patches: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) 
     # (b, k * c, g, g), the scales as channels, stored channels last, where oneDNN's CPU convolutions and max
     # pooling are faster (benchmarks/speed.py, section reader); the same values up to float rounding
     x = patches.flatten(1, 2).contiguous(memory_format=torch.channels_last)
-    x = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)  # (b, first, g // 2, g // 2)
-    x = F.max_pool2d(F.relu(F.conv2d(x, w2, b2, padding=1)), 2)  # (b, second, g // 4, g // 4)
+    # pooling, then ReLU: relu(max(a, b)) = max(relu(a), relu(b)), ReLU on a quarter of the cells
+    x = F.relu(F.max_pool2d(F.conv2d(x, w1, b1, padding=1), 2))  # (b, first, g // 2, g // 2)
+    x = F.relu(F.max_pool2d(F.conv2d(x, w2, b2, padding=1), 2))  # (b, second, g // 4, g // 4)
     return x.flatten(1)  # (b, second * (g // 4) ** 2)
 
 
 class PatchConv(nn.Module):
     """A convolutional reader of glimpses: two 3x3 convolutions (padding 1) of `first` and `second`
-    channels (from `hidden`) over the k scales stacked as channels, each ReLU and 2x2 max pooling, flattened.
+    channels (from `hidden`) over the k scales stacked as channels, each ReLU and 2x2 max pooling, flattened
+    (`patch_conv` pools first, then ReLU: the same values and gradients, on a quarter of the cells).
 
     Args:
         channels: k * c, the scales times the image channels.

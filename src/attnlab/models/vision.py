@@ -15,7 +15,7 @@ attention pooling with learned queries).
                       logits  = head(W_o [z_1; ...; z_h])               kind "spatial" in traces
 
 ConvTrunk, shared by the last two: per entry of `channels`, a same-padded k x k convolution, ReLU
-and a 2 x 2 max-pool, so a (c, y, x) image becomes (c', y / 2^L, x / 2^L) with L convolutions
+and a 2 x 2 max-pool (pooled first, then ReLU: the same values, see ConvTrunk), so a (c, y, x) image becomes (c', y / 2^L, x / 2^L) with L convolutions
 (floors at each pool). The paper's convolutional baseline used one layer of 8 x 8 filters with
 stride 4 followed by fully connected layers; here small filters with pooling play the role of the
 stride (the same 4x reduction with the defaults), and the input is never resized, so the cost of
@@ -99,6 +99,10 @@ def check_conv_fields(config: ImageCNNConfig | SoftAttentionConfig) -> None:
 class ConvTrunk(nn.Module):
     """Per width in `channels`: Conv2d k x k (same padding), ReLU, MaxPool 2 x 2.
 
+    Stored as Conv2d, MaxPool, ReLU: both keep order, so max(relu(a), relu(b)) = relu(max(a, b)) and the
+    values and gradients are those of ReLU first, and ReLU then reads a quarter of the cells (a fifth off a
+    training step on the sum's canvases: benchmarks/speed.py, section order).
+
     The convolutions' weights and the images are stored channels last, where oneDNN's CPU convolutions
     and max pooling are faster (benchmarks/speed.py, section trunk); the values are the same up to float
     rounding, and saved weights are contiguous as ever (safetensors writes a contiguous copy).
@@ -116,7 +120,7 @@ class ConvTrunk(nn.Module):
         for out in channels:
             conv = nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2)
             conv.weight = nn.Parameter(conv.weight.detach().contiguous(memory_format=torch.channels_last))
-            layers += [conv, nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [conv, nn.MaxPool2d(2), nn.ReLU()]  # = ReLU then pooling (see above)
             width = out
         self.layers = nn.Sequential(*layers)
         self.out_channels = width
