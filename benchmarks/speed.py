@@ -560,9 +560,7 @@ def print_precision(result: dict[str, Any]) -> None:
         if "skipped" in r:
             print(f"{r['family']:<10} skipped: {r['skipped']}")
             continue
-        print(f"{r['family']:<10} {r['task']:<12} {r['batch']:>5} {r['float32']['median_s'] * 1e3:>8.1f} "
-              f"{r['bfloat16']['median_s'] * 1e3:>8.1f} {r['ratio']['paired_median']:>8.2f} "
-              f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+        print(f"{r['family']:<10} {r['task']:<12} {r['batch']:>5} {ratio_cells(r, 'float32', 'bfloat16', 8, 8)}")
 
 
 def reader_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
@@ -600,11 +598,15 @@ def reader_section(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
 LAYOUT_HEADER = f"{'precision':<9} {'batch':>5} {'last ms':>8} {'first ms':>9} {'speed-up':>8} {'interval':>11}"
 
 
+def ratio_cells(r: dict[str, Any], a: str, b: str, width_a: int, width_b: int) -> str:
+    """A row's median ms of variants a and b, then the paired speed-up and its interval."""
+    return (f"{r[a]['median_s'] * 1e3:>{width_a}.1f} {r[b]['median_s'] * 1e3:>{width_b}.1f} "
+            f"{r['ratio']['paired_median']:>8.2f} {fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+
+
 def layout_cells(r: dict[str, Any]) -> str:
     """The columns of LAYOUT_HEADER for a row of `reader` or `trunk`: channels last against channels first."""
-    return (f"{r['precision']:<9} {r['batch']:>5} {r['channels_last']['median_s'] * 1e3:>8.1f} "
-            f"{r['channels_first']['median_s'] * 1e3:>9.1f} {r['ratio']['paired_median']:>8.2f} "
-            f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+    return f"{r['precision']:<9} {r['batch']:>5} {ratio_cells(r, 'channels_last', 'channels_first', 8, 9)}"
 
 
 def print_reader(result: dict[str, Any]) -> None:
@@ -708,9 +710,7 @@ def print_order(result: dict[str, Any]) -> None:
         if "skipped" in r:
             print(f"{r['what']:<30} skipped: {r['skipped']}")
             continue
-        print(f"{r['what']:<30} {r['batch']:>5} {r['pool_first']['median_s'] * 1e3:>13.1f} "
-              f"{r['relu_first']['median_s'] * 1e3:>13.1f} {r['ratio']['paired_median']:>8.2f} "
-              f"{fmt_ci(r['ratio']['ci95']):>11}")  # fmt: skip
+        print(f"{r['what']:<30} {r['batch']:>5} {ratio_cells(r, 'pool_first', 'relu_first', 13, 13)}")
 
 
 # ---------------------------------------------------------------- 3. transformer step against HF BERT
