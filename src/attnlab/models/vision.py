@@ -15,12 +15,12 @@ attention pooling with learned queries).
                       logits  = head(W_o [z_1; ...; z_h])               kind "spatial" in traces
 
 ConvTrunk, shared by the last two: per entry of `channels`, a same-padded k x k convolution, ReLU
-and a 2 x 2 max-pool (pooled first, then ReLU: the same values, see ConvTrunk), so a (c, y, x) image becomes (c', y / 2^L, x / 2^L) with L convolutions
-(floors at each pool). The paper's convolutional baseline used one layer of 8 x 8 filters with
-stride 4 followed by fully connected layers; here small filters with pooling play the role of the
-stride (the same 4x reduction with the defaults), and the input is never resized, so the cost of
-the trunk grows with the image's area, which is what the comparison with fixed-size glimpses is
-about. With pooling="avg" the parameter count does not depend on the image size; "flatten" is
+and a 2 x 2 max-pool (pooled first, then ReLU: the same values, see ConvTrunk), so a (c, y, x)
+image becomes (c', y / 2^L, x / 2^L) with L convolutions (floors at each pool). The paper's
+convolutional baseline used one layer of 8 x 8 filters with stride 4 followed by fully connected
+layers; here small filters with pooling play the role of the stride (the same 4x reduction with the
+defaults), and the input is never resized, so the cost of the trunk grows with the image's area,
+which is what the comparison with fixed-size glimpses is about. With pooling="avg" the parameter count does not depend on the image size; "flatten" is
 closer to the paper's FC layers on top of the feature map and its first Linear grows with it.
 
 P(y, x) is a fixed 2-D sinusoid (Vaswani et al. 2017, sec. 3.5, once per axis): the first d/2
