@@ -20,8 +20,9 @@ image becomes (c', y / 2^L, x / 2^L) with L convolutions (floors at each pool). 
 convolutional baseline used one layer of 8 x 8 filters with stride 4 followed by fully connected
 layers; here small filters with pooling play the role of the stride (the same 4x reduction with the
 defaults), and the input is never resized, so the cost of the trunk grows with the image's area,
-which is what the comparison with fixed-size glimpses is about. With pooling="avg" the parameter count does not depend on the image size; "flatten" is
-closer to the paper's FC layers on top of the feature map and its first Linear grows with it.
+which is what the comparison with fixed-size glimpses is about. With pooling="avg" the parameter
+count does not depend on the image size; "flatten" is closer to the paper's FC layers on top of the
+feature map and its first Linear grows with it.
 
 P(y, x) is a fixed 2-D sinusoid (Vaswani et al. 2017, sec. 3.5, once per axis): the first d/2
 dims encode the row, the last d/2 the column, each as sin/cos pairs at geometric frequencies. It
