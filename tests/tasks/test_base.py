@@ -58,6 +58,11 @@ def test_eval_set_is_fixed_and_differs_between_splits(name):
         task.eval_set(8, "train")
 
 
+def test_answer_text_joins_the_answer_ints_by_default():
+    assert build_task("digits", {"source": "small"}).answer_text(torch.tensor([7])) == "7"
+    assert build_task("copy").answer_text(torch.tensor([4, 0, 12])) == "4 0 12"
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_task_fits_its_spec(name):
     task = build_task(name, SMALL.get(name))

@@ -167,6 +167,14 @@ def test_metrics_render_and_describe():
     assert "19 classes" in small(target="sum").describe()
 
 
+def test_answer_text_names_a_pair_class_two_digits_or_a_sum():
+    three, seven = torch.tensor([3]), torch.tensor([7])
+    assert small().answer_text(pair_class(three, seven)) == "3+7"
+    assert small().answer_text(pair_class(seven, three)) == "3+7"  # unordered: one class
+    assert small(answer="digits").answer_text(torch.tensor([2, 9])) == "2+9"
+    assert small(target="sum").answer_text(torch.tensor([12])) == "12"
+
+
 def test_config_errors():
     from attnlab.errors import ConfigError
 

@@ -95,9 +95,13 @@ def test_dram_glimpses_are_coloured_by_the_label_they_served(tmp_path):
     assert path.stat().st_size > 1000
 
 
-def test_draw_run_draws_a_dram_run_on_digit_pairs(tmp_path):
+def test_draw_run_draws_a_dram_run_on_digit_pairs(tmp_path, monkeypatch):
+    import attnlab.viz.glimpse as module
     from attnlab.train import load_run, resolve, train
     from attnlab.viz.runs import draw_run
+
+    figures = []  # the figure drawn, kept to read its titles
+    monkeypatch.setattr(module, "glimpse_figure", lambda *a, **k: figures.append(glimpse_figure(*a, **k)) or figures[-1])
 
     config = resolve({"task": {"name": "digit_pairs", "source": "small", "size": 56, "answer": "digits"},
                       "model": {"name": "dram", "glimpses_per_label": 2, "glimpse_hidden": 8, "feature_dim": 8,
@@ -107,3 +111,7 @@ def test_draw_run_draws_a_dram_run_on_digit_pairs(tmp_path):
     paths = draw_run(load_run(tmp_path / "run"), tmp_path / "viz", examples=2)
     assert [p.name for p in paths] == ["glimpses.png", "glimpses.txt"]
     assert paths[0].stat().st_size > 1000 and paths[1].read_text().count("answer:") == 4
+    lines = paths[1].read_text().splitlines()  # each pair named as the task names it, "3+7", in both files
+    named = {key: [line.split(": ")[1] for line in lines if line.startswith(key)] for key in ("answer", "predicted")}
+    assert [ax.get_title() for ax in figures[0].axes] == [f"{a} / {p}" for a, p in zip(*named.values(), strict=True)]
+    assert all(len(a) == 3 and a[1] == "+" for a in named["answer"])

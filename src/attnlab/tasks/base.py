@@ -116,6 +116,11 @@ class Task:
         """A printable name for every token id (index = id)."""
         raise NotImplementedError
 
+    def answer_text(self, answer: Tensor) -> str:
+        """One example's answer (n,) ints, or a prediction's, as a short label for a figure's title: the
+        ints joined by spaces; tasks whose classes stand for something else say what."""
+        return " ".join(str(int(v)) for v in answer.reshape(-1))
+
     def render(self, batch: Batch, index: int = 0, logits: Tensor | None = None) -> str:
         """One example as text: its input, its answer and, given logits (b, n, o), the prediction."""
         names = self.token_names()

@@ -201,8 +201,8 @@ class DigitPairs(Task):
     def token_names(self) -> list[str]:
         return []  # inputs are images, not tokens
 
-    def _name(self, answer: Tensor) -> str:
-        """One example's answer (n,) as text: "3+7" for a pair, "10" for a sum."""
+    def answer_text(self, answer: Tensor) -> str:
+        """One example's answer (n,) as text: "3+7" for a pair (a class or two digits), "10" for a sum."""
         if self.config.target == "sum":
             return str(int(answer[0]))
         a, b = answer.tolist() if self.config.answer == "digits" else PAIRS[int(answer[0])]
@@ -211,9 +211,9 @@ class DigitPairs(Task):
     def render(self, batch: Batch, index: int = 0, logits: Tensor | None = None) -> str:
         """The image's size, the answer and, given logits (b, n, o), the prediction."""
         y, x = batch.inputs.shape[-2:]
-        text = f"input: {y}x{x} image\nanswer: {self._name(batch.targets[index])}"
+        text = f"input: {y}x{x} image\nanswer: {self.answer_text(batch.targets[index])}"
         if logits is not None:
-            text += f"\npredicted: {self._name(logits[index].argmax(-1))}"
+            text += f"\npredicted: {self.answer_text(logits[index].argmax(-1))}"
         return text
 
     def describe(self) -> str:

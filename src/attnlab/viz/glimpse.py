@@ -172,7 +172,8 @@ def draw_glimpse_examples(
     Args:
         seen: test images (b, c, y, x) with the logits (b, n, o) and trace (kind "glimpse"); a DRAM's
             glimpses are coloured by the answer they served, and the n answers shown side by side.
-        task: renders the examples into out/<name>.txt; the digits' true boxes are drawn when the task
+        task: names each answer in its panel's title (`Task.answer_text`, "3+7" for a pair's class) and
+            renders the examples into out/<name>.txt; the digits' true boxes are drawn when the task
             knows them (`boxes("test")`, as `digits` and `digit_pairs` do).
         out: the folder.
         label: "<model> on <task>"; unused, the figure's own title says what the panels show.
@@ -188,8 +189,8 @@ def draw_glimpse_examples(
         glimpse_size=meta["glimpse_size"],
         num_scales=meta["num_scales"],
         scale_factor=meta["scale_factor"],
-        labels=[" ".join(map(str, row)) for row in data.targets.tolist()],
-        predictions=[" ".join(map(str, row)) for row in logits.argmax(-1).tolist()],
+        labels=[task.answer_text(row) for row in data.targets],  # e.g. "3+7" for a pair's class
+        predictions=[task.answer_text(row) for row in logits.argmax(-1)],
         boxes=boxes,
         glimpse_labels=meta.get("labels"),
     )
